@@ -1,0 +1,129 @@
+"""Leaky integrate-and-fire baseline with a fitted membrane and a fitted threshold.
+
+Fit, on the training window only:
+1. Membrane: ``dV/dt = (E_L - V) / tau_m + I / C`` by linear least squares on the
+   subthreshold voltage (bins of the model step, spikes and their after-potential cut out).
+2. Threshold ``theta`` and reset ``V_r`` on a grid, by maximising the mean coincidence
+   factor against every training repetition; a 2 ms absolute refractory period.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+from qsnmc.model import Model
+from qsnmc.scoring import coincidence_factor
+
+MODEL_STEP_S = 0.0005  #: simulation step (s): 8x finer than the 4 ms coincidence window
+REFRACTORY_S = 0.002
+CUT_BEFORE_S, CUT_AFTER_S = 0.003, 0.025  #: voltage excluded around each spike for the membrane fit
+
+
+def _bin(x: np.ndarray, factor: int) -> np.ndarray:
+    n = x.shape[-1] // factor * factor
+    return x[..., :n].reshape(*x.shape[:-1], -1, factor).mean(axis=-1)
+
+
+class LeakyIntegrateAndFire(Model):
+    """LIF neuron; deterministic (one train for all repetitions)."""
+
+    name = "lif"
+    description = "leaky integrate-and-fire, membrane by least squares, threshold/reset by max Gamma"
+
+    def _factor(self, dt_s: float) -> int:
+        return max(1, int(round(MODEL_STEP_S / dt_s)))
+
+    def fit(self, train: TrainingData) -> dict:
+        factor = self._factor(train.dt_s)
+        step = train.dt_s * factor
+        rows, targets = [], []
+        for s in train.stimuli:
+            v = _bin(s.voltage_mV, factor)  # (reps, n_bins)
+            i = _bin(s.window_current_pA, factor)
+            keep = np.ones_like(v, dtype=bool)
+            for r, spikes in enumerate(s.spike_times_s):
+                k = ((spikes - s.window_s[0]) / step).astype(int)
+                for off in range(-int(CUT_BEFORE_S / step), int(CUT_AFTER_S / step) + 1):
+                    keep[r, np.clip(k + off, 0, v.shape[1] - 1)] = False
+            ok = keep[:, :-1] & keep[:, 1:]
+            dv = (v[:, 1:] - v[:, :-1]) / step
+            x = np.stack([v[:, :-1][ok], np.broadcast_to(i[:-1], v[:, :-1].shape)[ok], np.ones(ok.sum())], axis=1)
+            rows.append(x)
+            targets.append(dv[ok])
+        x = np.concatenate(rows)
+        y = np.concatenate(targets)
+        (a, b, c), *_ = np.linalg.lstsq(x, y, rcond=None)
+        if a >= 0 or b <= 0:
+            raise RuntimeError(f"membrane fit unphysical: dV/dt = {a:.3g} V + {b:.3g} I + {c:.3g}")
+        self.tau_m_s = -1.0 / a
+        self.gain_mV_per_s_per_pA = b  # = 1 / C, C in nF
+        self.e_leak_mV = -c / a
+        self.step_s = step
+        v_all = np.concatenate([_bin(s.voltage_mV, factor).ravel() for s in train.stimuli])
+        e = self.e_leak_mV
+        thetas = np.linspace(e + 2.0, np.percentile(v_all, 99.5) + 10.0, 24)
+        resets = e + np.array([-5.0, 0.0, 5.0, 10.0])
+        grid = np.array([(t, r) for t in thetas for r in resets if r < t])
+        gammas = np.zeros(len(grid))
+        for s in train.stimuli:
+            # budget < 1 fits the threshold on the first part of the window only (at least 5 s)
+            stop = min(s.window_s[1], s.window_s[0] + max(5.0, self.budget * (s.window_s[1] - s.window_s[0])))
+            trains = self._simulate(s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], s.window_s[0], stop)
+            dur = stop - s.window_s[0]
+            rec = [t[t < stop] for t in s.spike_times_s]
+            for j, pred in enumerate(trains):
+                try:
+                    gammas[j] += np.mean([coincidence_factor(r, pred, train.delta_s, duration=dur) for r in rec])
+                except ValueError:
+                    gammas[j] = -np.inf
+        best = int(np.argmax(gammas))
+        self.theta_mV, self.reset_mV = grid[best]
+        return {
+            "tau_m_ms": self.tau_m_s * 1e3,
+            "e_leak_mV": self.e_leak_mV,
+            "capacitance_pF": 1e3 / self.gain_mV_per_s_per_pA,
+            "threshold_mV": float(self.theta_mV),
+            "reset_mV": float(self.reset_mV),
+            "refractory_ms": REFRACTORY_S * 1e3,
+            "model_step_ms": step * 1e3,
+            "training_gamma": float(gammas[best] / len(train.stimuli)),
+        }
+
+    def _simulate(
+        self, current_pA: np.ndarray, dt_s: float, theta: np.ndarray, reset: np.ndarray, start_s: float, stop_s: float
+    ) -> list[np.ndarray]:
+        """Spike times (s) in [start_s, stop_s) for each (theta, reset) candidate, from rest 0.5 s before."""
+        factor = self._factor(dt_s)
+        step = dt_s * factor
+        i = _bin(current_pA, factor)
+        k0 = max(0, int((start_s - 0.5) / step))
+        k1 = min(i.size, int(np.ceil(stop_s / step)))
+        decay = np.exp(-step / self.tau_m_s)
+        gain = (1.0 - decay) * self.tau_m_s * self.gain_mV_per_s_per_pA  # exact for piecewise-constant I
+        drive = self.e_leak_mV * (1 - decay) + gain * i[k0:k1]
+        v = np.full(theta.shape, self.e_leak_mV)
+        refr = np.zeros(theta.shape, dtype=np.int64)
+        n_refr = int(round(REFRACTORY_S / step))
+        spikes_k, spikes_j = [], []
+        for k in range(k1 - k0):
+            v = v * decay + drive[k]
+            held = refr > 0
+            if held.any():
+                v[held] = reset[held]
+                refr[held] -= 1
+            fired = np.flatnonzero(v >= theta)
+            if fired.size:
+                spikes_k.append(np.full(fired.size, k))
+                spikes_j.append(fired)
+                v[fired] = reset[fired]
+                refr[fired] = n_refr
+        ks = np.concatenate(spikes_k) if spikes_k else np.zeros(0, int)
+        js = np.concatenate(spikes_j) if spikes_j else np.zeros(0, int)
+        times = (k0 + ks + 1) * step  # spike at the end of the step that crossed
+        return [times[(js == j) & (times >= start_s) & (times < stop_s)] for j in range(theta.size)]
+
+    def predict(self, stimulus: Stimulus) -> np.ndarray:
+        start, stop = stimulus.window_s
+        return self._simulate(
+            stimulus.current_pA, stimulus.dt_s, np.array([self.theta_mV]), np.array([self.reset_mV]), start, stop
+        )[0]

@@ -1,0 +1,32 @@
+"""Rate-matched Poisson baseline: the chance level of the coincidence factor."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from qsnmc.data import Stimulus, TrainingData
+from qsnmc.model import Model
+
+
+class RateMatchedPoisson(Model):
+    """Independent Poisson trains at the mean training firing rate (one per repetition)."""
+
+    name = "poisson"
+    description = "rate-matched Poisson train (chance level, Gamma ~ 0)"
+
+    def fit(self, train: TrainingData) -> dict:
+        n_spikes = sum(len(t) for s in train.stimuli for t in s.spike_times_s)
+        time_s = sum((s.window_s[1] - s.window_s[0]) * s.n_repetitions for s in train.stimuli)
+        self.rate_Hz = n_spikes / time_s
+        return {"rate_Hz": self.rate_Hz}
+
+    def predict(self, stimulus: Stimulus) -> list[np.ndarray]:
+        # one independent stream per stimulus, reproducible for a seed
+        rng = np.random.default_rng([self.seed, zlib.crc32(stimulus.name.encode())])
+        start, stop = stimulus.window_s
+        trains = []
+        for _ in range(stimulus.n_repetitions):
+            n = rng.poisson(self.rate_Hz * (stop - start))
+            trains.append(np.unique(rng.uniform(start, stop, n)))
+        return trains

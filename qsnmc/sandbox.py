@@ -1,0 +1,122 @@
+"""Running model code where the hidden test data cannot be reached.
+
+With bubblewrap (``bwrap``) a worker sees a fresh file-system view: the operating
+system (``/usr``, ``/etc``), the Python environment, the ``qsnmc`` package, the
+plugin's own code and its job folder, and nothing else of the checkout or the
+user's files: no ``reference_data/``, no ``.git``, no generator, no ``runs/``, no
+imported challenges. It has no network and its own process and IPC namespaces.
+Without bubblewrap the worker runs as a plain subprocess and its rows are marked
+as not sandboxed.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Iterable
+
+from qsnmc.datadir import project_root
+
+CORE_PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_path() -> str | None:
+    """Path of a working ``bwrap``, or None (missing, or unable to create namespaces here)."""
+    exe = shutil.which("bwrap")
+    if exe is None or os.environ.get("QSNMC_NO_SANDBOX") == "1":
+        return None
+    try:
+        probe = subprocess.run(
+            [exe, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+            capture_output=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return exe if probe.returncode == 0 else None
+
+
+def sandbox_home() -> Path:
+    """A persistent home folder for workers (compiler caches such as Brian2's Cython cache).
+
+    It never holds challenge data: only what workers themselves write.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    home = Path(base) / "qsnmc" / "sandbox-home"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def environment_paths() -> list[Path]:
+    """Folders of the Python environment the worker needs (interpreter, stdlib, site-packages)."""
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib", "include"):
+        candidates.add(sysconfig.get_paths().get(key, ""))
+    candidates.update(sys.path)
+    root = project_root()
+    out = []
+    for c in candidates:
+        if not c or not os.path.exists(c):
+            continue
+        p = Path(c).resolve()
+        # the checkout itself (or a parent of it) must never be exposed whole
+        if _inside(root, p) or (_inside(p, root) and not _inside(p, Path(sys.prefix))):
+            continue
+        out.append(p)
+    return sorted(set(out))
+
+
+def wrap(
+    argv: list[str],
+    *,
+    workdir: Path,
+    code_paths: Iterable[str | Path],
+    read_only: Iterable[str | Path] = (),
+) -> tuple[list[str], dict[str, str], bool]:
+    """The command, environment and sandbox flag to run ``argv`` as an isolated worker.
+
+    Args:
+        argv: the worker's command line (``[sys.executable, "-m", "qsnmc.worker", ...]``).
+        workdir: the job folder (read-write; the worker's current directory).
+        code_paths: the plugin's files and folders (read-only).
+        read_only: further read-only paths (e.g. a submission file).
+
+    Returns:
+        ``(command, environment, sandboxed)``.
+    """
+    home = sandbox_home()
+    env = dict(os.environ)
+    env.update(HOME=str(home), PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTHONPATH", None)
+    exe = bwrap_path()
+    if exe is None:
+        return argv, env, False
+    cmd = [exe, "--unshare-all", "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for sys_dir in ("/usr", "/etc", "/opt"):
+        if os.path.isdir(sys_dir) and not _inside(project_root(), Path(sys_dir)):
+            cmd += ["--ro-bind", sys_dir, sys_dir]
+    for link in ("/bin", "/lib", "/lib64", "/sbin", "/lib32"):
+        if os.path.islink(link):
+            cmd += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            cmd += ["--ro-bind", link, link]
+    for p in environment_paths():
+        cmd += ["--ro-bind", str(p), str(p)]
+    for p in [CORE_PACKAGE, *code_paths, *read_only]:
+        cmd += ["--ro-bind", str(p), str(p)]
+    cmd += ["--bind", str(home), str(home), "--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    env["TMPDIR"] = "/tmp"
+    return cmd + ["--"] + argv, env, True

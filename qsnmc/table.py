@@ -1,0 +1,93 @@
+"""The ranking table: rows from model records, ranked, with the competition's verdict."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from qsnmc.scoring import decide_winner
+
+COLUMNS = ["rank", "model", "gamma", "performance_pct", "error_pct", "verdict", "fit_s", "predict_s", "notes"]
+
+
+def ranking_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the table and ``--json``: scored models by descending P, then failed ones.
+
+    Each row: rank (None if failed), model, source, status, gamma (mean raw Gamma),
+    performance (P = Gamma/R, fraction), error (bootstrap, fraction), verdict, fit_s,
+    predict_s, cached, sandboxed, reason.
+    """
+    verdicts = decide_winner(
+        {r["model"]: (r["performance"], r["error"]) for r in records if r.get("status") == "ok"}
+    )
+    ok = sorted((r for r in records if r.get("status") == "ok"), key=lambda r: -r["performance"])
+    bad = sorted((r for r in records if r.get("status") != "ok"), key=lambda r: r["model"])
+    rows = []
+    for rank, r in enumerate(ok + bad, start=1):
+        good = r.get("status") == "ok"
+        rows.append(
+            {
+                "rank": rank if good else None,
+                "model": r["model"],
+                "source": r.get("source", ""),
+                "status": r.get("status", "failed"),
+                "gamma": r.get("gamma"),
+                "performance": r.get("performance"),
+                "error": r.get("error"),
+                "verdict": verdicts.get(r["model"], "") if good else "failed",
+                "fit_s": r.get("fit_s"),
+                "predict_s": r.get("predict_s"),
+                "cached": bool(r.get("cached")),
+                "sandboxed": r.get("sandboxed"),
+                "reason": r.get("reason", ""),
+            }
+        )
+    return rows
+
+
+def _num(x: Any, fmt: str) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def format_table(rows: list[dict[str, Any]], header: str = "") -> str:
+    """The table as text: Gamma, P = Gamma/R in % of R, its bootstrap error, rank, verdict."""
+    display = []
+    for r in rows:
+        notes = []
+        if r["status"] != "ok":
+            notes.append(r["reason"].replace("\n", " ")[:160])
+        if r["cached"]:
+            notes.append("cached")
+        if r["sandboxed"] is False:
+            notes.append("NOT sandboxed")
+        display.append(
+            {
+                "rank": r["rank"] if r["rank"] is not None else "-",
+                "model": r["model"],
+                "Γ": _num(r["gamma"], ".3f"),
+                "Γ/R %": _num(None if r["performance"] is None else 100 * r["performance"], ".1f"),
+                "± err %": _num(None if r["error"] is None else 100 * r["error"], ".1f"),
+                "verdict": r["verdict"],
+                "fit s": _num(r["fit_s"], ".1f"),
+                "predict s": _num(r["predict_s"], ".2f"),
+                "notes": "; ".join(notes),
+            }
+        )
+    frame = pd.DataFrame(display)
+    text = tabulate(frame, headers="keys", tablefmt="github", showindex=False) if display else "(no models)"
+    return (header + "\n" if header else "") + text + "\n" + verdict_note(rows)
+
+
+def verdict_note(rows: list[dict[str, Any]]) -> str:
+    """One sentence saying who won and how, in the competition's terms."""
+    winners = [r["model"] for r in rows if r["verdict"] == "significant win"]
+    shared = [r["model"] for r in rows if r["verdict"] == "shared win"]
+    n_ok = sum(r["status"] == "ok" for r in rows)
+    if winners:
+        return f"Winner: {winners[0]} (P - Err above every other entry's P; {n_ok} entries)."
+    if shared:
+        why = "fewer than 3 entries" if n_ok < 3 else "no entry is one error above all others"
+        return f"No significant winner ({why}): the win is shared by {', '.join(shared)}."
+    return "No entry could be scored."

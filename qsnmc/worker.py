@@ -1,0 +1,118 @@
+"""The isolated worker process: imports plugin code, fits, predicts.
+
+Run as ``python -m qsnmc.worker discover OUT.jsonl SOURCES.json`` or
+``python -m qsnmc.worker run JOBDIR``. It reads only what its job folder holds (the
+public training data and the stimuli to predict) and writes its results there;
+it never receives test-window data.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qsnmc.plugins import PluginSource, load_models
+
+INPUT = "input.pkl"
+JOB = "job.json"
+RESULT = "result.json"
+PREDICTION = "prediction.npz"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, default=_jsonable))
+    os.replace(tmp, path)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return repr(x)
+
+
+def discover(out: Path, sources_file: Path) -> int:
+    """Import each source in turn; append one JSON line per source to ``out``."""
+    sources = [PluginSource.from_dict(d) for d in json.loads(sources_file.read_text())]
+    with open(out, "a") as f:
+        for src in sources:
+            f.write(json.dumps({"started": src.to_dict()}) + "\n")
+            f.flush()
+            try:
+                models = load_models(src)
+                info = [
+                    {
+                        "name": name,
+                        "description": str(getattr(factory, "description", "") or (factory.__doc__ or "").strip().split("\n")[0]),
+                        "version": str(getattr(sys.modules.get(getattr(factory, "__module__", "")), "__version__", "")),
+                    }
+                    for name, factory in models.items()
+                ]
+                rec = {"source": src.to_dict(), "models": info, "error": None}
+            except BaseException as exc:  # noqa: BLE001 - any failure becomes this source's error
+                rec = {"source": src.to_dict(), "models": [], "error": f"{type(exc).__name__}: {exc}"}
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+    return 0
+
+
+def _as_trains(output: Any) -> list[np.ndarray]:
+    if isinstance(output, np.ndarray) and output.dtype != object and output.ndim <= 1:
+        return [np.asarray(output, dtype=np.float64)]
+    if isinstance(output, (list, tuple)) and all(np.ndim(x) == 0 for x in output):
+        return [np.asarray(output, dtype=np.float64)]
+    return [np.asarray(t, dtype=np.float64).ravel() for t in output]
+
+
+def run(jobdir: Path) -> int:
+    """Fit the job's model on the training data and predict every stimulus."""
+    job = json.loads((jobdir / JOB).read_text())
+    result: dict[str, Any] = {"status": "error", "stage": "import"}
+    try:
+        factory = load_models(PluginSource.from_dict(job["source"]))[job["model"]]
+        with open(jobdir / INPUT, "rb") as f:
+            train, stimuli = pickle.load(f)
+        result["stage"] = "fit"
+        model = factory(seed=job["seed"], budget=job["budget"])
+        t0 = time.perf_counter()
+        record = model.fit(train)
+        result["fit_s"] = time.perf_counter() - t0
+        result["record"] = record if isinstance(record, dict) else {}
+        result["stage"] = "predict"
+        t0 = time.perf_counter()
+        arrays = {}
+        for stim in stimuli:
+            for i, t in enumerate(_as_trains(model.predict(stim))):
+                arrays[f"{stim.name}/{i}"] = t
+        result["predict_s"] = time.perf_counter() - t0
+        np.savez(jobdir / "prediction.tmp.npz", **arrays)
+        os.replace(jobdir / "prediction.tmp.npz", jobdir / PREDICTION)
+        result["status"] = "ok"
+    except BaseException as exc:  # noqa: BLE001 - reported to the scoring process as this row's failure
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        result["traceback"] = traceback.format_exc(limit=20)
+    _write_json(jobdir / RESULT, result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["discover"] and len(argv) == 3:
+        return discover(Path(argv[1]), Path(argv[2]))
+    if argv[:1] == ["run"] and len(argv) == 2:
+        return run(Path(argv[1]))
+    print("usage: python -m qsnmc.worker discover OUT SOURCES | run JOBDIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

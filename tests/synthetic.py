@@ -1,0 +1,62 @@
+"""A small synthetic challenge for the harness's own tests: a noisy LIF neuron.
+
+Written by the tests themselves (no shared files needed): 4 repetitions of a 20 s
+fluctuating current at 2 kHz, training 0-14 s, test 14-20 s.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from qsnmc.challenge import Challenge, ChallengeStimulus, write_challenge
+
+DT_S = 0.0005
+
+
+def simulate_noisy_lif(duration_s: float = 20.0, n_reps: int = 4, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Current (pA) and voltage (mV, reps x samples) of a LIF with intrinsic noise and 40 mV spikes."""
+    rng = np.random.default_rng(seed)
+    n = int(round(duration_s / DT_S))
+    # OU current, tau 5 ms, mean stepping every 2 s
+    mean = np.repeat(rng.uniform(150, 350, int(np.ceil(n / 4000))), 4000)[:n]
+    ou = np.zeros(n)
+    a = np.exp(-DT_S / 0.005)
+    noise = rng.normal(0, 150 * np.sqrt(1 - a * a), n)
+    for k in range(1, n):
+        ou[k] = a * ou[k - 1] + noise[k]
+    current = mean + ou
+    tau, r_mohm, e_l, theta, reset = 0.02, 0.1, -70.0, -50.0, -65.0  # s, GOhm-ish scale, mV
+    v = np.full(n_reps, e_l)
+    out = np.empty((n_reps, n))
+    refractory = np.zeros(n_reps, dtype=int)
+    intrinsic = rng.normal(0, 0.25, (n, n_reps))
+    for k in range(n):
+        v = v + DT_S / tau * (e_l - v + r_mohm * current[k]) + intrinsic[k]
+        v[refractory > 0] = reset
+        refractory -= 1
+        fired = v >= theta
+        out[:, k] = np.where(fired, 40.0, v)
+        v[fired] = reset
+        refractory[fired] = 4
+    return current, out + rng.normal(0, 0.2, out.shape)
+
+
+def write_synthetic_challenge(folder: Path, name: str = "synthetic-test") -> Path:
+    from qsnmc.spikes import spike_times_from_voltage
+
+    current, volt = simulate_noisy_lif()
+    spikes = spike_times_from_voltage(volt, DT_S)
+    n_train = int(round(14.0 / DT_S))
+    stim = ChallengeStimulus(
+        name="A",
+        dt_s=DT_S,
+        current_pA=current,
+        n_repetitions=volt.shape[0],
+        train_window_s=(0.0, 14.0),
+        train_voltage_mV=volt[:, :n_train],
+        train_spikes_s=[s[s < 14.0] for s in spikes],
+        test_window_s=(14.0, 20.0),
+        test_spikes_s=[s[s >= 14.0] for s in spikes],
+    )
+    return write_challenge(folder, Challenge(name, [stim], delta_s=0.004, description="test LIF"))
