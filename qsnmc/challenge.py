@@ -236,6 +236,7 @@ def write_challenge(
         raise ChallengeError(f"all stimuli must share one sampling step, got {sorted(dts)}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a challenge folder is ordinary data
     try:
         np.savez_compressed(tmp / PUBLIC, **public)
         np.savez_compressed(tmp / HIDDEN, **hidden)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from tabulate import tabulate
-
-from qsnmc.challenge import MANIFEST, Challenge, ChallengeError, load_challenge
 from qsnmc.datadir import EMBEDDED, challenges_dir
 from qsnmc.textdata import CURRENT_UNITS, DataImportError
+
+if TYPE_CHECKING:
+    from qsnmc.challenge import Challenge
+
+#: the manifest file that marks a challenge folder (see :mod:`qsnmc.challenge`)
+MANIFEST = "manifest.json"
 
 
 def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -92,6 +95,8 @@ def _destination(name: str, force: bool) -> Path | None:
 
 
 def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path], Path]) -> int:
+    from qsnmc.challenge import ChallengeError, load_challenge
+
     dest = _destination(name, args.force)
     if dest is None:
         return 1
@@ -137,6 +142,8 @@ def _counts(trains: list | None) -> str:
 
 def summary(challenge: Challenge) -> str:
     """A text summary of a challenge: its description, Delta and one row per stimulus."""
+    from tabulate import tabulate
+
     rows = []
     for s in challenge.stimuli:
         tested = s.test_window_s is not None
@@ -152,7 +159,9 @@ def summary(challenge: Challenge) -> str:
             ]
         )
     table = tabulate(
-        rows, headers=["stimulus", "reps", "train window", "train spikes", "test window", "test spikes", "R"]
+        rows,
+        headers=["stimulus", "reps", "train window", "train spikes", "test window", "test spikes", "R"],
+        disable_numparse=True,
     )
     skipped = challenge.manifest.get("provenance", {}).get("skipped_test_stimuli") or {}
     lines = [

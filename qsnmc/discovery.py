@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from qsnmc.plugins import PluginSource, find_sources
 from qsnmc.sandbox import wrap
 from qsnmc.supervise import run_supervised
 
-DISCOVERY_TIMEOUT_S = 120.0
+#: wall-clock limit (s) for importing plugins in one discovery worker ($QSNMC_DISCOVERY_TIMEOUT)
+DISCOVERY_TIMEOUT_S = float(os.environ.get("QSNMC_DISCOVERY_TIMEOUT", "120"))
 DISCOVERY_MEMORY_MB = 4000.0
 
 

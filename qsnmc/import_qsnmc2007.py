@@ -40,7 +40,7 @@ DT_S = 0.001
 #: the 2007 coincidence window (s)
 DELTA_S = 0.002
 FILE_PATTERN = re.compile(r"^(?P<stim>\d+)-(?P<rep>\d+)\.(?P<kind>voltage|spiketimes)(?:\.gz)?$")
-REFERENCE = "Jolivet et al. 2008, Biol Cybern 99:417 (QSNMC 2007, Challenge A)"
+REFERENCE = "QSNMC 2007 Challenge A (Jolivet et al. 2008, Biol Cybern 99:417)"
 
 
 def _scan(folder: Path) -> dict[str, dict[str, dict[int, Path]]]:
@@ -216,7 +216,7 @@ def import_qsnmc2007(
     lsb, rounding = voltage_storage(np.concatenate([s.train_voltage_mV.ravel() for s in train]))
     duration = n_rows * DT_S
     description = (
-        f"QSNMC 2007 Challenge A, a real cortical neuron ({REFERENCE}): fit on {len(train)} training stimuli, "
+        f"{REFERENCE}, a real cortical neuron: fit on {len(train)} training stimuli, "
         f"predict {len(test)} test stimuli ({duration:g} s each, 1 kHz, the competition's recorded test spike "
         f"times); Delta = {DELTA_S * 1e3:g} ms; score = mean over test stimuli of Gamma/R (equal weight)"
     )

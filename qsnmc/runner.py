@@ -110,7 +110,7 @@ class Runner:
 
     def __init__(self, challenge: Challenge, runs_dir: Path, settings: RunSettings) -> None:
         self.challenge = challenge
-        self.runs_dir = Path(runs_dir)
+        self.runs_dir = Path(runs_dir).resolve()
         self.settings = settings
         self.run_dir = new_run_dir(self.runs_dir)
         self._input_dir = self.run_dir / ".input"
@@ -193,6 +193,13 @@ class Runner:
             cache_put(self.runs_dir, key, {PREDICTION: model_dir / PREDICTION, RESULT: model_dir / RESULT})
         return record
 
+    def _protected(self) -> list[Path]:
+        """Folders no worker may see: the run folders and the challenge's own folder."""
+        paths = [self.runs_dir]
+        if self.challenge.path is not None:
+            paths.append(Path(self.challenge.path).resolve())
+        return paths
+
     def _execute(self, entry: ModelEntry, model_dir: Path, record: dict[str, Any]) -> dict[str, Any] | None:
         """Run the worker; return its result, or None after recording why it gave none."""
         job = model_dir / "job"
@@ -208,6 +215,7 @@ class Runner:
             workdir=job,
             code_paths=entry.source.paths,
             read_only=[self._input_dir],
+            protected=self._protected(),
         )
         env["QSNMC_PROGRESS"] = "1" if self.settings.echo else "0"
         record["sandboxed"] = sandboxed

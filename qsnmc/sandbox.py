@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import site
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 from typing import Iterable
 
-from qsnmc.datadir import project_root
+from qsnmc.datadir import project_root, user_data_dir
 
 CORE_PACKAGE = Path(__file__).resolve().parent
 
@@ -60,20 +61,27 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def environment_paths() -> list[Path]:
-    """Folders of the Python environment the worker needs (interpreter, stdlib, site-packages)."""
+def environment_paths(protected: Iterable[str | Path] = ()) -> list[Path]:
+    """Folders of the Python environment the worker needs (interpreter, stdlib, site-packages).
+
+    Never the current folder or the script's folder (``sys.path[0]``), nor any folder that
+    holds the checkout or one of the ``protected`` paths (challenge data, run folders).
+    """
     candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     for key in ("stdlib", "platstdlib", "purelib", "platlib", "include"):
         candidates.add(sysconfig.get_paths().get(key, ""))
-    candidates.update(sys.path)
-    root = project_root()
+    candidates.update(site.getsitepackages())
+    candidates.update(sys.path[1:])  # entries added by the environment (.pth files, stdlib zip)
+    candidates.discard(os.getcwd())
+    guarded = [project_root(), Path.cwd(), user_data_dir(), *(Path(p) for p in protected)]
     out = []
     for c in candidates:
         if not c or not os.path.exists(c):
             continue
         p = Path(c).resolve()
-        # the checkout itself (or a parent of it) must never be exposed whole
-        if _inside(root, p) or (_inside(p, root) and not _inside(p, Path(sys.prefix))):
+        if any(_inside(g, p) for g in guarded):  # would expose a guarded folder whole
+            continue
+        if _inside(p, project_root()) and not _inside(p, Path(sys.prefix)):  # checkout code, except a venv
             continue
         out.append(p)
     return sorted(set(out))
@@ -85,6 +93,7 @@ def wrap(
     workdir: Path,
     code_paths: Iterable[str | Path],
     read_only: Iterable[str | Path] = (),
+    protected: Iterable[str | Path] = (),
 ) -> tuple[list[str], dict[str, str], bool]:
     """The command, environment and sandbox flag to run ``argv`` as an isolated worker.
 
@@ -92,7 +101,9 @@ def wrap(
         argv: the worker's command line (``[sys.executable, "-m", "qsnmc.worker", ...]``).
         workdir: the job folder (read-write; the worker's current directory).
         code_paths: the plugin's files and folders (read-only).
-        read_only: further read-only paths (e.g. a submission file).
+        read_only: further read-only paths (e.g. the shared input folder).
+        protected: folders that must stay invisible (challenge data, run folders): no
+            environment folder that contains one is exposed.
 
     Returns:
         ``(command, environment, sandboxed)``.
@@ -113,7 +124,7 @@ def wrap(
             cmd += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             cmd += ["--ro-bind", link, link]
-    for p in environment_paths():
+    for p in environment_paths(protected):
         cmd += ["--ro-bind", str(p), str(p)]
     for p in [CORE_PACKAGE, *code_paths, *read_only]:
         cmd += ["--ro-bind", str(p), str(p)]

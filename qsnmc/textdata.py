@@ -160,8 +160,9 @@ def read_table(
 # -- plausibility of units ---------------------------------------------------------------
 #: accepted current units and their factor to pA
 CURRENT_UNITS = {"pA": 1.0, "nA": 1000.0}
-#: a current in pA whose largest magnitude is outside this range is refused as implausible
-PLAUSIBLE_MAX_PA = (1.0, 1e5)
+#: a current in pA whose largest magnitude is outside this range is refused as implausible: a
+#: protocol peaking below 10 pA is under the amplifier noise (the file is in nA), one above 100 nA is absurd
+PLAUSIBLE_MAX_PA = (10.0, 1e5)
 #: a voltage in mV whose largest magnitude is outside this range is refused as implausible
 PLAUSIBLE_MAX_MV = (1.0, 1000.0)
 

@@ -1,0 +1,76 @@
+"""Finding plugins: built-ins, entry points, submission files; broken ones become failed rows."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import FIXTURE_SUBMISSIONS, PROJECT, read_rows, run_cli
+from qsnmc import hookspecs
+from qsnmc.discovery import discover_models
+from qsnmc.plugins import find_sources
+
+
+def test_list_shows_builtins_and_submissions_and_failures(tmp_path):
+    proc = run_cli(["list", "--submissions", str(FIXTURE_SUBMISSIONS)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for name in ("lif", "crash", "cheat", "returns-nan"):
+        assert name in out
+    assert "built-in qsnmc_plugins.baselines" in out
+    assert "ModuleNotFoundError" in out  # broken_import.py
+    assert "unknown hook 'qsnmc_register_model'" in out  # misspelt_hook.py, caught by check_pending()
+
+
+def test_name_clash_names_both_sources(tmp_path):
+    entries = {e.name: e for e in discover_models(FIXTURE_SUBMISSIONS)}
+    err = entries["poisson"].error
+    assert err and "built-in qsnmc_plugins.baselines" in err and "clash.py" in err
+    assert entries["lif"].ok  # the rest is unaffected
+
+
+def test_clashing_model_is_a_failed_row_not_a_crash(tmp_path, data_dir):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "clash.py").write_text((FIXTURE_SUBMISSIONS / "clash.py").read_text())
+    proc = run_cli(["run", "poisson", "lif", "--challenge", "synthetic-test", "--submissions", str(subs),
+                    "--json", "rows.json", "--budget", "0.2"], cwd=tmp_path, data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr
+    rows = read_rows(tmp_path / "rows.json")
+    assert rows["poisson"]["status"] == "failed" and "registered by" in rows["poisson"]["reason"]
+    assert rows["lif"]["status"] == "ok"
+
+
+def test_hanging_import_is_timed_out_and_discovery_goes_on(tmp_path):
+    proc = run_cli(["list", "--submissions", str(Path(__file__).parent / "fixtures" / "slow_import")],
+                   cwd=tmp_path, env={"QSNMC_DISCOVERY_TIMEOUT": "5"})
+    assert proc.returncode == 0, proc.stderr
+    assert "fine" in proc.stdout and "one spike per second" in proc.stdout
+    assert "stopped the worker" in proc.stdout and "timeout" in proc.stdout
+
+
+def test_sources_are_found_without_running_plugin_code(tmp_path):
+    marker = tmp_path / "ran"
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "sidefx.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (subs / "_private.py").write_text("raise SystemExit('must not be loaded')\n")
+    sources = find_sources(subs)
+    assert [Path(s.target).name for s in sources if s.kind == "submission"] == ["sidefx.py"]
+    assert not marker.exists()
+    assert {s.target for s in sources if s.kind == "builtin"} >= {"qsnmc_plugins.baselines"}
+
+
+def test_every_hook_has_a_test():
+    """Datasette's rule: a hookspec with no test fails the suite."""
+    hooks = [n for n, f in vars(hookspecs).items() if callable(f) and n.startswith("qsnmc_")]
+    assert hooks
+    test_text = "".join(p.read_text() for p in (PROJECT / "tests").rglob("*.py") if p.name != "test_discovery.py")
+    for hook in hooks:
+        assert hook in test_text, f"hook {hook} has no test"
+
+
+def test_every_builtin_module_has_an_entry_point():
+    pyproject = (PROJECT / "pyproject.toml").read_text()
+    for pkg in (PROJECT / "plugins").iterdir():
+        if pkg.is_dir() and (pkg / "__init__.py").exists():
+            assert f'"qsnmc_plugins.{pkg.name}"' in pyproject, pkg.name
