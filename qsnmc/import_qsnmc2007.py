@@ -63,7 +63,9 @@ def _check_repetitions(stim: str, files: dict[str, dict[int, Path]], folder: Pat
     if not reps:
         raise DataImportError(f"{folder}: stimulus {stim} has spike times but no .voltage files")
     if reps != list(range(len(reps))):
-        raise DataImportError(f"{folder}: stimulus {stim}: repetitions {reps}, expected 0..{len(reps) - 1} without gaps")
+        raise DataImportError(
+            f"{folder}: stimulus {stim}: repetitions {reps}, expected 0..{len(reps) - 1} without gaps"
+        )
     spikes = sorted(files["spiketimes"])
     if (spikes or need_spikes) and spikes != reps:
         raise DataImportError(
@@ -91,11 +93,13 @@ def _read_spikes(path: Path, duration_s: float) -> np.ndarray:
     times = read_table(path, (1, 2), allow_empty=True)[:, :1].ravel() / 1000.0
     back = np.flatnonzero(np.diff(times) <= 0)
     if back.size:
-        raise DataImportError(f"{path}: line {back[0] + 2}: expected increasing spike times (ms), got {times[back[0] + 1] * 1e3:g}")
+        line, value = back[0] + 2, times[back[0] + 1] * 1e3
+        raise DataImportError(f"{path}: line {line}: expected increasing spike times (ms), got {value:g}")
     outside = np.flatnonzero((times < 0) | (times > duration_s))
     if outside.size:
         raise DataImportError(
-            f"{path}: line {outside[0] + 1}: spike time {times[outside[0]] * 1e3:g} ms outside the trace 0-{duration_s * 1e3:g} ms"
+            f"{path}: line {outside[0] + 1}: spike time {times[outside[0]] * 1e3:g} ms "
+            f"outside the trace 0-{duration_s * 1e3:g} ms"
         )
     return times
 
@@ -154,14 +158,22 @@ def _import_folder(
         window = (0.0, duration)
         entry: dict[str, Any] = {"repetitions": len(reps), "current": current_info}
         if is_test:
-            stimuli.append(ChallengeStimulus(stim, DT_S, mean_current, len(reps), test_window_s=window, test_spikes_s=trains))
+            stimuli.append(
+                ChallengeStimulus(stim, DT_S, mean_current, len(reps), test_window_s=window, test_spikes_s=trains)
+            )
         else:
             voltage = np.stack(voltages)
             check_voltage_mV(voltage, f"{folder}/{stim}-*.voltage (column 3)")
             entry["spike_times_vs_detector"] = _detector_agreement(voltage, trains)
             stimuli.append(
                 ChallengeStimulus(
-                    stim, DT_S, mean_current, len(reps), train_window_s=window, train_voltage_mV=voltage, train_spikes_s=trains
+                    stim,
+                    DT_S,
+                    mean_current,
+                    len(reps),
+                    train_window_s=window,
+                    train_voltage_mV=voltage,
+                    train_spikes_s=trains,
                 )
             )
         entry["spike_counts"] = [int(t.size) for t in trains]

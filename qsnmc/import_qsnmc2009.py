@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from qsnmc.challenge import Challenge, ChallengeStimulus, sha256_file, write_challenge
 from qsnmc.spikes import spike_times_from_voltage
 from qsnmc.textdata import (
