@@ -1,0 +1,225 @@
+"""The MAT model as a qsnmc entry: fit on the training window, predict spike times.
+
+Kobayashi, Tsubo & Shinomoto (2009), Frontiers in Computational Neuroscience 3:9.
+
+Fit (training window only):
+1. Each training stimulus' window is split into a fit part (first 80 %) and a
+   held-out part (last 20 %).
+2. Membrane: the published leaky integrator ``V = E + R (k_tau * I)`` (unit-area
+   exponential kernel ``k_tau``). For each candidate ``tau_m`` on a grid, ``E`` and
+   ``R`` are fitted by linear least squares on the subthreshold voltage of the fit part
+   (:mod:`qsnmc_plugins.mat.membrane`).
+3. ``tau_m`` (among the candidates), the threshold ``omega``, ``alpha_1`` (tau 10 ms),
+   ``alpha_2`` (tau 200 ms) and the spike latency: differential evolution maximising
+   the mean coincidence factor on the fit part (:mod:`qsnmc_plugins.mat.fitting`);
+   2 ms absolute refractory period.
+4. The held-out part is scored, not fitted: its Gamma/R goes into the fit record.
+
+Prediction: the model runs from protocol time 0 (from rest at the first current
+sample) to the end of the window, so a test window that continues a training
+recording (2009 style) is warmed up on the same current, and a new stimulus (2007
+style) starts from rest; spikes inside the window are returned.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from qsnmc.data import Stimulus, TrainingData
+from qsnmc.model import Model
+from qsnmc.progress import bar
+
+from qsnmc_plugins.mat.fitting import (
+    GammaObjective,
+    Segment,
+    ThresholdParams,
+    model_spike_times,
+    search_threshold,
+    spike_times,
+)
+from qsnmc_plugins.mat.membrane import MembraneFilter, fit_membrane
+from qsnmc_plugins.mat.threshold import PUBLISHED_TAUS_S, REFRACTORY_S
+
+#: share of each training window kept out of the fit, to check it
+HELDOUT_FRACTION = 0.2
+#: generations of differential evolution at budget 1.0
+GENERATIONS = 40
+#: population of differential evolution, per searched parameter
+POPSIZE = 10
+#: candidate membrane time constants (s): 16 values, geometric from 2 to 80 ms
+MEMBRANE_TAUS_S = tuple(float(t) for t in np.geomspace(0.002, 0.080, 16))
+#: voltage left out before / after each recorded spike for the membrane fit (s)
+MEMBRANE_CUT_S = (0.003, 0.020)
+#: search range of the spike latency (ms), from the start of the model step that crosses
+LATENCY_BOUNDS_MS = (-3.0, 6.0)
+#: the model's time step (s): the membrane potential is reduced to its maximum over
+#: each step before the threshold is applied (8x finer than the 4 ms coincidence
+#: window); recordings sampled more coarsely are used at their own step
+MODEL_STEP_S = 0.0005
+
+
+def binned_max(x: np.ndarray, factor: int) -> np.ndarray:
+    """Maximum of ``x`` over consecutive bins of ``factor`` samples (the last bin may be partial)."""
+    x = np.asarray(x, dtype=np.float64)
+    if factor == 1:
+        return x
+    pad = (-x.size) % factor
+    if pad:
+        x = np.concatenate([x, np.full(pad, x[-1])])
+    return x.reshape(-1, factor).max(axis=1)
+
+
+def model_factor(dt_s: float) -> int:
+    """Recording samples per model step."""
+    return max(1, int(round(MODEL_STEP_S / dt_s)))
+
+
+class MATModel(Model):
+    """Multi-timescale adaptive threshold neuron; deterministic (one train for all repetitions).
+
+    Class attributes hold the fixed settings (a subclass may change them).
+    """
+
+    name = "mat"
+    description = "multi-timescale adaptive threshold (Kobayashi 2009): leaky membrane by least squares, threshold by max Gamma"
+    #: candidate membrane time constants (s)
+    membrane_taus_s: tuple[float, ...] = MEMBRANE_TAUS_S
+    #: voltage left out before / after each recorded spike for the membrane fit (s)
+    membrane_cut_s: tuple[float, float] = MEMBRANE_CUT_S
+    #: threshold kernel time constants (s), as published
+    threshold_taus_s: tuple[float, ...] = PUBLISHED_TAUS_S
+    #: absolute refractory period (s), as published
+    refractory_s: float = REFRACTORY_S
+
+    def __init__(self, seed: int = 0, budget: float = 1.0) -> None:
+        super().__init__(seed=seed, budget=budget)
+        self.membrane: MembraneFilter | None = None
+        self.params: ThresholdParams | None = None
+
+    # -- fit ---------------------------------------------------------------------------
+    def fit(self, train: TrainingData) -> dict[str, Any]:
+        """Fit membrane and threshold on the training window; return the fit record."""
+        t_start = time.perf_counter()
+        stimuli = train.stimuli
+        dt = train.dt_s
+        factor = model_factor(dt)
+        step = dt * factor
+        splits = [w0 + (1.0 - HELDOUT_FRACTION) * (w1 - w0) for w0, w1 in (s.window_s for s in stimuli)]
+        candidates = [fit_membrane(stimuli, (tau,), self.membrane_cut_s, stops_s=splits) for tau in self.membrane_taus_s]
+        potentials = [
+            [binned_max(m.potential(s.current_pA[: s.window_slice.stop], dt), factor) for s in stimuli]
+            for m in candidates
+        ]
+        fit_segments, heldout_segments = [], []
+        for i, (s, split) in enumerate(zip(stimuli, splits)):
+            for lo, hi, out in ((s.window_s[0], split, fit_segments), (split, s.window_s[1], heldout_segments)):
+                recs = [np.asarray(t)[(t >= lo) & (t < hi)] for t in s.spike_times_s]
+                out.append(Segment(i, lo, hi, recs))
+        objective = GammaObjective(potentials, step, train.delta_s, self.threshold_taus_s, self.refractory_s)
+        bounds = self._bounds(potentials, [s.window_s for s in stimuli], step)
+        generations = max(2, int(round(GENERATIONS * self.budget)))
+        progress = bar(total=generations, desc="mat: threshold search")
+
+        def on_generation(best: float) -> None:
+            progress.update(1)
+            progress.set_postfix(best_gamma=f"{best:.3f}")
+
+        try:
+            params, _, history = search_threshold(
+                objective,
+                fit_segments,
+                bounds,
+                generations=generations,
+                popsize=POPSIZE,
+                seed=self.seed,
+                callback=on_generation,
+            )
+        finally:
+            progress.close()
+        self.params = ThresholdParams(
+            params.omega_mV, params.alphas_mV, params.latency_s, min(params.membrane, len(candidates) - 1)
+        )
+        self.membrane = candidates[self.params.membrane]
+        record = {
+            "membrane": {
+                "tau_m_ms": 1e3 * self.membrane.taus_s[0],
+                "resistance_MOhm": self.membrane.input_resistance_MOhm,
+                "rest_mV": self.membrane.offset_mV,
+                "subthreshold_rmse_mV": self.membrane.rmse_mV,
+                "cut_around_spikes_ms": [1e3 * c for c in self.membrane_cut_s],
+                "candidate_tau_m_ms": [1e3 * t for t in self.membrane_taus_s],
+                "candidate_rmse_mV": [m.rmse_mV for m in candidates],
+            },
+            "omega_mV": self.params.omega_mV,
+            "alphas_mV": list(self.params.alphas_mV),
+            "threshold_taus_ms": [1e3 * t for t in self.threshold_taus_s],
+            "refractory_ms": 1e3 * self.refractory_s,
+            "latency_ms": 1e3 * self.params.latency_s,
+            "model_step_ms": 1e3 * step,
+            "search": {
+                "method": "scipy.optimize.differential_evolution",
+                "generations": generations,
+                "population": POPSIZE * len(bounds),
+                "evaluations": objective.n_evaluations,
+                "bounds": {
+                    "membrane_index": list(bounds[0]),
+                    "omega_mV": list(bounds[1]),
+                    **{f"alpha{k + 1}_mV": list(b) for k, b in enumerate(bounds[2:-1])},
+                    "latency_ms": list(bounds[-1]),
+                },
+                "best_gamma_per_generation": history,
+            },
+        }
+        record.update(self._validation(objective, "fit", fit_segments, train.delta_s))
+        record.update(self._validation(objective, "heldout", heldout_segments, train.delta_s))
+        record["fit_part_s"] = [[seg.start_s, seg.stop_s] for seg in fit_segments]
+        record["heldout_part_s"] = [[seg.start_s, seg.stop_s] for seg in heldout_segments]
+        record["fit_time_s"] = time.perf_counter() - t_start
+        return record
+
+    def _bounds(
+        self, potentials: Sequence[Sequence[np.ndarray]], windows_s: list[tuple[float, float]], step_s: float
+    ) -> list[tuple[float, float]]:
+        """Search ranges; omega and alpha scaled by the candidate potentials in the training windows (mV)."""
+        lo, hi, spread = [], [], []
+        for per_stim in potentials:
+            v = np.concatenate([p[int(w0 / step_s) : int(w1 / step_s)] for p, (w0, w1) in zip(per_stim, windows_s)])
+            lo.append(np.percentile(v, 10.0))
+            hi.append(v.max())
+            spread.append(np.std(v))
+        s = float(max(spread))
+        return [
+            (0.0, len(potentials) - 1e-6),
+            (float(min(lo)), float(max(hi))),
+            *[(0.0, 10.0 * s) if k == 0 else (0.0, 2.0 * s) for k in range(len(self.threshold_taus_s))],
+            LATENCY_BOUNDS_MS,
+        ]
+
+    def _validation(self, objective: GammaObjective, label: str, segments: list[Segment], delta: float) -> dict:
+        """Gamma, R and Gamma/R of the fitted model on some segments, and the rates (Hz)."""
+        gammas = objective.segment_gammas(self.params, segments)
+        rel = np.array([seg.reliability(delta) for seg in segments])
+        dur = np.array([seg.duration_s for seg in segments])
+        n_model = np.array([model_spike_times(objective, self.params, seg).size for seg in segments])
+        n_data = np.array([np.mean([r.size for r in seg.recordings]) for seg in segments])
+        return {
+            f"{label}_gamma": float(np.mean(gammas)),
+            f"{label}_reliability": float(np.mean(rel)),
+            f"{label}_gamma_over_R": float(np.mean(gammas / rel)),
+            f"{label}_model_rate_hz": float(n_model.sum() / dur.sum()),
+            f"{label}_data_rate_hz": float(n_data.sum() / dur.sum()),
+        }
+
+    # -- predict -----------------------------------------------------------------------
+    def predict(self, stimulus: Stimulus) -> np.ndarray:
+        """Spike times (s, absolute protocol time) inside ``stimulus.window_s``."""
+        if self.membrane is None or self.params is None:
+            raise RuntimeError("fit the model before predicting")
+        start, stop = stimulus.window_s
+        n = min(stimulus.current_pA.size, int(np.ceil(stop / stimulus.dt_s)) + 1)
+        factor = model_factor(stimulus.dt_s)
+        v = binned_max(self.membrane.potential(stimulus.current_pA[:n], stimulus.dt_s), factor)
+        t = spike_times(v, stimulus.dt_s * factor, self.params, self.threshold_taus_s, self.refractory_s)
+        return t[(t >= start) & (t <= stop)]
