@@ -1,0 +1,296 @@
+"""Stage 2: reset, adaptation and threshold offset by maximising the coincidence factor.
+
+The spike-initiation and subthreshold parameters come from the dynamic I-V fit
+(stage 1); this stage searches V_r, a, b, tau_w and an offset of V_T with SciPy's
+differential evolution (Storn & Price 1997) in its vectorised form: every
+generation is one Brian2 run of the whole population (one neuron per candidate,
+the fit window cut into segments run side by side, see
+:func:`qsnmc_plugins.adex.simulate.simulate_segmented`, at the model's integration
+step, with the current averaged over it). The objective is the mean
+Gamma (Kistler et al. 1997; Naud et al. 2011, counted without replacement) of the
+candidate's deterministic train against every training repetition inside the fit
+window. The last part of the training window is never seen by the optimiser; the
+top candidates of the last generation are re-simulated continuously over the whole
+training window and the one with the best held-out Gamma is kept.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy.optimize import differential_evolution
+
+from qsnmc.data import TrainingStimulus
+from qsnmc.scoring import InvalidPrediction, coincidence_factor
+from qsnmc_plugins.adex.parameters import AdExParameters
+from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population, simulate_segmented
+
+#: Gamma given to a candidate whose simulation blew up or whose rate makes Gamma undefined
+PENALTY_GAMMA = -1.0
+
+#: the searched coordinates, in DE-vector order
+SEARCH_NAMES = ("Vr_mV", "a_nS", "b_pA", "log10_tauw_ms", "dVT_mV")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Bounds of the stage-2 search, derived from the stage-1 membrane.
+
+    V_r between E_L - 10 mV and V_T + 5 mV; a between 0 and 2 g_L; b between 0 and
+    g_L * 30 mV (a current that would hold the membrane 30 mV below rest); tau_w
+    between 10 and 500 ms (searched on a log scale); V_T offset within +-6 mV.
+    """
+
+    bounds: tuple[tuple[float, float], ...]
+    x0: tuple[float, ...]
+
+    @classmethod
+    def around(
+        cls, base: AdExParameters, b_guess_pA: float | None = None, tauw_guess_ms: float | None = None
+    ) -> "SearchSpace":
+        """Bounds around the stage-1 membrane; the starting member uses the stage-1
+        spike-triggered adaptation estimate when given."""
+        bounds = (
+            (base.EL_mV - 10.0, base.VT_mV + 5.0),
+            (0.0, 2.0 * base.gL_nS),
+            (0.0, 30.0 * base.gL_nS),
+            (1.0, np.log10(500.0)),
+            (-6.0, 6.0),
+        )
+        x0 = (
+            min(max(base.EL_mV + 10.0, bounds[0][0]), bounds[0][1]),
+            0.2 * base.gL_nS,
+            4.0 * base.gL_nS if b_guess_pA is None else float(np.clip(b_guess_pA, *bounds[2])),
+            2.0 if tauw_guess_ms is None else float(np.clip(np.log10(max(tauw_guess_ms, 1e-3)), *bounds[3])),
+            0.0,
+        )
+        return cls(bounds, x0)
+
+    @property
+    def max_tauw_ms(self) -> float:
+        return float(10 ** self.bounds[3][1])
+
+
+def apply_vector(base: AdExParameters, x: Sequence[float]) -> AdExParameters:
+    """The parameter set a DE vector stands for."""
+    vr, a, b, log_tauw, dvt = (float(v) for v in x)
+    return base.with_values(Vr_mV=vr, a_nS=a, b_pA=b, tauw_ms=10.0**log_tauw, VT_mV=base.VT_mV + dvt)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Where the training window is used for fitting and for validation (s, protocol time)."""
+
+    fit: tuple[float, float]
+    held_out: tuple[float, float]
+
+    @classmethod
+    def split(cls, window_s: tuple[float, float], held_out_fraction: float) -> "Windows":
+        start, stop = window_s
+        cut = stop - held_out_fraction * (stop - start)
+        return cls((start, cut), (cut, stop))
+
+
+def mean_gamma(
+    recordings: Sequence[np.ndarray], prediction: np.ndarray, window: tuple[float, float], delta_s: float
+) -> float:
+    """Mean Gamma of one predicted train against every recording, inside ``window`` (s).
+
+    Returns :data:`PENALTY_GAMMA` when the prediction's rate makes Gamma undefined.
+    """
+    lo, hi = window
+    pred = prediction[(prediction >= lo) & (prediction < hi)]
+    try:
+        return float(
+            np.mean(
+                [coincidence_factor(r[(r >= lo) & (r < hi)], pred, delta_s, duration=hi - lo) for r in recordings]
+            )
+        )
+    except InvalidPrediction:
+        return PENALTY_GAMMA
+
+
+@dataclass
+class GenerationLog:
+    """What the optimiser saw: one entry per Brian2 run (a DE generation)."""
+
+    best_gamma: list[float] = field(default_factory=list)
+    mean_gamma: list[float] = field(default_factory=list)
+    n_blown_up: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    last_x: np.ndarray | None = None
+    last_scores: np.ndarray | None = None
+
+
+class GammaObjective:
+    """Vectorised DE objective: minus the mean fit-window Gamma of each candidate.
+
+    Args:
+        stimuli: the training stimuli (all are fitted; each costs one run per generation).
+        base: the stage-1 parameters the DE vectors modify.
+        windows_by_stimulus: fit / held-out windows of each stimulus.
+        delta_s: coincidence window (s).
+        n_segments: segments run side by side (see ``simulate_segmented``).
+        warmup_s: warm-up before each segment (s).
+        step_factor: the simulation step is this many recording steps.
+        on_generation: called after each run with the best Gamma seen so far.
+    """
+
+    def __init__(
+        self,
+        stimuli: Sequence[TrainingStimulus],
+        base: AdExParameters,
+        windows_by_stimulus: Sequence[Windows],
+        delta_s: float,
+        n_segments: int,
+        warmup_s: float,
+        step_factor: int = 1,
+        on_generation: Callable[[float], None] | None = None,
+    ) -> None:
+        self.stimuli = list(stimuli)
+        self.base = base
+        self.windows = list(windows_by_stimulus)
+        self.delta_s = delta_s
+        self.n_segments = n_segments
+        self.warmup_s = warmup_s
+        self.on_generation = on_generation
+        self.step_factor = step_factor
+        self.currents = [coarsen_current(s.current_pA, step_factor) for s in self.stimuli]
+        self.log = GenerationLog()
+        self.best_so_far = -np.inf
+
+    def gammas(self, population: Sequence[AdExParameters]) -> tuple[np.ndarray, int]:
+        """Mean fit-window Gamma of each parameter set (averaged over stimuli) and the blow-up count."""
+        total = np.zeros(len(population))
+        blown = np.zeros(len(population), dtype=bool)
+        for stim, cur, win in zip(self.stimuli, self.currents, self.windows):
+            res = simulate_segmented(
+                population, cur, stim.dt_s * self.step_factor, win.fit[1], self.n_segments, self.warmup_s
+            )
+            blown |= ~res.finite
+            total += [mean_gamma(stim.spike_times_s, tr, win.fit, self.delta_s) for tr in res.spike_times_s]
+        scores = total / len(self.stimuli)
+        scores[blown] = PENALTY_GAMMA
+        return scores, int(blown.sum())
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``x``: shape ``(n_coordinates, n_candidates)``; returns ``-Gamma`` per candidate."""
+        t0 = time.perf_counter()
+        xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        population = [apply_vector(self.base, xs[:, j]) for j in range(xs.shape[1])]
+        scores, n_blown = self.gammas(population)
+        self.best_so_far = max(self.best_so_far, float(scores.max()))
+        self.log.best_gamma.append(float(scores.max()))
+        self.log.mean_gamma.append(float(scores.mean()))
+        self.log.n_blown_up.append(n_blown)
+        self.log.seconds.append(time.perf_counter() - t0)
+        if self.on_generation is not None:
+            self.on_generation(self.best_so_far)
+        return -scores
+
+
+@dataclass
+class Stage2Result:
+    """The chosen parameters and how they were chosen."""
+
+    params: AdExParameters
+    fit_gamma: float  #: continuous simulation, fit window, mean over repetitions and stimuli
+    held_out_gamma: float  #: continuous simulation, held-out window
+    segmented_fit_gamma: float  #: the optimiser's (segmented) estimate of fit_gamma
+    candidates: list[dict[str, Any]]
+    log: GenerationLog
+    de_message: str
+    n_evaluations: int
+
+
+def fit_stage2(
+    stimuli: Sequence[TrainingStimulus],
+    base: AdExParameters,
+    windows_by_stimulus: Sequence[Windows],
+    delta_s: float,
+    *,
+    generations: int,
+    population: int,
+    n_segments: int,
+    seed: int,
+    n_validated: int = 8,
+    step_factor: int = 1,
+    warmup_s: float | None = None,
+    on_generation: Callable[[float], None] | None = None,
+    b_guess_pA: float | None = None,
+    tauw_guess_ms: float | None = None,
+) -> Stage2Result:
+    """Run the differential evolution, then validate the best candidates on the held-out part.
+
+    Args:
+        generations: DE generations after the initial population (each one Brian2 run per stimulus).
+        population: candidates per generation (rounded to a multiple of the 5 coordinates).
+        n_segments: segments of the fit window simulated side by side.
+        seed: seeds the optimiser (the simulation itself is deterministic).
+        n_validated: top candidates of the last generation re-simulated over the whole
+            training window; the one with the best held-out Gamma is kept.
+        step_factor: simulation step in recording steps (prediction must use the same).
+        warmup_s: warm-up of each segment (s); default twice the largest tau_w.
+        b_guess_pA, tauw_guess_ms: stage-1 estimate of the spike-triggered adaptation,
+            used for the starting member of the population.
+    """
+    space = SearchSpace.around(base, b_guess_pA, tauw_guess_ms)
+    if warmup_s is None:
+        warmup_s = 2.0 * space.max_tauw_ms * 1e-3
+    objective = GammaObjective(
+        stimuli, base, windows_by_stimulus, delta_s, n_segments, warmup_s, step_factor, on_generation
+    )
+    popsize = max(2, int(round(population / len(SEARCH_NAMES))))
+    result = differential_evolution(
+        objective,
+        space.bounds,
+        x0=np.array(space.x0),
+        popsize=popsize,
+        maxiter=generations,
+        init="latinhypercube",
+        mutation=(0.5, 1.0),
+        recombination=0.7,
+        tol=0.0,
+        polish=False,
+        vectorized=True,
+        updating="deferred",
+        rng=np.random.default_rng(seed),
+    )
+    pop = np.asarray(result.population)
+    energies = np.asarray(result.population_energies)
+    order = np.argsort(energies, kind="stable")[:n_validated]
+    chosen = [apply_vector(base, pop[k]) for k in order]
+
+    # Continuous runs over the whole training window: fit and held-out Gamma.
+    fit_g = np.zeros(len(chosen))
+    held_g = np.zeros(len(chosen))
+    for stim, cur, win in zip(stimuli, objective.currents, windows_by_stimulus):
+        res = simulate_population(chosen, cur, stim.dt_s * step_factor, win.held_out[1])
+        for j, tr in enumerate(res.spike_times_s):
+            ok = res.finite[j]
+            fit_g[j] += mean_gamma(stim.spike_times_s, tr, win.fit, delta_s) if ok else PENALTY_GAMMA
+            held_g[j] += mean_gamma(stim.spike_times_s, tr, win.held_out, delta_s) if ok else PENALTY_GAMMA
+    fit_g /= len(stimuli)
+    held_g /= len(stimuli)
+    best = int(np.argmax(held_g))
+    candidates = [
+        {
+            "segmented_fit_gamma": float(-energies[k]),
+            "fit_gamma": float(fit_g[j]),
+            "held_out_gamma": float(held_g[j]),
+            **{n: float(v) for n, v in zip(SEARCH_NAMES, pop[k])},
+        }
+        for j, k in enumerate(order)
+    ]
+    return Stage2Result(
+        params=chosen[best],
+        fit_gamma=float(fit_g[best]),
+        held_out_gamma=float(held_g[best]),
+        segmented_fit_gamma=float(-energies[order[best]]),
+        candidates=candidates,
+        log=objective.log,
+        de_message=str(result.message),
+        n_evaluations=int(result.nfev),
+    )

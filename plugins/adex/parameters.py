@@ -1,0 +1,71 @@
+"""The AdEx parameter set, in SI-friendly units (pF, nS, mV, ms, pA).
+
+Model (Brette & Gerstner 2005, J Neurophysiol 94:3637)::
+
+    C dV/dt = -g_L (V - E_L) + g_L Delta_T exp((V - V_T) / Delta_T) - w + I(t)
+    tau_w dw/dt = a (V - E_L) - w
+    V > V_peak:  V <- V_r,  w <- w + b
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+#: the unit of each field, for the fit record
+UNITS: dict[str, str] = {
+    "C_pF": "pF",
+    "gL_nS": "nS",
+    "EL_mV": "mV",
+    "DeltaT_mV": "mV",
+    "VT_mV": "mV",
+    "Vpeak_mV": "mV",
+    "Vr_mV": "mV",
+    "a_nS": "nS",
+    "b_pA": "pA",
+    "tauw_ms": "ms",
+}
+
+
+@dataclass(frozen=True)
+class AdExParameters:
+    """One AdEx neuron.
+
+    Attributes:
+        C_pF: membrane capacitance (pF).
+        gL_nS: leak conductance (nS).
+        EL_mV: leak reversal potential (mV).
+        DeltaT_mV: slope factor of the spike initiation (mV).
+        VT_mV: effective threshold of the exponential (mV).
+        Vpeak_mV: the voltage at which a spike is emitted and V reset (mV).
+        Vr_mV: reset voltage (mV).
+        a_nS: subthreshold adaptation (nS).
+        b_pA: spike-triggered adaptation increment (pA).
+        tauw_ms: adaptation time constant (ms).
+    """
+
+    C_pF: float = 200.0
+    gL_nS: float = 10.0
+    EL_mV: float = -70.0
+    DeltaT_mV: float = 2.0
+    VT_mV: float = -50.0
+    Vpeak_mV: float = 0.0
+    Vr_mV: float = -58.0
+    a_nS: float = 2.0
+    b_pA: float = 40.0
+    tauw_ms: float = 120.0
+
+    def with_values(self, **changes: float) -> "AdExParameters":
+        """A copy with some fields changed."""
+        return replace(self, **{k: float(v) for k, v in changes.items()})
+
+    def as_record(self) -> dict[str, Any]:
+        """``{name: {"value": v, "unit": u}}`` for the fit record."""
+        return {k: {"value": float(v), "unit": UNITS[k]} for k, v in asdict(self).items()}
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+    @property
+    def tau_m_ms(self) -> float:
+        """Membrane time constant C / g_L (ms)."""
+        return self.C_pF / self.gL_nS
