@@ -32,16 +32,21 @@ def challenges_dir() -> Path:
 
 
 def challenge_dir(name: str) -> Path:
-    """The folder of a challenge by name (``embedded`` or an imported one)."""
-    if name == EMBEDDED:
+    """The folder of a challenge by name (``embedded`` or an imported one).
+
+    The embedded challenge is read from the checkout's ``reference_data/`` (qsnmc is
+    installed in editable mode from a clone); a non-editable install, which never
+    carries the data, looks for a copy in the user's challenges folder instead.
+    """
+    if name == EMBEDDED and (embedded_challenge_dir() / "manifest.json").is_file():
         return embedded_challenge_dir()
     return challenges_dir() / name
 
 
 def available_challenges() -> list[str]:
     """Names of every challenge found: the embedded one first, then imported ones."""
-    names = [EMBEDDED] if (embedded_challenge_dir() / "manifest.json").is_file() else []
+    names = [EMBEDDED] if (challenge_dir(EMBEDDED) / "manifest.json").is_file() else []
     root = challenges_dir()
     if root.is_dir():
-        names += sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
+        names += sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file() and p.name not in names)
     return names
