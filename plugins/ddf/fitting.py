@@ -1,0 +1,197 @@
+"""Fitting one candidate DDF map (centres, widths, ridge weights) and validating it by free runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qsnmc.scoring import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc.spikes import spike_times_from_voltage
+from qsnmc_plugins.ddf.centres import nearest_centre_widths, place_centres
+from qsnmc_plugins.ddf.features import (
+    EmbeddingConfig,
+    RBFLayer,
+    Standardiser,
+    linear_inputs,
+    rbf_inputs,
+    slow_filters,
+)
+from qsnmc_plugins.ddf.forecast import ForecastResult, free_run
+from qsnmc_plugins.ddf.ridge import NormalEquations, solve_ridge
+from qsnmc_plugins.ddf.series import Series
+
+#: rows of the design matrix handled at once when accumulating the normal equations
+CHUNK_ROWS = 20_000
+#: slack added on each side of the training voltage range before a forecast counts as a runaway
+RANGE_SLACK = 0.15
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting of the map's structure (chosen by validation)."""
+
+    embedding: EmbeddingConfig
+    n_centres: int
+    width_factor: float = 1.0
+    spike_share: float = 0.3
+
+    def to_record(self, dt_s: float) -> dict:
+        return {
+            **self.embedding.to_record(dt_s),
+            "n_centres": self.n_centres,
+            "width_factor": self.width_factor,
+            "spike_centre_share": self.spike_share,
+        }
+
+
+@dataclass
+class FittedMap:
+    """A candidate's fitted map, with one weight vector per ridge penalty.
+
+    Attributes:
+        candidate: the structure.
+        rbf: centres and widths (standardised units).
+        weights: ``(n_penalties, n_centres + n_linear)`` (see :func:`features.linear_inputs`).
+        penalties: relative ridge penalties.
+        train_mse: one-step training mean squared error per penalty (standardised units^2).
+        v_range: standardised range a forecast may take before it counts as a runaway.
+        slow_alphas: per-step decay of the slow filters.
+        n_rows: regression rows used.
+    """
+
+    candidate: Candidate
+    rbf: RBFLayer
+    weights: np.ndarray
+    penalties: np.ndarray
+    train_mse: np.ndarray
+    v_range: tuple[float, float]
+    slow_alphas: np.ndarray
+    n_rows: int
+
+    def run(self, drive: np.ndarray, v_history: np.ndarray, slow_state: np.ndarray, which=slice(None)) -> ForecastResult:
+        """Free-run the weight vectors ``which`` on the standardised drive."""
+        return free_run(
+            self.candidate.embedding,
+            self.rbf,
+            self.weights[which],
+            drive,
+            v_history,
+            slow_state,
+            self.slow_alphas,
+            self.v_range,
+        )
+
+
+def _rows(s: Series, stop: int, first: int, stride: int, rng: np.random.Generator) -> np.ndarray:
+    """Regression rows of one series: every spike state plus every ``stride``-th other sample."""
+    n = np.arange(first, stop - 1)
+    keep = s.spike_state[n] | ((n + int(rng.integers(stride))) % stride == 0)
+    return n[keep]
+
+
+def fit_candidate(
+    series: list[Series],
+    stops: list[int],
+    candidate: Candidate,
+    penalties: np.ndarray,
+    dt_s: float,
+    seed: int,
+    row_stride: int = 4,
+) -> FittedMap:
+    """Fit a candidate on ``series[k].v[:stops[k]]`` for every k.
+
+    Centres come from k-means on the RBF inputs of the regression rows (a share from the
+    spike states); the weights from ridge regression on the normal equations, for every
+    penalty at once.
+    """
+    cfg = candidate.embedding
+    alphas = cfg.slow_alphas(dt_s)
+    rng = np.random.default_rng(seed)
+    warm = cfg.span + (int(3 * max(cfg.slow_taus_ms) * 1e-3 / dt_s) if cfg.slow_taus_ms else 0)
+    slows = [slow_filters(s.v[:stop], alphas) for s, stop in zip(series, stops)]
+    rows = [_rows(s, stop, min(warm, stop - 2), row_stride, rng) for s, stop in zip(series, stops)]
+    # centres: k-means on a random subset of the rows' RBF inputs
+    per = max(2000, 60_000 // max(len(series), 1))
+    pts, mask = [], []
+    for s, sl, r in zip(series, slows, rows):
+        pick = r if r.size <= per else np.sort(rng.choice(r, per, replace=False))
+        pts.append(rbf_inputs(s.v, sl, pick, cfg))
+        mask.append(s.spike_state[pick])
+    centres = place_centres(np.concatenate(pts), np.concatenate(mask), candidate.n_centres, candidate.spike_share, seed)
+    rbf = RBFLayer(centres, nearest_centre_widths(centres, candidate.width_factor))
+    eq = NormalEquations(rbf.n_centres + cfg.n_linear)
+    for s, sl, r in zip(series, slows, rows):
+        for a in range(0, r.size, CHUNK_ROWS):
+            idx = r[a : a + CHUNK_ROWS]
+            x = np.concatenate([rbf(rbf_inputs(s.v, sl, idx, cfg)), linear_inputs(s.v, s.drive, sl, idx, cfg)], axis=1)
+            eq.add(x, s.v[idx + 1] - s.v[idx])
+    weights, mse = solve_ridge(eq, penalties)
+    v_all = np.concatenate([s.v[:stop] for s, stop in zip(series, stops)])
+    lo, hi = float(v_all.min()), float(v_all.max())
+    slack = RANGE_SLACK * (hi - lo)
+    return FittedMap(candidate, rbf, weights, np.asarray(penalties, float), mse, (lo - slack, hi + slack), alphas, eq.n_rows)
+
+
+def history_at(s: Series, sample: int, fitted: FittedMap) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded history ``v[sample-span .. sample]`` and slow state at ``sample - input_lag``."""
+    span = fitted.candidate.embedding.span
+    if sample < span:
+        raise ValueError(f"sample {sample} has less history than the embedding's span {span}")
+    lag = fitted.candidate.embedding.input_lag
+    slow = slow_filters(s.v[: sample + 1 - lag], fitted.slow_alphas)[-1] if fitted.slow_alphas.size else np.zeros(0)
+    return s.v[sample - span : sample + 1], slow
+
+
+def forecast_spikes(v: np.ndarray, std: Standardiser, dt_s: float, t0_s: float) -> list[np.ndarray]:
+    """Spike times (s) of standardised voltage rows (harness detector, 0 mV upward crossings)."""
+    return spike_times_from_voltage(std.v_mV(np.atleast_2d(v)), dt_s, 0.0, t0_s)
+
+
+def gamma_over_r(recorded: list[np.ndarray], predicted: np.ndarray, duration_s: float, delta_s: float) -> tuple[float, float]:
+    """(mean Gamma over repetitions, mean Gamma / R); R = 1 when fewer than 2 repetitions."""
+    try:
+        g = float(np.mean([coincidence_factor(r, predicted, delta_s, duration=duration_s) for r in recorded]))
+    except InvalidPrediction:
+        g = -1.0
+    rel = intrinsic_reliability(recorded, delta_s, duration=duration_s) if len(recorded) > 1 else 1.0
+    return g, g / rel if rel > 0 else float("nan")
+
+
+def validate(
+    fitted: FittedMap,
+    series: list[Series],
+    starts: dict[str, int],
+    std: Standardiser,
+    delta_s: float,
+) -> dict[str, np.ndarray]:
+    """Free-run every penalty's map over each stimulus' held-out part; score against all repetitions.
+
+    Args:
+        starts: per stimulus, the window sample where the held-out part starts; the
+            free run starts from the first repetition's recorded history there.
+
+    Returns:
+        ``{"gamma": (n_pen,), "gamma_over_r": (n_pen,), "runaway_steps": (n_pen,), "rate_hz": (n_pen,)}``,
+        means over stimuli.
+    """
+    n_pen = fitted.weights.shape[0]
+    gam, gor, runs, rates = [], [], [], []
+    for name, h0 in starts.items():
+        reps = [s for s in series if s.stimulus == name]
+        first = reps[0]
+        hist, slow = history_at(first, h0, fitted)
+        res = fitted.run(first.drive[h0 : first.n_samples - 1], hist, slow)
+        t0, t1 = first.time_s(h0), first.time_s(first.n_samples - 1)
+        trains = forecast_spikes(np.column_stack([np.full(n_pen, first.v[h0]), res.v]), std, first.dt_s, t0)
+        recorded = [s.spike_times_s[(s.spike_times_s >= t0) & (s.spike_times_s <= t1)] for s in reps]
+        scores = [gamma_over_r(recorded, t, t1 - t0, delta_s) for t in trains]
+        gam.append([g for g, _ in scores])
+        gor.append([r for _, r in scores])
+        runs.append(res.runaway_steps)
+        rates.append([t.size / (t1 - t0) for t in trains])
+    return {
+        "gamma": np.mean(gam, axis=0),
+        "gamma_over_r": np.mean(gor, axis=0),
+        "runaway_steps": np.sum(runs, axis=0),
+        "rate_hz": np.mean(rates, axis=0),
+    }
