@@ -77,6 +77,10 @@ def main(seed: int = 0, budget: float = 1.0) -> dict:
         "test_recorded_spikes_rep0": int(len(challenge.test_recordings(stim.name)[0])),
         "test_forecast": test_runaway,
         "chosen": record["chosen"],
+        "map_step_ms": record["map_step_ms"],
+        "seeds_per_candidate": record["seeds_per_candidate"],
+        "refitted_on_whole_window": record["refitted_on_whole_window"],
+        "refit_heldout_gamma_over_r_in_sample": record["refit_heldout_gamma_over_r_in_sample"],
         "embedding_estimates": record["embedding_estimates"],
         "trials": record["trials"],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "note": "2 shared cores, contended"},
@@ -88,5 +92,5 @@ def main(seed: int = 0, budget: float = 1.0) -> dict:
 
 if __name__ == "__main__":
     res = main()
-    keys = ("fit_time_s", "predict_time_s", "training_gamma_over_r", "heldout_gamma_over_r", "test_gamma_over_r", "test_error")
+    keys = ("refitted_on_whole_window", "fit_time_s", "predict_time_s", "training_gamma_over_r", "heldout_gamma_over_r", "test_gamma_over_r", "test_error")
     print(json.dumps({k: res[k] for k in keys} | {"chosen": res["chosen"]}, indent=1))

@@ -68,6 +68,13 @@ class FittedMap:
     slow_alphas: np.ndarray
     n_rows: int
 
+    def select(self, j: int) -> "FittedMap":
+        """The map with penalty ``j``'s weight vector only."""
+        return FittedMap(
+            self.candidate, self.rbf, self.weights[j : j + 1], self.penalties[j : j + 1],
+            self.train_mse[j : j + 1], self.v_range, self.slow_alphas, self.n_rows,
+        )
+
     def run(self, drive: np.ndarray, v_history: np.ndarray, slow_state: np.ndarray, which=slice(None)) -> ForecastResult:
         """Free-run the weight vectors ``which`` on the standardised drive."""
         return free_run(
@@ -97,12 +104,13 @@ def fit_candidate(
     dt_s: float,
     seed: int,
     row_stride: int = 4,
+    rbf: RBFLayer | None = None,
 ) -> FittedMap:
     """Fit a candidate on ``series[k].v[:stops[k]]`` for every k.
 
     Centres come from k-means on the RBF inputs of the regression rows (a share from the
-    spike states); the weights from ridge regression on the normal equations, for every
-    penalty at once.
+    spike states), unless ``rbf`` gives them; the weights from ridge regression on the
+    normal equations, for every penalty at once.
     """
     cfg = candidate.embedding
     alphas = cfg.slow_alphas(dt_s)
@@ -110,15 +118,15 @@ def fit_candidate(
     warm = cfg.span + (int(3 * max(cfg.slow_taus_ms) * 1e-3 / dt_s) if cfg.slow_taus_ms else 0)
     slows = [slow_filters(s.v[:stop], alphas) for s, stop in zip(series, stops)]
     rows = [_rows(s, stop, min(warm, stop - 2), row_stride, rng) for s, stop in zip(series, stops)]
-    # centres: k-means on a random subset of the rows' RBF inputs
-    per = max(2000, 60_000 // max(len(series), 1))
-    pts, mask = [], []
-    for s, sl, r in zip(series, slows, rows):
-        pick = r if r.size <= per else np.sort(rng.choice(r, per, replace=False))
-        pts.append(rbf_inputs(s.v, sl, pick, cfg))
-        mask.append(s.spike_state[pick])
-    centres = place_centres(np.concatenate(pts), np.concatenate(mask), candidate.n_centres, candidate.spike_share, seed)
-    rbf = RBFLayer(centres, nearest_centre_widths(centres, candidate.width_factor))
+    if rbf is None:  # centres: k-means on a random subset of the rows' RBF inputs
+        per = max(2000, 60_000 // max(len(series), 1))
+        pts, mask = [], []
+        for s, sl, r in zip(series, slows, rows):
+            pick = r if r.size <= per else np.sort(rng.choice(r, per, replace=False))
+            pts.append(rbf_inputs(s.v, sl, pick, cfg))
+            mask.append(s.spike_state[pick])
+        centres = place_centres(np.concatenate(pts), np.concatenate(mask), candidate.n_centres, candidate.spike_share, seed)
+        rbf = RBFLayer(centres, nearest_centre_widths(centres, candidate.width_factor))
     eq = NormalEquations(rbf.n_centres + cfg.n_linear)
     for s, sl, r in zip(series, slows, rows):
         for a in range(0, r.size, CHUNK_ROWS):
@@ -182,7 +190,7 @@ def validate(
         hist, slow = history_at(first, h0, fitted)
         res = fitted.run(first.drive[h0 : first.n_samples - 1], hist, slow)
         t0, t1 = first.time_s(h0), first.time_s(first.n_samples - 1)
-        trains = forecast_spikes(np.column_stack([np.full(n_pen, first.v[h0]), res.v]), std, first.dt_s, t0)
+        trains = forecast_spikes(np.column_stack([np.full(n_pen, first.v[h0]), res.v]), std, first.dt_s, first.centre_s(h0))
         recorded = [s.spike_times_s[(s.spike_times_s >= t0) & (s.spike_times_s <= t1)] for s in reps]
         scores = [gamma_over_r(recorded, t, t1 - t0, delta_s) for t in trains]
         gam.append([g for g, _ in scores])

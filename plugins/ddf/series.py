@@ -18,12 +18,16 @@ SPIKE_STATE_WINDOW_S = (0.001, 0.004)
 class Series:
     """One recorded repetition of one training stimulus, standardised.
 
+    The map works on a coarse grid: coarse sample ``k`` is the mean of the ``step``
+    recorded samples starting at protocol sample ``start_sample + k * step``.
+
     Attributes:
         stimulus: the stimulus' name.
         repetition: the repetition's index.
-        start_sample: protocol sample index of ``v[0]``.
-        dt_s: sampling step (s).
-        v: standardised voltage in the training window ``(n,)``.
+        start_sample: protocol (fine) sample index where coarse sample 0's block starts.
+        fine_dt_s: the recording's sampling step (s).
+        step: recorded samples per coarse sample.
+        v: standardised block-mean voltage in the training window ``(n,)``.
         drive: standardised current ``[i(n), i(n+1)]`` for each step ``n -> n+1`` ``(n, 2)`` (the last
             entry uses the current just after the window, or repeats the last sample).
         spike_state: True within :data:`SPIKE_STATE_WINDOW_S` of a recorded spike ``(n,)``.
@@ -33,7 +37,8 @@ class Series:
     stimulus: str
     repetition: int
     start_sample: int
-    dt_s: float
+    fine_dt_s: float
+    step: int
     v: np.ndarray
     drive: np.ndarray
     spike_state: np.ndarray
@@ -43,21 +48,57 @@ class Series:
     def n_samples(self) -> int:
         return int(self.v.size)
 
+    @property
+    def dt_s(self) -> float:
+        """The map's (coarse) time step (s)."""
+        return self.fine_dt_s * self.step
+
     def time_s(self, sample: int) -> float:
-        """Absolute time (s) of window sample ``sample``."""
-        return (self.start_sample + sample) * self.dt_s
+        """Absolute time (s) where coarse sample ``sample``'s block starts."""
+        return (self.start_sample + sample * self.step) * self.fine_dt_s
+
+    def centre_s(self, sample: int) -> float:
+        """Absolute time (s) a block mean stands for: the middle of coarse sample ``sample``'s block."""
+        return block_centre_s(self.start_sample + sample * self.step, self.step, self.fine_dt_s)
 
 
-def window_drive(stim_current_pA: np.ndarray, start: int, n: int, std: Standardiser) -> np.ndarray:
-    """Standardised drive ``(n, 2)`` for the ``n`` steps starting at protocol sample ``start``."""
-    cur = np.asarray(stim_current_pA[start : start + n + 1], dtype=np.float64)
-    if cur.size < n + 1:
-        cur = np.concatenate([cur, np.full(n + 1 - cur.size, cur[-1] if cur.size else 0.0)])
-    return step_drive(std.i(cur))
+def block_centre_s(fine_sample: int, step: int, fine_dt_s: float) -> float:
+    """Time (s) of the middle of the block of ``step`` samples starting at ``fine_sample``."""
+    return (fine_sample + 0.5 * (step - 1)) * fine_dt_s
+
+
+def block_mean(x: np.ndarray, step: int) -> np.ndarray:
+    """Means of consecutive blocks of ``step`` samples along the last axis (a partial last block is dropped)."""
+    x = np.asarray(x, dtype=np.float64)
+    if step == 1:
+        return x
+    n = x.shape[-1] // step
+    return x[..., : n * step].reshape(*x.shape[:-1], n, step).mean(axis=-1)
+
+
+def coarse_step(dt_s: float, target_step_s: float) -> int:
+    """Recorded samples per map step: ``round(target / dt)``, at least 1."""
+    return max(1, int(round(target_step_s / dt_s)))
+
+
+def window_drive(stim_current_pA: np.ndarray, start: int, n: int, std: Standardiser, step: int = 1) -> np.ndarray:
+    """Standardised drive ``(n, 2)`` for the ``n`` coarse steps from protocol sample ``start``.
+
+    The current of each coarse sample is the mean over its block of ``step`` samples
+    (past the protocol's end the last sample is repeated).
+    """
+    need = (n + 1) * step
+    cur = np.asarray(stim_current_pA[start : start + need], dtype=np.float64)
+    if cur.size < need:
+        cur = np.concatenate([cur, np.full(need - cur.size, cur[-1] if cur.size else 0.0)])
+    return step_drive(std.i(block_mean(cur, step)))
 
 
 def spike_state_mask(spike_times_s: np.ndarray, start_s: float, dt_s: float, n: int) -> np.ndarray:
-    """Boolean mask of the samples near the given spikes (see :data:`SPIKE_STATE_WINDOW_S`)."""
+    """Boolean mask of the samples near the given spikes (see :data:`SPIKE_STATE_WINDOW_S`).
+
+    ``start_s`` is the time sample 0 stands for, ``dt_s`` the sampling step (s).
+    """
     mask = np.zeros(n, dtype=bool)
     before, after = SPIKE_STATE_WINDOW_S
     for t in np.asarray(spike_times_s):
@@ -93,14 +134,17 @@ def stimulus_series(
     std: Standardiser,
     repetitions: list[int] | None = None,
     lowpass_hz: float | None = None,
+    step: int = 1,
 ) -> list[Series]:
     """The :class:`Series` of the chosen repetitions (default: all) of one training stimulus.
 
-    The voltage is low-pass filtered at ``lowpass_hz`` (Hz) first (see :func:`denoise`).
+    The voltage is low-pass filtered at ``lowpass_hz`` (Hz) first (see :func:`denoise`),
+    then averaged over blocks of ``step`` samples (the map's time step is ``step * dt``).
     """
     start = stim.window_slice.start
-    n = stim.voltage_mV.shape[1]
-    drive = window_drive(stim.current_pA, start, n, std)
+    n = stim.voltage_mV.shape[1] // step
+    drive = window_drive(stim.current_pA, start, n, std, step)
+    t_first = block_centre_s(start, step, stim.dt_s)
     out = []
     for r in repetitions if repetitions is not None else range(stim.n_repetitions):
         spikes = np.asarray(stim.spike_times_s[r])
@@ -109,10 +153,11 @@ def stimulus_series(
                 stimulus=stim.name,
                 repetition=int(r),
                 start_sample=start,
-                dt_s=stim.dt_s,
-                v=std.v(denoise(stim.voltage_mV[r], stim.dt_s, lowpass_hz)),
+                fine_dt_s=stim.dt_s,
+                step=step,
+                v=std.v(block_mean(denoise(stim.voltage_mV[r], stim.dt_s, lowpass_hz), step)),
                 drive=drive,
-                spike_state=spike_state_mask(spikes, stim.window_s[0], stim.dt_s, n),
+                spike_state=spike_state_mask(spikes, t_first, stim.dt_s * step, n),
                 spike_times_s=spikes,
             )
         )
