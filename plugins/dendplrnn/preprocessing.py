@@ -1,0 +1,94 @@
+"""From 10 kHz recordings to the network's time grid and units (numpy only).
+
+The network runs at ``dt_model = factor * dt`` (default 1 ms). Within each block of
+``factor`` samples the current is averaged and the voltage is max-pooled, so that a
+spike (about 1 ms wide at 0 mV) always leaves its peak in the block that holds it.
+The voltage is then clipped at ``clip_mV`` (spike peaks become a plateau: the
+network has to learn *when* the upstroke happens, not the 100 mV peak shape) and
+both signals are standardised (zero mean, unit SD).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def block_mean(x: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
+    n = x.shape[-1] // factor
+    return x[..., : n * factor].reshape(*x.shape[:-1], n, factor).mean(axis=-1)
+
+
+def block_max(x: np.ndarray, factor: int) -> np.ndarray:
+    """Maximum over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
+    n = x.shape[-1] // factor
+    return x[..., : n * factor].reshape(*x.shape[:-1], n, factor).max(axis=-1)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Affine maps between physical units and the network's standardised units.
+
+    Attributes:
+        factor: samples of the recording per network step.
+        clip_mV: voltage clipping level (mV).
+        v_mean_mV, v_sd_mV: mean and SD of the clipped, pooled training voltage (mV).
+        i_mean_pA, i_sd_pA: mean and SD of the training current (pA).
+    """
+
+    factor: int
+    clip_mV: float
+    v_mean_mV: float
+    v_sd_mV: float
+    i_mean_pA: float
+    i_sd_pA: float
+
+    @classmethod
+    def fit(cls, voltage_mV: np.ndarray, current_pA: np.ndarray, factor: int, clip_mV: float) -> "Scaling":
+        v = np.minimum(block_max(np.asarray(voltage_mV), factor), clip_mV)
+        return cls(factor, float(clip_mV), float(v.mean()), float(v.std()) or 1.0,
+                   float(np.mean(current_pA)), float(np.std(current_pA)) or 1.0)
+
+    def voltage(self, voltage_mV: np.ndarray) -> np.ndarray:
+        """Recorded voltage (mV, recording grid) -> pooled, clipped, standardised (float32)."""
+        v = np.minimum(block_max(np.asarray(voltage_mV, np.float64), self.factor), self.clip_mV)
+        return ((v - self.v_mean_mV) / self.v_sd_mV).astype(np.float32)
+
+    def current(self, current_pA: np.ndarray) -> np.ndarray:
+        """Injected current (pA, recording grid) -> block-averaged, standardised (float32)."""
+        i = block_mean(np.asarray(current_pA, np.float64), self.factor)
+        return ((i - self.i_mean_pA) / self.i_sd_pA).astype(np.float32)
+
+    def to_mV(self, x: np.ndarray) -> np.ndarray:
+        """Standardised network voltage -> mV."""
+        return np.asarray(x, np.float64) * self.v_sd_mV + self.v_mean_mV
+
+    def from_mV(self, v_mV: float) -> float:
+        """A voltage level (mV) in standardised units."""
+        return (float(v_mV) - self.v_mean_mV) / self.v_sd_mV
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+def spike_weights(spike_times_s: list[np.ndarray], n_steps: int, dt_model_s: float, t0_s: float,
+                  spike_share: float) -> np.ndarray:
+    """Per-step loss weights (n_reps, n_steps) that give spike steps ``spike_share`` of the loss.
+
+    Spikes occupy about 1 % of the steps, so a plain MSE can settle on a network that
+    never spikes. The step holding each recorded spike and the one before it (the
+    upstroke) get a weight ``w`` chosen so that they carry ``spike_share`` of the total
+    weight; every other step has weight 1.
+    """
+    mask = np.zeros((len(spike_times_s), n_steps), dtype=bool)
+    for r, ts in enumerate(spike_times_s):
+        k = np.floor((np.asarray(ts) - t0_s) / dt_model_s).astype(int)
+        for shift in (0, -1):
+            kk = k + shift
+            mask[r, kk[(kk >= 0) & (kk < n_steps)]] = True
+    frac = mask.mean()
+    w = np.ones(mask.shape, np.float32)
+    if 0 < frac < 1:
+        w[mask] = spike_share * (1 - frac) / ((1 - spike_share) * frac)
+    return w

@@ -1,0 +1,166 @@
+"""Tests of the dendplrnn plugin: real networks, real training on small data."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
+from qsnmc_plugins.dendplrnn.network import DendPLRNN
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling, spike_weights
+from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
+from qsnmc_plugins.dendplrnn.training import FitFailed, SequenceData, TrainConfig, new_state, train
+
+EMBEDDED = Path(__file__).resolve().parents[1] / "reference_data" / "embedded"
+
+
+# ----------------------------------------------------------------- sparse teacher forcing
+@pytest.mark.parametrize("tau,burn_in", [(1, 0), (4, 0), (7, 0), (5, 3), (10, 1)])
+def test_forcing_schedule_every_tau_steps(tau, burn_in):
+    n = 61
+    mask = forcing_schedule(n, tau, burn_in)
+    anchor = max(burn_in - 1, 0)
+    assert mask[: anchor + 1].all()
+    forced_after = np.flatnonzero(mask[anchor:]) + anchor
+    assert np.all(np.diff(forced_after) == tau)  # exactly every tau steps, none in between
+    assert forced_after[-1] + tau >= n
+
+
+def test_forcing_schedule_rejects_bad_tau():
+    with pytest.raises(ValueError):
+        forcing_schedule(10, 0)
+
+
+def test_rollout_forces_exactly_on_schedule():
+    """With an identity network (z_t = z_{t-1}), each prediction equals the last forced value."""
+    net = DendPLRNN(3, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.A.fill_(1.0)
+        net.W.zero_()
+        net.h0.zero_()
+        net.C.zero_()
+    T, tau = 40, 6
+    obs = torch.arange(T, dtype=torch.float32).reshape(1, T, 1) + 100.0
+    forcing = forcing_schedule(T, tau, 0)
+    pred = net.rollout(torch.tensor([[100.0, 0.0, 0.0]]), torch.zeros(1, T, 1), obs, torch.from_numpy(forcing))
+    last_forced = np.maximum.accumulate(np.where(forcing, np.arange(T), 0))
+    expected = 100.0 + np.concatenate([[0], last_forced[:-1]])
+    np.testing.assert_allclose(pred[0, :, 0].detach().numpy(), expected)
+
+
+def test_numpy_free_run_matches_torch_rollout():
+    g = torch.Generator().manual_seed(1)
+    net = DendPLRNN(6, 4, generator=g)
+    T = 200
+    s = torch.randn(1, T, 1, generator=g)
+    x = torch.randn(1, T, 1, generator=g)
+    forcing = forcing_schedule(T, 7, 5)
+    z0 = torch.cat([x[:, 0], torch.zeros(1, 5)], dim=1)
+    with torch.no_grad():
+        ref = net.rollout(z0, s, x, torch.from_numpy(forcing))[0].numpy()
+    out, _ = simulate(NetworkParams.from_module(net), s[0].double().numpy(), x[0].double().numpy(), forcing)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------- robustness
+def test_exploding_free_run_is_reported():
+    p = NetworkParams(np.array([1.5, 0.5]), np.zeros((2, 2)), np.zeros(2), np.ones((2, 1)), np.ones(1),
+                      np.zeros((1, 2)), 1)
+    with pytest.raises(FreeRunDiverged, match="diverged"):
+        simulate(p, np.ones((5000, 1)))
+
+
+def test_repeated_divergence_restarts_then_fails():
+    rng = np.random.default_rng(0)
+    n = 2000
+    data = SequenceData(rng.standard_normal((2, n)).astype(np.float32), rng.standard_normal((n, 1)).astype(np.float32),
+                        np.ones((2, n), np.float32), n)
+    cfg = TrainConfig(m=3, n_bases=2, tau=5, seq_len=20, burn_in=2, batch_size=4, lr=1e-2)
+    st = new_state(cfg, 0, torch.device("cpu"))
+    with pytest.raises(FitFailed, match="diverged"):
+        train(st, data, 50, lambda net: -math.inf, 5, torch.device("cpu"), max_restarts=2)
+    assert st.restarts == 3
+    assert st.optimiser.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**2)  # halved at each restart
+
+
+# ----------------------------------------------------------------- preprocessing
+def test_scaling_round_trip_and_spike_weights():
+    rng = np.random.default_rng(0)
+    v = rng.normal(-60, 3, (2, 1000))
+    v[:, 500:505] = 30.0
+    sc = Scaling.fit(v, rng.normal(100, 20, 1000), 10, -20.0)
+    x = sc.voltage(v)
+    assert x.shape == (2, 100) and x.max() == pytest.approx(sc.from_mV(-20.0), abs=1e-5)
+    np.testing.assert_allclose(sc.to_mV(x), np.minimum(v.reshape(2, 100, 10).max(-1), -20.0), atol=1e-3)
+    w = spike_weights([np.array([0.0505]), np.array([])], 100, 1e-3, 0.0, 0.25)
+    heavy = w > 1
+    assert heavy[0, 49] and heavy[0, 50] and heavy.sum() == 2
+    assert w[heavy].sum() / w.sum() == pytest.approx(0.25)
+
+
+# ----------------------------------------------------------------- learning a known system
+def _damped_oscillator(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """x'' + 2 zeta w x' + w^2 x = u, sampled at 1 ms (w = 2 pi 8 Hz, zeta = 0.3), u a slow OU drive."""
+    dt, w, zeta = 1e-3, 2 * np.pi * 8.0, 0.3
+    a = np.exp(-dt / 0.02)
+    u = np.zeros(n)
+    e = rng.standard_normal(n)
+    for k in range(1, n):
+        u[k] = a * u[k - 1] + np.sqrt(1 - a * a) * e[k]
+    x, v = np.zeros(n), 0.0
+    for k in range(1, n):
+        v += dt * (u[k] * w * w - 2 * zeta * w * v - w * w * x[k - 1])
+        x[k] = x[k - 1] + dt * v
+    return (x / x.std()).astype(np.float32), (u / u.std()).astype(np.float32)
+
+
+@pytest.mark.slow
+def test_learns_driven_damped_oscillator():
+    """BPTT with sparse teacher forcing learns a driven linear oscillator; the free run
+    (20 forced warm-up steps, then 3 s on the drive alone) tracks held-out data."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    x, u = _damped_oscillator(12000, np.random.default_rng(0))
+    train_stop, warm = 9000, 20
+    data = SequenceData(x[None], u[:, None], np.ones((1, x.size), np.float32), train_stop)
+    cfg = TrainConfig(m=6, n_bases=4, tau=25, seq_len=80, burn_in=10, batch_size=32, lr=1e-2)
+
+    def free_run_nmse(params: NetworkParams) -> float:
+        lo = train_stop - warm
+        forcing = np.arange(x.size - lo) < warm
+        pred, _ = simulate(params, u[lo:, None].astype(np.float64), x[lo:, None].astype(np.float64), forcing)
+        return float(np.mean((pred[warm:, 0] - x[train_stop:]) ** 2) / np.var(x[train_stop:]))
+
+    st = new_state(cfg, 0, torch.device("cpu"))
+    first = free_run_nmse(NetworkParams.from_module(st.net))
+    train(st, data, 200, lambda net: -free_run_nmse(NetworkParams.from_module(net)), 25, torch.device("cpu"))
+    st.net.load_state_dict(st.best_state)
+    nmse = free_run_nmse(NetworkParams.from_module(st.net))
+    assert nmse == pytest.approx(-st.best_score)
+    assert nmse < 0.25 < first, f"normalised free-run MSE {nmse:.3f} (untrained {first:.3f})"
+
+
+# ----------------------------------------------------------------- the embedded challenge
+@pytest.mark.slow
+def test_quick_fit_beats_poisson_on_embedded_challenge():
+    if not (EMBEDDED / "manifest.json").is_file():
+        pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
+    from qsnmc.challenge import load_challenge
+    from qsnmc.evaluation import score_predictions
+    from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
+
+    ch = load_challenge(EMBEDDED)
+    model = DendPLRNNModel(seed=0, budget=0.1)
+    record = model.fit(ch.training_data())
+    assert record["heldout_gamma_over_R"] > 0.2
+    assert len(record["loss_curve"]) == record["training"]["iterations"]
+    assert all(math.isfinite(v) for v in record["loss_curve"])
+    stim = ch.test_stimuli()[0]
+    spikes = model.predict(stim)
+    assert np.all(np.diff(spikes) > 0)
+    assert spikes.size == 0 or (spikes[0] >= stim.window_s[0] and spikes[-1] < stim.window_s[1])
+    perf = score_predictions(ch, {stim.name: spikes}).performance
+    assert perf > 0.2, f"test Gamma/R {perf:.3f}"
