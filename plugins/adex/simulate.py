@@ -61,9 +61,16 @@ _SI = {
 }
 
 
-def coarsen_current(current_pA: np.ndarray, factor: int) -> np.ndarray:
-    """The current averaged over blocks of ``factor`` samples (for a step ``factor`` times longer)."""
+def coarsen_current(current_pA: np.ndarray, factor: float) -> np.ndarray:
+    """The current on a simulation grid ``factor`` times the sampling step.
+
+    ``factor >= 1`` (an integer): averaged over blocks of ``factor`` samples. ``factor < 1``
+    (``1 / n``): each sample held for ``n`` substeps (a zero-order hold, as injected).
+    """
     cur = np.asarray(current_pA, dtype=np.float64)
+    if factor < 1:
+        return np.repeat(cur, int(round(1.0 / factor)))
+    factor = int(round(factor))
     if factor <= 1:
         return cur
     n = cur.shape[0] // factor * factor
