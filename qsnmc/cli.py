@@ -1,4 +1,4 @@
-"""The ``qsnmc`` command line: list, run, table, data."""
+"""The ``qsnmc`` command line: list, run, sweep, table, report, new, data."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +21,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="folder of drop-in plugin files (default: ./submissions)")
 
 
-def _challenge_header(run_info: dict) -> str:
+def challenge_header(run_info: dict) -> str:
+    """The lines above a ranking table: challenge, windows, R, seed, budget."""
     rel = ", ".join(f"{k}: {v:.3f}" for k, v in run_info.get("reliability", {}).items())
     wins = "; ".join(
         f"{s['name']}: train {s['train_window_s']} s, test {s['test_window_s']} s"
@@ -34,17 +35,27 @@ def _challenge_header(run_info: dict) -> str:
     )
 
 
+def _grid_size(grid: dict | None) -> str:
+    """``"6 settings"`` for a param_grid of 6 combinations ("" without one)."""
+    if not grid:
+        return ""
+    n = 1
+    for values in grid.values():
+        n *= len(values)
+    return f"{n} settings"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.challenges:
         return _list_challenges()
     entries = discover_models(args.submissions)
     rows = [
-        [e.name, e.source.label, e.version, e.description if e.ok else f"FAILED: {e.error}"]
+        [e.name, e.source.label, e.version, _grid_size(e.param_grid), e.description if e.ok else f"FAILED: {e.error}"]
         for e in entries
     ]
     from tabulate import tabulate
 
-    print(tabulate(rows, headers=["model", "source", "version", "description"], tablefmt="github"))
+    print(tabulate(rows, headers=["model", "source", "version", "sweep", "description"], tablefmt="github"))
     return 0
 
 
@@ -70,53 +81,121 @@ def _list_challenges() -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from qsnmc.runner import Runner, RunSettings
+def _interactive(args: argparse.Namespace) -> bool:
+    """Progress bars and worker output: not with --quiet, and only on a terminal."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
-    if not args.all and not args.models:
-        print("qsnmc run: name models to run, or --all", file=sys.stderr)
-        return 2
+
+def _load_for(command: str, name: str):
     try:
-        challenge = load_challenge(challenge_dir(args.challenge))
+        return load_challenge(challenge_dir(name))
     except ChallengeError as exc:
-        print(f"qsnmc run: challenge {args.challenge!r}: {exc}", file=sys.stderr)
-        return 2
+        print(f"qsnmc {command}: challenge {name!r}: {exc}", file=sys.stderr)
+        return None
+
+
+def _warn_unsandboxed() -> None:
     if bwrap_path() is None:
         print(
             "WARNING: bubblewrap (bwrap) is not available: models run WITHOUT a sandbox and could read the "
             "hidden test data. Install bubblewrap (apt-get install bubblewrap) for an honest run.",
             file=sys.stderr,
         )
-    entries = discover_models(args.submissions)
-    if args.models:
-        known = {e.name: e for e in entries}
-        missing = [m for m in args.models if m not in known]
-        if missing:
-            print(f"qsnmc run: unknown model(s) {', '.join(missing)}; known: {', '.join(sorted(known))}",
-                  file=sys.stderr)
-            return 2
-        entries = [known[m] for m in args.models]
-    settings = RunSettings(
+
+
+def _select(command: str, names: list[str], entries: list[ModelEntry]) -> list[ModelEntry] | None:
+    known = {e.name: e for e in entries}
+    missing = [m for m in names if m not in known]
+    if missing:
+        print(f"qsnmc {command}: unknown model(s) {', '.join(missing)}; known: {', '.join(sorted(known))}",
+              file=sys.stderr)
+        return None
+    return [known[m] for m in names]
+
+
+def _parse_params(pairs: list[str] | None) -> dict:
+    """``KEY=VALUE`` pairs; VALUE is read as JSON (numbers, true/false) and else kept as text."""
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _settings(args: argparse.Namespace):
+    from qsnmc.runner import RunSettings
+
+    return RunSettings(
         seed=args.seed, budget=args.budget, timeout_s=args.timeout, memory_limit_MB=args.memory_limit,
-        use_cache=not args.no_cache, jobs=args.jobs, echo=not args.quiet and args.jobs == 1 and sys.stderr.isatty(),
+        use_cache=not args.no_cache, jobs=args.jobs,
+        echo=_interactive(args) and args.jobs == 1 and args.executor == "local",
+        executor=args.executor, scheduler=args.scheduler,
     )
-    runner = Runner(challenge, Path(args.runs_dir), settings)
-    if not args.quiet:
-        print(f"Run folder: {runner.run_dir}", file=sys.stderr)
+
+
+def _progress(args: argparse.Namespace, total: int, desc: str):
+    """A bar over finished rows (off with --quiet and when stderr is not a terminal), and its callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="model", dynamic_ncols=True,
+               disable=not _interactive(args) or args.jobs == 1 and args.executor == "local")
 
     def done(rec: dict) -> None:
+        bar.update(1)
         if args.quiet:
             return
         if rec["status"] == "ok":
             what = f"Γ/R = {100 * rec['performance']:.1f} %" + (" (cached)" if rec["cached"] else "")
         else:
             what = f"FAILED ({rec['reason'][:200]})"
-        print(f"  {rec['model']}: {what}", file=sys.stderr)
+        line = f"  {rec['model']}: {what}"
+        if bar.disable:
+            print(line, file=sys.stderr)
+        else:
+            bar.write(line, file=sys.stderr)
 
-    records = runner.run(entries, on_done=done)
+    return bar, done
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from qsnmc.runner import Runner, Task
+
+    if not args.all and not args.models:
+        print("qsnmc run: name models to run, or --all", file=sys.stderr)
+        return 2
+    try:
+        params = _parse_params(args.param)
+    except ValueError as exc:
+        print(f"qsnmc run: {exc}", file=sys.stderr)
+        return 2
+    if params and (args.all or len(args.models) != 1):
+        print("qsnmc run: --param applies to one named model", file=sys.stderr)
+        return 2
+    challenge = _load_for("run", args.challenge)
+    if challenge is None:
+        return 2
+    _warn_unsandboxed()
+    entries = discover_models(args.submissions)
+    if args.models:
+        entries = _select("run", args.models, entries)
+        if entries is None:
+            return 2
+    settings = _settings(args)
+    runner = Runner(challenge, Path(args.runs_dir), settings)
+    if not args.quiet:
+        where = f"Dask ({args.scheduler or 'LocalCluster'})" if args.executor == "dask" else f"{args.jobs} at a time"
+        print(f"Run folder: {runner.run_dir} ({where})", file=sys.stderr)
+    bar, done = _progress(args, len(entries), "models")
+    with bar:
+        records = runner.run([Task(e, params) for e in entries], on_done=done)
     rows = ranking_rows(records)
     info = json.loads((runner.run_dir / RUN).read_text())
-    print(format_table(rows, _challenge_header(info)))
+    print(format_table(rows, challenge_header(info)))
     if args.json:
         _write_rows(Path(args.json), rows)
     return 0
@@ -127,6 +206,84 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
     path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from qsnmc.sweep import format_sweep, grid_points, run_sweep
+
+    challenge = _load_for("sweep", args.challenge)
+    if challenge is None:
+        return 2
+    _warn_unsandboxed()
+    selected = _select("sweep", [args.model], discover_models(args.submissions))
+    if selected is None:
+        return 2
+    entry = selected[0]
+    if entry.error:
+        print(f"qsnmc sweep: {entry.name}: {entry.error}", file=sys.stderr)
+        return 2
+    if not entry.param_grid:
+        print(f"qsnmc sweep: model {entry.name!r} exposes no param_grid (a class attribute: name -> list of values)",
+              file=sys.stderr)
+        return 2
+    bar, done = _progress(args, len(grid_points(entry.param_grid)), f"sweep {entry.name}")
+    try:
+        with bar:
+            result = run_sweep(challenge, entry, Path(args.runs_dir), _settings(args), holdout=args.holdout,
+                               on_done=done)
+    except ValueError as exc:
+        print(f"qsnmc sweep: {exc}", file=sys.stderr)
+        return 2
+    print(f"Sweep of {entry.name} on the last {100 * args.holdout:g} % of {challenge.name}'s training window "
+          f"(never the test window); run folder {result.run_dir}")
+    print(format_sweep(result))
+    return 0 if result.best else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from qsnmc.report import ReportError, write_report
+
+    try:
+        run_dir = find_run(Path(args.runs_dir), args.run)
+        path = write_report(run_dir, Path(args.out) if args.out else None, t_from=args.t_from, t_to=args.t_to,
+                            stimulus=args.stimulus)
+    except (FileNotFoundError, ReportError, ChallengeError) as exc:
+        print(f"qsnmc report: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from qsnmc.skeleton import write_skeleton
+
+    try:
+        path = write_skeleton(args.name, Path(args.submissions))
+    except (ValueError, FileExistsError) as exc:
+        print(f"qsnmc new: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {path}\nTry it: qsnmc run {args.name}   (and: qsnmc sweep {args.name})")
+    return 0
+
+
+def _add_execution(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--challenge", default=EMBEDDED, help=f"challenge to run on (default: {EMBEDDED})")
+    p.add_argument("--seed", type=int, default=0, help="seed passed to every model (default 0)")
+    p.add_argument("--budget", type=float, default=1.0,
+                   help="compute scale passed to every model: 1 = each model's default fit (default 1)")
+    p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="limit per model, fit and prediction together (default 1800 s)")
+    p.add_argument("--memory-limit", type=float, default=8000.0, metavar="MB",
+                   help="resident-memory limit per model (default 8000 MB)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="models run at once (default 1); with --executor dask and no --scheduler: LocalCluster workers")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local: subprocesses of this machine; dask: tasks on a dask.distributed cluster")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="address of the Dask scheduler (default with --executor dask: start a LocalCluster)")
+    p.add_argument("--no-cache", action="store_true", help="refit even if an unchanged model was run before")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders go (default ./runs)")
+    p.add_argument("--quiet", action="store_true", help="print only the table (no progress bars)")
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     try:
         run_dir = find_run(Path(args.runs_dir), args.run)
@@ -135,7 +292,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 2
     rows = ranking_rows(load_records(run_dir))
     info = json.loads((run_dir / RUN).read_text())
-    print(format_table(rows, _challenge_header(info) + f"\nRun folder: {run_dir}"))
+    print(format_table(rows, challenge_header(info) + f"\nRun folder: {run_dir}"))
     if args.json:
         _write_rows(Path(args.json), rows)
     return 0
@@ -158,20 +315,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("models", nargs="*", metavar="NAME", help="models to run (see `qsnmc list`)")
     p.add_argument("--all", action="store_true", help="run every model found")
-    p.add_argument("--challenge", default=EMBEDDED, help=f"challenge to run on (default: {EMBEDDED})")
-    p.add_argument("--seed", type=int, default=0, help="seed passed to every model (default 0)")
-    p.add_argument("--budget", type=float, default=1.0,
-                   help="compute scale passed to every model: 1 = each model's default fit (default 1)")
-    p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
-                   help="limit per model, fit and prediction together (default 1800 s)")
-    p.add_argument("--memory-limit", type=float, default=8000.0, metavar="MB",
-                   help="resident-memory limit per model (default 8000 MB)")
-    p.add_argument("--jobs", type=int, default=1, help="models run at once (default 1)")
-    p.add_argument("--no-cache", action="store_true", help="refit even if an unchanged model was run before")
-    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders go (default ./runs)")
+    _add_execution(p)
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a keyword setting for the one named model (e.g. the best of `qsnmc sweep`); repeatable")
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
-    p.add_argument("--quiet", action="store_true", help="print only the table")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="evaluate a model's param_grid on the training window's held-out part")
+    _add_common(p)
+    p.add_argument("model", metavar="NAME", help="a model exposing param_grid")
+    p.add_argument("--holdout", type=float, default=0.25,
+                   help="fraction at the end of each training window to score on (default 0.25)")
+    _add_execution(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="write an HTML report with figures for the last run (or RUN)")
+    p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir (default: the latest)")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders are (default ./runs)")
+    p.add_argument("--out", metavar="DIR", help="folder for report.html and its PNGs (default RUN/report)")
+    p.add_argument("--from", dest="t_from", type=float, metavar="SECONDS",
+                   help="start of the raster's stretch (absolute protocol time; default: the busiest 2 s of the test window)")
+    p.add_argument("--to", dest="t_to", type=float, metavar="SECONDS",
+                   help="end of the raster's stretch (default: --from + 2 s)")
+    p.add_argument("--stimulus", help="test stimulus shown in the raster (default: the first)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("new", help="write a documented submission skeleton that runs and scores out of the box")
+    _add_common(p)
+    p.add_argument("name", metavar="NAME", help="the new model's name (letters, digits, - and _)")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("table", help="print the ranking table of the last run (or of RUN) without re-running")
     p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir (default: the latest)")

@@ -27,6 +27,7 @@ class ModelEntry:
         description: one line, from the model class.
         version: the plugin's ``__version__`` or its distribution's version.
         error: why it cannot run (import error, name clash, ...), or None.
+        param_grid: the model's ``param_grid`` (setting name -> values) for ``qsnmc sweep``, or None.
     """
 
     name: str
@@ -34,6 +35,7 @@ class ModelEntry:
     description: str = ""
     version: str = ""
     error: str | None = None
+    param_grid: dict[str, list] | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,7 +101,8 @@ def discover_models(submissions_dir: str | Path | None) -> list[ModelEntry]:
             continue
         for m in rec["models"]:
             version = m["version"] or (src.dist.split(" ")[-1] if src.dist else "")
-            by_name.setdefault(m["name"], []).append(ModelEntry(m["name"], src, m["description"], version))
+            by_name.setdefault(m["name"], []).append(ModelEntry(m["name"], src, m["description"], version,
+                                                                  param_grid=m.get("param_grid")))
     entries: list[ModelEntry] = []
     for name, group in by_name.items():
         if len(group) > 1:

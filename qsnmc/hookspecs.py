@@ -21,4 +21,9 @@ def qsnmc_register_models() -> list:
     object following :class:`qsnmc.model.Model`: a ``name`` attribute,
     ``fit(train) -> dict | None`` and ``predict(stimulus) -> spike times (s)``.
     Model names must be unique across every loaded plugin.
+
+    A factory may also expose ``param_grid`` (a dict: setting name -> list of JSON
+    values); it must then accept those settings as extra keyword arguments,
+    ``factory(seed=int, budget=float, **{name: value})``, which ``qsnmc sweep`` and
+    ``qsnmc run NAME --param name=value`` pass.
     """

@@ -1,7 +1,7 @@
 """The model interface every plugin implements.
 
-A model is constructed as ``ModelClass(seed=..., budget=...)``, then the harness
-calls, in a fresh isolated process:
+A model is constructed as ``ModelClass(seed=..., budget=..., **settings)``, then the
+harness calls, in a fresh isolated process:
 
 1. ``fit(train)`` with a :class:`qsnmc.data.TrainingData` (training window only).
    It may return a JSON-serialisable dict, the *fit record* (fitted parameters with
@@ -14,6 +14,12 @@ calls, in a fresh isolated process:
 ``budget`` scales the fit's compute (1.0 = the model's documented default; tests
 use small values such as 0.05 for a quick fit). ``seed`` makes the fit and the
 prediction reproducible.
+
+``settings`` are extra keyword arguments, empty in a plain ``qsnmc run``. A class may
+expose ``param_grid = {"setting": [value, ...]}`` (JSON numbers, strings, booleans):
+``qsnmc sweep NAME`` then constructs it with every combination, fits each on the first
+part of the training window and scores it on the rest (never on the test window), and
+``qsnmc run NAME --param setting=value`` runs one chosen setting.
 """
 from __future__ import annotations
 
@@ -33,8 +39,15 @@ class Model:
     name: ClassVar[str] = ""
     #: one line describing the model, shown by ``qsnmc list``
     description: ClassVar[str] = ""
+    #: optional: settings ``qsnmc sweep`` tries, name -> list of values (each a keyword of ``__init__``)
+    param_grid: ClassVar[dict[str, list] | None] = None
 
-    def __init__(self, seed: int = 0, budget: float = 1.0) -> None:
+    def __init__(self, seed: int = 0, budget: float = 1.0, **settings: Any) -> None:
+        """Args: seed (reproducibility), budget (compute scale, 1.0 = default fit), settings
+        (keyword settings from ``param_grid``; a subclass declares the ones it accepts as
+        named keyword arguments, so a misspelt one is a TypeError, i.e. a failed row)."""
+        if settings:
+            raise TypeError(f"{type(self).__name__} takes no settings, got {sorted(settings)}")
         self.seed = int(seed)
         self.budget = float(budget)
 

@@ -6,17 +6,21 @@ only) into a job folder, starts a sandboxed worker (:mod:`qsnmc.worker`) under a
 time and memory limit, reads back the predicted spike times, checks and scores
 them, and writes the model's record at once. Any failure becomes that model's
 failed row; the run goes on.
+
+Where the worker runs is the executor's business (:mod:`qsnmc.executors`): subprocesses
+of this machine, ``jobs`` at a time, or tasks on a ``dask.distributed`` cluster. Either
+way only the public input travels, and scoring happens here.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +30,7 @@ from qsnmc import __version__
 from qsnmc.challenge import Challenge
 from qsnmc.discovery import ModelEntry
 from qsnmc.evaluation import score_predictions
+from qsnmc.executors import DaskExecutor, Job, LocalExecutor, make_executor
 from qsnmc.plugins import source_hash
 from qsnmc.runstore import (
     RECORD,
@@ -37,10 +42,8 @@ from qsnmc.runstore import (
     package_versions,
     write_json_atomic,
 )
-from qsnmc.sandbox import wrap
 from qsnmc.scoring import InvalidPrediction
-from qsnmc.supervise import run_supervised
-from qsnmc.worker import INPUT, JOB, PREDICTION, RESULT
+from qsnmc.worker import INPUT, PREDICTION, RESULT
 
 
 @dataclass
@@ -53,8 +56,10 @@ class RunSettings:
         timeout_s: wall-clock limit per model, fit and prediction together (s).
         memory_limit_MB: resident-memory limit per model (MB).
         use_cache: reuse the prediction of an unchanged model on unchanged data.
-        jobs: how many models run at once.
+        jobs: how many models run at once (local executor; LocalCluster workers for dask).
         echo: show the workers' output (progress bars) on stderr.
+        executor: ``"local"`` (subprocesses here) or ``"dask"`` (a dask.distributed cluster).
+        scheduler: the Dask scheduler's address (``tcp://HOST:PORT``); None starts a LocalCluster.
     """
 
     seed: int = 0
@@ -64,15 +69,37 @@ class RunSettings:
     use_cache: bool = True
     jobs: int = 1
     echo: bool = False
+    executor: str = "local"
+    scheduler: str | None = None
 
 
-def cache_key(entry: ModelEntry, challenge: Challenge, settings: RunSettings) -> str:
-    """Same plugin code, qsnmc code, model, challenge files, seed and budget -> same key."""
+@dataclass
+class Task:
+    """One row of a run: a model with optional keyword settings for its factory.
+
+    Attributes:
+        entry: the model.
+        params: keyword settings passed to the model's factory (e.g. one point of its ``param_grid``).
+        label: the row's name and folder name (default: the model's name).
+    """
+
+    entry: ModelEntry
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.entry.name
+
+
+def cache_key(entry: ModelEntry, challenge: Challenge, settings: RunSettings, params: dict | None = None) -> str:
+    """Same plugin code, qsnmc code, model, challenge files, seed, budget and settings -> same key."""
     parts = [source_hash(entry.source), entry.name, challenge.fingerprint(), str(settings.seed), repr(settings.budget)]
+    if params:
+        parts.append(json.dumps(params, sort_keys=True))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-def _load_prediction(path: Path) -> dict[str, list[np.ndarray]]:
+def load_prediction(path: Path) -> dict[str, list[np.ndarray]]:
     """Predicted trains by stimulus, from a worker's npz (no pickles accepted)."""
     out: dict[str, list[tuple[int, np.ndarray]]] = {}
     with np.load(path, allow_pickle=False) as z:
@@ -82,9 +109,10 @@ def _load_prediction(path: Path) -> dict[str, list[np.ndarray]]:
     return {k: [t for _, t in sorted(v, key=lambda p: p[0])] for k, v in out.items()}
 
 
-def _base_record(entry: ModelEntry, challenge: Challenge, settings: RunSettings) -> dict[str, Any]:
-    return {
-        "model": entry.name,
+def _base_record(task: Task, challenge: Challenge, settings: RunSettings) -> dict[str, Any]:
+    entry = task.entry
+    record = {
+        "model": task.label,
         "description": entry.description,
         "source": entry.source.label,
         "version": entry.version,
@@ -102,16 +130,29 @@ def _base_record(entry: ModelEntry, challenge: Challenge, settings: RunSettings)
         "cached": False,
         "sandboxed": None,
         "versions": package_versions(),
+        "executor": settings.executor,
     }
+    if task.params or task.label != entry.name:
+        record.update(base_model=entry.name, params=dict(task.params))
+    return record
 
 
 class Runner:
     """Runs models on one challenge into one run folder."""
 
-    def __init__(self, challenge: Challenge, runs_dir: Path, settings: RunSettings) -> None:
+    def __init__(self, challenge: Challenge, runs_dir: Path, settings: RunSettings, *,
+                 executor: LocalExecutor | DaskExecutor | None = None, extra_info: dict | None = None) -> None:
+        """Create the run folder and write the public input once.
+
+        Args:
+            executor: where workers run; default: the one ``settings`` names (created here
+                and closed by :meth:`run`); one passed in is left open.
+            extra_info: more keys for ``run.json`` (a sweep describes itself there).
+        """
         self.challenge = challenge
         self.runs_dir = Path(runs_dir).resolve()
         self.settings = settings
+        self._given_executor = executor
         self.run_dir = new_run_dir(self.runs_dir)
         self._input_dir = self.run_dir / ".input"
         self._input_dir.mkdir()
@@ -128,38 +169,52 @@ class Runner:
                 "settings": asdict(settings),
                 "versions": package_versions(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **(extra_info or {}),
             },
         )
         mark_latest(self.run_dir)
 
-    def run(self, entries: list[ModelEntry], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
-        """Run every entry (``settings.jobs`` at a time); return their records in the given order."""
+    def run(self, entries: list[ModelEntry | Task], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
+        """Run every entry through the executor; return their records in the given order."""
+        tasks = [e if isinstance(e, Task) else Task(e) for e in entries]
+        labels = [t.label for t in tasks]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"two rows of one run share a name: {sorted(labels)}")
+        executor = self._given_executor
         try:
-            with ThreadPoolExecutor(max_workers=max(1, self.settings.jobs)) as pool:
-                futures = [pool.submit(self._run_one_safely, e, on_done) for e in entries]
+            if executor is None:
+                executor = make_executor(self.settings.executor, jobs=self.settings.jobs,
+                                         scheduler=self.settings.scheduler)
+            self.executor = executor
+            executor.prepare(self._input_dir / INPUT, len(tasks))
+            with ThreadPoolExecutor(max_workers=executor.concurrency(len(tasks))) as pool:
+                futures = [pool.submit(self._run_one_safely, t, on_done) for t in tasks]
                 return [f.result() for f in futures]
         finally:
+            if executor is not None and self._given_executor is None:
+                executor.close()
             shutil.rmtree(self._input_dir, ignore_errors=True)
 
-    def _run_one_safely(self, entry: ModelEntry, on_done: Callable | None) -> dict[str, Any]:
-        record = _base_record(entry, self.challenge, self.settings)
+    def _run_one_safely(self, task: Task, on_done: Callable | None) -> dict[str, Any]:
+        record = _base_record(task, self.challenge, self.settings)
         try:
-            record = self._run_one(entry, record)
+            record = self._run_one(task, record)
         except Exception as exc:  # noqa: BLE001 - a harness-side surprise still becomes a row
             record.update(status="failed", reason=f"harness error: {type(exc).__name__}: {exc}")
-        model_dir = self.run_dir / entry.name
+        model_dir = self.run_dir / task.label
         write_json_atomic(model_dir / RECORD, record)
         if on_done:
             on_done(record)
         return record
 
-    def _run_one(self, entry: ModelEntry, record: dict[str, Any]) -> dict[str, Any]:
-        model_dir = self.run_dir / entry.name
+    def _run_one(self, task: Task, record: dict[str, Any]) -> dict[str, Any]:
+        entry = task.entry
+        model_dir = self.run_dir / task.label
         model_dir.mkdir(parents=True, exist_ok=True)
         if entry.error:
             record.update(stage="load", reason=entry.error)
             return record
-        key = cache_key(entry, self.challenge, self.settings)
+        key = cache_key(entry, self.challenge, self.settings, task.params)
         record["source_sha256"] = source_hash(entry.source)
         record["cache_key"] = key
         hit = cache_get(self.runs_dir, key) if self.settings.use_cache else None
@@ -168,7 +223,7 @@ class Runner:
             shutil.copy2(hit / PREDICTION, model_dir / PREDICTION)
             record.update(cached=True, sandboxed=result.get("sandboxed"))
         else:
-            result = self._execute(entry, model_dir, record)
+            result = self._execute(task, model_dir, record)
             if result is None:
                 return record
         record.update(
@@ -182,7 +237,7 @@ class Runner:
             record["traceback"] = result.get("traceback", "")
             return record
         try:
-            predictions = _load_prediction(model_dir / PREDICTION)
+            predictions = load_prediction(model_dir / PREDICTION)
             score = score_predictions(self.challenge, predictions)
         except (InvalidPrediction, ValueError, OSError) as exc:
             record.update(stage="score", reason=f"invalid prediction: {exc}")
@@ -200,44 +255,36 @@ class Runner:
             paths.append(Path(self.challenge.path).resolve())
         return paths
 
-    def _execute(self, entry: ModelEntry, model_dir: Path, record: dict[str, Any]) -> dict[str, Any] | None:
-        """Run the worker; return its result, or None after recording why it gave none."""
-        job = model_dir / "job"
-        shutil.rmtree(job, ignore_errors=True)
-        job.mkdir()
-        (job / JOB).write_text(
-            json.dumps({"source": entry.source.to_dict(), "model": entry.name, "seed": self.settings.seed,
-                        "budget": self.settings.budget})
+    def _execute(self, task: Task, model_dir: Path, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Run the worker through the executor; return its result, or None after recording why it gave none."""
+        src = task.entry.source
+        job = Job(
+            source=src.to_dict(), model=task.entry.name, seed=self.settings.seed, budget=self.settings.budget,
+            params=dict(task.params), timeout_s=self.settings.timeout_s,
+            memory_limit_MB=self.settings.memory_limit_MB, protected=tuple(str(p) for p in self._protected()),
+            echo=self.settings.echo,
+            submission_code=Path(src.target).read_text() if src.kind == "submission" and self.executor.kind != "local" else None,
         )
-        (job / INPUT).symlink_to(self._input_dir / INPUT)
-        cmd, env, sandboxed = wrap(
-            [sys.executable, "-m", "qsnmc.worker", "run", str(job)],
-            workdir=job,
-            code_paths=entry.source.paths,
-            read_only=[self._input_dir],
-            protected=self._protected(),
-        )
-        env["QSNMC_PROGRESS"] = "1" if self.settings.echo else "0"
-        record["sandboxed"] = sandboxed
-        outcome = run_supervised(
-            cmd, env=env, cwd=job, log_path=model_dir / "worker.log", timeout_s=self.settings.timeout_s,
-            memory_limit_MB=self.settings.memory_limit_MB, echo=self.settings.echo,
-        )
-        record.update(wall_s=outcome.wall_s, peak_rss_MB=outcome.peak_rss_MB)
-        result_path = job / RESULT
+        outcome = self.executor.execute(job, model_dir)
+        record.update(sandboxed=outcome.sandboxed, wall_s=outcome.wall_s, peak_rss_MB=outcome.peak_rss_MB)
+        if self.executor.kind != "local":
+            record["host"] = outcome.host
         if outcome.reason == "timeout":
             record.update(stage="run", reason=f"timed out after {self.settings.timeout_s:g} s")
         elif outcome.reason == "memory":
             record.update(stage="run", reason=f"exceeded the memory limit of {self.settings.memory_limit_MB:g} MB")
-        elif not result_path.is_file():
-            record.update(stage="run", reason=f"worker died (exit status {outcome.returncode}): {outcome.log_tail[-400:]}")
+        elif outcome.reason == "died":
+            record.update(stage="run", reason=f"worker died (exit status {outcome.returncode}): {outcome.log[-400:]}")
+        elif outcome.reason == "lost":
+            record.update(stage="run", reason=f"lost: {outcome.detail}")
         if record["reason"]:
-            record["log_tail"] = outcome.log_tail
+            record["log_tail"] = outcome.log
             return None
-        result = json.loads(result_path.read_text())
-        result["sandboxed"] = sandboxed
-        for name in (RESULT, PREDICTION):
-            if (job / name).exists():
-                shutil.move(str(job / name), model_dir / name)
-        shutil.rmtree(job, ignore_errors=True)
+        result = dict(outcome.result or {})
+        result["sandboxed"] = outcome.sandboxed
+        write_json_atomic(model_dir / RESULT, result)
+        if outcome.prediction is not None:
+            tmp = model_dir / f".{PREDICTION}.tmp"
+            tmp.write_bytes(outcome.prediction)
+            os.replace(tmp, model_dir / PREDICTION)
         return result

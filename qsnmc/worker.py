@@ -54,6 +54,7 @@ def discover(out: Path, sources_file: Path) -> int:
                         "name": name,
                         "description": str(getattr(factory, "description", "") or (factory.__doc__ or "").strip().split("\n")[0]),
                         "version": str(getattr(sys.modules.get(getattr(factory, "__module__", "")), "__version__", "")),
+                        "param_grid": _param_grid(factory),
                     }
                     for name, factory in models.items()
                 ]
@@ -63,6 +64,24 @@ def discover(out: Path, sources_file: Path) -> int:
             f.write(json.dumps(rec) + "\n")
             f.flush()
     return 0
+
+
+def _param_grid(factory: Any) -> dict[str, list] | None:
+    """The factory's ``param_grid`` (name -> list of JSON values) for ``qsnmc sweep``, or None.
+
+    Raises:
+        ValueError: a grid that is not a dict of non-empty lists of JSON values.
+    """
+    grid = getattr(factory, "param_grid", None)
+    if grid is None:
+        return None
+    if not isinstance(grid, dict) or not all(isinstance(k, str) and isinstance(v, (list, tuple)) and v
+                                             for k, v in grid.items()):
+        raise ValueError(f"{getattr(factory, 'name', factory)!r}: param_grid must map names to non-empty lists")
+    grid = {k: list(v) for k, v in grid.items()}
+    if json.loads(json.dumps(grid)) != grid:
+        raise ValueError(f"{getattr(factory, 'name', factory)!r}: param_grid values must be JSON numbers, strings or booleans")
+    return grid
 
 
 def _as_trains(output: Any) -> list[np.ndarray]:
@@ -82,7 +101,7 @@ def run(jobdir: Path) -> int:
         with open(jobdir / INPUT, "rb") as f:
             train, stimuli = pickle.load(f)
         result["stage"] = "fit"
-        model = factory(seed=job["seed"], budget=job["budget"])
+        model = factory(seed=job["seed"], budget=job["budget"], **job.get("params", {}))
         t0 = time.perf_counter()
         record = model.fit(train)
         result["fit_s"] = time.perf_counter() - t0
