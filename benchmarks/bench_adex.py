@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,22 +27,15 @@ def main() -> None:
     args = parser.parse_args()
 
     from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import score_predictions
+    from qsnmc.evaluation import evaluate_in_process
     from qsnmc_plugins.adex import AdExModel
 
     challenge = load_challenge(args.challenge)
-    train = challenge.training_data()
     model = AdExModel(seed=args.seed, budget=args.budget)
 
-    w0, c0 = time.perf_counter(), time.process_time()
-    record = model.fit(train)
-    fit_wall, fit_cpu = time.perf_counter() - w0, time.process_time() - c0
-
-    w0, c0 = time.perf_counter(), time.process_time()
-    predictions = {s.name: model.predict(s) for s in challenge.test_stimuli()}
-    predict_wall, predict_cpu = time.perf_counter() - w0, time.process_time() - c0
-
-    score = score_predictions(challenge, predictions)
+    run = evaluate_in_process(model, challenge)
+    record, score = run.record, run.score
+    fit_wall, fit_cpu, predict_wall, predict_cpu = run.fit_s, run.fit_cpu_s, run.predict_s, run.predict_cpu_s
     result = {
         "model": "adex",
         "challenge": challenge.name,
@@ -61,7 +53,7 @@ def main() -> None:
         "test_performance": score.performance,
         "test_error": score.error,
         "test_reliability": [s.reliability for s in score.stimuli],
-        "n_predicted_spikes": {k: int(len(v)) for k, v in predictions.items()},
+        "n_predicted_spikes": {k: int(len(v)) for k, v in run.predictions.items()},
         "fit_record": record,
         "machine": {
             "python": platform.python_version(),

@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,18 +25,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import score_predictions
+    from qsnmc.evaluation import evaluate_in_process
     from qsnmc_plugins.arx.model import ArxModel
 
     challenge = load_challenge(args.challenge)
     model = ArxModel(seed=0, budget=args.budget)
-    t0 = time.perf_counter()
-    record = model.fit(challenge.training_data())
-    fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    predictions = {s.name: model.predict(s) for s in challenge.test_stimuli()}
-    predict_s = time.perf_counter() - t0
-    score = score_predictions(challenge, predictions)
+    run = evaluate_in_process(model, challenge)
+    record, score, fit_s, predict_s = run.record, run.score, run.fit_s, run.predict_s
     val = record["validation"]
     result = {
         "model": "arx",
@@ -52,7 +46,7 @@ def main() -> int:
         "test_gamma": score.gamma,
         "test_gamma_over_R": score.performance,
         "test_error": score.error,
-        "test_spikes_predicted": {k: int(len(v)) for k, v in predictions.items()},
+        "test_spikes_predicted": {k: int(len(v)) for k, v in run.predictions.items()},
         "fit_record": record,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "note": "timings on shared cores are inflated by contention"},

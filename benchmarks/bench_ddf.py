@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from qsnmc.challenge import load_challenge
 from qsnmc.data import Stimulus
-from qsnmc.evaluation import score_predictions
+from qsnmc.evaluation import evaluate_in_process
 from qsnmc.scoring import coincidence_factor, intrinsic_reliability
 from qsnmc_plugins.ddf.model import DDFModel
 
@@ -43,14 +42,8 @@ def main(seed: int = 0, budget: float = 1.0) -> dict:
     challenge = load_challenge(CHALLENGE)
     train = challenge.training_data()
     model = DDFModel(seed=seed, budget=budget)
-    t0 = time.perf_counter()
-    record = model.fit(train)
-    fit_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    predictions = {s.name: model.predict(s) for s in challenge.test_stimuli()}
-    predict_s = time.perf_counter() - t0
-    test = score_predictions(challenge, predictions)
+    run = evaluate_in_process(model, challenge)
+    record, test, fit_s, predict_s = run.record, run.score, run.fit_s, run.predict_s
     test_runaway = dict(model.last_forecast)
 
     stim = train.stimuli[0]
@@ -73,7 +66,7 @@ def main(seed: int = 0, budget: float = 1.0) -> dict:
         "test_gamma_over_r": test.performance,
         "test_error": test.error,
         "test_gamma": test.gamma,
-        "test_predicted_spikes": int(sum(len(p) for p in predictions.values())),
+        "test_predicted_spikes": int(sum(len(p) for p in run.predictions.values())),
         "test_recorded_spikes_rep0": int(len(challenge.test_recordings(stim.name)[0])),
         "test_forecast": test_runaway,
         "chosen": record["chosen"],

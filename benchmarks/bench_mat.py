@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 from qsnmc.challenge import load_challenge
 from qsnmc.data import Stimulus
 from qsnmc.datadir import embedded_challenge_dir
-from qsnmc.evaluation import score_predictions
+from qsnmc.evaluation import evaluate_in_process
 from qsnmc.scoring import intrinsic_reliability, repetition_gammas
 
 from qsnmc_plugins.mat.model import MATModel
@@ -49,13 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     challenge = load_challenge(embedded_challenge_dir())
     model = MATModel(seed=args.seed, budget=args.budget)
-    t0 = time.perf_counter()
-    record = model.fit(challenge.training_data())
-    fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    predictions = {s.name: model.predict(s) for s in challenge.test_stimuli()}
-    predict_s = time.perf_counter() - t0
-    score = score_predictions(challenge, predictions)
+    run = evaluate_in_process(model, challenge)
+    record, score, fit_s, predict_s = run.record, run.score, run.fit_s, run.predict_s
     train_scores = training_window_score(model, challenge)
     result = {
         "model": model.name,
@@ -70,7 +64,7 @@ def main() -> None:
         "test_gamma": score.gamma,
         "test_gamma_over_R": score.performance,
         "test_error": score.error,
-        "test_spike_count": {k: int(np.size(v)) for k, v in predictions.items()},
+        "test_spike_count": {k: int(np.size(v)) for k, v in run.predictions.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "note": "2 shared cores: timings inflated by contention"},
         "fit_record": record,
     }

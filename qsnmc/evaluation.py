@@ -104,3 +104,34 @@ def score_predictions(challenge: Challenge, predictions: Mapping[str, np.ndarray
             )
         )
     return result
+
+
+@dataclass
+class InProcessEvaluation:
+    """What :func:`evaluate_in_process` measured: the fit record, predictions, score and timings (s)."""
+
+    record: dict
+    predictions: dict
+    score: ModelScore
+    fit_s: float
+    fit_cpu_s: float
+    predict_s: float
+    predict_cpu_s: float
+
+
+def evaluate_in_process(model, challenge: Challenge) -> InProcessEvaluation:
+    """Fit ``model`` on the challenge's training data, predict every test stimulus, score.
+
+    Runs in this process, unsandboxed: for a plugin's own tests and benchmarks, which
+    measure a model directly. ``qsnmc run`` instead isolates each model in a worker.
+    """
+    import time
+
+    w0, c0 = time.perf_counter(), time.process_time()
+    record = model.fit(challenge.training_data()) or {}
+    fit_s, fit_cpu_s = time.perf_counter() - w0, time.process_time() - c0
+    w0, c0 = time.perf_counter(), time.process_time()
+    predictions = {s.name: model.predict(s) for s in challenge.test_stimuli()}
+    predict_s, predict_cpu_s = time.perf_counter() - w0, time.process_time() - c0
+    return InProcessEvaluation(record, predictions, score_predictions(challenge, predictions), fit_s, fit_cpu_s,
+                               predict_s, predict_cpu_s)

@@ -26,7 +26,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from qsnmc import __version__
 from qsnmc.challenge import Challenge
 from qsnmc.discovery import ModelEntry
 from qsnmc.evaluation import score_predictions

@@ -9,7 +9,6 @@ from tabulate import tabulate
 
 from qsnmc.scoring import decide_winner
 
-COLUMNS = ["rank", "model", "gamma", "performance_pct", "error_pct", "verdict", "fit_s", "predict_s", "notes"]
 
 
 def ranking_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

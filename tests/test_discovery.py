@@ -1,7 +1,6 @@
 """Finding plugins: built-ins, entry points, submission files; broken ones become failed rows."""
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from conftest import FIXTURE_SUBMISSIONS, PROJECT, read_rows, run_cli

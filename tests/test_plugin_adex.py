@@ -146,14 +146,11 @@ def test_beats_poisson_on_embedded_challenge() -> None:
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("reference_data/embedded/manifest.json is absent")
     from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import score_predictions
+    from qsnmc.evaluation import evaluate_in_process
 
-    challenge = load_challenge(EMBEDDED)
-    model = AdExModel(seed=0, budget=0.08)
-    record = model.fit(challenge.training_data())
-    assert record["held_out_gamma"] > 0.2
-    score = score_predictions(challenge, {s.name: model.predict(s) for s in challenge.test_stimuli()})
-    assert score.performance > 0.2  # a Poisson train scores about 0
+    result = evaluate_in_process(AdExModel(seed=0, budget=0.08), load_challenge(EMBEDDED))
+    assert result.record["held_out_gamma"] > 0.2
+    assert result.score.performance > 0.2  # a Poisson train scores about 0
 
 
 

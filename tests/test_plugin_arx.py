@@ -154,12 +154,8 @@ def test_beats_poisson_on_the_embedded_challenge():
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
     from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import score_predictions
+    from qsnmc.evaluation import evaluate_in_process
 
-    challenge = load_challenge(EMBEDDED)
-    model = ArxModel(seed=0, budget=0.1)
-    record = model.fit(challenge.training_data())
-    assert record["validation"]["held_out_gamma_over_R"] > 0.2
-    predictions = {s.name: model.predict(s) for s in challenge.test_stimuli()}
-    score = score_predictions(challenge, predictions)
-    assert score.performance > 0.2
+    result = evaluate_in_process(ArxModel(seed=0, budget=0.1), load_challenge(EMBEDDED))
+    assert result.record["validation"]["held_out_gamma_over_R"] > 0.2
+    assert result.score.performance > 0.2

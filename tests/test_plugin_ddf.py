@@ -169,13 +169,9 @@ def test_beats_poisson_on_embedded_challenge():
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("reference_data/embedded is not generated")
     from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import score_predictions
+    from qsnmc.evaluation import evaluate_in_process
 
-    challenge = load_challenge(EMBEDDED)
-    model = DDFModel(seed=0, budget=0.1)
-    model.fit(challenge.training_data())
-    predictions = {s.name: model.predict(s) for s in challenge.test_stimuli()}
-    score = score_predictions(challenge, predictions)
+    score = evaluate_in_process(DDFModel(seed=0, budget=0.1), load_challenge(EMBEDDED)).score
     assert score.performance > 0.2, score.to_dict()
 
 

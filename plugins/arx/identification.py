@@ -176,7 +176,6 @@ class GramAccumulator:
     def residual_variance(self, orders: ArxOrders, fitted: ArxFilter) -> float:
         """Mean squared one-step residual (mV^2) of a fit on the accumulated rows."""
         cols = self.columns(orders)
-        na, nb = orders.n_voltage, orders.n_current
         # recover the basis weights from c (least squares; exact since c = basis @ w)
         if orders.n_spike:
             w = np.linalg.lstsq(self.basis[:, : orders.n_spike], fitted.c, rcond=None)[0]

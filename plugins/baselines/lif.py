@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+from qsnmc.data import Stimulus, TrainingData
 from qsnmc.model import Model
 from qsnmc.scoring import coincidence_factor, intrinsic_reliability
 
