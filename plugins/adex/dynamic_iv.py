@@ -123,6 +123,12 @@ def _samples(
     return np.concatenate(vs), np.concatenate(ds), np.concatenate(cs), np.concatenate(xs)
 
 
+#: data sampled coarser than this (s) cannot resolve spike initiation
+COARSE_DT_S = 0.00025
+#: upper bound on Delta_T (mV) for such data (Badel et al. 2008: ~1-3 mV in pyramidal cells)
+COARSE_MAX_DELTA_T_MV = 4.0
+
+
 def _iv_model(v: np.ndarray, tau_ms: float, el: float, delta: float, vt: float) -> np.ndarray:
     return (el - v + delta * np.exp(np.clip((v - vt) / delta, -50.0, 50.0))) / tau_ms
 
@@ -170,8 +176,12 @@ def fit_dynamic_iv(
     means = sums[ok] / counts[ok]
     sigma = 1.0 / np.sqrt(counts[ok])
     vt0 = float(centres[-1]) - 5.0
-    p0 = (tau0, el0, 2.0, vt0)
-    bounds = ([0.5, -110.0, 0.1, -80.0], [500.0, -20.0, 20.0, -10.0])
+    # A spike's upstroke lasts well under a millisecond: sampled coarser than 0.25 ms it
+    # is not resolved and the curve fit drifts to its upper bound on Delta_T. Bound it
+    # then by the range measured in cortical pyramidal cells (Badel et al. 2008: ~1-3 mV).
+    max_delta = 20.0 if stimuli[0].dt_s <= COARSE_DT_S else COARSE_MAX_DELTA_T_MV
+    p0 = (tau0, el0, min(2.0, 0.5 * max_delta), vt0)
+    bounds = ([0.5, -110.0, 0.1, -80.0], [500.0, -20.0, max_delta, -10.0])
     try:
         popt, _ = curve_fit(_iv_model, centres, means, p0=p0, sigma=sigma, bounds=bounds, maxfev=20000)
     except (RuntimeError, ValueError) as exc:
