@@ -10,7 +10,7 @@ import torch
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling, spike_weights
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_weights
 from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
 from qsnmc_plugins.dendplrnn.training import FitFailed, SequenceData, TrainConfig, new_state, train
 
@@ -101,6 +101,37 @@ def test_scaling_round_trip_and_spike_weights():
     assert w[heavy].sum() / w.sum() == pytest.approx(0.25)
 
 
+def test_filter_bank_is_causal_with_unit_dc_gain():
+    dt, taus = 1e-3, (0.01, 0.1)
+    s = np.zeros(3000)
+    s[1000:] = 2.0  # a step at 1 s
+    bank = filter_bank(s, dt, taus)
+    assert bank.shape == (3000, 3)
+    np.testing.assert_array_equal(bank[:, 0], s)
+    assert np.all(bank[:1000] == 0.0)  # causal: nothing before the step
+    for j, tau in enumerate(taus, start=1):
+        k = 1000 + int(round(tau / dt)) - 1  # one time constant after the step: 1 - 1/e of the way
+        assert bank[k, j] == pytest.approx(2.0 * (1 - np.exp(-1)), rel=0.01)
+    assert bank[-1, 1] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_weight_average_is_what_gets_evaluated_and_kept():
+    rng = np.random.default_rng(0)
+    n = 2000
+    data = SequenceData(rng.standard_normal((2, n)).astype(np.float32), rng.standard_normal((n, 1)).astype(np.float32),
+                        np.ones((2, n), np.float32), n)
+    seen = []
+    cfg = TrainConfig(m=4, n_bases=2, tau=5, seq_len=20, burn_in=2, batch_size=4, lr=1e-2, ema_decay=0.9)
+    st = new_state(cfg, 0, torch.device("cpu"))
+    train(st, data, 30, lambda net: seen.append(net) or float(len(seen)), 10, torch.device("cpu"))
+    assert all(net is st.ema.module for net in seen) and len(seen) == 3
+    assert st.best_iteration == 30
+    np.testing.assert_array_equal(st.best_state["A"].numpy(), st.ema.module.A.detach().numpy())
+    assert not torch.allclose(st.ema.module.W, st.net.W)  # an average, not the last weights
+    off = new_state(TrainConfig(m=4, n_bases=2, ema_decay=0.0), 0, torch.device("cpu"))
+    assert off.ema is None and off.evaluated is off.net
+
+
 # ----------------------------------------------------------------- learning a known system
 def _damped_oscillator(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """x'' + 2 zeta w x' + w^2 x = u, sampled at 1 ms (w = 2 pi 8 Hz, zeta = 0.3), u a slow OU drive."""
@@ -141,6 +172,47 @@ def test_learns_driven_damped_oscillator():
     nmse = free_run_nmse(NetworkParams.from_module(st.net))
     assert nmse == pytest.approx(-st.best_score)
     assert nmse < 0.25 < first, f"normalised free-run MSE {nmse:.3f} (untrained {first:.3f})"
+
+
+def _toy_cell(current_pA: np.ndarray, dt: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy leaky integrate-and-fire cell drawn as a voltage trace: 1-sample +20 mV spikes."""
+    v, vs = -65.0, np.empty(current_pA.size)
+    for k, i in enumerate(current_pA):
+        v += dt / 0.02 * (-(v + 65.0) + 0.1 * i) + 0.3 * rng.standard_normal()
+        if v > -50.0:
+            vs[k], v = 20.0, -65.0
+        else:
+            vs[k] = v
+    return vs, np.flatnonzero(vs > 0) * dt
+
+
+@pytest.mark.slow
+def test_multi_stimulus_fit_and_predict_with_filter_bank():
+    """Two training protocols joined end to end, a current filter bank, a seen and an unseen protocol."""
+    from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+    from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
+
+    dt, n, rng = 1e-4, 25000, np.random.default_rng(3)
+    stims, currents = [], {}
+    for name in ("a", "b", "c"):
+        currents[name] = 200.0 + 80.0 * np.convolve(rng.standard_normal(n + 2000), np.ones(50) / 7, "same")[:n + 2000]
+    for name in ("a", "b"):
+        reps = [_toy_cell(currents[name][:n], dt, rng) for _ in range(2)]
+        stims.append(TrainingStimulus(name, dt, currents[name], (0.0, n * dt), np.array([r[0] for r in reps]),
+                                      tuple(r[1] for r in reps)))
+    train_data = TrainingData("toy", tuple(stims))
+    model = DendPLRNNModel(seed=0, budget=0.02)
+    model.input_taus_s = (0.02, 0.2)
+    record = model.fit(train_data)
+    assert record["input_filter_taus_s"] == [0.02, 0.2] and len(record["input_sd"]) == 3
+    assert np.asarray(record["params"]["C"]).shape == (record["latent_dim_M"], 3)
+    for name, window in (("a", (n * dt, (n + 2000) * dt)), ("c", (0.0, (n + 2000) * dt))):
+        spikes = model.predict(Stimulus(name, dt, currents[name], window, 2))
+        assert np.all(np.diff(spikes) > 0)
+        assert spikes.size == 0 or (spikes[0] >= window[0] and spikes[-1] < window[1])
+    again = DendPLRNNModel(seed=0, budget=0.02)
+    again.input_taus_s = (0.02, 0.2)
+    assert again.fit(train_data)["loss_curve"] == record["loss_curve"]  # deterministic per seed
 
 
 # ----------------------------------------------------------------- the embedded challenge
