@@ -3,7 +3,6 @@
 ``../shared/qsnmc2007/challengeA/`` holds the real recordings, the real import."""
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import shutil
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from qsnmc.challenge import load_challenge
-from qsnmc.cli_data import add_data_commands
+from qsnmc.cli import main as cli_main
 from qsnmc.import_qsnmc2007 import import_qsnmc2007
 from qsnmc.textdata import DataImportError
 
@@ -218,10 +217,8 @@ def test_failed_import_leaves_an_existing_challenge_intact(source, tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="qsnmc")
-    add_data_commands(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The real ``qsnmc`` command line, in this process."""
+    return cli_main(argv)
 
 
 def test_cli_import_writes_to_the_data_dir_and_refuses_to_overwrite(source, tmp_path, monkeypatch, capsys):

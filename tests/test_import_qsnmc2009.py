@@ -4,7 +4,6 @@ repetition), well-formed and malformed, and the ``qsnmc data import-qsnmc2009`` 
 The real 2009 files are not in ``../shared/``."""
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import shutil
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from qsnmc.challenge import load_challenge
-from qsnmc.cli_data import add_data_commands
+from qsnmc.cli import main as cli_main
 from qsnmc.import_qsnmc2009 import import_qsnmc2009
 from qsnmc.textdata import DataImportError
 
@@ -182,10 +181,8 @@ def test_current_unit_nA_is_converted(source, tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="qsnmc")
-    add_data_commands(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The real ``qsnmc`` command line, in this process."""
+    return cli_main(argv)
 
 
 def test_cli_import_prints_the_substitute_split(source, tmp_path, monkeypatch, capsys):
