@@ -236,3 +236,15 @@ def test_quick_fit_beats_poisson_on_embedded_challenge():
     assert spikes.size == 0 or (spikes[0] >= stim.window_s[0] and spikes[-1] < stim.window_s[1])
     perf = score_predictions(ch, {stim.name: spikes}).performance
     assert perf > 0.2, f"test Gamma/R {perf:.3f}"
+
+
+def test_restart_schedule_keeps_the_default_step_count():
+    """Budget 1: four restarts of 100 steps, then the best one 690 more (1090 steps in all);
+    small budgets train the default candidate alone with as many steps in total."""
+    from qsnmc_plugins.dendplrnn.model import CANDIDATES, DEFAULT_CANDIDATE, _schedule
+
+    cands, rounds = _schedule(1.0)
+    assert cands == CANDIDATES and len(cands) == 4
+    assert rounds[0] * len(cands) + sum(rounds[1:]) == 1090
+    cands, rounds = _schedule(0.1)
+    assert cands == (DEFAULT_CANDIDATE,) and rounds == [109]
