@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.integrate import solve_ivp
 from scipy.signal import lfilter
 
@@ -20,7 +21,9 @@ from qsnmc_plugins.ddf.features import EmbeddingConfig, RBFLayer
 from qsnmc_plugins.ddf.fitting import Candidate
 from qsnmc_plugins.ddf.forecast import free_run
 from qsnmc_plugins.ddf.model import DDFModel
+from qsnmc_plugins.ddf.refine import RefineSettings, first_crossing
 from qsnmc_plugins.ddf.ridge import NormalEquations, solve_ridge
+from qsnmc_plugins.ddf.rollout import torch_free_run
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "reference_data" / "embedded"
 DT = 1e-4
@@ -121,6 +124,74 @@ def test_runaway_forecast_is_detected_and_clipped():
     assert res.v.max() <= 3.0 and np.all(np.isfinite(res.v))
 
 
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        EmbeddingConfig(3, 2, (20.0, 50.0), slow_gain=0.5, input_lag=1),
+        EmbeddingConfig(2, 1, (20.0,), input_lag=0, linear_state=False),
+        EmbeddingConfig(4, 1, (), input_lag=0),
+    ],
+)
+def test_torch_rollout_matches_free_run(cfg):
+    """The differentiable rollout of the refinement is the free run, step for step (clipping included)."""
+    rng = np.random.default_rng(1)
+    nc = 7
+    centres, widths = rng.standard_normal((nc, cfg.n_rbf_inputs)), rng.uniform(0.5, 1.5, nc)
+    alphas = cfg.slow_alphas(5e-4)
+    t = torch.from_numpy
+    for scale, v_range, clipped in ((0.003, (-50.0, 50.0), False), (0.03, (-0.2, 0.2), True)):
+        weights = scale * rng.standard_normal(nc + cfg.n_linear)
+        drive = 0.3 * rng.standard_normal((3, 300, 2))
+        hist, slow = 0.1 * rng.standard_normal((3, cfg.span + 1)), 0.1 * rng.standard_normal((3, alphas.size))
+        ours = torch_free_run(cfg, t(centres), t(widths), t(weights), t(drive), t(hist), t(slow), t(alphas), v_range).numpy()
+        runaway = []
+        for b in range(3):
+            ref = free_run(cfg, RBFLayer(centres, widths), weights[None], drive[b], hist[b], slow[b], alphas, v_range)
+            np.testing.assert_allclose(ours[b], ref.v[0], rtol=0, atol=1e-12)
+            runaway.append(int(ref.runaway_steps[0]))
+        assert (max(runaway) > 0) == clipped, runaway
+        assert np.ptp(ours) > 0.05  # the runs do move
+
+
+def test_first_crossing_is_interpolated_and_differentiable():
+    v = torch.tensor([[0.0, 1.0, 3.0, 5.0], [0.0, 0.5, 1.0, 0.5]], dtype=torch.float64, requires_grad=True)
+    t, crossed = first_crossing(v, torch.zeros(2, dtype=torch.float64), 2.0)
+    assert crossed.tolist() == [True, False]
+    # row 0 crosses halfway between 2 and 3 steps ahead; row 1 stays 1.0 below the level
+    np.testing.assert_allclose(t.detach().numpy(), [2.5, 4.0 + 20.0 * 1.0])
+    t.sum().backward()
+    assert v.grad[0, 1] < 0 and v.grad[0, 2] < 0  # a higher voltage crosses earlier
+    assert v.grad[1, 2] < 0  # the highest sample of a silent row pulls it towards the level
+
+
+def test_multi_step_refinement_is_kept_only_if_heldout_improves(rs_recording):
+    """The refinement runs on a real fit, and the held-out free run decides between it and ridge.
+
+    Measured with these settings over model seeds 0-7 (one BLAS thread): the spike-time loss
+    on fixed rollouts fell in all 8 (seed 0: 18.0 -> 15.3 ms^2) but the refined free run
+    scored a higher held-out Gamma/R in 1 of 8 only (seed 0: 0.30 against the ridge map's
+    0.44, ridge kept). With two BLAS threads the ridge map differs in the last digits and
+    seed 0's loss rose instead (18.0 -> 21.0): the objective's fall is not robust, so it is
+    recorded, not asserted.
+    """
+    current, voltage = rs_recording
+    train = TrainingData("rs", (_training(current, voltage, 9.0),))
+    settings = RefineSettings(objective="spike_time", horizons_ms=(20.0, 40.0), iterations=60, learning_rate=3e-4)
+    model = DDFModel(seed=0, budget=0.1, candidates=[Candidate(EmbeddingConfig(3, 1, (200.0,), input_lag=0), 100)])
+    model.row_stride = 4
+    model.refine = settings
+    record = model.fit(train)
+    json.dumps(record)
+    ref = record["refine"]
+    assert ref["objective"] == "spike_time"
+    assert np.isfinite(ref["check_loss_before"]) and np.isfinite(ref["check_loss_after"])
+    assert ref["check_loss_after"] != ref["check_loss_before"]  # the weights did move
+    better = ref["heldout_runaway_steps"] == 0 and ref["heldout_gamma_over_r"] > ref["ridge_heldout_gamma_over_r"]
+    assert ref["used"] == better
+    assert record["heldout_gamma_over_r"] == max(ref["ridge_heldout_gamma_over_r"], ref["heldout_gamma_over_r"] if better else -1.0)
+    assert record["refitted_on_whole_window"] is False or not ref["used"]
+
+
 def test_forecasts_a_conductance_based_neuron(rs_recording):
     """Trained on 9 s of a known RS cell, the free run places its test spikes far above chance.
 
@@ -129,7 +200,11 @@ def test_forecasts_a_conductance_based_neuron(rs_recording):
     4 ms. Across model seeds 0-11 the fraction averages 0.51 (0.39-0.58); extra slow
     filters (10/50/200 ms), noise-augmented rows, averaging 2-3 maps over k-means draws,
     more seeds or centres, other map steps (0.1-1 ms) all stayed within 0.47-0.59 on
-    average: the issue's "most spikes" is reached only sometimes.
+    average: the issue's "most spikes" is reached only sometimes. A multi-step refinement of
+    the ridge map on free-run rollouts (``DDFModel.refine``, see ``refine.py``) lowered the
+    held-out Gamma/R in 7 of 8 seeds with either objective, so the held-out choice kept the
+    ridge map and the fraction stayed 0.52 on average over seeds 0-7 (0.53 with the
+    spike-time objective, from the one seed where it won).
     """
     current, voltage = rs_recording
     train = TrainingData("rs", (_training(current, voltage, 9.0),))
