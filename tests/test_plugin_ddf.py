@@ -66,6 +66,23 @@ def ou_current(n: int, mean_pA: float, sd_pA: float, tau_s: float, seed: int) ->
     return mean_pA + lfilter([sd_pA * math.sqrt(1 - a * a)], [1, -a], noise)
 
 
+def fhn_voltage(current_pA: np.ndarray, dt_s: float = DT, substeps: int = 10) -> np.ndarray:
+    """FitzHugh-Nagumo neuron (a = 0.7, b = 0.8, eps = 0.08), noise-free, forward Euler.
+
+    Time unit 1 ms, input ``I = current_pA / 100``, voltage ``V_mV = -30 + 20 v`` (so the
+    harness detector's 0 mV level is v = 1.5, crossed by every spike). Returns the voltage
+    (mV) after each current sample (pA, zero-order hold).
+    """
+    h = dt_s * 1e3 / substeps
+    v, w = -1.2, -0.6
+    out = np.empty(len(current_pA))
+    for k, i in enumerate((np.asarray(current_pA, float) / 100.0).tolist()):
+        for _ in range(substeps):
+            v, w = v + h * (v - v**3 / 3 - w + i), w + h * 0.08 * (v + 0.7 - 0.8 * w)
+        out[k] = -30.0 + 20.0 * v
+    return out
+
+
 @pytest.fixture(scope="module")
 def rs_recording():
     """12 s (about 12 Hz) of the RS cell under a 3 ms OU current: train 0-9 s, test 9-12 s."""
@@ -204,7 +221,9 @@ def test_forecasts_a_conductance_based_neuron(rs_recording):
     the ridge map on free-run rollouts (``DDFModel.refine``, see ``refine.py``) lowered the
     held-out Gamma/R in 7 of 8 seeds with either objective, so the held-out choice kept the
     ridge map and the fraction stayed 0.52 on average over seeds 0-7 (0.53 with the
-    spike-time objective, from the one seed where it won).
+    spike-time objective, from the one seed where it won). With 300 centres instead of 100
+    the fraction rose to 0.56 (seeds 0-3) but the held-out Gamma/R fell (0.22 vs 0.38), so a
+    held-out choice would not take it; 500 centres, D=4, or 2 ms delays did worse (0.0-0.49).
     """
     current, voltage = rs_recording
     train = TrainingData("rs", (_training(current, voltage, 9.0),))
@@ -221,6 +240,38 @@ def test_forecasts_a_conductance_based_neuron(rs_recording):
     gamma = coincidence_factor(truth, predicted, 0.004, duration=3.0)
     assert gamma > 0.3, (gamma, predicted.size, truth.size)
     assert n_coincidences(truth, predicted, 0.004) / truth.size > 0.4
+
+
+def test_places_most_spikes_of_a_fitzhugh_nagumo_neuron():
+    """The issue's known-system test: trained on 9 s of a FitzHugh-Nagumo neuron, the free run
+    over 9-12 s places most of its spikes within 4 ms.
+
+    Two structures are offered and the held-out free run chooses: the default grid's first
+    (D=3, tau=0.5 ms, 200 ms slow filter, 100 centres) and one with a 2 ms delay, a 20 ms
+    slow filter and 300 centres, which the slow recovery variable of this 2-D neuron needs.
+    Measured over model seeds 0-5: the second is chosen every time; 0.72-0.76 of the 101
+    true spikes (about 33 Hz) within 4 ms, Gamma 0.63-0.70 (chance level of the fraction at
+    this rate is about 0.26). With the first structure alone the fraction was 0.53-0.65.
+    On the 5-D RS cell above (slow M-current) the fraction stays near 0.5 (see that test).
+    """
+    current = ou_current(120_000, 30.0, 40.0, 0.003, seed=3)
+    voltage = fhn_voltage(current)
+    train = TrainingData("fhn", (_training(current, voltage, 9.0),))
+    candidates = [
+        Candidate(EmbeddingConfig(3, 1, (200.0,), input_lag=0), 100),
+        Candidate(EmbeddingConfig(3, 4, (20.0,), input_lag=0), 300),
+    ]
+    model = DDFModel(seed=0, budget=0.1, candidates=candidates)
+    model.row_stride = 4
+    record = model.fit(train)
+    assert record["chosen"]["tau_samples"] == 4 and record["chosen"]["n_centres"] == 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        predicted = model.predict(Stimulus("A", DT, current, (9.0, 12.0), 1))
+    truth = spike_times_from_voltage(voltage[90_000:], DT, t0_s=9.0)
+    assert truth.size > 80
+    assert n_coincidences(truth, predicted, 0.004) / truth.size > 0.6
+    assert coincidence_factor(truth, predicted, 0.004, duration=3.0) > 0.5
 
 
 def test_multi_stimulus_fit_and_prediction_from_rest(rs_recording):
