@@ -51,6 +51,24 @@ def test_rollout_forces_exactly_on_schedule():
     np.testing.assert_allclose(pred[0, :, 0].detach().numpy(), expected)
 
 
+def test_generalised_teacher_forcing_mixes_observed_units():
+    """With gtf_alpha, each unforced step pulls the observed unit a fraction alpha towards the data."""
+    net = DendPLRNN(3, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.A.fill_(1.0)
+        net.W.zero_()
+        net.h0.zero_()
+        net.C.zero_()
+    T, alpha = 12, 0.25
+    obs = torch.full((1, T, 1), 10.0)
+    forcing = torch.zeros(T, dtype=torch.bool)
+    forcing[6] = True  # a sparse forcing step sets the unit to the data outright
+    pred = net.rollout(torch.tensor([[0.0, 5.0, 5.0]]), torch.zeros(1, T, 1), obs, forcing, gtf_alpha=alpha)[0, :, 0]
+    t = np.arange(1, 7)
+    np.testing.assert_allclose(pred[1:7].detach().numpy(), 10.0 * (1 - (1 - alpha) ** (t - 1)), rtol=1e-6)
+    np.testing.assert_allclose(pred[7:].detach().numpy(), 10.0, rtol=1e-6)  # forced at 6, then at the data
+
+
 def test_numpy_free_run_matches_torch_rollout():
     g = torch.Generator().manual_seed(1)
     net = DendPLRNN(6, 4, generator=g)

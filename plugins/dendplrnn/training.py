@@ -51,6 +51,8 @@ class TrainConfig:
     #: (0: the raw weights). At lr 2e-2 the raw weights' held-out score swings by +-0.1 between
     #: checks; the average over the last ~1 / (1 - decay) steps is steadier.
     ema_decay: float = 0.97
+    #: generalised teacher forcing between the sparse forcing steps (0: off, pure sparse TF)
+    gtf_alpha: float = 0.0
 
 
 @dataclass
@@ -121,7 +123,7 @@ def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor
     forcing = forcing_schedule(x.shape[1], cfg.tau, cfg.burn_in)
     z0 = torch.zeros(x.shape[0], net.m, device=x.device)
     z0 = torch.cat([x[:, 0], z0[:, net.n_obs:]], dim=1)
-    pred = net.rollout(z0, s, x, torch.from_numpy(forcing))
+    pred = net.rollout(z0, s, x, torch.from_numpy(forcing), cfg.gtf_alpha)
     b = cfg.burn_in
     err = (pred[:, b:] - x[:, b:]).squeeze(-1) ** 2
     return (err * w[:, b:]).sum() / w[:, b:].sum()
