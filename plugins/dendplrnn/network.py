@@ -61,9 +61,10 @@ class DendPLRNN(nn.Module):
         Step t (1 <= t < T) maps z_{t-1} to z_t with input s_t. Where ``forcing[t]`` is
         True the observed units of z_t are replaced by ``observations[:, t]`` *after* the
         prediction for step t has been recorded (sparse teacher forcing). With
-        ``gtf_alpha > 0`` every step that is not sparsely forced pulls the observed units part of the way to the
-        data, ``z_obs <- (1 - gtf_alpha) z_obs + gtf_alpha x_t`` (generalised teacher
-        forcing, Hess et al. 2023; gtf_alpha = 1 at every step is classical teacher forcing).
+        ``gtf_alpha > 0`` every step that is not sparsely forced pulls the observed units
+        part of the way to the data, ``z_obs <- (1 - gtf_alpha) z_obs + gtf_alpha x_t``
+        (generalised teacher forcing, Hess et al. 2023; gtf_alpha = 1 at every step is
+        classical teacher forcing).
 
         Returns:
             the predicted observations, (batch, T, n_obs); entry 0 is ``z0``'s.
