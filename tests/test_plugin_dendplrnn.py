@@ -34,14 +34,20 @@ def test_forcing_schedule_rejects_bad_tau():
         forcing_schedule(10, 0)
 
 
-def test_rollout_forces_exactly_on_schedule():
-    """With an identity network (z_t = z_{t-1}), each prediction equals the last forced value."""
+def _identity_network() -> DendPLRNN:
+    """A 3-unit network with z_t = z_{t-1} (no input, no coupling): forcing alone moves it."""
     net = DendPLRNN(3, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         net.A.fill_(1.0)
         net.W.zero_()
         net.h0.zero_()
         net.C.zero_()
+    return net
+
+
+def test_rollout_forces_exactly_on_schedule():
+    """With an identity network (z_t = z_{t-1}), each prediction equals the last forced value."""
+    net = _identity_network()
     T, tau = 40, 6
     obs = torch.arange(T, dtype=torch.float32).reshape(1, T, 1) + 100.0
     forcing = forcing_schedule(T, tau, 0)
@@ -53,12 +59,7 @@ def test_rollout_forces_exactly_on_schedule():
 
 def test_generalised_teacher_forcing_mixes_observed_units():
     """With gtf_alpha, each unforced step pulls the observed unit a fraction alpha towards the data."""
-    net = DendPLRNN(3, 2, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        net.A.fill_(1.0)
-        net.W.zero_()
-        net.h0.zero_()
-        net.C.zero_()
+    net = _identity_network()
     T, alpha = 12, 0.25
     obs = torch.full((1, T, 1), 10.0)
     forcing = torch.zeros(T, dtype=torch.bool)
