@@ -26,8 +26,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "adex.json")
     args = parser.parse_args()
 
-    from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import evaluate_in_process
+    from qsnmc import load_challenge
+    from qsnmc import evaluate_in_process
     from qsnmc_plugins.adex import AdExModel
 
     challenge = load_challenge(args.challenge)

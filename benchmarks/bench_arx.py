@@ -24,8 +24,8 @@ def main() -> int:
     parser.add_argument("--challenge", default=str(ROOT / "reference_data" / "embedded"))
     args = parser.parse_args()
 
-    from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import evaluate_in_process
+    from qsnmc import load_challenge
+    from qsnmc import evaluate_in_process
     from qsnmc_plugins.arx.model import ArxModel
 
     challenge = load_challenge(args.challenge)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnmc.challenge import load_challenge
-from qsnmc.data import Stimulus
-from qsnmc.evaluation import evaluate_in_process
-from qsnmc.scoring import coincidence_factor, intrinsic_reliability
+from qsnmc import load_challenge
+from qsnmc import Stimulus
+from qsnmc import evaluate_in_process
+from qsnmc import coincidence_factor, intrinsic_reliability
 from qsnmc_plugins.ddf.model import DDFModel
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnmc.challenge import load_challenge
-from qsnmc.data import Stimulus
+from qsnmc import load_challenge
+from qsnmc import Stimulus
 from qsnmc.evaluation import score_predictions
 from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 from qsnmc_plugins.dendplrnn.readout import normalised_gamma

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import qsnmc_plugins.dendplrnn.model as dend
-from qsnmc.challenge import load_challenge
+from qsnmc import load_challenge
 from qsnmc.evaluation import score_predictions
 
 ROOT = Path(__file__).resolve().parents[1]

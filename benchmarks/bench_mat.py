@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnmc.challenge import load_challenge
-from qsnmc.data import Stimulus
+from qsnmc import load_challenge
+from qsnmc import Stimulus
 from qsnmc.datadir import embedded_challenge_dir
-from qsnmc.evaluation import evaluate_in_process
+from qsnmc import evaluate_in_process
 from qsnmc.scoring import intrinsic_reliability, repetition_gammas
 
 from qsnmc_plugins.mat.model import MATModel

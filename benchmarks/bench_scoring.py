@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnmc.challenge import load_challenge
+from qsnmc import load_challenge
 from qsnmc.datadir import embedded_challenge_dir
 from qsnmc.evaluation import score_predictions
-from qsnmc.scoring import coincidence_factor, intrinsic_reliability
+from qsnmc import coincidence_factor, intrinsic_reliability
 
 OUT = Path(__file__).parent / "results" / "scoring.json"
 

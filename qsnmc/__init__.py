@@ -1,14 +1,45 @@
 """qsnmc: a benchmark harness for single-neuron spike-time prediction.
 
-Public API:
-- :data:`hookimpl`: mark a plugin's ``qsnmc_register_models`` implementation.
+The plugin API: everything a model plugin, its tests and its benchmarks may use.
+Built-in plugins use exactly these names; any other ``qsnmc`` module is internal.
+
+Writing a model:
+- :data:`hookimpl`: marks a plugin's ``qsnmc_register_models`` implementation.
 - :class:`Model`: the base class a model may derive from.
 - :class:`TrainingData`, :class:`TrainingStimulus`, :class:`Stimulus`: what a model receives.
-- :mod:`qsnmc.scoring`: the official coincidence factor and score.
+- :func:`bar`: a progress bar that ``qsnmc run --quiet`` silences.
+
+The competition's rules, for fitting and selection:
+- :func:`spike_times_from_voltage`: spike detection (upward crossings of a threshold).
+- :func:`coincidence_factor`, :func:`intrinsic_reliability`, :class:`InvalidPrediction`:
+  the official Gamma and R.
+
+Validation on held-out training data (never the test window):
+- :meth:`TrainingData.time_split`, :meth:`TrainingData.stimulus_folds`,
+  :meth:`TrainingData.folds`: :class:`Fold` objects of :class:`HeldOutStimulus`.
+- :func:`score_heldout`, :func:`validate_model`: Gamma/R per stimulus, stimuli weighted
+  equally, unreliable stimuli left out, never NaN (:class:`ValidationScore`).
+
+Testing and benchmarking a model in-process:
+- :func:`load_challenge`: a challenge folder (``challenge_dir(name)`` finds one by name).
+- :func:`evaluate_in_process`: fit, predict the test window and score, unsandboxed.
 """
 from qsnmc.hookspecs import hookimpl
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+from qsnmc.data import Fold, HeldOutStimulus, Stimulus, TrainingData, TrainingStimulus
 from qsnmc.model import Model
+from qsnmc.progress import bar
+from qsnmc.spikes import spike_times_from_voltage
+from qsnmc.scoring import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc.validation import HeldOutScore, ValidationScore, score_heldout, validate_model
+from qsnmc.challenge import load_challenge
+from qsnmc.datadir import challenge_dir
+from qsnmc.evaluation import InProcessEvaluation, evaluate_in_process
 
 __version__ = "0.1.0"
-__all__ = ["hookimpl", "Model", "Stimulus", "TrainingData", "TrainingStimulus", "__version__"]
+__all__ = [
+    "hookimpl", "Model", "TrainingData", "TrainingStimulus", "Stimulus", "bar",
+    "spike_times_from_voltage", "coincidence_factor", "intrinsic_reliability", "InvalidPrediction",
+    "Fold", "HeldOutStimulus", "HeldOutScore", "ValidationScore", "score_heldout", "validate_model",
+    "load_challenge", "challenge_dir", "evaluate_in_process", "InProcessEvaluation",
+    "__version__",
+]

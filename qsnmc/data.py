@@ -139,6 +139,103 @@ class TrainingData:
                 return s
         return None
 
+    # -- validation splits: held-out parts of the training data, never the test window ----
+    def time_split(self, heldout_fraction: float = 0.25) -> "Fold":
+        """Fit on the first part of every stimulus' training window, hold out the rest.
+
+        The 2009 design inside the training data: each stimulus keeps its first
+        ``1 - heldout_fraction`` of samples for fitting; the last ``heldout_fraction``
+        (by samples) becomes a :class:`HeldOutStimulus` of the same name, so a model
+        may warm up on the fitted part of the same recording, as on the test.
+
+        Raises:
+            ValueError: a fraction outside (0, 1), or a window too short to split.
+        """
+        if not 0.0 < heldout_fraction < 1.0:
+            raise ValueError(f"heldout_fraction must be between 0 and 1, got {heldout_fraction}")
+        fitted, heldout = [], []
+        for s in self.stimuli:
+            n = s.voltage_mV.shape[1]
+            n_fit = int(round((1.0 - heldout_fraction) * n))
+            if n_fit < 2 or n - n_fit < 2:
+                raise ValueError(f"stimulus {s.name!r}: a {n}-sample training window is too short to split")
+            start = s.window_s[0]
+            cut_s = start + n_fit * s.dt_s
+            trains = [np.asarray(t) for t in s.spike_times_s]
+            fitted.append(TrainingStimulus(s.name, s.dt_s, s.current_pA, (start, cut_s), s.voltage_mV[:, :n_fit],
+                                           tuple(t[t < cut_s] for t in trains)))
+            heldout.append(HeldOutStimulus(
+                Stimulus(s.name, s.dt_s, s.current_pA, (cut_s, s.window_s[1]), s.n_repetitions),
+                tuple(t[t >= cut_s] for t in trains), s.voltage_mV[:, n_fit:]))
+        return Fold(f"time split: last {heldout_fraction:g} of each stimulus held out",
+                    TrainingData(self.challenge, tuple(fitted), self.delta_s), tuple(heldout))
+
+    def stimulus_folds(self) -> list["Fold"]:
+        """Leave-one-stimulus-out folds: each fits on every other stimulus and holds one out whole.
+
+        The held-out stimulus is absent from the fold's training data, so a model must
+        predict it from the current alone. Folds are in the order of ``stimuli``.
+
+        Raises:
+            ValueError: fewer than two training stimuli.
+        """
+        if len(self.stimuli) < 2:
+            raise ValueError(f"challenge {self.challenge!r} has {len(self.stimuli)} training stimulus: "
+                             "leave-one-stimulus-out needs at least 2 (use time_split)")
+        folds = []
+        for i, s in enumerate(self.stimuli):
+            rest = self.stimuli[:i] + self.stimuli[i + 1:]
+            folds.append(Fold(f"stimulus {s.name} held out", TrainingData(self.challenge, rest, self.delta_s),
+                              (HeldOutStimulus(Stimulus(s.name, s.dt_s, s.current_pA, s.window_s, s.n_repetitions),
+                                               s.spike_times_s, s.voltage_mV),)))
+        return folds
+
+    def folds(self, split: str = "time", heldout_fraction: float = 0.25) -> list["Fold"]:
+        """Validation folds by name: ``"time"`` (one :meth:`time_split` fold) or
+        ``"stimulus"`` (:meth:`stimulus_folds`, needs at least two stimuli)."""
+        if split == "time":
+            return [self.time_split(heldout_fraction)]
+        if split == "stimulus":
+            return self.stimulus_folds()
+        raise ValueError(f"split must be 'time' or 'stimulus', got {split!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class HeldOutStimulus:
+    """A held-out part of a training recording: what to predict, and what was recorded there.
+
+    Attributes:
+        stimulus: the :class:`Stimulus` to predict (current over the whole protocol, the
+            held-out window).
+        spike_times_s: the recorded spike times (s) inside the held-out window, one array
+            per repetition.
+        voltage_mV: the recorded voltage in the window, ``(n_repetitions, n_samples)`` (mV).
+    """
+
+    stimulus: "Stimulus"
+    spike_times_s: tuple[np.ndarray, ...]
+    voltage_mV: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spike_times_s", tuple(_readonly(t) for t in self.spike_times_s))
+        object.__setattr__(self, "voltage_mV", _readonly(np.atleast_2d(self.voltage_mV)))
+
+    @property
+    def name(self) -> str:
+        return self.stimulus.name
+
+
+@dataclass(frozen=True, eq=False)
+class Fold:
+    """One validation fold: a model fits on ``fit`` and predicts every ``heldout`` stimulus.
+
+    Score it with :func:`qsnmc.score_heldout` or :func:`qsnmc.validate_model`.
+    """
+
+    label: str
+    fit: TrainingData
+    heldout: tuple[HeldOutStimulus, ...]
+
 
 @dataclass(frozen=True, eq=False)
 class Stimulus:

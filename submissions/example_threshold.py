@@ -23,7 +23,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 import qsnmc
-from qsnmc.scoring import coincidence_factor
+from qsnmc import coincidence_factor
 
 
 def _filtered(current_pA: np.ndarray, dt_s: float, tau_s: float) -> np.ndarray:

@@ -43,7 +43,7 @@ def simulate_noisy_lif(duration_s: float = 20.0, n_reps: int = 4, seed: int = 1)
 
 
 def write_synthetic_challenge(folder: Path, name: str = "synthetic-test") -> Path:
-    from qsnmc.spikes import spike_times_from_voltage
+    from qsnmc import spike_times_from_voltage
 
     current, volt = simulate_noisy_lif()
     spikes = spike_times_from_voltage(volt, DT_S)

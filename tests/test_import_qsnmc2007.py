@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qsnmc.challenge import load_challenge
+from qsnmc import load_challenge
 from qsnmc.cli import main as cli_main
 from qsnmc.import_qsnmc2007 import import_qsnmc2007
 from qsnmc.textdata import DataImportError

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qsnmc.challenge import load_challenge
+from qsnmc import load_challenge
 from qsnmc.cli import main as cli_main
 from qsnmc.import_qsnmc2009 import import_qsnmc2009
 from qsnmc.textdata import DataImportError

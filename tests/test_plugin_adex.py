@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
 from qsnmc.scoring import repetition_gammas
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.adex import AdExModel, qsnmc_register_models
 from qsnmc_plugins.adex.parameters import AdExParameters
 
@@ -63,7 +63,7 @@ def test_dynamic_iv_recovers_known_membrane(synthetic: TrainingData) -> None:
 
 
 def test_segmented_simulation_matches_continuous() -> None:
-    from qsnmc.scoring import coincidence_factor
+    from qsnmc import coincidence_factor
     from qsnmc_plugins.adex.simulate import simulate_population, simulate_segmented
     from qsnmc_plugins.adex.synthetic import synthetic_current
 
@@ -145,8 +145,8 @@ def test_cython_failure_falls_back_to_numpy() -> None:
 def test_beats_poisson_on_embedded_challenge() -> None:
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("reference_data/embedded/manifest.json is absent")
-    from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import evaluate_in_process
+    from qsnmc import load_challenge
+    from qsnmc import evaluate_in_process
 
     result = evaluate_in_process(AdExModel(seed=0, budget=0.08), load_challenge(EMBEDDED))
     assert result.record["held_out_gamma"] > 0.2
@@ -160,7 +160,7 @@ def test_coarse_data_integrates_in_substeps():
     clearly better than a plain 1 ms Euler step (measured: 0.69 against 0.45)."""
     from scipy.signal import lfilter
 
-    from qsnmc.scoring import coincidence_factor
+    from qsnmc import coincidence_factor
     from qsnmc_plugins.adex.model import step_factor
     from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
-from qsnmc.scoring import coincidence_factor
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
+from qsnmc import coincidence_factor
 from qsnmc_plugins.arx.free_run import generate_spikes, spike_kernel, teacher_forced_voltage
 from qsnmc_plugins.arx.identification import ArxOrders, GramAccumulator, Series
 from qsnmc_plugins.arx.model import ArxModel
@@ -153,8 +153,8 @@ def test_multi_stimulus_fit_predicts_an_unseen_stimulus():
 def test_beats_poisson_on_the_embedded_challenge():
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
-    from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import evaluate_in_process
+    from qsnmc import load_challenge
+    from qsnmc import evaluate_in_process
 
     result = evaluate_in_process(ArxModel(seed=0, budget=0.1), load_challenge(EMBEDDED))
     assert result.record["validation"]["held_out_gamma_over_R"] > 0.2

@@ -12,9 +12,9 @@ import torch
 from scipy.integrate import solve_ivp
 from scipy.signal import lfilter
 
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
 from qsnmc.scoring import coincidence_factor, n_coincidences
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.ddf import qsnmc_register_models
 from qsnmc_plugins.ddf.embedding import suggest_embedding
 from qsnmc_plugins.ddf.features import EmbeddingConfig, RBFLayer
@@ -296,8 +296,8 @@ def test_multi_stimulus_fit_and_prediction_from_rest(rs_recording):
 def test_beats_poisson_on_embedded_challenge():
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("reference_data/embedded is not generated")
-    from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import evaluate_in_process
+    from qsnmc import load_challenge
+    from qsnmc import evaluate_in_process
 
     score = evaluate_in_process(DDFModel(seed=0, budget=0.1), load_challenge(EMBEDDED)).score
     assert score.performance > 0.2, score.to_dict()

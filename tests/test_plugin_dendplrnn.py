@@ -208,7 +208,7 @@ def _toy_cell(current_pA: np.ndarray, dt: float, rng: np.random.Generator) -> tu
 @pytest.mark.slow
 def test_multi_stimulus_fit_and_predict_with_filter_bank():
     """Two training protocols joined end to end, a current filter bank, a seen and an unseen protocol."""
-    from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+    from qsnmc import Stimulus, TrainingData, TrainingStimulus
     from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 
     dt, n, rng = 1e-4, 25000, np.random.default_rng(3)
@@ -239,7 +239,7 @@ def test_multi_stimulus_fit_and_predict_with_filter_bank():
 def test_quick_fit_beats_poisson_on_embedded_challenge():
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
-    from qsnmc.challenge import load_challenge
+    from qsnmc import load_challenge
     from qsnmc.evaluation import score_predictions
     from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
 from qsnmc.scoring import coincidence_factor, intrinsic_reliability, repetition_gammas
 
 from qsnmc_plugins.mat import qsnmc_register_models
@@ -138,8 +138,8 @@ def test_fits_several_stimuli_at_1khz_and_predicts_a_new_one_from_rest():
 def test_beats_the_poisson_baseline_on_the_embedded_challenge():
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
-    from qsnmc.challenge import load_challenge
-    from qsnmc.evaluation import evaluate_in_process
+    from qsnmc import load_challenge
+    from qsnmc import evaluate_in_process
 
     result = evaluate_in_process(MATModel(seed=0, budget=0.1), load_challenge(EMBEDDED))
     assert result.record["heldout_gamma_over_R"] > 0.2

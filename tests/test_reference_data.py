@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from qsnmc.challenge import ChallengeError, load_challenge
-from qsnmc.scoring import intrinsic_reliability
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc import intrinsic_reliability
+from qsnmc import spike_times_from_voltage
 
 EMBEDDED = Path(__file__).resolve().parent.parent / "reference_data" / "embedded"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc import spike_times_from_voltage
 
 
 def test_one_spike_per_upward_crossing_with_interpolation():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from qsnmc.challenge import load_challenge
+from qsnmc import load_challenge
 from qsnmc.sweep import grid_points, heldout_challenge
 
 PROBE = '''

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
-from qsnmc.model import Model
-from qsnmc.progress import bar
-from qsnmc.scoring import intrinsic_reliability
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
+from qsnmc import Model
+from qsnmc import bar
+from qsnmc import intrinsic_reliability
 from qsnmc_plugins.arx.binning import MODEL_STEP_S, bin_factor, block_mean
 from qsnmc_plugins.arx.free_run import spike_kernel
 from qsnmc_plugins.arx.identification import ArxFilter, GramAccumulator, Series

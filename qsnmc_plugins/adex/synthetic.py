@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-from qsnmc.data import TrainingData, TrainingStimulus
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc import TrainingData, TrainingStimulus
+from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.adex.parameters import AdExParameters
 from qsnmc_plugins.adex.simulate import parameter_columns, run_columns
 from qsnmc_plugins.adex.brian_setup import run_with_fallback

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
-from qsnmc.model import Model
-from qsnmc.progress import bar
-from qsnmc.scoring import intrinsic_reliability
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
+from qsnmc import Model
+from qsnmc import bar
+from qsnmc import intrinsic_reliability
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_weights

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from qsnmc.scoring import coincidence_factor
+from qsnmc import coincidence_factor
 from qsnmc_plugins.arx.binning import bin_centre_s
 from qsnmc_plugins.arx.free_run import current_response, generate_spikes, spike_kernel, threshold_kernel
 from qsnmc_plugins.arx.identification import ArxFilter

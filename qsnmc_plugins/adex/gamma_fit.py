@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.optimize import differential_evolution
 
-from qsnmc.data import TrainingStimulus
-from qsnmc.scoring import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc import TrainingStimulus
+from qsnmc import InvalidPrediction, coincidence_factor, intrinsic_reliability
 from qsnmc_plugins.adex.parameters import AdExParameters
 from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population, simulate_segmented
 

@@ -5,8 +5,8 @@ import zlib
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData
-from qsnmc.model import Model
+from qsnmc import Stimulus, TrainingData
+from qsnmc import Model
 
 
 class RateMatchedPoisson(Model):

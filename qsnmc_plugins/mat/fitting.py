@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qsnmc.scoring import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc import InvalidPrediction, coincidence_factor, intrinsic_reliability
 
 from qsnmc_plugins.mat.threshold import PUBLISHED_TAUS_S, REFRACTORY_S, simulate_spike_indices
 

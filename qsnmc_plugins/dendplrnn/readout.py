@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsnmc.scoring import InvalidPrediction, coincidence_factor, intrinsic_reliability
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc import spike_times_from_voltage
 
 
 def predicted_spikes(voltage_mV: np.ndarray, dt_s: float, threshold_mV: float, t0_s: float,

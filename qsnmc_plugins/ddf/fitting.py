@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsnmc.scoring import InvalidPrediction, coincidence_factor, intrinsic_reliability
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.ddf.centres import nearest_centre_widths, place_centres
 from qsnmc_plugins.ddf.features import (
     EmbeddingConfig,

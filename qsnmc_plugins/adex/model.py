@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData
-from qsnmc.model import Model
-from qsnmc.progress import bar
-from qsnmc.scoring import intrinsic_reliability
+from qsnmc import Stimulus, TrainingData
+from qsnmc import Model
+from qsnmc import bar
+from qsnmc import intrinsic_reliability
 from qsnmc_plugins.adex.parameters import AdExParameters
 
 #: fraction of each training window held out from both fitting stages

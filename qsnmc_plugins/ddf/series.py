@@ -7,7 +7,7 @@ import numpy as np
 
 from scipy.signal import butter, sosfiltfilt
 
-from qsnmc.data import TrainingData, TrainingStimulus
+from qsnmc import TrainingData, TrainingStimulus
 from qsnmc_plugins.ddf.features import Standardiser, step_drive
 
 #: a sample within this window around a recorded spike is a "spike state" (s, before / after)

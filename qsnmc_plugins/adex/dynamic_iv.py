@@ -34,7 +34,7 @@ import numpy as np
 from scipy.optimize import curve_fit
 from scipy.signal import lfilter
 
-from qsnmc.data import TrainingStimulus
+from qsnmc import TrainingStimulus
 
 #: samples from this long before a spike's 0 mV crossing ... (s)
 CUT_BEFORE_S = 0.0005

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qsnmc.data import TrainingStimulus
+from qsnmc import TrainingStimulus
 
 #: default basis time constants of the membrane filter (s)
 DEFAULT_BASIS_TAUS_S = (0.001, 0.003, 0.010, 0.030, 0.100)

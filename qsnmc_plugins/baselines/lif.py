@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData
-from qsnmc.model import Model
-from qsnmc.scoring import coincidence_factor, intrinsic_reliability
+from qsnmc import Stimulus, TrainingData
+from qsnmc import Model
+from qsnmc import coincidence_factor, intrinsic_reliability
 
 MODEL_STEP_S = 0.0005  #: simulation step (s): 8x finer than the 4 ms coincidence window
 REFRACTORY_S = 0.002

@@ -27,9 +27,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData
-from qsnmc.model import Model
-from qsnmc.progress import bar
+from qsnmc import Stimulus, TrainingData
+from qsnmc import Model
+from qsnmc import bar
 
 from qsnmc_plugins.mat.fitting import (
     GammaObjective,

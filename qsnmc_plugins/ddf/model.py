@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qsnmc.data import Stimulus, TrainingData
-from qsnmc.model import Model
-from qsnmc.progress import bar
+from qsnmc import Stimulus, TrainingData
+from qsnmc import Model
+from qsnmc import bar
 from qsnmc_plugins.ddf.embedding import suggest_embedding
 from qsnmc_plugins.ddf.features import EmbeddingConfig, Standardiser, slow_filters
 from qsnmc_plugins.ddf.fitting import Candidate, FittedMap, fit_candidate, forecast_spikes, history_at, validate
