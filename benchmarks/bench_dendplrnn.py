@@ -22,7 +22,7 @@ import numpy as np
 
 from qsnmc import load_challenge
 from qsnmc import Stimulus
-from qsnmc.evaluation import score_predictions
+from qsnmc.scoring.evaluation import score_predictions
 from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 from qsnmc_plugins.dendplrnn.readout import normalised_gamma
 

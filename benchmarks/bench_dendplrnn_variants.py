@@ -20,7 +20,7 @@ from pathlib import Path
 
 import qsnmc_plugins.dendplrnn.model as dend
 from qsnmc import load_challenge
-from qsnmc.evaluation import score_predictions
+from qsnmc.scoring.evaluation import score_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "dendplrnn_variants.jsonl"

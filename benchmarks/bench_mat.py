@@ -20,9 +20,9 @@ import numpy as np
 
 from qsnmc import load_challenge
 from qsnmc import Stimulus
-from qsnmc.datadir import embedded_challenge_dir
+from qsnmc.challenges.datadir import embedded_challenge_dir
 from qsnmc import evaluate_in_process
-from qsnmc.scoring import intrinsic_reliability, repetition_gammas
+from qsnmc.scoring.metrics import intrinsic_reliability, repetition_gammas
 
 from qsnmc_plugins.mat.model import MATModel
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from qsnmc import load_challenge
-from qsnmc.datadir import embedded_challenge_dir
-from qsnmc.evaluation import score_predictions
+from qsnmc.challenges.datadir import embedded_challenge_dir
+from qsnmc.scoring.evaluation import score_predictions
 from qsnmc import coincidence_factor, intrinsic_reliability
 
 OUT = Path(__file__).parent / "results" / "scoring.json"

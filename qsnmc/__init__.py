@@ -28,12 +28,12 @@ from qsnmc.hookspecs import hookimpl
 from qsnmc.data import Fold, HeldOutStimulus, Stimulus, TrainingData, TrainingStimulus
 from qsnmc.model import Model
 from qsnmc.progress import bar
-from qsnmc.spikes import spike_times_from_voltage
-from qsnmc.scoring import InvalidPrediction, coincidence_factor, intrinsic_reliability
-from qsnmc.validation import HeldOutScore, ValidationScore, score_heldout, validate_model
-from qsnmc.challenge import load_challenge
-from qsnmc.datadir import challenge_dir
-from qsnmc.evaluation import InProcessEvaluation, evaluate_in_process
+from qsnmc.scoring.spikes import spike_times_from_voltage
+from qsnmc.scoring.metrics import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc.scoring.validation import HeldOutScore, ValidationScore, score_heldout, validate_model
+from qsnmc.challenges.store import load_challenge
+from qsnmc.challenges.datadir import challenge_dir
+from qsnmc.scoring.evaluation import InProcessEvaluation, evaluate_in_process
 
 __version__ = "0.1.0"
 __all__ = [

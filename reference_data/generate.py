@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnmc.challenge import Challenge, ChallengeStimulus, write_challenge
-from qsnmc.scoring import intrinsic_reliability
-from qsnmc.spikes import spike_times_from_voltage
+from qsnmc.challenges.store import Challenge, ChallengeStimulus, write_challenge
+from qsnmc.scoring.metrics import intrinsic_reliability
+from qsnmc.scoring.spikes import spike_times_from_voltage
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "embedded"
@@ -338,7 +338,7 @@ def generate(out: Path, seed: int = DEFAULT_SEED, quiet: bool = False) -> dict:
             "initial_state": "V = E_leak, gates at their steady state there, at t = 0",
             "neuron_group": f"one NeuronGroup of {N_REPETITIONS} neurons, one per repetition",
         },
-        "spike_detection": "qsnmc.spikes.spike_times_from_voltage, upward 0 mV crossings of the stored "
+        "spike_detection": "qsnmc.scoring.spikes.spike_times_from_voltage, upward 0 mV crossings of the stored "
         "(noisy, quantised) 10 kHz voltage, in both windows",
         "measured": stats,
     }

@@ -1,9 +1,14 @@
-"""Example submission: a filtered-current threshold model, in one file.
+"""example-threshold: a complete qsnmc submission in one file (``qsnmc new NAME`` copies it).
 
-Copy this file (or run ``qsnmc new NAME``), rename the model, and run
-``qsnmc run NAME``. A submission is a plain ``*.py`` file in ``submissions/``:
+Run it:     qsnmc run example-threshold       (fit on the training window, predict and score the test)
+Sweep it:   qsnmc sweep example-threshold     (param_grid scored on held-out training data)
+Report:     qsnmc report                      (raster, Gamma/R with error bars, ...)
 
-1. Subclass :class:`qsnmc.Model` (or write any class with the same members).
+A submission is a plain ``*.py`` file in ``submissions/``; the harness imports it in an
+isolated (sandboxed) worker process and builds ``ExampleThreshold(seed=..., budget=..., **settings)``.
+
+1. Subclass :class:`qsnmc.Model` (or write a class with the same members whose
+   ``__init__`` takes ``seed`` and ``budget``, or no arguments at all).
 2. ``fit(train)`` receives the public training data only (current in pA for the whole
    protocol, recorded voltage in mV and spike times in s inside the training window).
    Return a JSON-serialisable dict of what you fitted: it lands in the run record.
@@ -15,7 +20,8 @@ Copy this file (or run ``qsnmc new NAME``), rename the model, and run
 The model: the current is low-pass filtered with a time constant tau; the neuron
 spikes when the filtered current crosses a threshold, then stays silent for a dead
 time. tau, threshold and dead time are chosen on a grid by the mean coincidence
-factor against the training repetitions.
+factor against the training repetitions; ``n_thresholds`` (a setting, see ``param_grid``)
+is how many threshold candidates the grid has.
 """
 from __future__ import annotations
 
@@ -43,16 +49,23 @@ def _threshold_crossings(x: np.ndarray, theta: float, dead_samples: int) -> np.n
 
 
 class ExampleThreshold(qsnmc.Model):
-    name = "example-threshold"
+    name = "example-threshold"  # unique; shown in the table
     description = "example submission: threshold on the low-pass filtered current"
+    param_grid = {"n_thresholds": [6, 12, 24]}  # what `qsnmc sweep` tries
+
+    def __init__(self, seed: int = 0, budget: float = 1.0, n_thresholds: int = 12) -> None:
+        super().__init__(seed, budget)
+        self.n_thresholds = int(n_thresholds)
 
     def fit(self, train: qsnmc.TrainingData) -> dict:
+        # train.stimuli: every training stimulus, each with current_pA (whole protocol),
+        # window_s (s), voltage_mV and spike_times_s (recorded, inside the window only)
         dt = train.dt_s
         best = (-np.inf, None)
         for tau_s in (0.005, 0.01, 0.02, 0.04):
             xs = [_filtered(stim.current_pA, dt, tau_s)[stim.window_slice] for stim in train.stimuli]
             for dead_s in (0.005, 0.02, 0.05):
-                for theta in np.percentile(np.concatenate(xs), np.linspace(90.0, 99.9, 12)):
+                for theta in np.percentile(np.concatenate(xs), np.linspace(90.0, 99.9, self.n_thresholds)):
                     gammas = []
                     for stim, x in zip(train.stimuli, xs):
                         spikes = stim.window_s[0] + _threshold_crossings(x, theta, int(dead_s / dt)) * dt
@@ -66,6 +79,7 @@ class ExampleThreshold(qsnmc.Model):
                 "threshold_pA": self.theta_pA, "training_gamma": best[0]}
 
     def predict(self, stimulus: qsnmc.Stimulus) -> np.ndarray:
+        # stimulus.current_pA over the whole protocol; return spike times (s) inside stimulus.window_s
         dt = stimulus.dt_s
         x = _filtered(stimulus.current_pA, dt, self.tau_s)
         t = _threshold_crossings(x, self.theta_pA, int(self.dead_s / dt)) * dt

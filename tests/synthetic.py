@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsnmc.challenge import Challenge, ChallengeStimulus, write_challenge
+from qsnmc.challenges.store import Challenge, ChallengeStimulus, write_challenge
 
 DT_S = 0.0005
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import PROJECT, read_rows, run_cli
-from qsnmc.discovery import discover_models
+from qsnmc.harness.discovery import discover_models
 
 ENTRIES = discover_models(PROJECT / "submissions")
 

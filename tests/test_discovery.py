@@ -5,8 +5,8 @@ from pathlib import Path
 
 from conftest import FIXTURE_SUBMISSIONS, PROJECT, read_rows, run_cli
 from qsnmc import hookspecs
-from qsnmc.discovery import discover_models
-from qsnmc.plugins import find_sources
+from qsnmc.harness.discovery import discover_models
+from qsnmc.harness.plugins import find_sources
 
 
 def test_list_shows_builtins_and_submissions_and_failures(tmp_path):

@@ -8,10 +8,10 @@ import shutil
 import pytest
 
 from conftest import FIXTURE_SUBMISSIONS, read_rows, run_cli
-from qsnmc.sandbox import bwrap_path
+from qsnmc.harness.sandbox import bwrap_path
 
 BAD = ["crash", "hang", "segfault", "memhog", "returns-nan", "unsorted", "outside-window", "absurd-rate",
-       "not-numbers", "cheat"]
+       "not-numbers", "cheat", "noisy", "plain-class", "bad-init"]
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +41,14 @@ def test_run_survives_and_scores_the_good_models(bad_run):
     [
         ("crash", "deliberate failure in fit"),
         ("hang", "timed out after 20 s"),
-        ("segfault", "worker died"),
+        ("segfault", "worker died (killed by SIGSEGV)"),
         ("memhog", "memory limit"),
         ("returns-nan", "not finite"),
         ("unsorted", "not strictly increasing"),
         ("outside-window", "outside the window"),
         ("absurd-rate", "above 500 Hz"),
         ("not-numbers", "predict"),
+        ("bad-init", "add seed and budget to its __init__"),
     ],
 )
 def test_each_bad_model_is_a_failed_row_with_its_reason(bad_run, model, reason):
@@ -55,6 +56,29 @@ def test_each_bad_model_is_a_failed_row_with_its_reason(bad_run, model, reason):
     row = read_rows(work / "rows.json")[model]
     assert row["status"] == "failed" and row["rank"] is None
     assert reason in row["reason"], row["reason"]
+
+
+def test_a_plain_class_without_seed_or_budget_runs(bad_run):
+    work, _ = bad_run
+    row = read_rows(work / "rows.json")["plain-class"]
+    assert row["status"] == "ok", row["reason"]
+    run_dir = work / "runs" / (work / "runs" / "LATEST").read_text().strip()
+    rec = json.loads((run_dir / "plain-class" / "record.json").read_text())
+    assert rec["fit_record"] == {"seed_seen": 0, "budget_seen": 1.0}
+
+
+def test_a_flood_of_output_keeps_the_head_and_tail_of_the_log(bad_run):
+    work, _ = bad_run
+    run_dir = work / "runs" / (work / "runs" / "LATEST").read_text().strip()
+    rec = json.loads((run_dir / "noisy" / "record.json").read_text())
+    assert rec["status"] == "ok"
+    logs = [p for p in (run_dir / "noisy").iterdir() if p.suffix == ".log"]
+    assert logs, list((run_dir / "noisy").iterdir())
+    size = sum(p.stat().st_size for p in logs)
+    assert size < 2.5e6  # 15 MB written; the log keeps 1 MB of head and 1 MB of tail
+    text = logs[0].read_text()
+    assert "bytes of output dropped here" in text and text.rstrip().endswith("LAST LINE OF NOISE")
+    assert rec["log_dropped_bytes"] > 12e6
 
 
 def test_every_record_is_on_disk(bad_run):

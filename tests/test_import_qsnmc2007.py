@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from qsnmc import load_challenge
-from qsnmc.cli import main as cli_main
-from qsnmc.import_qsnmc2007 import import_qsnmc2007
-from qsnmc.textdata import DataImportError
+from qsnmc.cli.main import main as cli_main
+from qsnmc.challenges.qsnmc2007 import import_qsnmc2007
+from qsnmc.challenges.textdata import DataImportError
 
 N_ROWS = 2000  # 2 s at 1 kHz
 TRAIN = {"00": 2, "04": 2}  # stimulus: repetitions
@@ -284,7 +284,7 @@ def test_real_2007_import_matches_the_published_counts(real_challenge):
 @pytest.mark.slow
 def test_fitted_lif_beats_poisson_on_the_real_test_stimuli(real_challenge):
     baselines = pytest.importorskip("qsnmc_plugins.baselines")
-    from qsnmc.evaluation import score_predictions
+    from qsnmc.scoring.evaluation import score_predictions
 
     train = real_challenge.training_data()
     scores = {}

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from qsnmc import load_challenge
-from qsnmc.cli import main as cli_main
-from qsnmc.import_qsnmc2009 import import_qsnmc2009
-from qsnmc.textdata import DataImportError
+from qsnmc.cli.main import main as cli_main
+from qsnmc.challenges.qsnmc2009 import import_qsnmc2009
+from qsnmc.challenges.textdata import DataImportError
 
 DT = 1e-4
 CURRENT_S, RECORDED_S = 5.0, 4.0  # the real files: 60 s of current, 38-39 s of voltage

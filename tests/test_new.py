@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import read_rows, run_cli
-from qsnmc.cli import main
+from qsnmc.cli.main import main
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qsnmc import Stimulus, TrainingData, TrainingStimulus
-from qsnmc.scoring import repetition_gammas
+from qsnmc.scoring.metrics import repetition_gammas
 from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.adex import AdExModel, qsnmc_register_models
 from qsnmc_plugins.adex.parameters import AdExParameters

@@ -13,7 +13,7 @@ from scipy.integrate import solve_ivp
 from scipy.signal import lfilter
 
 from qsnmc import Stimulus, TrainingData, TrainingStimulus
-from qsnmc.scoring import coincidence_factor, n_coincidences
+from qsnmc.scoring.metrics import coincidence_factor, n_coincidences
 from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.ddf import qsnmc_register_models
 from qsnmc_plugins.ddf.embedding import suggest_embedding

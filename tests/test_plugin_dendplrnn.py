@@ -240,7 +240,7 @@ def test_quick_fit_beats_poisson_on_embedded_challenge():
     if not (EMBEDDED / "manifest.json").is_file():
         pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
     from qsnmc import load_challenge
-    from qsnmc.evaluation import score_predictions
+    from qsnmc.scoring.evaluation import score_predictions
     from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 
     ch = load_challenge(EMBEDDED)

@@ -9,7 +9,7 @@ import pytest
 from scipy.signal import lfilter
 
 from qsnmc import Stimulus, TrainingData, TrainingStimulus
-from qsnmc.scoring import coincidence_factor, intrinsic_reliability, repetition_gammas
+from qsnmc.scoring.metrics import coincidence_factor, intrinsic_reliability, repetition_gammas
 
 from qsnmc_plugins.mat import qsnmc_register_models
 from qsnmc_plugins.mat.membrane import filtered_current, fit_membrane

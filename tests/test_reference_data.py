@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qsnmc.challenge import ChallengeError, load_challenge
+from qsnmc.challenges.store import ChallengeError, load_challenge
 from qsnmc import intrinsic_reliability
 from qsnmc import spike_times_from_voltage
 

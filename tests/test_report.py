@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from qsnmc.report import find_curves
+from qsnmc.cli.report import find_curves
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import read_rows, run_cli
-from qsnmc.challenge import ChallengeError, load_challenge
+from qsnmc.challenges.store import ChallengeError, load_challenge
 
 
 @pytest.fixture()

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from qsnmc.scoring import (
+from qsnmc.scoring.metrics import (
     InvalidPrediction,
     bootstrap_error,
     coincidence_factor,

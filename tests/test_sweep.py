@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_cli
 from qsnmc import load_challenge
-from qsnmc.sweep import grid_points, heldout_challenge
+from qsnmc.harness.sweep import grid_points, heldout_challenge
 
 PROBE = '''
 import numpy as np

@@ -91,7 +91,7 @@ def test_score_is_never_nan():
     lo, hi = rel["c"].stimulus.window_s
     too_fast = np.arange(lo, hi, 0.001)
     bad = qsnmc.score_heldout({"c": too_fast, "d": [np.empty(0)] * 3}, heldout, 0.004)
-    assert all(s.error for s in bad.stimuli) and bad.performance == qsnmc.validation.INVALID_GAMMA
+    assert all(s.error for s in bad.stimuli) and bad.performance == qsnmc.scoring.validation.INVALID_GAMMA
     assert np.isfinite(bad.log_count_error)
 
 

@@ -8,9 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from qsnmc.plugins import PluginSource, find_sources
-from qsnmc.sandbox import wrap
-from qsnmc.supervise import run_supervised
+from qsnmc.harness.plugins import PluginSource, find_sources
+from qsnmc.harness.sandbox import wrap
+from qsnmc.harness.supervise import run_supervised
 
 #: wall-clock limit (s) for importing plugins in one discovery worker ($QSNMC_DISCOVERY_TIMEOUT)
 DISCOVERY_TIMEOUT_S = float(os.environ.get("QSNMC_DISCOVERY_TIMEOUT", "120"))
@@ -52,8 +52,8 @@ def _run_discovery(sources: list[PluginSource], workdir: Path) -> tuple[dict[str
     out = workdir / "discovered.jsonl"
     out.unlink(missing_ok=True)
     code = [p for s in sources for p in s.paths]
-    cmd, env, _ = wrap(
-        [sys.executable, "-m", "qsnmc.worker", "discover", str(out), str(workdir / "sources.json")],
+    cmd, env, sandboxed = wrap(
+        [sys.executable, "-m", "qsnmc.harness.worker", "discover", str(out), str(workdir / "sources.json")],
         workdir=workdir,
         code_paths=code,
     )
@@ -71,7 +71,7 @@ def _run_discovery(sources: list[PluginSource], workdir: Path) -> tuple[dict[str
                 continue
             if "source" in rec:
                 reports[rec["source"]["target"]] = rec
-    why = outcome.reason or f"exit status {outcome.returncode}"
+    why = outcome.reason or outcome.describe_exit(sandboxed)
     return reports, f"{why}: {outcome.log_tail[-500:]}"
 
 

@@ -6,8 +6,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from qsnmc.challenge import Challenge
-from qsnmc.scoring import (
+from qsnmc.challenges.store import Challenge
+from qsnmc.scoring.metrics import (
     InvalidPrediction,
     StimulusScore,
     as_prediction_list,

@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from qsnmc.challenge import Challenge, ChallengeStimulus
-from qsnmc.discovery import ModelEntry
-from qsnmc.runner import Runner, RunSettings, Task
-from qsnmc.runstore import write_json_atomic
+from qsnmc.challenges.store import Challenge, ChallengeStimulus
+from qsnmc.harness.discovery import ModelEntry
+from qsnmc.harness.runner import Runner, RunSettings, Task
+from qsnmc.harness.runstore import write_json_atomic
 
 SWEEP = "sweep.json"
 

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
-from qsnmc.scoring import intrinsic_reliability
+from qsnmc.scoring.metrics import intrinsic_reliability
 
 FORMAT = "qsnmc-challenge/1"
 MANIFEST = "manifest.json"

@@ -20,9 +20,10 @@ import sysconfig
 from pathlib import Path
 from typing import Iterable
 
-from qsnmc.datadir import project_root, user_data_dir
+from qsnmc.challenges.datadir import project_root, user_data_dir
 
-CORE_PACKAGE = Path(__file__).resolve().parent
+#: the whole qsnmc package (this file is qsnmc/harness/sandbox.py)
+CORE_PACKAGE = Path(__file__).resolve().parents[1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,7 +99,7 @@ def wrap(
     """The command, environment and sandbox flag to run ``argv`` as an isolated worker.
 
     Args:
-        argv: the worker's command line (``[sys.executable, "-m", "qsnmc.worker", ...]``).
+        argv: the worker's command line (``[sys.executable, "-m", "qsnmc.harness.worker", ...]``).
         workdir: the job folder (read-write; the worker's current directory).
         code_paths: the plugin's files and folders (read-only).
         read_only: further read-only paths (e.g. the shared input folder).

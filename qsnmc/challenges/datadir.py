@@ -10,7 +10,7 @@ EMBEDDED = "embedded"
 
 def project_root() -> Path:
     """The checkout holding the ``qsnmc`` package (where ``reference_data/`` is)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]  # <root>/qsnmc/challenges/datadir.py
 
 
 def embedded_challenge_dir() -> Path:

@@ -2,12 +2,12 @@
 
 The scoring process (this one) holds the challenge, hidden test included. For each
 model it writes the *public* training data and the test stimuli (current and window
-only) into a job folder, starts a sandboxed worker (:mod:`qsnmc.worker`) under a
+only) into a job folder, starts a sandboxed worker (:mod:`qsnmc.harness.worker`) under a
 time and memory limit, reads back the predicted spike times, checks and scores
 them, and writes the model's record at once. Any failure becomes that model's
 failed row; the run goes on.
 
-Where the worker runs is the executor's business (:mod:`qsnmc.executors`): subprocesses
+Where the worker runs is the executor's business (:mod:`qsnmc.harness.executors`): subprocesses
 of this machine, ``jobs`` at a time, or tasks on a ``dask.distributed`` cluster. Either
 way only the public input travels, and scoring happens here.
 """
@@ -26,12 +26,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from qsnmc.challenge import Challenge
-from qsnmc.discovery import ModelEntry
-from qsnmc.evaluation import score_predictions
-from qsnmc.executors import DaskExecutor, Job, LocalExecutor, make_executor
-from qsnmc.plugins import source_hash
-from qsnmc.runstore import (
+from qsnmc.challenges.store import Challenge
+from qsnmc.harness.discovery import ModelEntry
+from qsnmc.scoring.evaluation import score_predictions
+from qsnmc.harness.executors import DaskExecutor, Job, LocalExecutor, make_executor
+from qsnmc.harness.plugins import source_hash
+from qsnmc.harness.supervise import describe_exit
+from qsnmc.harness.runstore import (
     RECORD,
     RUN,
     cache_get,
@@ -41,8 +42,8 @@ from qsnmc.runstore import (
     package_versions,
     write_json_atomic,
 )
-from qsnmc.scoring import InvalidPrediction
-from qsnmc.worker import INPUT, PREDICTION, RESULT
+from qsnmc.scoring.metrics import InvalidPrediction
+from qsnmc.harness.worker import INPUT, PREDICTION, RESULT
 
 
 @dataclass
@@ -266,6 +267,8 @@ class Runner:
         )
         outcome = self.executor.execute(job, model_dir)
         record.update(sandboxed=outcome.sandboxed, wall_s=outcome.wall_s, peak_rss_MB=outcome.peak_rss_MB)
+        if outcome.log_dropped_bytes:
+            record["log_dropped_bytes"] = outcome.log_dropped_bytes
         if self.executor.kind != "local":
             record["host"] = outcome.host
         if outcome.reason == "timeout":
@@ -273,7 +276,8 @@ class Runner:
         elif outcome.reason == "memory":
             record.update(stage="run", reason=f"exceeded the memory limit of {self.settings.memory_limit_MB:g} MB")
         elif outcome.reason == "died":
-            record.update(stage="run", reason=f"worker died (exit status {outcome.returncode}): {outcome.log[-400:]}")
+            how = describe_exit(outcome.returncode, bool(outcome.sandboxed))
+            record.update(stage="run", reason=f"worker died ({how}): {outcome.log[-400:]}")
         elif outcome.reason == "lost":
             record.update(stage="run", reason=f"lost: {outcome.detail}")
         if record["reason"]:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from qsnmc.scoring import decide_winner
+from qsnmc.scoring.metrics import decide_winner
 
 
 
@@ -90,3 +90,25 @@ def verdict_note(rows: list[dict[str, Any]]) -> str:
         why = "fewer than 3 entries" if n_ok < 3 else "no entry is one error above all others"
         return f"No significant winner ({why}): the win is shared by {', '.join(shared)}."
     return "No entry could be scored."
+
+
+def challenge_header(run_info: dict) -> str:
+    """The lines above a ranking table: challenge, windows, R, seed, budget."""
+    rel = ", ".join(f"{k}: {v:.3f}" for k, v in run_info.get("reliability", {}).items())
+    def window(w: list | None) -> str:
+        return f"{w[0]:g}-{w[1]:g} s" if w else "none"
+
+    stimuli = run_info.get("stimuli", [])
+    trained = [s["name"] for s in stimuli if s.get("train_window_s")]
+    wins = "; ".join(
+        f"{s['name']}: test {window(s['test_window_s'])}"
+        + (f" (trained on {window(s['train_window_s'])})" if s.get("train_window_s") else "")
+        for s in stimuli if s.get("test_window_s")
+    )
+    if any(not s.get("test_window_s") for s in stimuli):
+        wins += f"; training stimuli: {', '.join(trained)}"
+    return (
+        f"Challenge {run_info['challenge']!r} (Δ = {1e3 * run_info['delta_s']:g} ms; {wins}; R = {rel})\n"
+        f"Run started {run_info.get('started', '?')}, seed {run_info['settings']['seed']}, "
+        f"budget {run_info['settings']['budget']:g}"
+    )

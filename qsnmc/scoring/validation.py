@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from qsnmc.data import Fold, HeldOutStimulus
-from qsnmc.scoring import InvalidPrediction, as_prediction_list, coincidence_factor, intrinsic_reliability
+from qsnmc.scoring.metrics import InvalidPrediction, as_prediction_list, coincidence_factor, intrinsic_reliability
 
 #: what a repetition scores when the prediction is invalid (Gamma itself is >= -1 for valid ones near chance)
 INVALID_GAMMA = -1.0

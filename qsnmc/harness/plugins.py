@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import importlib.machinery
 import importlib.metadata
 import importlib.util
@@ -126,16 +127,31 @@ def find_sources(submissions_dir: str | Path | None) -> list[PluginSource]:
     return sources
 
 
+#: the qsnmc package folder (this file is qsnmc/harness/plugins.py)
+CORE_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _code_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, recursively, in a fixed order (no byte-code caches)."""
+    return sorted(f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+
+
 def source_hash(source: PluginSource) -> str:
-    """sha256 over the plugin's code (every file under its paths) and qsnmc's own code."""
+    """sha256 over the plugin's code (every file under its paths) and all of qsnmc's own code.
+
+    Each file enters with its path relative to its root, so a moved file changes the hash.
+    """
     h = hashlib.sha256()
-    files: list[Path] = []
+    files: list[tuple[str, Path]] = []
     for p in source.paths:
         path = Path(p)
-        files += sorted(f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts) if path.is_dir() else [path]
-    files += sorted(Path(__file__).parent.glob("*.py"))
-    for f in files:
-        h.update(str(f.name).encode())
+        if path.is_dir():
+            files += [(str(f.relative_to(path)), f) for f in _code_files(path)]
+        else:
+            files.append((path.name, path))
+    files += [("qsnmc/" + str(f.relative_to(CORE_PACKAGE)), f) for f in _code_files(CORE_PACKAGE) if f.suffix == ".py"]
+    for name, f in files:
+        h.update(name.encode())
         try:
             h.update(f.read_bytes())
         except OSError:
@@ -189,3 +205,50 @@ def load_models(source: PluginSource) -> dict[str, Any]:
     if not models:
         raise ValueError(f"{source.label}: registers no model (is qsnmc_register_models implemented and marked with @qsnmc.hookimpl?)")
     return models
+
+
+_CONSTRUCTION = ("qsnmc constructs a model as {name}(seed=int, budget=float, **settings), or as {name}() "
+                 "when __init__ takes neither (or derive from qsnmc.Model and call super().__init__(seed, budget))")
+
+
+def instantiate(factory: Any, seed: int, budget: float, settings: dict[str, Any] | None = None) -> Any:
+    """Construct a model as ``factory(seed=..., budget=..., **settings)`` (worker process only).
+
+    A factory whose signature takes neither ``seed`` nor ``budget`` (a plain class with no
+    ``__init__`` arguments) is constructed without them, and the two are set as attributes.
+
+    Raises:
+        TypeError: the factory cannot be constructed that way; the message says what to change.
+    """
+    settings = dict(settings or {})
+    name = getattr(factory, "__name__", repr(factory))
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read (e.g. some builtins): try the documented call
+        params = None
+    takes_any = params is not None and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if params is not None and not takes_any and "seed" not in params and "budget" not in params:
+        unknown = sorted(k for k in settings if k not in params)
+        if unknown:
+            raise TypeError(f"{name} takes no settings {unknown}: declare them as keyword arguments of __init__")
+        try:
+            model = factory(**settings)
+        except TypeError as exc:
+            raise TypeError(f"{name}() failed: {exc}. {_CONSTRUCTION.format(name=name)}: add seed and budget "
+                            "to its __init__, and give every other argument a default") from exc
+        for attr, value in (("seed", int(seed)), ("budget", float(budget))):
+            try:
+                setattr(model, attr, value)
+            except AttributeError as exc:
+                raise TypeError(f"{name}: cannot set .{attr} on the model ({exc}); accept {attr} in __init__") from exc
+        return model
+    try:
+        return factory(seed=seed, budget=budget, **settings)
+    except TypeError as exc:
+        if params is None or takes_any or ("seed" in params and "budget" in params):
+            raise
+        missing = [k for k in ("seed", "budget") if k not in params]
+        raise TypeError(
+            f"{name}(seed=..., budget=...) failed: {exc}. {_CONSTRUCTION.format(name=name)}: add "
+            f"{' and '.join(missing)} to its __init__"
+        ) from exc

@@ -17,7 +17,7 @@ single-neuron modeling competition", Biol Cybern 99:417), each file plain or ``.
   skipped (listed in the manifest's provenance);
 - Delta = 2 ms (the 2007 setting); each test stimulus is scored against its own
   repetitions and normalised by its own R, and the challenge score averages the test
-  stimuli with equal weight (see :mod:`qsnmc.evaluation`);
+  stimuli with equal weight (see :mod:`qsnmc.scoring.evaluation`);
 - the current of a stimulus is the mean of its repetitions' recorded currents (they
   differ by a few pA of measurement noise); the largest deviation is in the provenance.
 """
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc.challenge import Challenge, ChallengeStimulus, sha256_file, write_challenge
-from qsnmc.scoring import n_coincidences
-from qsnmc.spikes import spike_times_from_voltage
-from qsnmc.textdata import DataImportError, check_voltage_mV, current_in_pA, read_table, voltage_storage
+from qsnmc.challenges.store import Challenge, ChallengeStimulus, sha256_file, write_challenge
+from qsnmc.scoring.metrics import n_coincidences
+from qsnmc.scoring.spikes import spike_times_from_voltage
+from qsnmc.challenges.textdata import DataImportError, check_voltage_mV, current_in_pA, read_table, voltage_storage
 
 #: sampling step of the 2007 files (s): the first column counts milliseconds
 DT_S = 0.001
@@ -235,7 +235,7 @@ def import_qsnmc2007(
     provenance = {
         "source": REFERENCE,
         "source_dir": str(root),
-        "importer": "qsnmc.import_qsnmc2007",
+        "importer": "qsnmc.challenges.qsnmc2007",
         "sampling": f"{1 / DT_S:g} Hz (first column: sample index in ms)",
         "current": "mean of each stimulus' repetitions' recorded currents (per-stimulus deviations below)",
         "current_unit": f"{current_unit} (given)" if current_unit else "pA (assumed; amplitude plausible)",

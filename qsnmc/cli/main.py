@@ -8,39 +8,18 @@ from pathlib import Path
 from typing import Sequence
 
 from qsnmc import __version__
-from qsnmc.challenge import ChallengeError, load_challenge
-from qsnmc.datadir import EMBEDDED, available_challenges, challenge_dir
-from qsnmc.discovery import ModelEntry, discover_models
-from qsnmc.runstore import RUN, find_run, load_records
-from qsnmc.sandbox import bwrap_path
-from qsnmc.table import format_table, ranking_rows
+from qsnmc.challenges.store import ChallengeError, load_challenge
+from qsnmc.challenges.datadir import EMBEDDED, available_challenges, challenge_dir
+from qsnmc.harness.discovery import ModelEntry, discover_models
+from qsnmc.harness.runstore import RUN, find_run, load_records
+from qsnmc.harness.sandbox import bwrap_path
+from qsnmc.cli.data import add_data_commands
+from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--submissions", default="submissions", metavar="DIR",
                    help="folder of drop-in plugin files (default: ./submissions)")
-
-
-def challenge_header(run_info: dict) -> str:
-    """The lines above a ranking table: challenge, windows, R, seed, budget."""
-    rel = ", ".join(f"{k}: {v:.3f}" for k, v in run_info.get("reliability", {}).items())
-    def window(w: list | None) -> str:
-        return f"{w[0]:g}-{w[1]:g} s" if w else "none"
-
-    stimuli = run_info.get("stimuli", [])
-    trained = [s["name"] for s in stimuli if s.get("train_window_s")]
-    wins = "; ".join(
-        f"{s['name']}: test {window(s['test_window_s'])}"
-        + (f" (trained on {window(s['train_window_s'])})" if s.get("train_window_s") else "")
-        for s in stimuli if s.get("test_window_s")
-    )
-    if any(not s.get("test_window_s") for s in stimuli):
-        wins += f"; training stimuli: {', '.join(trained)}"
-    return (
-        f"Challenge {run_info['challenge']!r} (Δ = {1e3 * run_info['delta_s']:g} ms; {wins}; R = {rel})\n"
-        f"Run started {run_info.get('started', '?')}, seed {run_info['settings']['seed']}, "
-        f"budget {run_info['settings']['budget']:g}"
-    )
 
 
 def _grid_size(grid: dict | None) -> str:
@@ -136,7 +115,7 @@ def _parse_params(pairs: list[str] | None) -> dict:
 
 
 def _settings(args: argparse.Namespace):
-    from qsnmc.runner import RunSettings
+    from qsnmc.harness.runner import RunSettings
 
     return RunSettings(
         seed=args.seed, budget=args.budget, timeout_s=args.timeout, memory_limit_MB=args.memory_limit,
@@ -171,7 +150,7 @@ def _progress(args: argparse.Namespace, total: int, desc: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from qsnmc.runner import Runner, Task
+    from qsnmc.harness.runner import Runner, Task
 
     if not args.all and not args.models:
         print("qsnmc run: name models to run, or --all", file=sys.stderr)
@@ -215,7 +194,7 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from qsnmc.sweep import format_sweep, grid_points, run_sweep
+    from qsnmc.harness.sweep import format_sweep, grid_points, run_sweep
 
     challenge = _load_for("sweep", args.challenge)
     if challenge is None:
@@ -247,7 +226,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from qsnmc.report import ReportError, write_report
+    from qsnmc.cli.report import ReportError, write_report
 
     try:
         run_dir = find_run(Path(args.runs_dir), args.run)
@@ -261,11 +240,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from qsnmc.skeleton import write_skeleton
+    from qsnmc.cli.new import write_skeleton
 
     try:
         path = write_skeleton(args.name, Path(args.submissions))
-    except (ValueError, FileExistsError) as exc:
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"qsnmc new: {exc}", file=sys.stderr)
         return 2
     print(f"Wrote {path}\nTry it: qsnmc run {args.name}   (and: qsnmc sweep {args.name})")
@@ -359,12 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
     p.set_defaults(func=cmd_table)
 
-    try:
-        from qsnmc.cli_data import add_data_commands
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    else:
-        add_data_commands(sub)
+    add_data_commands(sub)
     return parser
 
 

@@ -1,7 +1,7 @@
 """The isolated worker process: imports plugin code, fits, predicts.
 
-Run as ``python -m qsnmc.worker discover OUT.jsonl SOURCES.json`` or
-``python -m qsnmc.worker run JOBDIR``. It reads only what its job folder holds (the
+Run as ``python -m qsnmc.harness.worker discover OUT.jsonl SOURCES.json`` or
+``python -m qsnmc.harness.worker run JOBDIR``. It reads only what its job folder holds (the
 public training data and the stimuli to predict) and writes its results there;
 it never receives test-window data.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc.plugins import PluginSource, load_models
+from qsnmc.harness.plugins import PluginSource, instantiate, load_models
 
 INPUT = "input.pkl"
 JOB = "job.json"
@@ -101,7 +101,7 @@ def run(jobdir: Path) -> int:
         with open(jobdir / INPUT, "rb") as f:
             train, stimuli = pickle.load(f)
         result["stage"] = "fit"
-        model = factory(seed=job["seed"], budget=job["budget"], **job.get("params", {}))
+        model = instantiate(factory, job["seed"], job["budget"], job.get("params", {}))
         t0 = time.perf_counter()
         record = model.fit(train)
         result["fit_s"] = time.perf_counter() - t0
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return discover(Path(argv[1]), Path(argv[2]))
     if argv[:1] == ["run"] and len(argv) == 2:
         return run(Path(argv[1]))
-    print("usage: python -m qsnmc.worker discover OUT SOURCES | run JOBDIR", file=sys.stderr)
+    print("usage: python -m qsnmc.harness.worker discover OUT SOURCES | run JOBDIR", file=sys.stderr)
     return 2
 
 

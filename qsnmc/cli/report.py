@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc.challenge import Challenge, load_challenge
-from qsnmc.datadir import challenge_dir
-from qsnmc.runner import load_prediction
-from qsnmc.runstore import RUN, load_records
-from qsnmc.table import format_table, ranking_rows
+from qsnmc.challenges.store import Challenge, load_challenge
+from qsnmc.challenges.datadir import challenge_dir
+from qsnmc.harness.runner import load_prediction
+from qsnmc.harness.runstore import RUN, load_records
+from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
 #: fit-record keys whose numeric lists are drawn as training curves
 CURVE_KEY = re.compile(r"curve|loss|history|per_generation|per_epoch|per_iteration|by_.*iteration", re.I)
@@ -47,7 +47,7 @@ def _challenge_of(info: dict[str, Any]) -> Challenge:
     folder = Path(path) if path and Path(path).is_dir() else challenge_dir(name)
     challenge = load_challenge(folder)
     if sweep:
-        from qsnmc.sweep import heldout_challenge
+        from qsnmc.harness.sweep import heldout_challenge
 
         challenge = heldout_challenge(challenge, sweep["holdout"])
     return challenge
@@ -244,8 +244,6 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():
         (out_dir / name).write_bytes(png)
-    from qsnmc.cli import challenge_header
-
     table = format_table(ranking_rows(records), challenge_header(info))
     n_models = len(predictions)
     sections = [

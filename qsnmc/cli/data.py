@@ -1,7 +1,7 @@
 """The ``qsnmc data`` command group: import the competitions' real-cell recordings.
 
 ``qsnmc data import-qsnmc2007 DIR`` and ``qsnmc data import-qsnmc2009 DIR`` write a
-challenge into the user's data folder (:func:`qsnmc.datadir.challenges_dir`) and print
+challenge into the user's data folder (:func:`qsnmc.challenges.datadir.challenges_dir`) and print
 its summary: stimuli, repetitions, windows, spike counts, R per test stimulus, Delta.
 """
 from __future__ import annotations
@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from qsnmc.datadir import EMBEDDED, challenges_dir
-from qsnmc.textdata import CURRENT_UNITS, DataImportError
+from qsnmc.challenges.datadir import EMBEDDED, challenges_dir
+from qsnmc.challenges.textdata import CURRENT_UNITS, DataImportError
 
 if TYPE_CHECKING:
-    from qsnmc.challenge import Challenge
+    from qsnmc.challenges.store import Challenge
 
-#: the manifest file that marks a challenge folder (see :mod:`qsnmc.challenge`)
+#: the manifest file that marks a challenge folder (see :mod:`qsnmc.challenges.store`)
 MANIFEST = "manifest.json"
 
 
@@ -95,7 +95,7 @@ def _destination(name: str, force: bool) -> Path | None:
 
 
 def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path], Path]) -> int:
-    from qsnmc.challenge import ChallengeError, load_challenge
+    from qsnmc.challenges.store import ChallengeError, load_challenge
 
     dest = _destination(name, args.force)
     if dest is None:
@@ -111,7 +111,7 @@ def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path],
 
 
 def _run_2007(args: argparse.Namespace) -> int:
-    from qsnmc.import_qsnmc2007 import import_qsnmc2007
+    from qsnmc.challenges.qsnmc2007 import import_qsnmc2007
 
     return _run_import(
         args, args.name, lambda dest: import_qsnmc2007(args.dir, dest, name=args.name, current_unit=args.current_unit)
@@ -119,7 +119,7 @@ def _run_2007(args: argparse.Namespace) -> int:
 
 
 def _run_2009(args: argparse.Namespace) -> int:
-    from qsnmc.import_qsnmc2009 import import_qsnmc2009
+    from qsnmc.challenges.qsnmc2009 import import_qsnmc2009
 
     name = args.name or f"qsnmc2009{args.challenge.lower()}"
     return _run_import(

@@ -10,7 +10,7 @@ plain or ``.gz`` (``.csv`` copies accepted)::
 The competition's test window (after 38 s) was never published, so the imported
 challenge is scored on a **substitute split inside the recorded span** (default:
 train 0-30 s, test 30-38 s). Its test spikes are the harness's detector output
-(upward 0 mV crossings, :func:`qsnmc.spikes.spike_times_from_voltage`) on the recorded
+(upward 0 mV crossings, :func:`qsnmc.scoring.spikes.spike_times_from_voltage`) on the recorded
 voltage inside the substitute test window; they go to ``hidden.npz`` only, and the
 training voltage stops at the end of the training window. The manifest's description
 and provenance say that this split is a substitute, not the competition's test.
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qsnmc.challenge import Challenge, ChallengeStimulus, sha256_file, write_challenge
-from qsnmc.spikes import spike_times_from_voltage
-from qsnmc.textdata import (
+from qsnmc.challenges.store import Challenge, ChallengeStimulus, sha256_file, write_challenge
+from qsnmc.scoring.spikes import spike_times_from_voltage
+from qsnmc.challenges.textdata import (
     DataImportError,
     check_voltage_mV,
     current_in_pA,
@@ -151,7 +151,7 @@ def import_qsnmc2009(
     provenance = {
         "source": REFERENCE,
         "source_files": {p.name: sha256_file(p) for p in (current_file, voltage_file)},
-        "importer": "qsnmc.import_qsnmc2009",
+        "importer": "qsnmc.challenges.qsnmc2009",
         "challenge": letter,
         "sampling": f"{1 / DT_S:g} Hz (assumed: the files hold no time column)",
         "current_unit": f"{current_unit} (given)" if current_unit else "pA (assumed; amplitude plausible)",
@@ -162,7 +162,7 @@ def import_qsnmc2009(
             f"{split}. The competition's own test window (the last 22 s of the 60 s protocol) was never "
             "published; scores on this challenge are not comparable with the competition's table."
         ),
-        "test_spike_times": "upward 0 mV crossings of the recorded voltage (qsnmc.spikes.spike_times_from_voltage)",
+        "test_spike_times": "upward 0 mV crossings of the recorded voltage (qsnmc.scoring.spikes.spike_times_from_voltage)",
         "delta_s": DELTA_S,
         "voltage_storage": f"int16 counts of {lsb} mV (largest rounding error {rounding:.2g} mV)" if lsb else "float32",
     }

@@ -3,8 +3,8 @@
 A :class:`Job` is all a worker machine receives: the plugin's source spec (and, for a
 submission file, its code), the model name, seed, budget and settings, and the *public*
 input (training data and test stimuli, pickled). Either executor runs the same sandboxed
-worker subprocess (``python -m qsnmc.worker run JOBDIR`` under :func:`qsnmc.sandbox.wrap`
-and :func:`qsnmc.supervise.run_supervised`) and hands back a :class:`JobOutcome`: the
+worker subprocess (``python -m qsnmc.harness.worker run JOBDIR`` under :func:`qsnmc.harness.sandbox.wrap`
+and :func:`qsnmc.harness.supervise.run_supervised`) and hands back a :class:`JobOutcome`: the
 worker's result JSON and prediction bytes. Scoring stays with the caller, the only
 process that holds the hidden test window.
 
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from qsnmc.plugins import PluginSource, module_paths
-from qsnmc.sandbox import wrap
-from qsnmc.supervise import run_supervised, tail
-from qsnmc.worker import INPUT, JOB, PREDICTION, RESULT
+from qsnmc.harness.plugins import PluginSource, module_paths
+from qsnmc.harness.sandbox import wrap
+from qsnmc.harness.supervise import run_supervised, tail
+from qsnmc.harness.worker import INPUT, JOB, PREDICTION, RESULT
 
 #: seconds a Dask task may take beyond its model's own time limit (queueing, transfers)
 DASK_GRACE_S = 60.0
@@ -43,7 +43,7 @@ class Job:
     """One model's fit-and-predict, as shipped to wherever it runs (no hidden data).
 
     Attributes:
-        source: the plugin's :class:`qsnmc.plugins.PluginSource` as a dict.
+        source: the plugin's :class:`qsnmc.harness.plugins.PluginSource` as a dict.
         model: the model's name within that plugin.
         seed: passed to the model.
         budget: compute scale passed to the model (1.0 = its default fit).
@@ -80,7 +80,8 @@ class JobOutcome:
         returncode: the worker's exit status (None when unknown).
         wall_s: wall-clock time of the worker (s).
         peak_rss_MB: its largest resident memory (MB).
-        log: the worker's output (whole for remote runs; the tail for local ones).
+        log: the worker's output (its bounded log for remote runs; the tail for local ones).
+        log_dropped_bytes: output the bounded log dropped (its first and last MB are kept).
         sandboxed: whether it ran under bubblewrap.
         host: where it ran (host name, or the Dask worker's address).
         detail: a sentence for "lost" outcomes.
@@ -93,6 +94,7 @@ class JobOutcome:
     wall_s: float | None = None
     peak_rss_MB: float | None = None
     log: str = ""
+    log_dropped_bytes: int = 0
     sandboxed: bool | None = None
     host: str = ""
     detail: str = ""
@@ -114,14 +116,15 @@ def run_job(job: Job, jobdir: Path, input_file: Path | None, input_bytes: bytes 
     else:
         (jobdir / INPUT).write_bytes(input_bytes or b"")
     cmd, env, sandboxed = wrap(
-        [sys.executable, "-m", "qsnmc.worker", "run", str(jobdir)],
+        [sys.executable, "-m", "qsnmc.harness.worker", "run", str(jobdir)],
         workdir=jobdir, code_paths=job.source.get("paths", ()), read_only=read_only, protected=job.protected,
     )
     env["QSNMC_PROGRESS"] = "1" if job.echo else "0"
     out = run_supervised(cmd, env=env, cwd=jobdir, log_path=log_path, timeout_s=job.timeout_s,
                          memory_limit_MB=job.memory_limit_MB, echo=job.echo)
     outcome = JobOutcome(returncode=out.returncode, wall_s=out.wall_s, peak_rss_MB=out.peak_rss_MB,
-                         log=out.log_tail, sandboxed=sandboxed, host=os.uname().nodename)
+                         log=out.log_tail, log_dropped_bytes=out.dropped_bytes, sandboxed=sandboxed,
+                         host=os.uname().nodename)
     if out.reason:
         outcome.reason = out.reason
     elif not (jobdir / RESULT).is_file():

@@ -1,0 +1,75 @@
+"""The package's layers, checked from the source: lower layers never import higher ones, and
+built-in plugins use only the declared plugin API, as a third-party plugin would."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import qsnmc
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "qsnmc"
+
+#: which qsnmc subpackages each layer may import (the base modules at the top are always allowed)
+ALLOWED = {
+    "base": set(),
+    "scoring": {"scoring", "challenges"},  # evaluation reads a Challenge's hidden test
+    "challenges": {"challenges", "scoring"},
+    "harness": {"harness", "challenges", "scoring"},
+    "cli": {"cli", "harness", "challenges", "scoring"},
+}
+LAYERS = {"scoring", "challenges", "harness", "cli"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every absolute module name a file imports (at any depth: lazy imports count too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(CORE)
+    return rel.parts[0] if len(rel.parts) > 1 else "base"
+
+
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_imports_a_higher_layer(path):
+    layer = _layer(path)
+    if path == CORE / "__init__.py":
+        return  # the package root re-exports the plugin API from every layer but the CLI
+    for name in _imports(path):
+        parts = name.split(".")
+        if parts[0] != "qsnmc" or len(parts) < 2 or parts[1] not in LAYERS:
+            continue
+        assert parts[1] in ALLOWED[layer], f"{path.relative_to(ROOT)} ({layer}) imports {name}"
+
+
+def test_the_package_root_does_not_import_the_cli():
+    assert not any(n.startswith("qsnmc.cli") for n in _imports(CORE / "__init__.py"))
+
+
+def test_builtin_plugins_use_only_the_declared_api():
+    for path in sorted((ROOT / "qsnmc_plugins").rglob("*.py")):
+        for name in _imports(path):
+            assert name == "qsnmc" or not name.startswith("qsnmc."), f"{path.relative_to(ROOT)} imports {name}"
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "qsnmc":
+                missing = [a.name for a in node.names if a.name not in qsnmc.__all__]
+                assert not missing, f"{path.relative_to(ROOT)} imports undeclared {missing} from qsnmc"
+
+
+def test_the_declared_api_is_importable_and_documented():
+    for name in qsnmc.__all__:
+        assert hasattr(qsnmc, name), name
+    readme = (ROOT / "README.md").read_text()
+    for name in qsnmc.__all__:
+        if name != "__version__":
+            assert f"`{name}" in readme or f"qsnmc.{name}" in readme, f"README does not document qsnmc.{name}"
