@@ -33,7 +33,13 @@ SpikeTrains = np.ndarray | Sequence[np.ndarray]
 
 
 class Model:
-    """Convenience base class; any object with the same attributes works too."""
+    """Convenience base class.
+
+    A class that does not derive from it works too if it has the same members and its
+    ``__init__`` takes ``seed`` and ``budget`` (plus its settings), or takes no arguments
+    at all: the harness then constructs it without them and sets ``seed`` and ``budget``
+    as attributes.
+    """
 
     #: unique model name shown in the ranking table (letters, digits, ``-``, ``_``)
     name: ClassVar[str] = ""

@@ -19,9 +19,11 @@ SHARED = PROJECT.parent / "shared"
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
-    """A QSNMC_DATA_DIR holding the synthetic challenge ``synthetic-test``."""
+    """A QSNMC_DATA_DIR holding the synthetic challenges ``synthetic-test`` (one stimulus) and
+    ``synthetic-two`` (two stimuli)."""
     root = tmp_path_factory.mktemp("qsnmc-data")
     write_synthetic_challenge(root / "challenges" / "synthetic-test")
+    write_synthetic_challenge(root / "challenges" / "synthetic-two", "synthetic-two", n_stimuli=2)
     return root
 
 

@@ -42,14 +42,15 @@ def simulate_noisy_lif(duration_s: float = 20.0, n_reps: int = 4, seed: int = 1)
     return current, out + rng.normal(0, 0.2, out.shape)
 
 
-def write_synthetic_challenge(folder: Path, name: str = "synthetic-test") -> Path:
+def _stimulus(name: str, seed: int) -> ChallengeStimulus:
+    """One simulated stimulus: training 0-14 s, test 14-20 s."""
     from qsnmc import spike_times_from_voltage
 
-    current, volt = simulate_noisy_lif()
+    current, volt = simulate_noisy_lif(seed=seed)
     spikes = spike_times_from_voltage(volt, DT_S)
     n_train = int(round(14.0 / DT_S))
-    stim = ChallengeStimulus(
-        name="A",
+    return ChallengeStimulus(
+        name=name,
         dt_s=DT_S,
         current_pA=current,
         n_repetitions=volt.shape[0],
@@ -59,4 +60,9 @@ def write_synthetic_challenge(folder: Path, name: str = "synthetic-test") -> Pat
         test_window_s=(14.0, 20.0),
         test_spikes_s=[s[s >= 14.0] for s in spikes],
     )
-    return write_challenge(folder, Challenge(name, [stim], delta_s=0.004, description="test LIF"))
+
+
+def write_synthetic_challenge(folder: Path, name: str = "synthetic-test", n_stimuli: int = 1) -> Path:
+    """The test LIF on ``n_stimuli`` stimuli (A, B, ...: different currents, same neuron)."""
+    stimuli = [_stimulus(chr(ord("A") + i), seed=1 + i) for i in range(n_stimuli)]
+    return write_challenge(folder, Challenge(name, stimuli, delta_s=0.004, description="test LIF"))

@@ -73,3 +73,12 @@ def test_the_declared_api_is_importable_and_documented():
     for name in qsnmc.__all__:
         if name != "__version__":
             assert f"`{name}" in readme or f"qsnmc.{name}" in readme, f"README does not document qsnmc.{name}"
+
+
+def test_the_readme_shows_the_example_submission_as_it_is():
+    """The README's code block under "Writing a model" is the example file's code, line for line."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Writing a model"):]
+    block = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    example = (ROOT / "submissions" / "example_threshold.py").read_text()
+    assert block.strip() and block in example

@@ -1,4 +1,4 @@
-"""qsnmc sweep: a param_grid scored on the training window's held-out part, never the test window."""
+"""qsnmc sweep: a param_grid scored on held-out training data (time split or left-out stimuli), never the test window."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import PROJECT, run_cli
 from qsnmc import load_challenge
-from qsnmc.harness.sweep import grid_points, heldout_challenge
+from qsnmc.harness.sweep import grid_points, heldout_challenge, heldout_challenges
 
 PROBE = '''
 import numpy as np
@@ -93,3 +93,41 @@ def test_sweep_of_a_model_without_grid_is_a_clear_error(tmp_path, data_dir):
     (tmp_path / "submissions").mkdir()
     proc = run_cli(["sweep", "lif", "--challenge", "synthetic-test"], cwd=tmp_path, data_dir=data_dir)
     assert proc.returncode == 2 and "exposes no param_grid" in proc.stderr
+
+
+def test_stimulus_split_leaves_each_stimulus_out_in_turn(data_dir):
+    full = load_challenge(data_dir / "challenges" / "synthetic-two")
+    helds = heldout_challenges(full, "stimulus")
+    assert [[s.name for s in h.stimuli if s.test_window_s] for h in helds] == [["A"], ["B"]]
+    for held in helds:
+        (test,) = [s for s in held.stimuli if s.test_window_s]
+        (train,) = [s for s in held.stimuli if s.train_window_s]
+        assert test.train_window_s is None and train.test_window_s is None  # never fitted on what it scores
+        orig = next(s for s in full.stimuli if s.name == test.name)
+        assert test.test_window_s == orig.train_window_s  # the whole training recording, not the test window
+        for a, b in zip(test.test_spikes_s, orig.train_spikes_s):
+            assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="at least 2"):
+        heldout_challenges(load_challenge(data_dir / "challenges" / "synthetic-test"), "stimulus")
+    with pytest.raises(ValueError, match="R >= 2"):
+        heldout_challenges(full, "time", r_floor=2.0)
+
+
+@pytest.mark.slow
+def test_sweep_with_left_out_stimuli_combines_the_folds(tmp_path, data_dir):
+    proc = run_cli(["sweep", "example-threshold", "--split", "stimulus", "--challenge", "synthetic-two", "--jobs", "2",
+                    "--quiet", "--submissions", str(PROJECT / "submissions")], cwd=tmp_path, data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out in turn" in proc.stdout and "Best:" in proc.stdout
+    run_dir = tmp_path / "runs" / (tmp_path / "runs" / "LATEST").read_text().strip()
+    sweep = json.loads((run_dir / "sweep.json").read_text())
+    assert sweep["split"] == "stimulus" and len(sweep["folds"]) == 2 and len(sweep["settings"]) == 3
+    fold_dirs = sorted(p.parent for p in (run_dir / "folds").glob("*/run.json"))
+    assert len(fold_dirs) == 2
+    for s in sweep["settings"]:
+        recs = [json.loads((d / s["label"] / "record.json").read_text()) for d in fold_dirs]
+        held = [r["scores"][0] for r in recs]
+        assert [h["stimulus"] for h in held] == ["A", "B"]
+        per_stimulus = [np.mean(h["gammas"]) / h["reliability"] for h in held]
+        assert s["performance"] == pytest.approx(np.mean(per_stimulus))  # stimuli weigh equally
+    assert sweep["best"]["performance"] == max(s["performance"] for s in sweep["settings"])

@@ -214,13 +214,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     bar, done = _progress(args, len(grid_points(entry.param_grid)), f"sweep {entry.name}")
     try:
         with bar:
-            result = run_sweep(challenge, entry, Path(args.runs_dir), _settings(args), holdout=args.holdout,
-                               on_done=done)
+            result = run_sweep(challenge, entry, Path(args.runs_dir), _settings(args), split=args.split,
+                               holdout=args.holdout, r_floor=args.r_floor, on_done=done)
     except ValueError as exc:
         print(f"qsnmc sweep: {exc}", file=sys.stderr)
         return 2
-    print(f"Sweep of {entry.name} on the last {100 * args.holdout:g} % of {challenge.name}'s training window "
-          f"(never the test window); run folder {result.run_dir}")
+    where = (f"the last {100 * args.holdout:g} % of each of {challenge.name}'s training windows" if args.split == "time"
+             else f"each of {challenge.name}'s training stimuli left out in turn")
+    print(f"Sweep of {entry.name} on {where} (never the test window; held-out parts with R < {args.r_floor:g} "
+          f"not scored); run folder {result.run_dir}")
     print(format_sweep(result))
     return 0 if result.best else 1
 
@@ -308,11 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("sweep", help="evaluate a model's param_grid on the training window's held-out part")
+    p = sub.add_parser("sweep", help="evaluate a model's param_grid on held-out training data (never the test window)")
     _add_common(p)
     p.add_argument("model", metavar="NAME", help="a model exposing param_grid")
+    p.add_argument("--split", choices=["time", "stimulus"], default="time",
+                   help="time: fit on the first part of each training window, score the rest (default); "
+                        "stimulus: leave each training stimulus out in turn (needs 2 or more)")
     p.add_argument("--holdout", type=float, default=0.25,
-                   help="fraction at the end of each training window to score on (default 0.25)")
+                   help="with --split time: fraction at the end of each training window to score on (default 0.25)")
+    p.add_argument("--r-floor", type=float, default=0.3,
+                   help="held-out parts whose own reliability R is below this are not scored (default 0.3)")
     _add_execution(p)
     p.set_defaults(func=cmd_sweep)
 

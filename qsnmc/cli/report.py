@@ -47,9 +47,11 @@ def _challenge_of(info: dict[str, Any]) -> Challenge:
     folder = Path(path) if path and Path(path).is_dir() else challenge_dir(name)
     challenge = load_challenge(folder)
     if sweep:
-        from qsnmc.harness.sweep import heldout_challenge
+        from qsnmc.harness.sweep import heldout_challenges
 
-        challenge = heldout_challenge(challenge, sweep["holdout"])
+        helds = heldout_challenges(challenge, sweep.get("split", "time"), sweep["holdout"], sweep.get("r_floor"))
+        fold = sweep.get("fold")
+        challenge = next((h for h in helds if h.manifest["fold"] == fold), helds[0]) if fold else helds[0]
     return challenge
 
 

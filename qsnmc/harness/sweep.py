@@ -1,12 +1,20 @@
-"""Parameter sweeps scored on the training window's held-out part, never on the test window.
+"""Parameter sweeps scored on held-out training data, never on the test window.
 
 A model class may expose ``param_grid = {"setting": [value, ...], ...}``; its factory then
-accepts those settings as keyword arguments. ``qsnmc sweep NAME`` builds a *held-out
-challenge* from the public training data alone: each training window is cut in two, the
-model is fitted on the first part and predicts the last ``holdout`` fraction, which is
-scored against the training recordings there (Gamma/R, with R of those recordings).
-Every setting is one row of an ordinary run (same executors, sandbox, cache); the best
-setting is written to ``sweep.json`` in the run folder.
+accepts those settings as keyword arguments. ``qsnmc sweep NAME`` builds *held-out
+challenges* from the public training data alone, with the core's validation folds
+(:meth:`qsnmc.TrainingData.folds`):
+
+- ``--split time``: each training window is cut in two; the model is fitted on the first
+  part and predicts the last ``holdout`` fraction (one held-out challenge);
+- ``--split stimulus``: leave one stimulus out; one held-out challenge per stimulus, fitted
+  on all the others and predicting the left-out one whole.
+
+Held-out parts whose own R is under ``r_floor`` are not scored (they barely repeat).
+Each setting of each fold is one row of an ordinary run (same executors, sandbox,
+cache); a setting's held-out P averages every scored stimulus of every fold with equal
+weight, as the competition averages its test stimuli. The summary and the best setting
+go to ``sweep.json`` in the sweep's run folder.
 """
 from __future__ import annotations
 
@@ -19,46 +27,82 @@ from typing import Any, Callable
 import numpy as np
 
 from qsnmc.challenges.store import Challenge, ChallengeStimulus
+from qsnmc.data import Fold
 from qsnmc.harness.discovery import ModelEntry
 from qsnmc.harness.runner import Runner, RunSettings, Task
-from qsnmc.harness.runstore import write_json_atomic
+from qsnmc.harness.runstore import mark_latest, new_run_dir, write_json_atomic
+from qsnmc.scoring.metrics import bootstrap_error, intrinsic_reliability, performance
+from qsnmc.scoring.validation import R_FLOOR
 
 SWEEP = "sweep.json"
+SPLITS = ("time", "stimulus")
 
 
-def heldout_challenge(challenge: Challenge, holdout: float = 0.25) -> Challenge:
-    """A challenge made of the training windows only: fit on the first part, score on the rest.
+def _heldout_reliability(spikes: tuple[np.ndarray, ...], window_s: tuple[float, float], delta_s: float) -> float:
+    if len(spikes) < 2:
+        return float("nan")
+    return intrinsic_reliability(spikes, delta_s, duration=window_s[1] - window_s[0])
 
-    Args:
-        challenge: the full challenge (only its training windows are used).
-        holdout: fraction of each training window kept for scoring (0 < holdout < 1).
+
+def fold_challenge(challenge: Challenge, fold: Fold, r_floor: float | None = None) -> Challenge | None:
+    """A challenge made of one validation fold: its ``fit`` data train, its held-out stimuli test.
+
+    Held-out stimuli whose R is under ``r_floor`` (when given) are left out of the test;
+    returns None when none is left.
+    """
+    fit = {s.name: s for s in fold.fit.stimuli}
+    held = {}
+    for h in fold.heldout:
+        r = _heldout_reliability(h.spike_times_s, h.stimulus.window_s, challenge.delta_s)
+        if r_floor is None or (np.isfinite(r) and r >= r_floor):
+            held[h.name] = h
+    if not held:
+        return None
+    stimuli, meta = [], []
+    for orig in challenge.stimuli:
+        f, h = fit.get(orig.name), held.get(orig.name)
+        if f is None and h is None:
+            continue
+        stimuli.append(ChallengeStimulus(
+            name=orig.name, dt_s=orig.dt_s, current_pA=orig.current_pA, n_repetitions=orig.n_repetitions,
+            train_window_s=f.window_s if f else None, train_voltage_mV=np.asarray(f.voltage_mV) if f else None,
+            train_spikes_s=[np.asarray(t) for t in f.spike_times_s] if f else None,
+            test_window_s=h.stimulus.window_s if h else None,
+            test_spikes_s=[np.asarray(t) for t in h.spike_times_s] if h else None,
+        ))
+        meta.append({"name": orig.name, "train_window_s": list(f.window_s) if f else None,
+                     "test_window_s": list(h.stimulus.window_s) if h else None})
+    manifest = {"stimuli": meta, "files": challenge.manifest.get("files", {}), "heldout_of": challenge.name,
+                "fold": fold.label}
+    return Challenge(name=f"{challenge.name}:{fold.label}", stimuli=stimuli, delta_s=challenge.delta_s,
+                     threshold_mV=challenge.threshold_mV, description=f"{fold.label} of {challenge.name}'s training",
+                     path=challenge.path, manifest=manifest)
+
+
+def heldout_challenges(challenge: Challenge, split: str = "time", holdout: float = 0.25,
+                       r_floor: float | None = R_FLOOR) -> list[Challenge]:
+    """The held-out challenges of a split (see the module docstring), unscorable folds dropped.
 
     Raises:
-        ValueError: a bad fraction, or a challenge without training windows.
+        ValueError: an unknown split, a bad fraction, a single-stimulus challenge for the
+            stimulus split, or no held-out stimulus reaching ``r_floor``.
     """
-    if not 0.0 < holdout < 1.0:
-        raise ValueError(f"holdout must be between 0 and 1, got {holdout}")
-    stimuli, meta = [], []
-    for s in challenge.stimuli:
-        if s.train_window_s is None:
-            continue
-        start, stop = s.train_window_s
-        n_fit = int(round((1.0 - holdout) * (stop - start) / s.dt_s))
-        split = start + n_fit * s.dt_s
-        trains = [np.asarray(t) for t in s.train_spikes_s]
-        stimuli.append(ChallengeStimulus(
-            name=s.name, dt_s=s.dt_s, current_pA=s.current_pA, n_repetitions=s.n_repetitions,
-            train_window_s=(start, split), train_voltage_mV=s.train_voltage_mV[:, :n_fit],
-            train_spikes_s=[t[t < split] for t in trains],
-            test_window_s=(split, stop), test_spikes_s=[t[t >= split] for t in trains],
-        ))
-        meta.append({"name": s.name, "train_window_s": [start, split], "test_window_s": [split, stop]})
-    if not stimuli:
-        raise ValueError(f"challenge {challenge.name!r} has no training window to split")
-    manifest = {"stimuli": meta, "files": challenge.manifest.get("files", {}), "heldout_of": challenge.name}
-    return Challenge(name=f"{challenge.name}:held-out-{holdout:g}", stimuli=stimuli, delta_s=challenge.delta_s,
-                     threshold_mV=challenge.threshold_mV, description=f"held-out part of {challenge.name}'s training",
-                     path=challenge.path, manifest=manifest)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    folds = challenge.training_data().folds(split, holdout)
+    out = [c for f in folds if (c := fold_challenge(challenge, f, r_floor)) is not None]
+    if not out:
+        raise ValueError(f"no held-out part of {challenge.name!r} has R >= {r_floor:g}: nothing to score a sweep on")
+    return out
+
+
+def heldout_challenge(challenge: Challenge, holdout: float = 0.25, r_floor: float | None = None) -> Challenge:
+    """The time split's held-out challenge: fit on the first part of each training window, score on the rest.
+
+    Raises:
+        ValueError: a bad fraction, or nothing left to score.
+    """
+    return heldout_challenges(challenge, "time", holdout, r_floor)[0]
 
 
 def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
@@ -81,28 +125,57 @@ class SweepResult:
     best: dict[str, Any] | None
 
 
+def _combine(per_fold: list[dict[str, Any]]) -> dict[str, Any]:
+    """One setting's rows over every fold: P over all scored stimuli (equal weights) and its error."""
+    failed = [r for r in per_fold if r["status"] != "ok"]
+    if failed:
+        return {"status": "failed", "reason": failed[0]["reason"], "performance": None, "error": None, "gamma": None}
+    stims = [s for r in per_fold for s in r.get("scores") or []]
+    norm = [np.asarray(s["gammas"], dtype=float) / s["reliability"] for s in stims]
+    return {"status": "ok", "reason": "", "performance": performance(norm), "error": bootstrap_error(norm),
+            "gamma": float(np.mean([np.mean(s["gammas"]) for s in stims]))}
+
+
 def run_sweep(challenge: Challenge, entry: ModelEntry, runs_dir: Path, settings: RunSettings, *,
-              holdout: float = 0.25, grid: dict[str, list] | None = None, executor: Any = None,
+              split: str = "time", holdout: float = 0.25, r_floor: float = R_FLOOR,
+              grid: dict[str, list] | None = None, executor: Any = None,
               on_done: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
-    """Evaluate every point of ``grid`` (default: the model's ``param_grid``) on the held-out part.
+    """Evaluate every point of ``grid`` (default: the model's ``param_grid``) on held-out training data.
+
+    With the time split the sweep is one run; with the stimulus split, one run per fold
+    inside the sweep's folder (``folds/``), combined per setting in ``sweep.json``.
 
     Raises:
-        ValueError: the model has no grid, or the challenge no training window.
+        ValueError: the model has no grid, or the split has nothing to score.
     """
     grid = grid or entry.param_grid
     if not grid:
         raise ValueError(f"model {entry.name!r} exposes no param_grid")
-    held = heldout_challenge(challenge, holdout)
+    helds = heldout_challenges(challenge, split, holdout, r_floor)
     points = grid_points(grid)
     tasks = [Task(entry, p, setting_label(entry.name, i)) for i, p in enumerate(points)]
-    info = {"sweep": {"model": entry.name, "holdout": holdout, "grid": grid, "of_challenge": challenge.name,
-                      "windows": held.manifest["stimuli"]}}
-    runner = Runner(held, runs_dir, settings, executor=executor, extra_info=info)
-    records = runner.run(tasks, on_done=on_done)
+    sweep_info = {"model": entry.name, "split": split, "holdout": holdout, "r_floor": r_floor, "grid": grid,
+                  "of_challenge": challenge.name}
+    if split == "time":
+        info = {"sweep": {**sweep_info, "windows": helds[0].manifest["stimuli"]}}
+        runner = Runner(helds[0], runs_dir, settings, executor=executor, extra_info=info)
+        records = runner.run(tasks, on_done=on_done)
+        run_dir, by_setting = runner.run_dir, [[r] for r in records]
+    else:
+        run_dir = new_run_dir(Path(runs_dir).resolve())
+        per_fold = []
+        for held in helds:
+            info = {"sweep": {**sweep_info, "fold": held.manifest["fold"], "windows": held.manifest["stimuli"]}}
+            per_fold.append(Runner(held, run_dir / "folds", settings, executor=executor, extra_info=info)
+                            .run(tasks, on_done=on_done))
+        by_setting = [list(rows) for rows in zip(*per_fold)]
+        records = [{**rows[0], **_combine(rows)} for rows in by_setting]
+        mark_latest(run_dir)
     ok = [r for r in records if r["status"] == "ok"]
     best = max(ok, key=lambda r: r["performance"]) if ok else None
     summary = {
-        **info["sweep"],
+        **sweep_info,
+        "folds": [h.manifest["fold"] for h in helds],
         "settings": [
             {"label": r["model"], "params": r.get("params", {}), "status": r["status"], "gamma": r["gamma"],
              "performance": r["performance"], "error": r["error"], "reason": r["reason"]}
@@ -111,8 +184,8 @@ def run_sweep(challenge: Challenge, entry: ModelEntry, runs_dir: Path, settings:
         "best": None if best is None else {"label": best["model"], "params": best.get("params", {}),
                                            "performance": best["performance"], "error": best["error"]},
     }
-    write_json_atomic(runner.run_dir / SWEEP, summary)
-    return SweepResult(entry.name, runner.run_dir, records, summary["best"])
+    write_json_atomic(run_dir / SWEEP, summary)
+    return SweepResult(entry.name, run_dir, records, summary["best"])
 
 
 def format_sweep(result: SweepResult) -> str:
