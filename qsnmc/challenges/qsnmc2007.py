@@ -1,46 +1,106 @@
-"""Import the QSNMC 2007 Challenge A recordings as a multi-stimulus harness challenge.
+"""Import the QSNMC 2007 Challenge A recordings as a harness challenge, from recorded data only.
 
 Source layout (Jolivet, Schürmann, Berger, Naud, Gerstner & Roth 2008, "The quantitative
 single-neuron modeling competition", Biol Cybern 99:417), each file plain or ``.gz``::
 
     training/NN-r.voltage      34,000 rows: sample index, current (pA), voltage (mV); 1 kHz
-    training/NN-r.spiketimes   spike times (ms): one column, or two (time, a constant)
-    test/NN-r.voltage          same, the voltage column hidden (all zeros)
-    test/NN-r.spiketimes       the recorded test spike times (ms); absent for unanswered stimuli
+    training/NN-r.spiketimes   recorded spike times (ms): one column, or two (time, a per-spike
+                               count of the other repetitions that agree)
+    test/...                   NOT READ: its .spiketimes are the organisers' aEIF model output
+                               run on the test currents, not recordings of the cell
 
-``NN`` is the stimulus, ``r`` the repetition (0, 1, ...). The resulting challenge:
+``NN`` is the stimulus, ``r`` the repetition (0, 1, ...). Only ``training/`` holds recorded
+spikes, so the challenge holds out a later part of each recording, as the 2009 competition
+did (train on the first part, predict the rest from the current alone):
 
-- every training stimulus has a training window over its whole trace, with voltage and
-  the competition's spike times;
-- every test stimulus with recorded spike times has a test window over its whole trace;
-  its spike times go to ``hidden.npz`` only; a test stimulus without spike times is
-  skipped (listed in the manifest's provenance);
+- every recorded stimulus has a training window ``0 .. train_until`` (default 22 s) with its
+  voltage and the competition's spike times; its current is public over the whole trace;
+- the test window ``train_until .. end of recording`` (default 22-34 s) of every stimulus
+  whose intrinsic reliability R there (mean pairwise Gamma of its repetitions, Delta = 2 ms)
+  is at least ``r_floor`` (default 0.3) is scored; its spike times go to ``hidden.npz`` only
+  and its voltage is not kept. A stimulus below the floor is training-only, and the
+  manifest's provenance says why (``provenance["stimuli"][NN]["test_excluded"]``);
 - Delta = 2 ms (the 2007 setting); each test stimulus is scored against its own
   repetitions and normalised by its own R, and the challenge score averages the test
   stimuli with equal weight (see :mod:`qsnmc.scoring.evaluation`);
 - the current of a stimulus is the mean of its repetitions' recorded currents (they
   differ by a few pA of measurement noise); the largest deviation is in the provenance.
+
+The manifest carries :data:`IMPORTER_VERSION`; :func:`check_import_version` (called by
+:func:`qsnmc.challenges.store.load_challenge`) refuses a challenge made by an older importer,
+whose test spikes came from ``test/``.
 """
 from __future__ import annotations
 
+import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qsnmc.challenges.store import Challenge, ChallengeStimulus, sha256_file, write_challenge
-from qsnmc.scoring.metrics import n_coincidences
-from qsnmc.scoring.spikes import spike_times_from_voltage
+from qsnmc.challenges.store import Challenge, ChallengeError, ChallengeStimulus, sha256_file, write_challenge
 from qsnmc.challenges.textdata import DataImportError, check_voltage_mV, current_in_pA, read_table, voltage_storage
+from qsnmc.scoring.metrics import intrinsic_reliability, n_coincidences
+from qsnmc.scoring.spikes import spike_times_from_voltage
 
 #: sampling step of the 2007 files (s): the first column counts milliseconds
 DT_S = 0.001
 #: the 2007 coincidence window (s)
 DELTA_S = 0.002
+#: default end of the training window = start of the test window (s)
+TRAIN_UNTIL_S = 22.0
+#: default floor on a stimulus' R in the test window for it to be tested
+R_FLOOR = 0.3
+#: version of this importer's challenge design, saved in the manifest's provenance;
+#: 1 (no number saved) tested on test/ (model-made spikes), 2 holds out recorded data
+IMPORTER_VERSION = 2
+#: what was wrong with each older version's challenges (shown when one is refused)
+OLD_VERSIONS = {1: "it is scored against test/ spike times made by a model, not recorded from the cell"}
+#: this importer's id in a manifest's provenance (version 1 wrote its then module name; kept stable)
+IMPORTER = "qsnmc.import_qsnmc2007"
+DEFAULT_NAME = "qsnmc2007a"
 FILE_PATTERN = re.compile(r"^(?P<stim>\d+)-(?P<rep>\d+)\.(?P<kind>voltage|spiketimes)(?:\.gz)?$")
 REFERENCE = "QSNMC 2007 Challenge A (Jolivet et al. 2008, Biol Cybern 99:417)"
+#: why test/ is not read (one line, printed after import and kept in the provenance)
+TEST_FOLDER_NOT_READ = (
+    "test/ not read: its spike times were made by the organisers' aEIF model, not recorded from the cell"
+)
+
+
+def check_import_version(manifest: dict[str, Any], where: str) -> None:
+    """Refuse a challenge written by an older version of this importer.
+
+    Args:
+        manifest: a challenge folder's parsed ``manifest.json``.
+        where: what to name in the message (the manifest's path).
+
+    Raises:
+        ChallengeError: the manifest was made by this importer with another version,
+            naming the command that re-imports it.
+    """
+    provenance = manifest.get("provenance") or {}
+    if provenance.get("importer") != IMPORTER:
+        return
+    found = provenance.get("importer_version", 1)
+    if found == IMPORTER_VERSION:
+        return
+    name = manifest.get("name", DEFAULT_NAME)
+    source = provenance.get("source_dir") or "DIR"
+    name_option = "" if name == DEFAULT_NAME else f" --name {name}"
+    command = f"qsnmc data import-qsnmc2007 {source}{name_option} --force"
+    if isinstance(found, int) and found > IMPORTER_VERSION:
+        raise ChallengeError(
+            f"{where}: challenge {name!r} was imported by a newer qsnmc (2007 importer version {found}, "
+            f"this one reads {IMPORTER_VERSION}); update qsnmc or re-import it: {command}"
+        )
+    why = OLD_VERSIONS.get(found, "its design differs from this version's")
+    raise ChallengeError(
+        f"{where}: challenge {name!r} was imported by an older qsnmc (2007 importer version {found}): {why}; "
+        f"re-import it: {command}"
+    )
 
 
 def _scan(folder: Path) -> dict[str, dict[str, dict[int, Path]]]:
@@ -58,21 +118,26 @@ def _scan(folder: Path) -> dict[str, dict[str, dict[int, Path]]]:
     return dict(found)
 
 
-def _check_repetitions(stim: str, files: dict[str, dict[int, Path]], folder: Path, need_spikes: bool) -> list[int]:
-    reps = sorted(files["voltage"])
-    if not reps:
-        raise DataImportError(f"{folder}: stimulus {stim} has spike times but no .voltage files")
-    if reps != list(range(len(reps))):
-        raise DataImportError(
-            f"{folder}: stimulus {stim}: repetitions {reps}, expected 0..{len(reps) - 1} without gaps"
-        )
-    spikes = sorted(files["spiketimes"])
-    if (spikes or need_spikes) and spikes != reps:
-        raise DataImportError(
-            f"{folder}: stimulus {stim}: .voltage files for repetitions {reps} but .spiketimes for {spikes}: "
-            "every repetition needs both"
-        )
-    return reps
+def _check_repetitions(scanned: dict[str, dict[str, dict[int, Path]]], folder: Path) -> int:
+    """The number of repetitions every stimulus has; raise naming the first missing file."""
+    last = {stim: max([*files["voltage"], *files["spiketimes"]]) for stim, files in scanned.items()}
+    n_reps = Counter(last.values()).most_common(1)[0][0] + 1
+    if n_reps < 2:
+        raise DataImportError(f"{folder}: 1 repetition per stimulus; R needs at least 2")
+    for stim, files in sorted(scanned.items()):
+        for rep in range(max(n_reps, last[stim] + 1)):
+            for kind in ("voltage", "spiketimes"):
+                if rep not in files[kind]:
+                    raise DataImportError(
+                        f"{folder / f'{stim}-{rep}.{kind}'}: missing (plain or .gz): every stimulus needs "
+                        f"repetitions 0..{n_reps - 1}, each with a .voltage and a .spiketimes file"
+                    )
+        if last[stim] + 1 != n_reps:
+            raise DataImportError(
+                f"{folder}: stimulus {stim} has {last[stim] + 1} repetitions, the others {n_reps}: "
+                "every stimulus needs the same repetitions"
+            )
+    return n_reps
 
 
 def _read_trace(path: Path, n_rows: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -136,50 +201,44 @@ def _stimulus_current(stim: str, currents: list[np.ndarray], unit: str | None, f
     }
 
 
-def _import_folder(
-    folder: Path, *, is_test: bool, unit: str | None, n_rows: int | None
-) -> tuple[list[ChallengeStimulus], dict[str, Any], list[str], int | None]:
-    """Parse ``training/`` or ``test/``: the stimuli, their provenance, skipped stimuli, rows per file."""
-    stimuli, info, skipped = [], {}, []
-    for stim, files in sorted(_scan(folder).items()):
-        if is_test and not files["spiketimes"]:
-            skipped.append(stim)
-            continue
-        reps = _check_repetitions(stim, files, folder, need_spikes=True)
+@dataclass
+class _Recording:
+    """One recorded stimulus as read, over the whole trace."""
+
+    stim: str
+    current_pA: np.ndarray  #: mean of the repetitions' currents (pA), shape (n_samples,)
+    voltage_mV: np.ndarray  #: (n_repetitions, n_samples)
+    trains: list[np.ndarray]  #: spike times (s) per repetition
+    info: dict[str, Any]  #: provenance of the stimulus
+
+
+def _read_recordings(folder: Path, unit: str | None) -> tuple[list[_Recording], int]:
+    """Every stimulus of ``training/``, checked, and the number of samples per trace."""
+    scanned = _scan(folder)
+    if not scanned:
+        raise DataImportError(f"{folder}: no NN-r.voltage / NN-r.spiketimes files")
+    n_reps = _check_repetitions(scanned, folder)
+    recordings, n_rows = [], None
+    for stim, files in sorted(scanned.items()):
         currents, voltages = [], []
-        for r in reps:
+        for r in range(n_reps):
             current, voltage = _read_trace(files["voltage"][r], n_rows)
             n_rows = current.size
             currents.append(current)
             voltages.append(voltage)
-        duration = n_rows * DT_S
-        trains = [_read_spikes(files["spiketimes"][r], duration) for r in reps]
+        trains = [_read_spikes(files["spiketimes"][r], n_rows * DT_S) for r in range(n_reps)]
         mean_current, current_info = _stimulus_current(stim, currents, unit, folder)
-        window = (0.0, duration)
-        entry: dict[str, Any] = {"repetitions": len(reps), "current": current_info}
-        if is_test:
-            stimuli.append(
-                ChallengeStimulus(stim, DT_S, mean_current, len(reps), test_window_s=window, test_spikes_s=trains)
-            )
-        else:
-            voltage = np.stack(voltages)
-            check_voltage_mV(voltage, f"{folder}/{stim}-*.voltage (column 3)")
-            entry["spike_times_vs_detector"] = _detector_agreement(voltage, trains)
-            stimuli.append(
-                ChallengeStimulus(
-                    stim,
-                    DT_S,
-                    mean_current,
-                    len(reps),
-                    train_window_s=window,
-                    train_voltage_mV=voltage,
-                    train_spikes_s=trains,
-                )
-            )
-        entry["spike_counts"] = [int(t.size) for t in trains]
-        entry["files_sha256"] = {p.name: sha256_file(p)[:16] for kind in files.values() for p in kind.values()}
-        info[stim] = entry
-    return stimuli, info, skipped, n_rows
+        voltage = np.stack(voltages)
+        check_voltage_mV(voltage, f"{folder}/{stim}-*.voltage (column 3)")
+        info = {
+            "repetitions": n_reps,
+            "current": current_info,
+            "spike_counts": [int(t.size) for t in trains],
+            "spike_times_vs_detector": _detector_agreement(voltage, trains),
+            "files_sha256": {p.name: sha256_file(p)[:16] for kind in files.values() for p in kind.values()},
+        }
+        recordings.append(_Recording(stim, mean_current, voltage, trains, info))
+    return recordings, n_rows
 
 
 def _source_root(src_dir: Path) -> Path:
@@ -187,67 +246,129 @@ def _source_root(src_dir: Path) -> Path:
         return src_dir
     if (src_dir / "challengeA" / "training").is_dir():
         return src_dir / "challengeA"
-    raise DataImportError(f"{src_dir}: expected a QSNMC 2007 Challenge A folder with training/ and test/ subfolders")
+    raise DataImportError(f"{src_dir}: expected a QSNMC 2007 Challenge A folder with a training/ subfolder")
+
+
+def _check_options(train_until_s: float, r_floor: float, duration_s: float, folder: Path) -> None:
+    if not math.isfinite(train_until_s) or abs(round(train_until_s / DT_S) * DT_S - train_until_s) > 1e-9:
+        raise DataImportError(f"--train-until {train_until_s:g} s: not on the {DT_S * 1e3:g} ms sample grid")
+    if not 0 < train_until_s < duration_s:
+        raise DataImportError(
+            f"--train-until {train_until_s:g} s: the test window {train_until_s:g}-{duration_s:g} s is outside "
+            f"the recordings ({folder}: {duration_s:g} s): choose 0 < --train-until < {duration_s:g}"
+        )
+    if not math.isfinite(r_floor):
+        raise DataImportError(f"--r-floor {r_floor!r}: expected a finite number")
 
 
 def import_qsnmc2007(
-    src_dir: str | Path, dest_dir: str | Path, *, name: str = "qsnmc2007a", current_unit: str | None = None
+    src_dir: str | Path,
+    dest_dir: str | Path,
+    *,
+    name: str = DEFAULT_NAME,
+    current_unit: str | None = None,
+    train_until_s: float = TRAIN_UNTIL_S,
+    r_floor: float = R_FLOOR,
 ) -> Path:
-    """Import a QSNMC 2007 Challenge A folder into a harness challenge at ``dest_dir``.
+    """Import the recordings of a QSNMC 2007 Challenge A folder into a harness challenge at ``dest_dir``.
 
-    Everything is parsed and checked before anything is written; the challenge folder is
-    then written atomically (replacing ``dest_dir`` if it exists), so an error leaves
-    nothing behind.
+    Only ``training/`` is read (``test/`` holds model-made spike times). Everything is
+    parsed and checked before anything is written; the challenge folder is then written
+    atomically (replacing ``dest_dir`` if it exists), so an error leaves nothing behind.
 
     Args:
-        src_dir: the folder holding ``training/`` and ``test/`` (or its parent ``challengeA/``).
+        src_dir: the folder holding ``training/`` (or its parent, holding ``challengeA/``).
         dest_dir: the challenge folder to write.
         name: the challenge's name.
         current_unit: ``"pA"`` or ``"nA"`` to state the current's unit; None assumes pA and
             refuses an implausible amplitude.
+        train_until_s: end of every stimulus' training window and start of its test window (s);
+            the test window runs to the end of the recording.
+        r_floor: a stimulus is tested only if its R in the test window (Delta = 2 ms) is at
+            least this; the others are training-only.
 
     Returns:
         ``dest_dir`` as a Path.
 
     Raises:
         DataImportError: a missing, truncated, malformed, mismatched or implausible file,
-            naming the file, the line and what was expected.
+            naming the file, the line and what was expected; or an option (``--train-until``,
+            ``--r-floor``) that leaves no test window or no test stimulus.
     """
     root = _source_root(Path(src_dir).resolve())
-    if not (root / "test").is_dir():
-        raise DataImportError(f"{root}: no test/ folder")
-    train, train_info, _, n_rows = _import_folder(root / "training", is_test=False, unit=current_unit, n_rows=None)
-    test, test_info, skipped, _ = _import_folder(root / "test", is_test=True, unit=current_unit, n_rows=n_rows)
-    if not train:
-        raise DataImportError(f"{root / 'training'}: no NN-r.voltage / NN-r.spiketimes files")
-    if not test:
-        raise DataImportError(f"{root / 'test'}: no test stimulus with NN-r.spiketimes files")
-    both = sorted({s.name for s in train} & {s.name for s in test})
-    if both:
-        raise DataImportError(f"{root}: stimuli {both} are in both training/ and test/")
-    lsb, rounding = voltage_storage(np.concatenate([s.train_voltage_mV.ravel() for s in train]))
+    folder = root / "training"
+    recordings, n_rows = _read_recordings(folder, current_unit)
     duration = n_rows * DT_S
+    train_until_s, r_floor = float(train_until_s), float(r_floor)
+    _check_options(train_until_s, r_floor, duration, folder)
+    train_window, test_window = (0.0, train_until_s), (train_until_s, duration)
+    n_train = int(round(train_until_s / DT_S))
+    span = f"{train_until_s:g}-{duration:g} s"
+
+    stimuli, tested, reliability = [], [], {}
+    for rec in recordings:
+        train_spikes = [t[t < train_until_s] for t in rec.trains]
+        test_spikes = [t[t >= train_until_s] for t in rec.trains]
+        r = intrinsic_reliability(test_spikes, DELTA_S, duration=duration - train_until_s)
+        reliability[rec.stim] = round(r, 4)
+        rec.info["test_window_R"] = r
+        is_tested = r >= r_floor
+        if is_tested:
+            tested.append(rec.stim)
+        else:
+            rec.info["test_excluded"] = f"R = {round(r, 2) + 0.0:.2f} < {r_floor:g} in {span}"  # + 0.0: no "-0.00"
+        stimuli.append(
+            ChallengeStimulus(
+                rec.stim,
+                DT_S,
+                rec.current_pA,
+                len(rec.trains),
+                train_window_s=train_window,
+                train_voltage_mV=rec.voltage_mV[:, :n_train],
+                train_spikes_s=train_spikes,
+                test_window_s=test_window if is_tested else None,
+                test_spikes_s=test_spikes if is_tested else None,
+            )
+        )
+    if not tested:
+        best = max(reliability, key=reliability.get)
+        raise DataImportError(
+            f"--r-floor {r_floor:g}: no stimulus has R >= {r_floor:g} in the test window {span} "
+            f"(highest: stimulus {best}, R = {reliability[best]:.2f}); lower --r-floor"
+        )
+    lsb, rounding = voltage_storage(np.concatenate([s.train_voltage_mV.ravel() for s in stimuli]))
+    n_reps = len(recordings[0].trains)
     description = (
-        f"{REFERENCE}, a real cortical neuron: fit on {len(train)} training stimuli, "
-        f"predict {len(test)} test stimuli ({duration:g} s each, 1 kHz, the competition's recorded test spike "
-        f"times); Delta = {DELTA_S * 1e3:g} ms; score = mean over test stimuli of Gamma/R (equal weight)"
+        f"{REFERENCE}, a real cortical neuron, recorded data only: fit on {train_until_s:g} s of "
+        f"{len(stimuli)} stimuli, predict {span} of the {len(tested)} with R >= {r_floor:g} there "
+        f"({', '.join(tested)}) from the current alone ({n_reps} repetitions, 1 kHz); "
+        f"Delta = {DELTA_S * 1e3:g} ms; score = mean over test stimuli of Gamma/R (equal weight)"
     )
     provenance = {
         "source": REFERENCE,
         "source_dir": str(root),
-        "importer": "qsnmc.challenges.qsnmc2007",
+        "importer": IMPORTER,
+        "importer_version": IMPORTER_VERSION,
         "sampling": f"{1 / DT_S:g} Hz (first column: sample index in ms)",
-        "current": "mean of each stimulus' repetitions' recorded currents (per-stimulus deviations below)",
+        "split": {
+            "train_until_s": train_until_s,
+            "train_window_s": list(train_window),
+            "test_window_s": list(test_window),
+            "r_floor": r_floor,
+            "design": "2009 competition's: train on the first part of each recording, predict the rest",
+        },
+        "test_window_reliability": reliability,
+        "current": "mean of each stimulus' repetitions' recorded currents (per-stimulus deviations below); "
+        "public over the whole recording",
         "current_unit": f"{current_unit} (given)" if current_unit else "pA (assumed; amplitude plausible)",
-        "spike_times": "the competition's .spiketimes files (ms, converted to s), training and test alike",
+        "spike_times": "the competition's training/*.spiketimes files (ms, converted to s), split at train_until_s",
+        "not_read": TEST_FOLDER_NOT_READ if (root / "test").exists() else None,
         "delta_s": DELTA_S,
         "scoring": "each test stimulus against its own repetitions, normalised by its own R; stimuli weighted equally",
         "voltage_storage": (
             f"int16 counts of {lsb} mV (largest rounding error {rounding:.2g} mV)" if lsb else "float32"
         ),
-        "training": train_info,
-        "test": test_info,
-        "skipped_test_stimuli": {s: "no .spiketimes files (no published answers)" for s in skipped},
+        "stimuli": {rec.stim: rec.info for rec in recordings},
     }
-    challenge = Challenge(name=name, stimuli=train + test, delta_s=DELTA_S, threshold_mV=0.0, description=description)
+    challenge = Challenge(name=name, stimuli=stimuli, delta_s=DELTA_S, threshold_mV=0.0, description=description)
     return write_challenge(dest_dir, challenge, voltage_lsb_mV=lsb, provenance=provenance)

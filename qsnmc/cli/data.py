@@ -33,12 +33,24 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
     p07 = commands.add_parser(
         "import-qsnmc2007",
-        help="import the QSNMC 2007 Challenge A folder (training/ and test/ with the test spike times)",
-        description="Import a QSNMC 2007 Challenge A folder (training/, test/; NN-r.voltage and "
-        "NN-r.spiketimes, plain or .gz) into <data dir>/challenges/NAME. Delta = 2 ms.",
+        help="import the QSNMC 2007 Challenge A recordings (training/; test/ holds model-made spikes, not read)",
+        description="Import the recorded stimuli of a QSNMC 2007 Challenge A folder (training/NN-r.voltage and "
+        "NN-r.spiketimes, plain or .gz) into <data dir>/challenges/NAME, in the 2009 design: train on "
+        "0..TRAIN_UNTIL s of every stimulus, test on TRAIN_UNTIL s..end of every stimulus whose R there is at "
+        "least R_FLOOR. test/ is not read (its spike times come from the organisers' aEIF model). Delta = 2 ms.",
     )
-    p07.add_argument("dir", type=Path, metavar="DIR", help="folder holding training/ and test/")
+    p07.add_argument("dir", type=Path, metavar="DIR", help="folder holding training/ (or challengeA/)")
     p07.add_argument("--name", default="qsnmc2007a", help="challenge name (default: %(default)s)")
+    p07.add_argument(
+        "--train-until", type=float, default=22.0, metavar="SECONDS",
+        help="end of the training window and start of the test window, which runs to the end of the "
+        "recording (default: %(default)g)",
+    )
+    p07.add_argument(
+        "--r-floor", type=float, default=0.3, metavar="R",
+        help="test a stimulus only if its intrinsic reliability in the test window is at least R; "
+        "the others are training-only (default: %(default)g)",
+    )
     _common_options(p07)
     p07.set_defaults(func=_run_2007)
 
@@ -114,7 +126,10 @@ def _run_2007(args: argparse.Namespace) -> int:
     from qsnmc.challenges.qsnmc2007 import import_qsnmc2007
 
     return _run_import(
-        args, args.name, lambda dest: import_qsnmc2007(args.dir, dest, name=args.name, current_unit=args.current_unit)
+        args, args.name, lambda dest: import_qsnmc2007(
+            args.dir, dest, name=args.name, current_unit=args.current_unit, train_until_s=args.train_until,
+            r_floor=args.r_floor,
+        ),
     )
 
 
@@ -163,7 +178,8 @@ def summary(challenge: Challenge) -> str:
         headers=["stimulus", "reps", "train window", "train spikes", "test window", "test spikes", "R"],
         disable_numparse=True,
     )
-    skipped = challenge.manifest.get("provenance", {}).get("skipped_test_stimuli") or {}
+    provenance = challenge.manifest.get("provenance", {})
+    excluded = {k: v["test_excluded"] for k, v in (provenance.get("stimuli") or {}).items() if "test_excluded" in v}
     lines = [
         f"challenge {challenge.name!r} written to {challenge.path}",
         challenge.description,
@@ -171,6 +187,8 @@ def summary(challenge: Challenge) -> str:
         "",
         table,
     ]
-    if skipped:
-        lines += ["", "skipped: " + "; ".join(f"stimulus {k}: {v}" for k, v in skipped.items())]
+    if excluded:
+        lines += ["", "training only: " + "; ".join(f"stimulus {k}: {v}" for k, v in excluded.items())]
+    if provenance.get("not_read"):
+        lines.append(provenance["not_read"])
     return "\n".join(lines)
