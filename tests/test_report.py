@@ -37,6 +37,44 @@ def test_report_writes_html_with_embedded_figures_and_pngs_beside_it(reported):
     assert not re.search(r"src=['\"](?!data:)", text)  # nothing fetched from elsewhere
 
 
+def test_a_multi_stimulus_run_gets_a_raster_per_test_stimulus(tmp_path, data_dir):
+    (tmp_path / "submissions").mkdir()
+    proc = run_cli(["run", "poisson", "lif", "--challenge", "synthetic-two", "--jobs", "2", "--quiet"],
+                   cwd=tmp_path, data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "spikes pred/rec" in proc.stdout and "A " in proc.stdout and "B " in proc.stdout  # counts per stimulus
+    proc = run_cli(["report"], cwd=tmp_path, data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr
+    html = tmp_path / proc.stdout.strip()
+    assert (html.parent / "raster_A.png").is_file() and (html.parent / "raster_B.png").is_file()
+    assert "stimulus A" in html.read_text() and "stimulus B" in html.read_text()
+
+
+def test_a_stochastic_entrys_trains_are_each_labelled(data_dir, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qsnmc import load_challenge
+    from qsnmc.cli import report
+
+    labels = []
+    real_subplots = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        real_set = axes[1].set_yticks
+        axes[1].set_yticks = lambda ticks, names, **kw: labels.extend(names) or real_set(ticks, names, **kw)
+        return fig, axes
+
+    monkeypatch.setattr(plt, "subplots", spy)
+    challenge = load_challenge(data_dir / "challenges" / "synthetic-test")
+    trains = [np.array([14.6, 15.0]), np.array([14.7]), np.array([15.2])]
+    report.raster_figure(challenge, "A", {"poisson": trains, "lif": [np.array([14.8])]}, 14.5, 16.5)
+    assert [name for name in labels if not name.startswith("rec")] == ["poisson #1", "poisson #2", "poisson #3", "lif"]
+
+
 def test_report_of_a_missing_run_is_a_clear_error(tmp_path):
     proc = run_cli(["report"], cwd=tmp_path)
     assert proc.returncode == 2 and "no run yet" in proc.stderr

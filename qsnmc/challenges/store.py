@@ -147,6 +147,13 @@ class Challenge:
         win = s.test_window_s
         return intrinsic_reliability(s.test_spikes_s, self.delta_s, duration=win[1] - win[0])
 
+    def training_only_reasons(self) -> dict[str, str]:
+        """Why each training-only stimulus is not tested, as its importer recorded it (e.g. its R under the floor)."""
+        recorded = self.manifest.get("provenance", {}).get("stimuli", {})
+        return {s.name: str(recorded.get(s.name, {}).get("test_excluded", "training only"))
+                for s in self.stimuli if s.test_window_s is None and s.train_window_s is not None
+                and isinstance(recorded, dict) and recorded.get(s.name, {}).get("test_excluded")}
+
     def fingerprint(self) -> str:
         """sha256 of the challenge's files (for caching)."""
         files = self.manifest.get("files", {})

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start of the raster's stretch (absolute protocol time; default: the busiest 2 s of the test window)")
     p.add_argument("--to", dest="t_to", type=float, metavar="SECONDS",
                    help="end of the raster's stretch (default: --from + 2 s)")
-    p.add_argument("--stimulus", help="test stimulus shown in the raster (default: the first)")
+    p.add_argument("--stimulus", help="draw the raster of this test stimulus only (default: one raster per test stimulus)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("new", help="write a documented submission skeleton that runs and scores out of the box")

@@ -96,8 +96,9 @@ def raster_figure(challenge: Challenge, stimulus: str, predictions: dict[str, li
     rows: list[tuple[str, np.ndarray, str]] = [(f"rec {i + 1}", t, "black") for i, t in enumerate(recorded)]
     colours = plt.get_cmap("tab10").colors
     for j, (model, trains) in enumerate(predictions.items()):
-        for i, t in enumerate(trains[:MAX_MODEL_ROWS]):
-            rows.append((model if i == 0 else "", t, colours[j % len(colours)]))
+        shown = trains[:MAX_MODEL_ROWS]
+        for i, t in enumerate(shown):  # a stochastic entry's trains are each labelled as that entry
+            rows.append((model if len(shown) == 1 else f"{model} #{i + 1}", t, colours[j % len(colours)]))
     fig, (ax_i, ax_r) = plt.subplots(2, 1, sharex=True, figsize=(10, 2.0 + 0.22 * len(rows)),
                                      gridspec_kw={"height_ratios": [1.2, max(2.0, 0.22 * len(rows))]})
     k0, k1 = int(t_from / stim.dt_s), int(math.ceil(t_to / stim.dt_s))
@@ -202,7 +203,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
         out_dir: where to write (default ``run_dir/report``).
         t_from, t_to: the raster's stretch (s, absolute protocol time); default: the 2 s of
             the test window with the most recorded spikes.
-        stimulus: the test stimulus drawn in the raster (default: the first).
+        stimulus: the one test stimulus drawn in a raster (default: one raster per test stimulus).
 
     Raises:
         ReportError: nothing scored, or an unknown stimulus / empty stretch.
@@ -217,25 +218,32 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
         raise ReportError(f"{run_dir}: no scored model to report")
     challenge = _challenge_of(info)
     tests = {s.name: s for s in challenge.stimuli if s.test_window_s is not None}
-    stimulus = stimulus or next(iter(tests))
-    if stimulus not in tests:
+    if stimulus is not None and stimulus not in tests:
         raise ReportError(f"stimulus {stimulus!r} is not a test stimulus of {challenge.name} ({', '.join(tests)})")
-    win = tests[stimulus].test_window_s
-    t_from = busiest_stretch(challenge.test_recordings(stimulus), win) if t_from is None else t_from
-    t_to = min(win[1], t_from + 2.0) if t_to is None else t_to
-    if not t_to > t_from:
-        raise ReportError(f"empty stretch --from {t_from:g} s --to {t_to:g} s")
+    drawn = [stimulus] if stimulus else list(tests)
+    stretches = {}
+    for name in drawn:
+        win = tests[name].test_window_s
+        start = busiest_stretch(challenge.test_recordings(name), win) if t_from is None else t_from
+        stop = min(win[1], start + 2.0) if t_to is None else t_to
+        if not stop > start:
+            raise ReportError(f"empty stretch --from {start:g} s --to {stop:g} s")
+        stretches[name] = (start, stop)
     ranked = [r for r in sorted(records, key=lambda r: -(r.get("performance") or -1e9)) if r.get("status") == "ok"]
-    predictions = {}
+    predictions: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in drawn}
     for r in ranked:
         try:
-            trains = load_prediction(run_dir / r["model"] / "prediction.npz")[stimulus]
-        except (OSError, KeyError, ValueError):
+            saved = load_prediction(run_dir / r["model"] / "prediction.npz")
+        except (OSError, ValueError):
             continue
-        predictions[r["model"]] = trains
-    reliability = challenge.reliability(stimulus)
+        for name in drawn:
+            if name in saved:
+                predictions[name][r["model"]] = saved[name]
+    rasters = {name: raster_figure(challenge, name, predictions[name], *stretches[name]) for name in drawn}
+    reliability = float(np.mean([challenge.reliability(name) for name in tests]))  # one stimulus: its R
+    raster_files = {name: "raster.png" if len(drawn) == 1 else f"raster_{name}.png" for name in drawn}
     figures: dict[str, bytes] = {
-        "raster.png": raster_figure(challenge, stimulus, predictions, t_from, t_to),
+        **{raster_files[name]: png for name, png in rasters.items()},
         "performance.png": performance_figure(records, reliability),
         "per_repetition.png": repetition_figure(records),
     }
@@ -247,14 +255,18 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
     for name, png in figures.items():
         (out_dir / name).write_bytes(png)
     table = format_table(ranking_rows(records), challenge_header(info))
-    n_models = len(predictions)
+    r_label = f"R = {reliability:.3f}" if len(tests) == 1 else f"mean R over the test stimuli = {reliability:.3f}"
     sections = [
-        ("Recorded and predicted spikes",
-         f"Stimulus {stimulus}, {t_from:g}-{t_to:g} s of the test window {win[0]:g}-{win[1]:g} s: the "
-         f"{len(challenge.test_recordings(stimulus))} recorded repetitions (black) and the predictions of "
-         f"{n_models} scored models beneath (up to {MAX_MODEL_ROWS} trains each).", figures["raster.png"]),
+        (f"Recorded and predicted spikes{'' if len(drawn) == 1 else f', stimulus {name}'}",
+         f"Stimulus {name}, {stretches[name][0]:g}-{stretches[name][1]:g} s of the test window "
+         f"{tests[name].test_window_s[0]:g}-{tests[name].test_window_s[1]:g} s: the "
+         f"{len(challenge.test_recordings(name))} recorded repetitions (black) and the predictions of "
+         f"{len(predictions[name])} scored models beneath (up to {MAX_MODEL_ROWS} trains each; a stochastic "
+         f"entry's trains are numbered).", figures[raster_files[name]])
+        for name in drawn
+    ] + [
         ("Γ per model", f"Mean coincidence factor Γ (Δ = {1e3 * challenge.delta_s:g} ms) with bootstrap errors; "
-         f"the dashed line is the intrinsic reliability R = {reliability:.3f}.", figures["performance.png"]),
+         f"the dashed line is the intrinsic reliability, {r_label}.", figures["performance.png"]),
         ("Γ per repetition", "Γ_i between each model's prediction and recorded repetition i.",
          figures["per_repetition.png"]),
         ("Training curves",

@@ -166,6 +166,7 @@ class Runner:
                 "delta_s": challenge.delta_s,
                 "stimuli": challenge.manifest.get("stimuli", []),
                 "reliability": {s.name: challenge.reliability(s.name) for s in challenge.test_stimuli()},
+                "training_only": challenge.training_only_reasons(),
                 "settings": asdict(settings),
                 "versions": package_versions(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -47,7 +47,8 @@ class ModelScore:
             "performance": self.performance,
             "error": self.error,
             "stimuli": [
-                {"stimulus": s.stimulus, "reliability": s.reliability, "gammas": s.gammas.tolist()}
+                {"stimulus": s.stimulus, "reliability": s.reliability, "gammas": s.gammas.tolist(),
+                 "n_predicted": s.n_predicted, "n_recorded": s.n_recorded}
                 for s in self.stimuli
             ],
         }

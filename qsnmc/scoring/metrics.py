@@ -200,6 +200,8 @@ class StimulusScore:
     stimulus: str
     gammas: np.ndarray  #: Gamma_i per repetition
     reliability: float  #: R of this stimulus' recordings
+    n_predicted: float = float("nan")  #: mean predicted spikes per train
+    n_recorded: float = float("nan")  #: mean recorded spikes per repetition
 
     @property
     def normalised(self) -> np.ndarray:
@@ -215,8 +217,10 @@ def score_stimulus(
     *,
     duration: float,
 ) -> StimulusScore:
-    """Gamma of a prediction against each recording of one stimulus."""
-    return StimulusScore(stimulus, repetition_gammas(recordings, prediction, delta, duration=duration), reliability)
+    """Gamma of a prediction against each recording of one stimulus, with the spike counts."""
+    trains = as_prediction_list(prediction, len(recordings))
+    return StimulusScore(stimulus, repetition_gammas(recordings, trains, delta, duration=duration), reliability,
+                         float(np.mean([t.size for t in trains])), float(np.mean([np.size(r) for r in recordings])))
 
 
 def decide_winner(entries: Mapping[str, tuple[float, float]], min_entries: int = 3) -> dict[str, str]:

@@ -10,13 +10,13 @@ from tabulate import tabulate
 from qsnmc.scoring.metrics import decide_winner
 
 
-
 def ranking_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for the table and ``--json``: scored models by descending P, then failed ones.
 
     Each row: rank (None if failed), model, source, status, gamma (mean raw Gamma),
     performance (P = Gamma/R, fraction), error (bootstrap, fraction), verdict, fit_s,
-    predict_s, cached, sandboxed, reason.
+    predict_s, cached, sandboxed, reason, and spike_counts: per test stimulus, the mean
+    predicted and recorded spike counts per repetition.
     """
     verdicts = decide_winner(
         {r["model"]: (r["performance"], r["error"]) for r in records if r.get("status") == "ok"}
@@ -41,9 +41,23 @@ def ranking_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cached": bool(r.get("cached")),
                 "sandboxed": r.get("sandboxed"),
                 "reason": r.get("reason", ""),
+                "spike_counts": {
+                    sc["stimulus"]: {"predicted": sc["n_predicted"], "recorded": sc["n_recorded"]}
+                    for sc in (r.get("scores") or []) if sc.get("n_predicted") is not None
+                },
             }
         )
     return rows
+
+
+def count_ratios(row: dict[str, Any]) -> str:
+    """Predicted / recorded spike count per test stimulus, e.g. ``00 1.45× · 04 0.98×`` (``0.95×`` for one)."""
+    counts = row.get("spike_counts") or {}
+    def ratio(c: dict[str, float]) -> str:
+        return f"{c['predicted'] / c['recorded']:.2f}×" if c["recorded"] else ("1×" if not c["predicted"] else "∞")
+    if len(counts) == 1:
+        return ratio(next(iter(counts.values())))
+    return " · ".join(f"{name} {ratio(c)}" for name, c in counts.items())
 
 
 def _num(x: Any, fmt: str) -> str:
@@ -51,7 +65,8 @@ def _num(x: Any, fmt: str) -> str:
 
 
 def format_table(rows: list[dict[str, Any]], header: str = "") -> str:
-    """The table as text: Gamma, P = Gamma/R in % of R, its bootstrap error, rank, verdict."""
+    """The table as text: Gamma, P = Gamma/R in % of R, its bootstrap error, rank, verdict, and
+    the predicted / recorded spike count per test stimulus."""
     display = []
     for r in rows:
         notes = []
@@ -69,6 +84,7 @@ def format_table(rows: list[dict[str, Any]], header: str = "") -> str:
                 "Γ/R %": _num(None if r["performance"] is None else 100 * r["performance"], ".1f"),
                 "± err %": _num(None if r["error"] is None else 100 * r["error"], ".1f"),
                 "verdict": r["verdict"],
+                "spikes pred/rec": count_ratios(r),
                 "fit s": _num(r["fit_s"], ".1f"),
                 "predict s": _num(r["predict_s"], ".2f"),
                 "notes": "; ".join(notes),
@@ -107,6 +123,9 @@ def challenge_header(run_info: dict) -> str:
     )
     if any(not s.get("test_window_s") for s in stimuli):
         wins += f"; training stimuli: {', '.join(trained)}"
+    why_not = run_info.get("training_only") or {}
+    if why_not:
+        wins += "; training only: " + ", ".join(f"{k} ({v})" for k, v in why_not.items())
     return (
         f"Challenge {run_info['challenge']!r} (Δ = {1e3 * run_info['delta_s']:g} ms; {wins}; R = {rel})\n"
         f"Run started {run_info.get('started', '?')}, seed {run_info['settings']['seed']}, "
