@@ -22,8 +22,7 @@ equation ``dV/dt = F(V) + I(t)/C`` is used directly:
 dV/dt is the central difference ``(V[k+1] - V[k-1]) / (2 dt)`` paired with ``V[k]``
 and the mean current over those two steps. A forward difference paired with
 ``V[k]`` shares that sample's recording noise with opposite sign and biases the
-leak: on the embedded challenge (0.3 mV white recording noise) it gave
-g_L = 29.6 nS against about 11 nS of leak (plus M-current) in the generating cell.
+leak upward (measured in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
