@@ -72,7 +72,7 @@ class DDFModel(Model):
 
     #: fraction of each training window held out to choose the structure
     holdout_fraction: float = 0.2
-    #: longest held-out part (s)
+    #: longest held-out part at budget 1 (s); scaled by the budget, by a quarter at the least
     max_holdout_s: float = 6.0
     #: take every ``row_stride``-th sample (plus every spike state) as a regression row
     row_stride: int = 8
