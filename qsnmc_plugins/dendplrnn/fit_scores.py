@@ -86,7 +86,7 @@ class FreeRunScores:
         self.grid, self.scaling, self.thresholds_mV = grid, scaling, thresholds_mV
         self.warm_steps = int(round(warmup_s / grid.dt_s))
         self.heldout_window = ScoredWindow.of(grid, (grid.heldout_start_s, grid.end_s), delta_s)
-        self.whole_window_scored = ScoredWindow.of(grid, (grid.t0_s + warmup_s, grid.end_s), delta_s)
+        self.selection_window = ScoredWindow.of(grid, (grid.t0_s + warmup_s, grid.end_s), delta_s)
         self.median_voltage = np.median(grid.voltage, axis=0)
 
     def heldout(self, params: NetworkParams, threshold_mV: float | None = None,
@@ -117,7 +117,7 @@ class FreeRunScores:
         except FreeRunDiverged:
             return -math.inf
         v = self.scaling.to_mV(pred[:, 0])
-        return max(self.whole_window_scored.gamma_over_R(v, g.dt_s, th, g.t0_s) for th in self.thresholds_mV)
+        return max(self.selection_window.gamma_over_R(v, g.dt_s, th, g.t0_s) for th in self.thresholds_mV)
 
     def of_network(self, net) -> float:
         """:meth:`whole_window` of a torch network (the checkpoint score during training)."""
