@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic challenge in a private data folder, and a CLI runner."""
+"""Shared fixtures: a small synthetic challenge in a private data folder, the embedded challenge, and a CLI runner."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ from synthetic import write_synthetic_challenge  # noqa: E402
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURE_SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
 SHARED = PROJECT.parent / "shared"
+EMBEDDED = PROJECT / "reference_data" / "embedded"
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,16 @@ def data_dir(tmp_path_factory) -> Path:
     write_synthetic_challenge(root / "challenges" / "synthetic-test")
     write_synthetic_challenge(root / "challenges" / "synthetic-two", "synthetic-two", n_stimuli=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def embedded_challenge():
+    """The embedded challenge of ``reference_data/embedded`` (the test is skipped where it is absent)."""
+    if not (EMBEDDED / "manifest.json").is_file():
+        pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
+    from qsnmc import load_challenge
+
+    return load_challenge(EMBEDDED)
 
 
 def run_cli(args: list[str], *, cwd: Path, data_dir: Path | None = None, env: dict | None = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,6 @@ from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.adex import AdExModel, qsnmc_register_models
 from qsnmc_plugins.adex.parameters import AdExParameters
 
-ROOT = Path(__file__).resolve().parents[1]
-EMBEDDED = ROOT / "reference_data" / "embedded"
 
 #: the known cell of the synthetic recordings
 TRUE = AdExParameters(C_pF=200.0, gL_nS=10.0, EL_mV=-70.0, DeltaT_mV=2.0, VT_mV=-50.0,
@@ -142,13 +139,10 @@ def test_cython_failure_falls_back_to_numpy() -> None:
 
 
 @pytest.mark.slow
-def test_beats_poisson_on_embedded_challenge() -> None:
-    if not (EMBEDDED / "manifest.json").is_file():
-        pytest.skip("reference_data/embedded/manifest.json is absent")
-    from qsnmc import load_challenge
+def test_beats_poisson_on_embedded_challenge(embedded_challenge) -> None:
     from qsnmc import evaluate_in_process
 
-    result = evaluate_in_process(AdExModel(seed=0, budget=0.08), load_challenge(EMBEDDED))
+    result = evaluate_in_process(AdExModel(seed=0, budget=0.08), embedded_challenge)
     assert result.record["held_out_gamma"] > 0.2
     assert result.score.performance > 0.2  # a Poisson train scores about 0
 

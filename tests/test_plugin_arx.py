@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from qsnmc_plugins.arx.spike_basis import spike_basis, spike_features
 from qsnmc_plugins.arx.spike_cut import cut_spikes
 from qsnmc_plugins.arx.stability import is_stable, pole_radius, stabilise
 
-EMBEDDED = Path(__file__).resolve().parent.parent / "reference_data" / "embedded"
 STEP = 0.001
 
 
@@ -150,12 +148,9 @@ def test_multi_stimulus_fit_predicts_an_unseen_stimulus():
 
 
 @pytest.mark.slow
-def test_beats_poisson_on_the_embedded_challenge():
-    if not (EMBEDDED / "manifest.json").is_file():
-        pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
-    from qsnmc import load_challenge
+def test_beats_poisson_on_the_embedded_challenge(embedded_challenge):
     from qsnmc import evaluate_in_process
 
-    result = evaluate_in_process(ArxModel(seed=0, budget=0.1), load_challenge(EMBEDDED))
+    result = evaluate_in_process(ArxModel(seed=0, budget=0.1), embedded_challenge)
     assert result.record["validation"]["held_out_gamma_over_R"] > 0.2
     assert result.score.performance > 0.2

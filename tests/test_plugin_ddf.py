@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,6 @@ from qsnmc_plugins.ddf.refine import RefineSettings, first_crossing
 from qsnmc_plugins.ddf.ridge import NormalEquations, solve_ridge
 from qsnmc_plugins.ddf.rollout import torch_free_run
 
-EMBEDDED = Path(__file__).resolve().parents[1] / "reference_data" / "embedded"
 DT = 1e-4
 
 
@@ -293,13 +291,10 @@ def test_multi_stimulus_fit_and_prediction_from_rest(rs_recording):
 
 
 @pytest.mark.slow
-def test_beats_poisson_on_embedded_challenge():
-    if not (EMBEDDED / "manifest.json").is_file():
-        pytest.skip("reference_data/embedded is not generated")
-    from qsnmc import load_challenge
+def test_beats_poisson_on_embedded_challenge(embedded_challenge):
     from qsnmc import evaluate_in_process
 
-    score = evaluate_in_process(DDFModel(seed=0, budget=0.1), load_challenge(EMBEDDED)).score
+    score = evaluate_in_process(DDFModel(seed=0, budget=0.1), embedded_challenge).score
     assert score.performance > 0.2, score.to_dict()
 
 

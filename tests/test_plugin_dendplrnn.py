@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_we
 from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
 from qsnmc_plugins.dendplrnn.training import FitFailed, SequenceData, TrainConfig, new_state, train
 
-EMBEDDED = Path(__file__).resolve().parents[1] / "reference_data" / "embedded"
 
 
 # ----------------------------------------------------------------- sparse teacher forcing
@@ -236,14 +234,11 @@ def test_multi_stimulus_fit_and_predict_with_filter_bank():
 
 # ----------------------------------------------------------------- the embedded challenge
 @pytest.mark.slow
-def test_quick_fit_beats_poisson_on_embedded_challenge():
-    if not (EMBEDDED / "manifest.json").is_file():
-        pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
-    from qsnmc import load_challenge
+def test_quick_fit_beats_poisson_on_embedded_challenge(embedded_challenge):
     from qsnmc.scoring.evaluation import score_predictions
     from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 
-    ch = load_challenge(EMBEDDED)
+    ch = embedded_challenge
     model = DendPLRNNModel(seed=0, budget=0.1)
     record = model.fit(ch.training_data())
     assert record["heldout_gamma_over_R"] > 0.2

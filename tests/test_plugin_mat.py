@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from qsnmc_plugins.mat.model import MATModel
 from qsnmc_plugins.mat.threshold import simulate_spike_indices
 
 os.environ.setdefault("QSNMC_PROGRESS", "0")
-EMBEDDED = Path(__file__).resolve().parent.parent / "reference_data" / "embedded"
 
 TRUE_TAU_M_S = 0.010
 TRUE_R_GOHM = 0.1
@@ -135,12 +133,9 @@ def test_fits_several_stimuli_at_1khz_and_predicts_a_new_one_from_rest():
     assert coincidence_factor(target, prediction, 0.002, duration=window[1] - window[0]) > 0.4
 
 
-def test_beats_the_poisson_baseline_on_the_embedded_challenge():
-    if not (EMBEDDED / "manifest.json").is_file():
-        pytest.skip("embedded challenge not generated (reference_data/embedded/manifest.json absent)")
-    from qsnmc import load_challenge
+def test_beats_the_poisson_baseline_on_the_embedded_challenge(embedded_challenge):
     from qsnmc import evaluate_in_process
 
-    result = evaluate_in_process(MATModel(seed=0, budget=0.1), load_challenge(EMBEDDED))
+    result = evaluate_in_process(MATModel(seed=0, budget=0.1), embedded_challenge)
     assert result.record["heldout_gamma_over_R"] > 0.2
     assert result.score.performance > 0.2

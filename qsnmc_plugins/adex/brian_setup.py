@@ -9,11 +9,10 @@ warnings back to Python.
 Code-generation target: Cython (``runtime`` mode). Compiled extensions are cached
 under ``$HOME/.cython/brian_extensions`` (Brian2's default), keyed by the generated
 code, which depends only on the equations, never on parameter values or on the
-injected current: one fit compiles each code object once (about 15 s on a cold
-cache, measured on 2 cores) and every later run, fit or prediction, reuses it. The
-numpy target is 5-6 times slower on this model, so it is only a fall-back when
-Cython cannot compile (no compiler, read-only cache); :func:`run_with_fallback`
-switches to it with a warning.
+injected current: one fit compiles each code object once and every later run, fit
+or prediction, reuses it. The numpy target is several times slower on this model
+(``benchmarks/README.md``), so it is only a fall-back when Cython cannot compile (no
+compiler, read-only cache); :func:`run_with_fallback` switches to it with a warning.
 """
 from __future__ import annotations
 

@@ -22,8 +22,7 @@ equation ``dV/dt = F(V) + I(t)/C`` is used directly:
 dV/dt is the central difference ``(V[k+1] - V[k-1]) / (2 dt)`` paired with ``V[k]``
 and the mean current over those two steps. A forward difference paired with
 ``V[k]`` shares that sample's recording noise with opposite sign and biases the
-leak: on the embedded challenge (0.3 mV white recording noise) it gave
-g_L = 29.6 nS against about 11 nS of leak (plus M-current) in the generating cell.
+leak upward (measured in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
@@ -155,37 +154,15 @@ def fit_dynamic_iv(
     if v.size < 1000:
         raise ValueError(f"dynamic I-V: only {v.size} subthreshold samples")
 
-    # 1. Linear regression below threshold: dV/dt = b0 + b1 V + I / C - sum_k c_k x_k.
-    low = v < np.percentile(v, 60)
-    design = np.column_stack([np.ones(low.sum()), v[low], cur[low], spk[low]])
-    beta, *_ = np.linalg.lstsq(design, dvdt[low], rcond=None)
-    if beta[2] <= 0 or beta[1] >= 0:
-        raise ValueError(f"dynamic I-V: regression gives a non-physical membrane (coefficients {beta})")
+    # 1. Linear regression below threshold: C and first guesses of tau_m and E_L.
+    beta = _membrane_regression(v, dvdt, cur, spk)
     c_pF = 1.0 / beta[2]  # pA / (mV/ms) = pF
     tau0 = -1.0 / beta[1]
     el0 = -beta[0] / beta[1]
-
-    # 2. Dynamic I-V curve: F(V) = dV/dt - I/C, binned in V.
+    # 2. Dynamic I-V curve: F(V) = dV/dt - I/C, binned in V, fitted by the exponential model.
     f = dvdt - cur / c_pF - spk @ beta[3:]  # pA / pF = mV/ms, adaptation removed
-    edges = np.arange(np.floor(v.min()), V_CAP_MV + BIN_MV, BIN_MV)
-    which = np.digitize(v, edges) - 1
-    counts = np.bincount(which, minlength=edges.size)[: edges.size - 1]
-    sums = np.bincount(which, weights=f, minlength=edges.size)[: edges.size - 1]
-    ok = counts >= MIN_BIN_SAMPLES
-    centres = 0.5 * (edges[:-1] + edges[1:])[ok]
-    means = sums[ok] / counts[ok]
-    sigma = 1.0 / np.sqrt(counts[ok])
-    vt0 = float(centres[-1]) - 5.0
-    # A spike's upstroke lasts well under a millisecond: sampled coarser than 0.25 ms it
-    # is not resolved and the curve fit drifts to its upper bound on Delta_T. Bound it
-    # then by the range measured in cortical pyramidal cells (Badel et al. 2008: ~1-3 mV).
-    max_delta = 20.0 if stimuli[0].dt_s <= COARSE_DT_S else COARSE_MAX_DELTA_T_MV
-    p0 = (tau0, el0, min(2.0, 0.5 * max_delta), vt0)
-    bounds = ([0.5, -110.0, 0.1, -80.0], [500.0, -20.0, max_delta, -10.0])
-    try:
-        popt, _ = curve_fit(_iv_model, centres, means, p0=p0, sigma=sigma, bounds=bounds, maxfev=20000)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"dynamic I-V curve fit failed: {exc}") from exc
+    centres, means, sigma = _binned_curve(v, f)
+    popt = _fit_iv_curve(centres, means, sigma, tau0, el0, stimuli[0].dt_s)
     tau_ms, el, delta, vt = (float(x) for x in popt)
     resid = means - _iv_model(centres, *popt)
     return DynamicIV(
@@ -200,3 +177,51 @@ def fit_dynamic_iv(
         rms_residual_mV_per_ms=float(np.sqrt(np.mean(resid**2))),
         adaptation_pA=tuple(float(-c * c_pF) for c in beta[3:]),
     )
+
+
+def _membrane_regression(v: np.ndarray, dvdt: np.ndarray, cur: np.ndarray, spk: np.ndarray) -> np.ndarray:
+    """Least squares of ``dV/dt = b0 + b1 V + I / C - sum_k c_k x_k`` on the samples below the
+    60th voltage percentile: ``(b0, b1, 1 / C, -c_1, ...)`` (mV/ms, 1/ms, 1/pF, mV/ms).
+
+    Raises:
+        ValueError: a non-physical membrane (1 / C <= 0 or b1 >= 0).
+    """
+    low = v < np.percentile(v, 60)
+    design = np.column_stack([np.ones(low.sum()), v[low], cur[low], spk[low]])
+    beta, *_ = np.linalg.lstsq(design, dvdt[low], rcond=None)
+    if beta[2] <= 0 or beta[1] >= 0:
+        raise ValueError(f"dynamic I-V: regression gives a non-physical membrane (coefficients {beta})")
+    return beta
+
+
+def _binned_curve(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of ``f`` (mV/ms) in :data:`BIN_MV` voltage bins up to :data:`V_CAP_MV` with at least
+    :data:`MIN_BIN_SAMPLES` samples: (bin centres in mV, means, 1 / sqrt(count) as the fit's sigma)."""
+    edges = np.arange(np.floor(v.min()), V_CAP_MV + BIN_MV, BIN_MV)
+    which = np.digitize(v, edges) - 1
+    counts = np.bincount(which, minlength=edges.size)[: edges.size - 1]
+    sums = np.bincount(which, weights=f, minlength=edges.size)[: edges.size - 1]
+    ok = counts >= MIN_BIN_SAMPLES
+    centres = 0.5 * (edges[:-1] + edges[1:])[ok]
+    return centres, sums[ok] / counts[ok], 1.0 / np.sqrt(counts[ok])
+
+
+def _fit_iv_curve(centres: np.ndarray, means: np.ndarray, sigma: np.ndarray, tau0: float, el0: float,
+                  dt_s: float) -> np.ndarray:
+    """``curve_fit`` of :func:`_iv_model` to the binned curve: (tau_m ms, E_L, Delta_T, V_T mV).
+
+    Raises:
+        ValueError: the curve fit failed.
+    """
+    vt0 = float(centres[-1]) - 5.0
+    # A spike's upstroke lasts well under a millisecond: sampled coarser than 0.25 ms it
+    # is not resolved and the curve fit drifts to its upper bound on Delta_T. Bound it
+    # then by the range measured in cortical pyramidal cells (Badel et al. 2008: ~1-3 mV).
+    max_delta = 20.0 if dt_s <= COARSE_DT_S else COARSE_MAX_DELTA_T_MV
+    p0 = (tau0, el0, min(2.0, 0.5 * max_delta), vt0)
+    bounds = ([0.5, -110.0, 0.1, -80.0], [500.0, -20.0, max_delta, -10.0])
+    try:
+        popt, _ = curve_fit(_iv_model, centres, means, p0=p0, sigma=sigma, bounds=bounds, maxfev=20000)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"dynamic I-V curve fit failed: {exc}") from exc
+    return popt

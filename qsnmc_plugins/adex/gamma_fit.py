@@ -216,8 +216,9 @@ class Stage2Result:
     """The chosen parameters and how they were chosen."""
 
     params: AdExParameters
-    fit_gamma: float  #: continuous simulation, fit window, mean over repetitions and stimuli
-    held_out_gamma: float  #: continuous simulation, held-out window
+    #: continuous simulation, fit window: mean over repetitions, weighted over stimuli (:func:`stimulus_weights`)
+    fit_gamma: float
+    held_out_gamma: float  #: the same over the held-out window
     segmented_fit_gamma: float  #: the optimiser's (segmented) estimate of fit_gamma
     candidates: list[dict[str, Any]]
     log: GenerationLog
@@ -262,36 +263,12 @@ def fit_stage2(
     objective = GammaObjective(
         stimuli, base, windows_by_stimulus, delta_s, n_segments, warmup_s, step_factor, on_generation
     )
-    popsize = max(2, int(round(population / len(SEARCH_NAMES))))
-    result = differential_evolution(
-        objective,
-        space.bounds,
-        x0=np.array(space.x0),
-        popsize=popsize,
-        maxiter=generations,
-        init="latinhypercube",
-        mutation=(0.5, 1.0),
-        recombination=0.7,
-        tol=0.0,
-        polish=False,
-        vectorized=True,
-        updating="deferred",
-        rng=np.random.default_rng(seed),
-    )
+    result = _differential_evolution(objective, space, population, generations, seed)
     pop = np.asarray(result.population)
     energies = np.asarray(result.population_energies)
     order = np.argsort(energies, kind="stable")[:n_validated]
     chosen = [apply_vector(base, pop[k]) for k in order]
-
-    # Continuous runs over the whole training window: fit and held-out Gamma.
-    fit_g = np.zeros(len(chosen))
-    held_g = np.zeros(len(chosen))
-    for stim, cur, win, w in zip(stimuli, objective.currents, windows_by_stimulus, objective.weights):
-        res = simulate_population(chosen, cur, stim.dt_s * step_factor, win.held_out[1])
-        for j, tr in enumerate(res.spike_times_s):
-            ok = res.finite[j]
-            fit_g[j] += w * (mean_gamma(stim.spike_times_s, tr, win.fit, delta_s) if ok else PENALTY_GAMMA)
-            held_g[j] += w * (mean_gamma(stim.spike_times_s, tr, win.held_out, delta_s) if ok else PENALTY_GAMMA)
+    fit_g, held_g = _continuous_gammas(chosen, stimuli, objective, windows_by_stimulus, delta_s, step_factor)
     best = int(np.argmax(held_g))
     candidates = [
         {
@@ -312,3 +289,45 @@ def fit_stage2(
         de_message=str(result.message),
         n_evaluations=int(result.nfev),
     )
+
+
+def _differential_evolution(objective: GammaObjective, space: SearchSpace, population: int, generations: int,
+                            seed: int):
+    """SciPy's vectorised differential evolution of ``objective`` over ``space`` (no polishing)."""
+    popsize = max(2, int(round(population / len(SEARCH_NAMES))))
+    return differential_evolution(
+        objective,
+        space.bounds,
+        x0=np.array(space.x0),
+        popsize=popsize,
+        maxiter=generations,
+        init="latinhypercube",
+        mutation=(0.5, 1.0),
+        recombination=0.7,
+        tol=0.0,
+        polish=False,
+        vectorized=True,
+        updating="deferred",
+        rng=np.random.default_rng(seed),
+    )
+
+
+def _continuous_gammas(
+    chosen: Sequence[AdExParameters],
+    stimuli: Sequence[TrainingStimulus],
+    objective: GammaObjective,
+    windows_by_stimulus: Sequence[Windows],
+    delta_s: float,
+    step_factor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit-window and held-out Gamma of each parameter set, from continuous runs over the whole
+    training window, weighted over stimuli as the objective weights them."""
+    fit_g = np.zeros(len(chosen))
+    held_g = np.zeros(len(chosen))
+    for stim, cur, win, w in zip(stimuli, objective.currents, windows_by_stimulus, objective.weights):
+        res = simulate_population(chosen, cur, stim.dt_s * step_factor, win.held_out[1])
+        for j, tr in enumerate(res.spike_times_s):
+            ok = res.finite[j]
+            fit_g[j] += w * (mean_gamma(stim.spike_times_s, tr, win.fit, delta_s) if ok else PENALTY_GAMMA)
+            held_g[j] += w * (mean_gamma(stim.spike_times_s, tr, win.held_out, delta_s) if ok else PENALTY_GAMMA)
+    return fit_g, held_g

@@ -15,14 +15,13 @@ averaged over it) for finely sampled data; data sampled more coarsely than
 substeps of at most that length, the current held over each data sample.
 
 Budget: ``round(36 * budget)`` generations (at least 1) of ``min(100, max(20,
-200 * budget))`` candidates. At budget 1 the fit of the embedded challenge took
-30 s (30 s CPU) on a quiet 2-core machine and 52-66 s wall on the same machine
-shared with other jobs.
+200 * budget))`` candidates (fit times in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +30,9 @@ from qsnmc import Model
 from qsnmc import bar
 from qsnmc import intrinsic_reliability
 from qsnmc_plugins.adex.parameters import AdExParameters
+
+if TYPE_CHECKING:  # Brian2 is imported only when a model fits or predicts
+    from qsnmc_plugins.adex.gamma_fit import Stage2Result
 
 #: fraction of each training window held out from both fitting stages
 HELD_OUT_FRACTION = 0.2
@@ -57,6 +59,12 @@ def step_factor(dt_s: float) -> float:
     if dt_s > MAX_SIM_DT_S * (1 + 1e-9):
         return 1.0 / int(np.ceil(dt_s / MAX_SIM_DT_S - 1e-9))
     return max(1, int(round(SIM_DT_S / dt_s)))
+
+
+def _show_generation(progress, best: float) -> None:
+    """Advance the fit's progress bar by one DE generation, showing the best Gamma so far."""
+    progress.update(1)
+    progress.set_postfix(best_gamma=f"{best:.3f}")
 
 
 def _reliability(trains: list[np.ndarray], window: tuple[float, float], delta_s: float) -> float | None:
@@ -89,15 +97,14 @@ class AdExModel(Model):
     # -- fitting -------------------------------------------------------------------------
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Fit on the training windows only; returns the fit record (parameters with units)."""
-        from qsnmc_plugins.adex.brian_setup import brian2_module, current_target
+        from qsnmc_plugins.adex.brian_setup import brian2_module
         from qsnmc_plugins.adex.dynamic_iv import fit_dynamic_iv
-        from qsnmc_plugins.adex.gamma_fit import Windows, fit_stage2
+        from qsnmc_plugins.adex.gamma_fit import Windows
 
         t_start = time.perf_counter()
         brian2_module().seed(self.seed)
         stimuli = list(train.stimuli)
         windows = [Windows.split(s.window_s, HELD_OUT_FRACTION) for s in stimuli]
-
         # Stage 1: each stimulus' fit part only (the held-out part stays unseen).
         div = fit_dynamic_iv(stimuli, stop_s=[w.fit[1] for w in windows])
         base = AdExParameters(
@@ -105,25 +112,37 @@ class AdExModel(Model):
             Vpeak_mV=VPEAK_MV,
         )
         t_stage1 = time.perf_counter() - t_start
+        st2 = self._search_stage2(train, base, windows, div.adaptation_guess)
+        self.params = st2.params
+        return {
+            **self._fit_record(train, windows, div, st2),
+            "seconds": {"stage1": t_stage1, "total": time.perf_counter() - t_start},
+            "budget": self.budget,
+            "seed": self.seed,
+        }
 
-        # Stage 2: DE on Gamma.
+    def _search_stage2(self, train: TrainingData, base: AdExParameters, windows: list,
+                       adaptation_guess: tuple[float, float]) -> Stage2Result:
+        """Stage 2: differential evolution on Gamma around the stage-1 parameters, with a progress bar."""
+        from qsnmc_plugins.adex.gamma_fit import fit_stage2
+
         progress = bar(total=self.generations + 1, desc="adex DE")
-
-        def on_generation(best: float) -> None:
-            progress.update(1)
-            progress.set_postfix(best_gamma=f"{best:.3f}")
-
         try:
-            st2 = fit_stage2(
-                stimuli, base, windows, train.delta_s,
+            return fit_stage2(
+                list(train.stimuli), base, windows, train.delta_s,
                 generations=self.generations, population=self.population, n_segments=N_SEGMENTS,
-                seed=self.seed, on_generation=on_generation, step_factor=step_factor(train.dt_s),
-                b_guess_pA=div.adaptation_guess[0], tauw_guess_ms=div.adaptation_guess[1],
+                seed=self.seed, on_generation=partial(_show_generation, progress),
+                step_factor=step_factor(train.dt_s),
+                b_guess_pA=adaptation_guess[0], tauw_guess_ms=adaptation_guess[1],
             )
         finally:
             progress.close()
-        self.params = st2.params
 
+    def _fit_record(self, train: TrainingData, windows: list, div: Any, st2: Stage2Result) -> dict[str, Any]:
+        """Both stages' results, the windows and the training / held-out Gamma and reliability."""
+        from qsnmc_plugins.adex.brian_setup import current_target
+
+        stimuli = train.stimuli
         r_fit = [_reliability(list(s.spike_times_s), w.fit, train.delta_s) for s, w in zip(stimuli, windows)]
         r_held = [_reliability(list(s.spike_times_s), w.held_out, train.delta_s) for s, w in zip(stimuli, windows)]
         r_fit_mean = float(np.mean(r_fit)) if all(r is not None for r in r_fit) else None
@@ -155,9 +174,6 @@ class AdExModel(Model):
             "training_performance": st2.fit_gamma / r_fit_mean if r_fit_mean else None,
             "held_out_performance": st2.held_out_gamma / r_held_mean if r_held_mean else None,
             "brian2_target": current_target(),
-            "seconds": {"stage1": t_stage1, "total": time.perf_counter() - t_start},
-            "budget": self.budget,
-            "seed": self.seed,
         }
 
     # -- prediction ----------------------------------------------------------------------

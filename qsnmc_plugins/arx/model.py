@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,21 @@ def prepare(stim: TrainingStimulus, step_s: float) -> PreparedStimulus:
     return PreparedStimulus(stim, block_mean(stim.current_pA, f), start_bin, reps)
 
 
+def _held_out_sets(prepared: list[PreparedStimulus]) -> list[HeldOutSet]:
+    """Each stimulus' held-out part: the current up to the window's end, spike onsets, and the
+    recorded voltage with its spike-free mask from the split on."""
+    return [
+        HeldOutSet(
+            p.current_pA[: p.start_bin + p.n_bins],
+            [r.onsets + p.start_bin for r in p.reps],
+            np.array([r.voltage_mV[p.split_bin() :] for r in p.reps]),
+            ~np.array([r.cut[p.split_bin() :] for r in p.reps]),
+            p.start_bin + p.split_bin(),
+        )
+        for p in prepared
+    ]
+
+
 class ArxModel(Model):
     """ARX voltage model + adaptive threshold; deterministic (one train for every repetition)."""
 
@@ -138,6 +154,8 @@ class ArxModel(Model):
         return float(np.mean(gammas)), float(np.mean(ratios))
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
+        """Choose the orders and output-error iterations on the held-out part, fit the spike rule,
+        refit both on the whole window; return the fit record."""
         step = MODEL_STEP_S if train.dt_s <= MODEL_STEP_S else train.dt_s
         prepared = [prepare(s, step) for s in train.stimuli]
         basis = spike_basis(step)
@@ -146,50 +164,29 @@ class ArxModel(Model):
         candidates = candidate_orders(n_spike_options, reduced=self.budget < REDUCED_SEARCH_BELOW)
         with bar(len(candidates) + 5, desc="arx fit") as progress:
             gram_fit = self._gram(prepared, basis, "fit")
-            held = [
-                HeldOutSet(
-                    p.current_pA[: p.start_bin + p.n_bins],
-                    [r.onsets + p.start_bin for r in p.reps],
-                    np.array([r.voltage_mV[p.split_bin() :] for r in p.reps]),
-                    ~np.array([r.cut[p.split_bin() :] for r in p.reps]),
-                    p.start_bin + p.split_bin(),
-                )
-                for p in prepared
-            ]
+            held = _held_out_sets(prepared)
             orders, ranking, n_unstable = search_orders(gram_fit, held, candidates, step, progress)
             progress.set_postfix(rmse_mV=f"{ranking[0].rmse_mV:.2f}")
             # output-error refinement (Steiglitz-McBride), iterations chosen on the held-out part
             max_orders = (gram_fit.max_voltage, gram_fit.max_current)
             fit_parts = [(s, slice(0, p.split_bin())) for p in prepared for s in p.series()]
             filt_fit, sm_history = steiglitz_mcbride(
-                gram_fit.solve(orders, step), basis, max_orders, fit_parts, lambda f: held_out_rmse(f, held)
+                gram_fit.solve(orders, step), basis, max_orders, fit_parts, partial(held_out_rmse, held=held)
             )
             n_sm = int(np.nanargmin(sm_history))
             progress.update(1)
             progress.set_postfix(rmse_mV=f"{sm_history[n_sm]:.2f}")
             # stage 1: the spike rule on the fit part, scored on the held-out part
-            rule_fit, gamma_fit = fit_spike_rule(filt_fit, self._targets(prepared, step, "fit"), train.delta_s,
-                                                 progress=progress)
+            rule_fit, _ = fit_spike_rule(filt_fit, self._targets(prepared, step, "fit"), train.delta_s,
+                                         progress=progress)
             held_gamma, held_ratio = self._gamma_over_r(filt_fit, rule_fit, self._targets(prepared, step, "held"),
                                                         train.delta_s)
             progress.set_postfix(held_gamma_over_R=f"{held_ratio:.3f}")
             # final: the whole window
-            gram_all = self._gram(prepared, basis, "held")
-            gram_all.gram += gram_fit.gram
-            gram_all.xty += gram_fit.xty
-            gram_all.yty += gram_fit.yty
-            gram_all.n_rows += gram_fit.n_rows
-            filt = gram_all.solve(orders, step)
-            if n_sm:
-                all_parts = [(s, slice(0, p.n_bins)) for p in prepared for s in p.series()]
-                filt, _ = steiglitz_mcbride(filt, basis, max_orders, all_parts, None, n_iterations=n_sm)
-            a_new, message = stabilise(filt.a)
-            if message:
-                warnings.warn(f"arx: {message}", RuntimeWarning, stacklevel=2)
-                filt.a = a_new
+            filt, message = self._whole_window_filter(prepared, basis, gram_fit, orders, step, n_sm)
             self.filter = filt
-            self.rule, gamma_train_fit = fit_spike_rule(filt, self._targets(prepared, step, "all"), train.delta_s,
-                                                        progress=progress)
+            self.rule, _ = fit_spike_rule(filt, self._targets(prepared, step, "all"), train.delta_s,
+                                          progress=progress)
             train_gamma, train_ratio = self._gamma_over_r(filt, self.rule, self._targets(prepared, step, "whole"),
                                                           train.delta_s)
         record = self._record(filt, orders, ranking, n_unstable, message, held_gamma, held_ratio, train_gamma,
@@ -199,6 +196,29 @@ class ArxModel(Model):
         record["validation"]["held_out_rmse_mV"] = float(sm_history[n_sm])
         record["validation"]["held_out_rmse_mV_arx"] = float(sm_history[0])
         return record
+
+    def _whole_window_filter(self, prepared: list[PreparedStimulus], basis: np.ndarray, gram_fit: GramAccumulator,
+                             orders, step: float, n_output_error: int) -> tuple[ArxFilter, str]:
+        """The chosen orders refitted on the whole window (fit part's normal equations plus the
+        held-out part's), with ``n_output_error`` Steiglitz-McBride iterations, stabilised if needed.
+
+        Returns the filter and the stabilisation message ("" when it was stable).
+        """
+        gram_all = self._gram(prepared, basis, "held")
+        gram_all.gram += gram_fit.gram
+        gram_all.xty += gram_fit.xty
+        gram_all.yty += gram_fit.yty
+        gram_all.n_rows += gram_fit.n_rows
+        filt = gram_all.solve(orders, step)
+        if n_output_error:
+            all_parts = [(s, slice(0, p.n_bins)) for p in prepared for s in p.series()]
+            max_orders = (gram_fit.max_voltage, gram_fit.max_current)
+            filt, _ = steiglitz_mcbride(filt, basis, max_orders, all_parts, None, n_iterations=n_output_error)
+        a_new, message = stabilise(filt.a)
+        if message:
+            warnings.warn(f"arx: {message}", RuntimeWarning, stacklevel=3)
+            filt.a = a_new
+        return filt, message
 
     def _record(self, filt, orders, ranking, n_unstable, message, held_gamma, held_ratio, train_gamma, train_ratio,
                 rule_fit, step) -> dict[str, Any]:

@@ -8,14 +8,13 @@ Fit, on the training window only:
    With several training stimuli, each stimulus' mean Gamma is weighted by its
    intrinsic reliability R (from its training repetitions): on a barely reliable
    stimulus Gamma measures little beyond the rate, and a regular high-rate train
-   can even score Gamma > R there (QSNMC 2007 stimulus 09: R = 0.02, Gamma = 0.09
-   at 140 Hz against 15 Hz recorded), which pulled the unweighted fit to 170 Hz.
+   can even score Gamma > R there (measured in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from qsnmc import Stimulus, TrainingData
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
 from qsnmc import Model
 from qsnmc import coincidence_factor, intrinsic_reliability
 
@@ -41,8 +40,25 @@ def stimulus_weights(train: TrainingData) -> np.ndarray:
 
 
 def _bin(x: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
     n = x.shape[-1] // factor * factor
     return x[..., :n].reshape(*x.shape[:-1], -1, factor).mean(axis=-1)
+
+
+def _membrane_rows(s: TrainingStimulus, factor: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Regression rows ``[V, I, 1]`` and targets dV/dt (mV/s) of one training stimulus, on bins
+    of ``step`` s, leaving out the voltage around each spike."""
+    v = _bin(s.voltage_mV, factor)  # (reps, n_bins)
+    i = _bin(s.window_current_pA, factor)
+    keep = np.ones_like(v, dtype=bool)
+    for r, spikes in enumerate(s.spike_times_s):
+        k = ((spikes - s.window_s[0]) / step).astype(int)
+        for off in range(-int(CUT_BEFORE_S / step), int(CUT_AFTER_S / step) + 1):
+            keep[r, np.clip(k + off, 0, v.shape[1] - 1)] = False
+    ok = keep[:, :-1] & keep[:, 1:]
+    dv = (v[:, 1:] - v[:, :-1]) / step
+    x = np.stack([v[:, :-1][ok], np.broadcast_to(i[:-1], v[:, :-1].shape)[ok], np.ones(ok.sum())], axis=1)
+    return x, dv[ok]
 
 
 class LeakyIntegrateAndFire(Model):
@@ -55,49 +71,13 @@ class LeakyIntegrateAndFire(Model):
         return max(1, int(round(MODEL_STEP_S / dt_s)))
 
     def fit(self, train: TrainingData) -> dict:
+        """Fit the membrane by least squares, then threshold and reset on a grid by Gamma."""
         factor = self._factor(train.dt_s)
         step = train.dt_s * factor
-        rows, targets = [], []
-        for s in train.stimuli:
-            v = _bin(s.voltage_mV, factor)  # (reps, n_bins)
-            i = _bin(s.window_current_pA, factor)
-            keep = np.ones_like(v, dtype=bool)
-            for r, spikes in enumerate(s.spike_times_s):
-                k = ((spikes - s.window_s[0]) / step).astype(int)
-                for off in range(-int(CUT_BEFORE_S / step), int(CUT_AFTER_S / step) + 1):
-                    keep[r, np.clip(k + off, 0, v.shape[1] - 1)] = False
-            ok = keep[:, :-1] & keep[:, 1:]
-            dv = (v[:, 1:] - v[:, :-1]) / step
-            x = np.stack([v[:, :-1][ok], np.broadcast_to(i[:-1], v[:, :-1].shape)[ok], np.ones(ok.sum())], axis=1)
-            rows.append(x)
-            targets.append(dv[ok])
-        x = np.concatenate(rows)
-        y = np.concatenate(targets)
-        (a, b, c), *_ = np.linalg.lstsq(x, y, rcond=None)
-        if a >= 0 or b <= 0:
-            raise RuntimeError(f"membrane fit unphysical: dV/dt = {a:.3g} V + {b:.3g} I + {c:.3g}")
-        self.tau_m_s = -1.0 / a
-        self.gain_mV_per_s_per_pA = b  # = 1 / C, C in nF
-        self.e_leak_mV = -c / a
-        self.step_s = step
-        v_all = np.concatenate([_bin(s.voltage_mV, factor).ravel() for s in train.stimuli])
-        e = self.e_leak_mV
-        thetas = np.linspace(e + 2.0, np.percentile(v_all, 99.5) + 10.0, N_THRESHOLDS)
-        resets = e + np.array(RESET_OFFSETS_MV)
-        grid = np.array([(t, r) for t in thetas for r in resets if r < t])
-        gammas = np.zeros(len(grid))
+        self._fit_membrane(train, factor, step)
+        grid = self._threshold_reset_grid(train, factor)
         weights = stimulus_weights(train)
-        for s, w in zip(train.stimuli, weights):
-            # budget < 1 fits the threshold on the first part of the window only (at least 5 s)
-            stop = min(s.window_s[1], s.window_s[0] + max(5.0, self.budget * (s.window_s[1] - s.window_s[0])))
-            trains = self._simulate(s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], s.window_s[0], stop)
-            dur = stop - s.window_s[0]
-            rec = [t[t < stop] for t in s.spike_times_s]
-            for j, pred in enumerate(trains):
-                try:
-                    gammas[j] += w * np.mean([coincidence_factor(r, pred, train.delta_s, duration=dur) for r in rec])
-                except ValueError:
-                    gammas[j] = -np.inf
+        gammas = self._grid_gammas(train, grid, weights)
         best = int(np.argmax(gammas))
         self.theta_mV, self.reset_mV = grid[best]
         return {
@@ -112,6 +92,46 @@ class LeakyIntegrateAndFire(Model):
             "gamma_objective": "mean Gamma per stimulus, weighted by the stimulus' reliability R",
             "stimulus_weights": {s.name: float(w) for s, w in zip(train.stimuli, weights)},
         }
+
+    def _fit_membrane(self, train: TrainingData, factor: int, step: float) -> None:
+        """``dV/dt = a V + b I + c`` by least squares on the binned subthreshold voltage of every
+        stimulus; sets tau_m, the gain 1 / C and E_L."""
+        rows, targets = zip(*(_membrane_rows(s, factor, step) for s in train.stimuli))
+        x = np.concatenate(rows)
+        y = np.concatenate(targets)
+        (a, b, c), *_ = np.linalg.lstsq(x, y, rcond=None)
+        if a >= 0 or b <= 0:
+            raise RuntimeError(f"membrane fit unphysical: dV/dt = {a:.3g} V + {b:.3g} I + {c:.3g}")
+        self.tau_m_s = -1.0 / a
+        self.gain_mV_per_s_per_pA = b  # = 1 / C, C in nF
+        self.e_leak_mV = -c / a
+        self.step_s = step
+
+    def _threshold_reset_grid(self, train: TrainingData, factor: int) -> np.ndarray:
+        """(theta, reset) pairs in mV, reset below theta: thresholds from E_L + 2 mV to 10 mV above
+        the 99.5th voltage percentile, resets at :data:`RESET_OFFSETS_MV` from E_L."""
+        v_all = np.concatenate([_bin(s.voltage_mV, factor).ravel() for s in train.stimuli])
+        e = self.e_leak_mV
+        thetas = np.linspace(e + 2.0, np.percentile(v_all, 99.5) + 10.0, N_THRESHOLDS)
+        resets = e + np.array(RESET_OFFSETS_MV)
+        return np.array([(t, r) for t in thetas for r in resets if r < t])
+
+    def _grid_gammas(self, train: TrainingData, grid: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Each grid point's mean Gamma against the training repetitions, weighted over stimuli
+        (-inf where Gamma is undefined)."""
+        gammas = np.zeros(len(grid))
+        for s, w in zip(train.stimuli, weights):
+            # budget < 1 fits the threshold on the first part of the window only (at least 5 s)
+            stop = min(s.window_s[1], s.window_s[0] + max(5.0, self.budget * (s.window_s[1] - s.window_s[0])))
+            trains = self._simulate(s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], s.window_s[0], stop)
+            dur = stop - s.window_s[0]
+            rec = [t[t < stop] for t in s.spike_times_s]
+            for j, pred in enumerate(trains):
+                try:
+                    gammas[j] += w * np.mean([coincidence_factor(r, pred, train.delta_s, duration=dur) for r in rec])
+                except ValueError:
+                    gammas[j] = -np.inf
+        return gammas
 
     def _simulate(
         self, current_pA: np.ndarray, dt_s: float, theta: np.ndarray, reset: np.ndarray, start_s: float, stop_s: float

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,11 +21,8 @@ if TYPE_CHECKING:  # torch is imported only when a refinement runs
 
 #: candidate structures, best guess first (a budget-limited fit tries only the first few):
 #: (dimension, delay in map steps, input lag in map steps, slow filter time constants in
-#: ms, number of centres, width factor); slow filters enter linearly. On the embedded
-#: challenge (all 13 repetitions, 6 s held out, 3 k-means seeds each) the held-out Gamma/R
-#: of the best seed and penalty was 0.58 (D=4), 0.60 (D=3), 0.52 (D=5), 0.39 (input lag 1:
-#: most penalties run away at the 0.5 ms step) and 0.48 (tau=2); one seed in three of D=5
-#: and of tau=2 ran away, which is why several seeds are validated.
+#: ms, number of centres, width factor); slow filters enter linearly. Their held-out scores
+#: on the embedded challenge are in benchmarks/README.md
 CANDIDATE_GRID: tuple[tuple[int, int, int, tuple[float, ...], int, float], ...] = (
     (4, 1, 0, (200.0,), 100, 1.0),
     (3, 1, 0, (200.0,), 100, 1.0),
@@ -36,6 +34,17 @@ CANDIDATE_GRID: tuple[tuple[int, int, int, tuple[float, ...], int, float], ...] 
 PENALTIES = np.array([1e-6, 1e-5, 1e-4, 1e-3])
 #: time the map relaxes with zero current to find its resting state (s)
 REST_RELAXATION_S = 0.5
+
+
+@dataclass(frozen=True)
+class ValidatedMap:
+    """The best trial of the validation: a fitted candidate, its penalty and held-out score."""
+
+    heldout_gamma_over_r: float  #: Gamma/R of the free run over the held-out part (NaN: nothing scored)
+    candidate: Candidate
+    penalty_index: int  #: index into :data:`PENALTIES`
+    fitted: FittedMap  #: the candidate's map, one weight vector per penalty
+    centre_seed: int  #: the k-means seed of its centres
 
 
 class DDFModel(Model):
@@ -63,7 +72,7 @@ class DDFModel(Model):
 
     #: fraction of each training window held out to choose the structure
     holdout_fraction: float = 0.2
-    #: longest held-out part (s)
+    #: longest held-out part at budget 1 (s); scaled by the budget, by a quarter at the least
     max_holdout_s: float = 6.0
     #: take every ``row_stride``-th sample (plus every spike state) as a regression row
     row_stride: int = 8
@@ -79,10 +88,8 @@ class DDFModel(Model):
     #: its free run over the held-out part stays within this much Gamma/R of the validated one
     refit_tolerance: float = 0.05
     #: refine the chosen ridge map on multi-step free runs (see :mod:`qsnmc_plugins.ddf.refine`),
-    #: kept only if its held-out free run scores higher; None (default): ridge only. Off by
-    #: default because on the known RS cell of the tests and on the embedded challenge the
-    #: refined maps scored lower on the held-out part of the training window than the ridge map
-    #: (see the module's docstring), so the guard kept the ridge map anyway at extra cost
+    #: kept only if its held-out free run scores higher; None (default): ridge only, because the
+    #: refined maps scored lower on held-out data (benchmarks/README.md), so it only cost time
     refine: RefineSettings | None = None
 
     def __init__(self, seed: int = 0, budget: float = 1.0, candidates: list[Candidate] | None = None) -> None:
@@ -118,80 +125,24 @@ class DDFModel(Model):
         series: list[Series] = []
         for stim in train.stimuli:
             series += stimulus_series(stim, std, list(range(min(n_reps, stim.n_repetitions))), step=step)
-        # the classical embedding estimates (AMI delay, FNN dimension), for the record: on a
-        # noisy voltage they are not the best forecasting embedding, which is chosen by the
-        # free run's held-out coincidence factor instead
-        first = series[0]
-        sugg = suggest_embedding(first.v[: min(first.n_samples, int(10.0 / dt))], max_lag=100, max_dimension=8)
-        # hold out the end of each stimulus' window (coarse samples)
-        starts: dict[str, int] = {}
-        for s in series:
-            hold = min(int(self.holdout_fraction * s.n_samples), int(self.max_holdout_s * max(self.budget, 0.25) / dt))
-            starts[s.stimulus] = s.n_samples - hold
+        starts = self._heldout_starts(series, dt)
         stops = [starts[s.stimulus] for s in series]
-        trials = []
-        best: tuple[float, Candidate, int, FittedMap, int] | None = None
-        progress = bar(len(cands) * n_seeds, desc="ddf candidates")
-        for k, cand in enumerate(cands):
-            for r in range(n_seeds):
-                centre_seed = self.seed + 1000 * r + k
-                fitted = fit_candidate(series, stops, cand, PENALTIES, dt, centre_seed, self.row_stride)
-                val = validate(fitted, series, starts, std, train.delta_s)
-                for j, pen in enumerate(PENALTIES):
-                    score = float(val["gamma_over_r"][j])
-                    trials.append(
-                        {
-                            **cand.to_record(dt),
-                            "centre_seed": centre_seed,
-                            "ridge_penalty": float(pen),
-                            "heldout_gamma": float(val["gamma"][j]),
-                            "heldout_gamma_over_r": score,
-                            "heldout_rate_hz": float(val["rate_hz"][j]),
-                            "runaway_steps": int(val["runaway_steps"][j]),
-                            "one_step_mse": float(fitted.train_mse[j]),
-                        }
-                    )
-                    if np.isfinite(score) and (best is None or score > best[0]):
-                        best = (score, cand, j, fitted, centre_seed)
-                progress.update(1)
-                progress.set_postfix(best_gamma_over_r=f"{best[0]:.3f}" if best else "n/a")
-        progress.close()
-        if best is None:  # nothing scored: keep the last map, most strongly regularised
-            best = (float("nan"), cand, len(PENALTIES) - 1, fitted, centre_seed)
-        score, cand, j, fitted, centre_seed = best
-        pen = float(PENALTIES[j])
-        final = fitted.select(j)
+        best, trials = self._validate_candidates(cands, n_seeds, series, stops, starts, std, dt, train.delta_s)
+        final, score = best.fitted.select(best.penalty_index), best.heldout_gamma_over_r
         refined_used, refine_record = False, None
         if self.refine is not None and np.isfinite(score):
             final, score, refine_record = self._refine(final, score, series, stops, starts, std, train.delta_s)
             refined_used = bool(refine_record["used"])
-        # Refit the weights (same centres, same penalty) on the whole training window, and
-        # keep the refit only if its free run over the held-out part (now in-sample, so this
-        # checks stability, not generalisation) stays close to the validated figure. A
-        # refined map (fitted on the fit part only) is kept as it is: a ridge refit would
-        # undo the refinement.
+        # a refined map (fitted on the fit part only) is kept as it is: a ridge refit would undo the refinement
         refitted, refit_score = False, float("nan")
         if not refined_used:
-            refit = fit_candidate(series, [s.n_samples for s in series], cand, PENALTIES[j : j + 1], dt, 0, self.row_stride, rbf=fitted.rbf)
-            refit_val = validate(refit, series, starts, std, train.delta_s)
-            refit_score = float(refit_val["gamma_over_r"][0])
-            refitted = bool(
-                np.isfinite(score)
-                and np.isfinite(refit_score)
-                and refit_val["runaway_steps"][0] == 0
-                and refit_score >= score - self.refit_tolerance
-            )
+            refit, refit_score, refitted = self._refit_on_whole_window(best, score, series, starts, std, dt, train.delta_s)
             if refitted:
                 final = refit
-        self._map, self._std = final, std
-        self._warm = {}
-        for s in series:
-            self._warm.setdefault(s.stimulus, s)
-        self._rest = self._resting_state(np.median(np.concatenate([s.v for s in series])))
-        w = final.weights[0]
-        nc = final.rbf.n_centres
+        self._keep_for_prediction(final, std, series)
         return {
-            "chosen": {**cand.to_record(dt), "centre_seed": centre_seed, "ridge_penalty": pen},
+            "chosen": {**best.candidate.to_record(dt), "centre_seed": best.centre_seed,
+                       "ridge_penalty": float(PENALTIES[best.penalty_index])},
             "map_step_ms": dt * 1e3,
             "samples_per_step": step,
             "heldout_gamma_over_r": score,
@@ -199,25 +150,94 @@ class DDFModel(Model):
             "refitted_on_whole_window": refitted,
             "refine": refine_record,
             "refit_heldout_gamma_over_r_in_sample": refit_score,
-            "embedding_estimates": {
-                "ami_first_minimum_tau_samples": sugg["tau"],
-                "fnn_dimension": sugg["dimension"],
-                "fnn_fraction": sugg["fnn"],
-            },
+            "embedding_estimates": _embedding_estimates(series[0], dt),
             "trials": trials,
-            "standardiser": {"v_mean_mV": std.v_mean_mV, "v_sd_mV": std.v_sd_mV, "i_sd_pA": std.i_sd_pA},
-            "weights": {
-                "current_gain_mV_per_step_per_pA": [float(g) * std.v_sd_mV / std.i_sd_pA for g in w[nc + 1 : nc + 3]],
-                "bias_mV_per_step": float(w[nc]) * std.v_sd_mV,
-                "rbf_weight_rms_mV_per_step": float(np.sqrt(np.mean(w[:nc] ** 2))) * std.v_sd_mV,
-            },
-            "n_centres_used": nc,
-            "regression_rows": final.n_rows,
+            **_map_record(final, std),
             "repetitions_used": n_reps,
             "seeds_per_candidate": n_seeds,
-            "one_step_rmse_mV": float(np.sqrt(final.train_mse[0])) * std.v_sd_mV,
             "fit_time_s": time.perf_counter() - t_start,
         }
+
+    def _heldout_starts(self, series: list[Series], dt: float) -> dict[str, int]:
+        """Where the held-out end of each stimulus' window starts (coarse samples)."""
+        starts: dict[str, int] = {}
+        for s in series:
+            hold = min(int(self.holdout_fraction * s.n_samples), int(self.max_holdout_s * max(self.budget, 0.25) / dt))
+            starts[s.stimulus] = s.n_samples - hold
+        return starts
+
+    def _validate_candidates(
+        self,
+        cands: list[Candidate],
+        n_seeds: int,
+        series: list[Series],
+        stops: list[int],
+        starts: dict[str, int],
+        std: Standardiser,
+        dt: float,
+        delta_s: float,
+    ) -> tuple[ValidatedMap, list[dict[str, Any]]]:
+        """Fit every candidate with ``n_seeds`` k-means seeds on the fit part, score every ridge
+        penalty by the held-out free run's Gamma/R; return the best and a record row per trial.
+
+        When no trial scores, the last map fitted with its strongest penalty is returned (score NaN).
+        """
+        trials = []
+        best: ValidatedMap | None = None
+        progress = bar(len(cands) * n_seeds, desc="ddf candidates")
+        for k, cand in enumerate(cands):
+            for r in range(n_seeds):
+                centre_seed = self.seed + 1000 * r + k
+                fitted = fit_candidate(series, stops, cand, PENALTIES, dt, centre_seed, self.row_stride)
+                val = validate(fitted, series, starts, std, delta_s)
+                for j, pen in enumerate(PENALTIES):
+                    score = float(val["gamma_over_r"][j])
+                    trials.append(_trial_record(cand, dt, centre_seed, float(pen), val, j, fitted))
+                    if np.isfinite(score) and (best is None or score > best.heldout_gamma_over_r):
+                        best = ValidatedMap(score, cand, j, fitted, centre_seed)
+                progress.update(1)
+                progress.set_postfix(best_gamma_over_r=f"{best.heldout_gamma_over_r:.3f}" if best else "n/a")
+        progress.close()
+        if best is None:  # nothing scored: keep the last map, most strongly regularised
+            best = ValidatedMap(float("nan"), cand, len(PENALTIES) - 1, fitted, centre_seed)
+        return best, trials
+
+    def _refit_on_whole_window(
+        self,
+        best: ValidatedMap,
+        score: float,
+        series: list[Series],
+        starts: dict[str, int],
+        std: Standardiser,
+        dt: float,
+        delta_s: float,
+    ) -> tuple[FittedMap, float, bool]:
+        """Refit the chosen map's weights (same centres and penalty) on the whole training window.
+
+        The refit is to be kept only if its free run over the held-out part (now in-sample, so
+        this checks stability, not generalisation) does not run away and stays within
+        :attr:`refit_tolerance` of the validated Gamma/R ``score``. Returns (refit, its Gamma/R, keep).
+        """
+        j = best.penalty_index
+        whole = [s.n_samples for s in series]
+        refit = fit_candidate(series, whole, best.candidate, PENALTIES[j : j + 1], dt, 0, self.row_stride, rbf=best.fitted.rbf)
+        refit_val = validate(refit, series, starts, std, delta_s)
+        refit_score = float(refit_val["gamma_over_r"][0])
+        keep = bool(
+            np.isfinite(score)
+            and np.isfinite(refit_score)
+            and refit_val["runaway_steps"][0] == 0
+            and refit_score >= score - self.refit_tolerance
+        )
+        return refit, refit_score, keep
+
+    def _keep_for_prediction(self, final: FittedMap, std: Standardiser, series: list[Series]) -> None:
+        """Store the map, the standardiser, each stimulus' first recording (for warm starts) and the resting state."""
+        self._map, self._std = final, std
+        self._warm = {}
+        for s in series:
+            self._warm.setdefault(s.stimulus, s)
+        self._rest = self._resting_state(np.median(np.concatenate([s.v for s in series])))
 
     def _refine(
         self,
@@ -311,3 +331,49 @@ class DDFModel(Model):
             )
         keep = (spikes >= stimulus.window_s[0]) & (spikes <= stimulus.window_s[1])
         return spikes[keep]
+
+
+def _trial_record(cand: Candidate, dt: float, centre_seed: int, penalty: float, val: dict, j: int,
+                  fitted: FittedMap) -> dict[str, Any]:
+    """One validation trial (a candidate, k-means seed and penalty) for the fit record."""
+    return {
+        **cand.to_record(dt),
+        "centre_seed": centre_seed,
+        "ridge_penalty": penalty,
+        "heldout_gamma": float(val["gamma"][j]),
+        "heldout_gamma_over_r": float(val["gamma_over_r"][j]),
+        "heldout_rate_hz": float(val["rate_hz"][j]),
+        "runaway_steps": int(val["runaway_steps"][j]),
+        "one_step_mse": float(fitted.train_mse[j]),
+    }
+
+
+def _embedding_estimates(first: Series, dt: float) -> dict[str, Any]:
+    """The classical embedding estimates (AMI delay, FNN dimension) on the first 10 s of a series.
+
+    For the record only: on a noisy voltage they are not the best forecasting embedding, which
+    is chosen by the held-out free run instead.
+    """
+    sugg = suggest_embedding(first.v[: min(first.n_samples, int(10.0 / dt))], max_lag=100, max_dimension=8)
+    return {
+        "ami_first_minimum_tau_samples": sugg["tau"],
+        "fnn_dimension": sugg["dimension"],
+        "fnn_fraction": sugg["fnn"],
+    }
+
+
+def _map_record(final: FittedMap, std: Standardiser) -> dict[str, Any]:
+    """The kept map's weights in physical units, its size and one-step error, for the fit record."""
+    w = final.weights[0]
+    nc = final.rbf.n_centres
+    return {
+        "standardiser": {"v_mean_mV": std.v_mean_mV, "v_sd_mV": std.v_sd_mV, "i_sd_pA": std.i_sd_pA},
+        "weights": {
+            "current_gain_mV_per_step_per_pA": [float(g) * std.v_sd_mV / std.i_sd_pA for g in w[nc + 1 : nc + 3]],
+            "bias_mV_per_step": float(w[nc]) * std.v_sd_mV,
+            "rbf_weight_rms_mV_per_step": float(np.sqrt(np.mean(w[:nc] ** 2))) * std.v_sd_mV,
+        },
+        "n_centres_used": nc,
+        "regression_rows": final.n_rows,
+        "one_step_rmse_mV": float(np.sqrt(final.train_mse[0])) * std.v_sd_mV,
+    }

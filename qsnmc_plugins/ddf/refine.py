@@ -22,35 +22,8 @@ The parameters are the RBF weights (optional), bias, current gains, slow-filter 
 weights, each scaled by the root mean square of its feature so that one learning rate suits
 all, and optionally the log RBF widths.
 
-Measured, and why it is not the default (held-out Gamma/R: the free run over the held-out
-end of the training window, as in :func:`fitting.validate`). On the RS cell of the tests
-(9 s, 0.5 ms step, D=3, 100 centres, model seeds 0-7) the ridge maps scored 0.29-0.48:
-
-- ``"voltage"`` (horizons 5/10/20 ms, learning rate 1e-4): its own capped loss on fixed
-  rollouts fell in 6 of 8 seeds, the held-out Gamma/R fell in 7 (to 0.14-0.30) and stayed
-  equal in 1. Larger steps (2e-4-2e-3), longer horizons (40 ms), no cap, or only the linear
-  weights did no better (seed 0: 0.00-0.24 against 0.44): a mean squared error over
-  rollouts whose spike times are uncertain is smallest for a damped map, whose free run
-  over the test's 9-12 s fired 0-22 spikes where the cell fired 36.
-- ``"spike_time"`` (horizons 20/40 ms, 60 iterations each, learning rate 3e-4): its loss
-  fell in all 8 seeds (e.g. 12.6 -> 7.0 ms^2) but the held-out Gamma/R rose in 1 seed only
-  (0.34 -> 0.46) and fell in 7 (to 0.04-0.31): the rollouts start on recorded states and
-  score only the first spike, while the free run's errors come from states it reaches
-  itself after its own spikes. Used regardless of the held-out figure (an outcome, not a
-  choice), the refined maps placed 0.47 of the test's 9-12 s spikes within 4 ms against
-  0.52 for the ridge maps (seeds 0-7). Rollouts of 50-100 ms started 4 ms after each recorded
-  spike (whole interspike intervals, seeds 0-3) did worse (mean 0.38 -> 0.21).
-- Refining the log widths too (either objective, seeds 0-3): mean 0.38 -> 0.24.
-- Not kept in the code: DAgger-style iterated ridge (Venkatraman et al. 2015: rows from
-  the map's own 3-10 ms rollouts, with the recording's next voltage as target, added to
-  the ridge fit) silenced the free run (0 spikes) or lowered the held-out figure (0.38 -> 0.18).
-
-On the embedded challenge (budget 1, seed 0) the spike-time refinement of the chosen map
-raised its loss (19.7 -> 44.6 ms^2) and lowered the held-out Gamma/R from 0.60 to 0.25 in
-5 s. The figures above were measured with one BLAS thread; with two, the ridge map
-differs in its last digits and the outcome can flip (the test's seed 0: the spike-time
-loss went 18.0 -> 15.3 with one thread, 18.0 -> 21.0 with two). :meth:`DDFModel._refine` keeps the refined map only when it scores higher, so as an
-option it costs time but cannot lower the held-out figure.
+Off by default in :class:`DDFModel`: the refined maps scored lower on held-out data than the
+ridge maps (the measurements are in ``benchmarks/README.md``, section ddf).
 """
 from __future__ import annotations
 
@@ -204,6 +177,64 @@ def spike_time_loss(pred: torch.Tensor, target: torch.Tensor, v_last: torch.Tens
     return torch.nn.functional.huber_loss(err, torch.zeros_like(err), delta=huber_ms)
 
 
+class _RolloutObjective:
+    """The refinement's parameters (feature-scaled weights, log widths) and its loss on rollouts."""
+
+    def __init__(self, fitted: FittedMap, pool: _Pool, scale: torch.Tensor, settings: RefineSettings,
+                 v_mean_mV: float, v_sd_mV: float, dt_s: float) -> None:
+        self.fitted, self.pool, self.scale, self.settings, self.dt_s = fitted, pool, scale, settings, dt_s
+        nc = fitted.rbf.n_centres
+        theta0 = torch.from_numpy(fitted.weights[0].copy()) * scale
+        self.theta_rbf = torch.nn.Parameter(theta0[:nc].clone(), requires_grad=settings.train_rbf_weights)
+        self.theta_lin = torch.nn.Parameter(theta0[nc:].clone())
+        self.log_w = torch.nn.Parameter(torch.log(torch.from_numpy(fitted.rbf.widths.copy())), requires_grad=settings.train_widths)
+        self.centres = torch.from_numpy(fitted.rbf.centres)
+        self.alphas = torch.from_numpy(fitted.slow_alphas)
+        self.cap = None if settings.cap_mV is None else (settings.cap_mV - v_mean_mV) / v_sd_mV
+        self.level = (settings.spike_level_mV - v_mean_mV) / v_sd_mV
+
+    @property
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in (self.theta_rbf, self.theta_lin, self.log_w) if p.requires_grad]
+
+    def weights(self) -> torch.Tensor:
+        """The map's weights (unscaled), as :class:`FittedMap` holds them."""
+        return torch.cat([self.theta_rbf, self.theta_lin]) / self.scale
+
+    def start_points(self) -> np.ndarray:
+        """Where rollouts may start; the spike-time objective starts below the spike level only
+        (a start inside a spike has crossed already)."""
+        if self.settings.objective == "voltage":
+            return self.pool.starts
+        return self.pool.starts[self.pool.v[self.pool.starts] < self.level]
+
+    def __call__(self, idx: np.ndarray, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, forecast, recording) of ``k``-step rollouts from the start samples ``idx``."""
+        hist, slow, drive, target = _batch(self.pool, self.fitted, idx, k)
+        pred = torch_free_run(self.fitted.candidate.embedding, self.centres, torch.exp(self.log_w), self.weights(),
+                              drive, hist, slow, self.alphas, self.fitted.v_range)
+        if self.settings.objective == "voltage":
+            loss = voltage_loss(pred, target, self.cap)
+        else:
+            loss = spike_time_loss(pred, target, hist[:, -1], self.level, self.dt_s * 1e3, self.settings.huber_ms)
+        return loss, pred, target
+
+    def check_figures(self, check: np.ndarray, k: int, v_sd_mV: float) -> tuple[float, float]:
+        """(loss, rollout RMSE in mV) on the fixed start points ``check`` at horizon ``k``, without gradients."""
+        with torch.no_grad():
+            loss, pred, target = self(check, k)
+            return float(loss), float(torch.sqrt(torch.mean((pred - target) ** 2))) * v_sd_mV
+
+    def refined_map(self) -> FittedMap:
+        """The map with the current parameters (its ``train_mse`` still the ridge map's)."""
+        fm = self.fitted
+        with torch.no_grad():
+            weights = self.weights().numpy()[None, :].copy()
+            widths = torch.exp(self.log_w).numpy().copy()
+        rbf = RBFLayer(fm.rbf.centres.copy(), widths) if self.settings.train_widths else fm.rbf
+        return FittedMap(fm.candidate, rbf, weights, fm.penalties, fm.train_mse, fm.v_range, fm.slow_alphas, fm.n_rows)
+
+
 def refine_map(
     fitted: FittedMap,
     series: list[Series],
@@ -229,44 +260,33 @@ def refine_map(
     """
     if fitted.weights.shape[0] != 1:
         raise ValueError("refine one weight vector at a time (FittedMap.select)")
-    cfg = fitted.candidate.embedding
     dt = series[0].dt_s
     horizons = [max(1, int(round(h * 1e-3 / dt))) for h in settings.horizons_ms]
     pool = _pool(series, stops, fitted, max(horizons))
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    nc = fitted.rbf.n_centres
     scale = torch.from_numpy(_feature_rms(pool, fitted, rng))
-    theta0 = torch.from_numpy(fitted.weights[0].copy()) * scale
-    theta_rbf = torch.nn.Parameter(theta0[:nc].clone(), requires_grad=settings.train_rbf_weights)
-    theta_lin = torch.nn.Parameter(theta0[nc:].clone())
-    log_w = torch.nn.Parameter(torch.log(torch.from_numpy(fitted.rbf.widths.copy())), requires_grad=settings.train_widths)
-    params = [p for p in (theta_rbf, theta_lin, log_w) if p.requires_grad]
-    centres = torch.from_numpy(fitted.rbf.centres)
-    alphas = torch.from_numpy(fitted.slow_alphas)
-    cap = None if settings.cap_mV is None else (settings.cap_mV - v_mean_mV) / v_sd_mV
-    level = (settings.spike_level_mV - v_mean_mV) / v_sd_mV
-    # the spike-time objective starts below the spike level (a start inside a spike has crossed already)
-    starts = pool.starts if settings.objective == "voltage" else pool.starts[pool.v[pool.starts] < level]
-
-    def objective(idx: np.ndarray, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        hist, slow, drive, target = _batch(pool, fitted, idx, k)
-        weights = torch.cat([theta_rbf, theta_lin]) / scale
-        pred = torch_free_run(cfg, centres, torch.exp(log_w), weights, drive, hist, slow, alphas, fitted.v_range)
-        if settings.objective == "voltage":
-            loss = voltage_loss(pred, target, cap)
-        else:
-            loss = spike_time_loss(pred, target, hist[:, -1], level, dt * 1e3, settings.huber_ms)
-        return loss, pred, target
-
+    objective = _RolloutObjective(fitted, pool, scale, settings, v_mean_mV, v_sd_mV, dt)
+    starts = objective.start_points()
     check = np.sort(rng.choice(starts, min(4 * settings.batch, starts.size), replace=False))
+    loss_before, rmse_before = objective.check_figures(check, max(horizons), v_sd_mV)
+    _descend(objective, starts, horizons, settings, gen)
+    loss_after, rmse_after = objective.check_figures(check, max(horizons), v_sd_mV)
+    record = {
+        **settings.to_record(),
+        "check_loss_before": loss_before,
+        "check_loss_after": loss_after,
+        "rollout_rmse_mV_before": rmse_before,
+        "rollout_rmse_mV_after": rmse_after,
+    }
+    return objective.refined_map(), record
 
-    def check_figures() -> tuple[float, float]:
-        with torch.no_grad():
-            loss, pred, target = objective(check, max(horizons))
-            return float(loss), float(torch.sqrt(torch.mean((pred - target) ** 2))) * v_sd_mV
 
-    loss_before, rmse_before = check_figures()
+def _descend(objective: _RolloutObjective, starts: np.ndarray, horizons: list[int], settings: RefineSettings,
+             gen: torch.Generator) -> None:
+    """Adam on the objective, ``settings.iterations`` steps at each horizon (steps) in turn,
+    each on a fresh batch of random start points, gradients clipped."""
+    params = objective.parameters
     opt = torch.optim.Adam(params, lr=settings.learning_rate)
     for k in horizons:
         for _ in range(settings.iterations):
@@ -276,19 +296,3 @@ def refine_map(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             opt.step()
-    loss_after, rmse_after = check_figures()
-    with torch.no_grad():
-        weights = (torch.cat([theta_rbf, theta_lin]) / scale).numpy()[None, :].copy()
-        widths = torch.exp(log_w).numpy().copy()
-    rbf = RBFLayer(fitted.rbf.centres.copy(), widths) if settings.train_widths else fitted.rbf
-    refined = FittedMap(
-        fitted.candidate, rbf, weights, fitted.penalties, fitted.train_mse, fitted.v_range, fitted.slow_alphas, fitted.n_rows
-    )
-    record = {
-        **settings.to_record(),
-        "check_loss_before": loss_before,
-        "check_loss_after": loss_after,
-        "rollout_rmse_mV_before": rmse_before,
-        "rollout_rmse_mV_after": rmse_after,
-    }
-    return refined, record

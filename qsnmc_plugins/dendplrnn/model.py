@@ -6,17 +6,19 @@ Fit (on ``TrainingData`` only):
    the current and three causal low-pass filtrates of it (20, 100, 500 ms), each filter
    started at the start of the current it is given (the training window in the fit, the
    protocol's start in prediction: identical here, as the training window starts at 0 s).
-2. The last 20 % of the training window is held out.
+2. The last 20 % of the training window is held out from the training windows; it is scored
+   after the fit (warm-up, then a free run) for the record.
 3. Four restarts (fresh initialisations; tau = 25, 50, 25, 50 steps; M = 32, B = 16) are
    trained by BPTT with sparse teacher forcing (RAdam, gradient clipping, 64 windows of 250
-   steps from all repetitions per step, spike steps weighted to carry half of the loss) for
-   100 steps each; the one with the best free-run score trains on alone. The score is the
-   Gamma/R of a free run from rest over the whole training window (fit part and held-out part,
-   the first 1 s excluded; best detection threshold): 38 s instead of the 8 s held-out part, a
-   steadier figure. What is evaluated and kept is an exponential moving average of the
-   weights; the network kept is its best-scoring checkpoint (early stopping).
+   steps from the fit part of all repetitions per step, spike steps weighted to carry half of
+   the loss) for 100 steps each; the one with the best selection score trains on alone. The
+   selection score is the Gamma/R of a free run from rest over the whole training window
+   (fit part and held-out part, the first 1 s excluded; best detection threshold): 38 s
+   rather than the 8 s held-out part, a steadier figure. What is scored and kept is an
+   exponential moving average of the weights; the network kept is its best-scoring
+   checkpoint (early stopping).
 4. Readout: the detection threshold (mV) and a small time shift are chosen on a free run
-   from rest over the training part (not the held-out part).
+   from rest over the fit part (not the held-out part).
 
 Predict: for a protocol seen in training, teacher-force the last 1 s of the training
 window (median over repetitions), then free-run through the window on the current
@@ -28,74 +30,63 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qsnmc import Stimulus, TrainingData, TrainingStimulus
 from qsnmc import Model
 from qsnmc import bar
-from qsnmc import intrinsic_reliability
 
+from qsnmc_plugins.dendplrnn.fit_scores import FitGrid, FreeRunScores
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_weights
-from qsnmc_plugins.dendplrnn.readout import choose_readout, normalised_gamma, predicted_spikes
+from qsnmc_plugins.dendplrnn.readout import choose_readout, predicted_spikes
+
+if TYPE_CHECKING:  # torch is imported only when a model fits
+    from qsnmc_plugins.dendplrnn.training import TrainState
 
 #: network step (s): 1 ms keeps every spike resolvable at +-4 ms and leaves about
 #: 1-2 steps of upstroke after max-pooling (see preprocessing)
 DT_MODEL_S = 1e-3
 CLIP_MV = -20.0  #: voltage clipping level (mV)
-HELDOUT_FRACTION = 0.2  #: last part of the training window held out for selection and early stopping
-WARMUP_S = 1.0  #: teacher-forced warm-up before every free run (s)
-SPIKE_SHARE = 0.5  #: share of the loss carried by spike steps (0.25 gave weaker, sub-threshold spikes)
-#: detection levels (mV) tried on the held-out free run; the best is kept
+#: last part of the training window that no training window is drawn from; its free run
+#: gives the held-out score of the fit record (selection uses the whole window)
+HELDOUT_FRACTION = 0.2
+#: teacher-forced warm-up before a free run from recorded voltage (s); a free run from rest
+#: is scored from this long after its start
+WARMUP_S = 1.0
+#: share of the loss carried by spike steps: spikes fill ~1 % of the steps, and an unweighted
+#: loss favours a network that never spikes
+SPIKE_SHARE = 0.5
+#: detection levels (mV) tried on every free-run score; the best is kept
 THRESHOLDS_MV = tuple(np.arange(-50.0, -24.9, 2.5).tolist())
-#: candidate (tau in steps, M, B), compared on the held-out free run. Earlier runs (no filter
-#: bank, 80 steps each) scored tau = 10 / 25 / 50 steps at 0.13 / 0.44 / 0.36 held-out Gamma/R
-#: (M = 16) and M = 32, B = 16 above M = 16, B = 8 (0.50 vs 0.44); the loss was still falling
-#: with the budget split four ways, so only the two best taus remain and the winner trains longer
-#: Restarts: each (tau, M, B) is a fresh initialisation (seed RESTART_SEED_STRIDE * seed + index);
-#: after 100 steps each the best (free run over the whole training window) trains on. Against
-#: the former 2 candidates x 150 steps chosen on the 8 s held-out part, embedded test Gamma/R
-#: for seeds 0 / 1 / 2 went 0.537 / 0.423 / 0.370 -> 0.571 / 0.450 / 0.417 (same 890 steps);
-#: training the winner 690 rather than 490 more steps (its free-run score was still rising):
-#: whole-window free run 0.65 / 0.49 / 0.52 -> 0.69 / 0.48 / 0.56, held-out 0.72 / 0.52 / 0.59
-#: -> 0.71 / 0.65 / 0.63, test 0.620 / 0.456 / 0.484, at 205 s of fit CPU time
+#: the restarts' (tau in steps, M, B): each a fresh initialisation (seed
+#: RESTART_SEED_STRIDE * seed + index); after the first round the one with the best free run
+#: over the whole training window trains on. History in benchmarks/README.md
 CANDIDATES = ((25, 32, 16), (50, 32, 16), (25, 32, 16), (50, 32, 16))
 #: generalised teacher forcing (Hess et al. 2023) strength on the steps between the sparse
-#: forcing steps (0: off). Off because alpha = 0.1 on every such step stopped the networks from
-#: learning to free-run: seed 0's best free-run score over the training window came at the
-#: first check (50 steps) and stayed there, 0.32 (tau 25/50) and 0.40 (tau 50/100) against
-#: 0.69 without it (same 1090 steps); seeds 1-2 were not run
+#: forcing steps (0: off; on, the networks did not learn to free-run, see benchmarks/README.md)
 GTF_ALPHA = 0.0
 RESTART_SEED_STRIDE = 1000  #: keeps the restarts of different model seeds disjoint
 DEFAULT_CANDIDATE = (25, 32, 16)  #: the only one trained at budgets below 0.25
-#: optimiser steps per candidate in each round, at budget 1 (4 restarts x 100 steps, then
-#: the best one 690 more: 1090 steps, about 3.5 min of CPU time on one thread)
-#: Tried later and not kept (training-side figures, seeds 0 / 1 / 2, whole-window free run
-#: and held-out Gamma/R; this setting: 0.69 / 0.48 / 0.56 and 0.71 / 0.65 / 0.63): 1100
-#: continuation steps instead of 690 (245 s CPU): 0.72 / 0.49 / 0.58 and 0.77 / 0.52 / 0.56;
-#: successive halving (4 x 100, best 2 x 150, best 1 x 390 steps): 0.67 / 0.46 / 0.56 and
-#: 0.73 / 0.63 / 0.57; M = 48 (250 s CPU): 0.71 / 0.58 / 0.68 and 0.74 / 0.56 / 0.63;
-#: M = 24: 0.47 / 0.54 / 0.52 and 0.62 / 0.65 / 0.63; white noise (SD 0.1) on the training
-#: inputs: 0.70 / 0.54 / 0.54 and 0.75 / 0.65 / 0.59. None raised both figures (test scores in
-#: benchmarks/README.md, read after each choice, except that M = 48's were read before it was
-#: finally set aside).
+#: optimiser steps per restart in each round at budget 1: 4 restarts x 100 steps, then the
+#: best one 690 more (1090 steps, about 3.5 min of CPU time on one thread)
 ROUNDS = (100, 690)
-EVAL_EVERY = 50
-#: the last round's learning rate decays geometrically to this fraction (steadier held-out score)
+EVAL_EVERY = 50  #: optimiser steps between checkpoints at budget >= 0.25 (fewer below)
+#: the last round's learning rate decays geometrically to this fraction (a steadier score)
 LR_END_FACTOR = 0.1
 #: spike-time shifts (s) tried with each threshold (grid bias of max-pooling, see readout)
 SHIFTS_S = tuple(np.arange(0.0, 4.01e-3, 0.5e-3).tolist())
 #: time constants (s) of the exponential low-pass filtrates of the current given to the
-#: network as extra inputs besides the current itself (empty: the current alone)
-#: ((0.02, 0.1, 0.5) s vs none, (25, 32, 16), 740 steps: held-out 0.68 vs 0.58 Gamma/R, free run
-#: from rest over the training part 0.69 vs 0.48: the cell's M-current adaptation follows the
-#: slow drifts of the current, which the network no longer has to integrate itself)
+#: network as extra inputs besides the current itself (empty: the current alone): the cell's
+#: adaptation follows the slow drifts of the current, which the network need not integrate itself
 INPUT_TAUS_S: tuple[float, ...] = (0.02, 0.1, 0.5)
 
 
 class DendPLRNNModel(Model):
+    """Dendritic PLRNN of the voltage driven by the current; deterministic for a seed."""
+
     name = "dendplrnn"
     description = "dendritic PLRNN (Brenner 2022) with current input, trained by BPTT with sparse teacher forcing"
 
@@ -111,79 +102,59 @@ class DendPLRNNModel(Model):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: TrainingData) -> dict[str, Any]:
-        import torch
-
-        from qsnmc_plugins.dendplrnn.training import SequenceData, TrainConfig, new_state, train as run_training
-
+        """Train the restarts, keep the best checkpoint, choose the readout; return the fit record."""
         t_start = time.perf_counter()
-        torch.manual_seed(self.seed)
-        torch.use_deterministic_algorithms(True)
-        torch.set_num_threads(1)  # tiny per-step ops: intra-op threads only add overhead
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = _configure_torch(self.seed)
         self._train = train
+        grid = self._prepare(train)
+        scores = FreeRunScores(grid, self.scaling, train.delta_s, WARMUP_S, THRESHOLDS_MV)
+        best, selection = self._train_restarts(grid, scores, device)
+        self.params = NetworkParams.from_module(best.net)
+        if not math.isfinite(scores.heldout(self.params)[0]):
+            raise FreeRunDiverged("the selected network's held-out free run diverged")
+        train_score = self._choose_readout(grid, train.delta_s)
+        heldout_score = scores.heldout(self.params, self.threshold_mV, self.shift_s)[0]
+        return {
+            **self._fit_record(grid, best, device),
+            "training_free_run_gamma_over_R": train_score,
+            "heldout_window_s": list(scores.heldout_window.window_s),
+            "heldout_gamma_over_R": heldout_score,
+            "selection_free_run_gamma_over_R": best.best_score,
+            "selection_curve": best.checkpoint_scores,
+            "loss_curve": best.losses,
+            "selection": selection,
+            "fit_time_s": time.perf_counter() - t_start,
+            "params": self.params.as_record(),
+        }
+
+    def _prepare(self, train: TrainingData) -> FitGrid:
+        """Put the training recording on the network grid; sets :attr:`scaling` and :attr:`input_sd`.
+
+        The scaling and the input SDs are taken from the part before the held-out part.
+        """
         factor = max(1, int(round(DT_MODEL_S / train.dt_s)))
         dt_model = factor * train.dt_s
         stim, voltage, current, spikes = _concatenated(train)
-        n_hold = int(round(voltage.shape[1] * HELDOUT_FRACTION))
-        split = voltage.shape[1] - n_hold
-        self.scaling = sc = Scaling.fit(voltage[:, :split], current, factor, CLIP_MV)
-        x = sc.voltage(voltage)
-        n = x.shape[1]
+        split = voltage.shape[1] - int(round(voltage.shape[1] * HELDOUT_FRACTION))
+        self.scaling = Scaling.fit(voltage[:, :split], current, factor, CLIP_MV)
+        x = self.scaling.voltage(voltage)
         stop = split // factor
-        bank = filter_bank(sc.current(current), dt_model, self.input_taus_s)
+        bank = filter_bank(self.scaling.current(current), dt_model, self.input_taus_s)
         self.input_sd = bank[:stop].std(axis=0) + 1e-12  # each input channel to unit SD
-        s = (bank / self.input_sd).astype(np.float32)
-        t0 = stim.window_s[0]
-        w = spike_weights(spikes, n, dt_model, t0, SPIKE_SHARE)
-        data = SequenceData(x, s[:n], w, stop)
+        inputs = (bank / self.input_sd).astype(np.float32)
+        return FitGrid(dt_model, stim.window_s[0], x, inputs[: x.shape[1]], spikes, stop)
 
-        # held-out: warm up on the rep-median voltage, free-run over the held-out part
-        warm = int(round(WARMUP_S / dt_model))
-        hold_window = (t0 + stop * dt_model, t0 + n * dt_model)
-        hold_spikes = [t[(t >= hold_window[0]) & (t < hold_window[1])] for t in spikes]
-        duration = hold_window[1] - hold_window[0]
-        reliability = intrinsic_reliability(hold_spikes, train.delta_s, duration=duration)
-        x_med = np.median(x, axis=0)
+    def _train_restarts(self, grid: FitGrid, scores: FreeRunScores, device) -> tuple[TrainState, list[list[dict]]]:
+        """Train every restart for the first round, then the best-scoring one alone for the later rounds.
 
-        def heldout(params: NetworkParams, threshold_mV: float | None = None, shift_s: float = 0.0):
-            """Held-out Gamma/R (and threshold) of a warm-up + free run; the best threshold when None."""
-            lo = stop - warm
-            forcing = np.zeros(n - lo, bool)
-            forcing[:warm] = True
-            try:
-                pred, _ = simulate(params, s[lo:n].astype(np.float64), x_med[lo:n, None], forcing)
-            except FreeRunDiverged:
-                return -math.inf, self.threshold_mV
-            v = sc.to_mV(pred[:, 0])
-            best = (-math.inf, THRESHOLDS_MV[0])
-            for th in THRESHOLDS_MV if threshold_mV is None else (threshold_mV,):
-                p = predicted_spikes(v, dt_model, th, t0 + lo * dt_model + shift_s, hold_window)
-                g = normalised_gamma(hold_spikes, p, train.delta_s, duration, reliability)
-                best = max(best, (g, th))
-            return best
+        Returns the best restart, its network set to its best checkpoint, and the ranking after each
+        round (the fit record's ``selection``).
+        """
+        from qsnmc_plugins.dendplrnn.training import SequenceData, TrainConfig, new_state, train as run_training
 
-        # selection score: a free run from rest over the whole training window (38 s after the
-        # 1 s settling, rather than the 8 s held-out part alone: a steadier figure, closer to
-        # what prediction does)
-        whole_window = (t0 + WARMUP_S, hold_window[1])
-        whole_spikes = [t[(t >= whole_window[0]) & (t < whole_window[1])] for t in spikes]
-        whole_duration = whole_window[1] - whole_window[0]
-        whole_reliability = intrinsic_reliability(whole_spikes, train.delta_s, duration=whole_duration)
-
-        def free_run_score(params: NetworkParams) -> float:
-            """Best-threshold Gamma/R of a free run from rest over the whole training window."""
-            try:
-                pred, _ = simulate(params, s[:n].astype(np.float64), np.zeros((n, 1)), None)
-            except FreeRunDiverged:
-                return -math.inf
-            v = sc.to_mV(pred[:, 0])
-            return max(normalised_gamma(whole_spikes, predicted_spikes(v, dt_model, th, t0, whole_window),
-                                        train.delta_s, whole_duration, whole_reliability) for th in THRESHOLDS_MV)
-
-        def evaluate(net) -> float:
-            return free_run_score(NetworkParams.from_module(net))
-
-        base = TrainConfig(n_in=s.shape[1], gtf_alpha=GTF_ALPHA)
+        weights = spike_weights(grid.spike_times_s, grid.n_steps, grid.dt_s, grid.t0_s, SPIKE_SHARE)
+        data = SequenceData(grid.voltage, grid.inputs, weights, grid.stop)
+        base = TrainConfig(n_in=grid.inputs.shape[1], gtf_alpha=GTF_ALPHA)
         candidates, rounds = _schedule(self.budget)
         eval_every = max(10, int(EVAL_EVERY * min(1.0, self.budget * 4)))
         states = [
@@ -196,33 +167,38 @@ class DendPLRNNModel(Model):
             for k, n_it in enumerate(rounds):
                 last = k == len(rounds) - 1
                 for st in states:
-                    run_training(st, data, n_it, evaluate, eval_every, device, pb,
+                    run_training(st, data, n_it, scores.of_network, eval_every, device, pb,
                                  lr_end_factor=LR_END_FACTOR if last else 1.0)
-                states.sort(key=lambda st: st.best_score, reverse=True)
-                selection.append([{"tau": st.config.tau, "m": st.config.m, "n_bases": st.config.n_bases,
-                                   "best_free_run_gamma_over_R": st.best_score, "iterations": st.iterations} for st in states])
+                states.sort(key=_best_score, reverse=True)
+                selection.append([_ranking_entry(st) for st in states])
                 states = states[:1]  # the best restart trains on
         best = states[0]
         if best.best_state is not None:
             best.net.load_state_dict(best.best_state)
-        self.params = NetworkParams.from_module(best.net)
-        score = heldout(self.params)[0]
-        if not math.isfinite(score):
-            raise FreeRunDiverged("the selected network's held-out free run diverged")
-        # readout: threshold and grid shift chosen on a free run from rest over the training
-        # part (31 s rather than the 8 s held-out part: a steadier choice, and the held-out
-        # score below stays free of it)
-        free_v = sc.to_mV(simulate(self.params, s[:stop].astype(np.float64), np.zeros((stop, 1)), None)[0][:, 0])
-        readout_window = (t0 + WARMUP_S, hold_window[0])
+        return best, selection
+
+    def _choose_readout(self, grid: FitGrid, delta_s: float) -> float:
+        """Choose :attr:`threshold_mV` and :attr:`shift_s` on a free run from rest over the fit part.
+
+        The fit part (31 s on the embedded challenge) gives a steadier choice than the 8 s
+        held-out part, and keeps the held-out score free of it. Returns Gamma/R at the choice.
+        """
+        stop = grid.stop
+        free_v = self.scaling.to_mV(
+            simulate(self.params, grid.inputs[:stop].astype(np.float64), np.zeros((stop, 1)), None)[0][:, 0])
+        readout_window = (grid.t0_s + WARMUP_S, grid.heldout_start_s)
         self.threshold_mV, self.shift_s, train_score = choose_readout(
-            free_v, dt_model, t0, [t[(t >= readout_window[0]) & (t < readout_window[1])] for t in spikes],
-            readout_window, train.delta_s, THRESHOLDS_MV, SHIFTS_S)
-        score = heldout(self.params, self.threshold_mV, self.shift_s)[0]
+            free_v, grid.dt_s, grid.t0_s, grid.spikes_in(readout_window), readout_window, delta_s,
+            THRESHOLDS_MV, SHIFTS_S)
+        return train_score
+
+    def _fit_record(self, grid: FitGrid, best: TrainState, device) -> dict[str, Any]:
+        """The fitted structure, training settings, readout and scaling, for the fit record."""
         cfg = best.config
         return {
-            "dt_model_s": dt_model,
+            "dt_model_s": grid.dt_s,
             "tau_steps": cfg.tau,
-            "tau_s": cfg.tau * dt_model,
+            "tau_s": cfg.tau * grid.dt_s,
             "latent_dim_M": cfg.m,
             "n_bases_B": cfg.n_bases,
             "training": {"seq_len_steps": cfg.seq_len, "burn_in_steps": cfg.burn_in, "batch_size": cfg.batch_size,
@@ -233,17 +209,8 @@ class DendPLRNNModel(Model):
             "input_sd": self.input_sd.tolist(),
             "threshold_mV": self.threshold_mV,
             "spike_time_shift_s": self.shift_s,
-            "training_free_run_gamma_over_R": train_score,
             "clip_mV": CLIP_MV,
-            "scaling": sc.as_record(),
-            "heldout_window_s": list(hold_window),
-            "heldout_gamma_over_R": score,
-            "selection_free_run_gamma_over_R": best.best_score,
-            "heldout_curve": best.evaluations,
-            "loss_curve": best.losses,
-            "selection": selection,
-            "fit_time_s": time.perf_counter() - t_start,
-            "params": self.params.as_record(),
+            "scaling": self.scaling.as_record(),
         }
 
     # ------------------------------------------------------------------ prediction
@@ -278,6 +245,27 @@ class DendPLRNNModel(Model):
     def _inputs(self, current: np.ndarray, dt_model_s: float) -> np.ndarray:
         """Standardised current (T,) on the network grid -> the network's inputs (T, n_in), float32."""
         return (filter_bank(current, dt_model_s, self.input_taus_s) / self.input_sd).astype(np.float32)
+
+
+def _configure_torch(seed: int):
+    """Seed torch, make it deterministic and single-threaded; return the device to train on."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)  # tiny per-step ops: intra-op threads only add overhead
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _best_score(state: TrainState) -> float:
+    return state.best_score
+
+
+def _ranking_entry(state: TrainState) -> dict[str, Any]:
+    """One restart's structure, best checkpoint score and steps, for the fit record's ``selection``."""
+    cfg = state.config
+    return {"tau": cfg.tau, "m": cfg.m, "n_bases": cfg.n_bases,
+            "best_free_run_gamma_over_R": state.best_score, "iterations": state.iterations}
 
 
 def _schedule(budget: float) -> tuple[tuple, list[int]]:

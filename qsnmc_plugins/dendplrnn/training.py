@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -45,11 +45,11 @@ class TrainConfig:
     seq_len: int = 250  #: steps per window with loss
     burn_in: int = 30  #: fully forced steps before the loss starts
     batch_size: int = 64
-    lr: float = 2e-2  #: 2e-2 vs 1e-2 vs 3e-3 at 144 steps: held-out 0.59 / 0.49 / 0.22 Gamma/R
+    lr: float = 2e-2  #: RAdam's learning rate (the best of three tried, see benchmarks/README.md)
     grad_clip: float = 1.0
     #: decay of the exponential moving average of the weights that is evaluated and checkpointed
-    #: (0: the raw weights). At lr 2e-2 the raw weights' held-out score swings by +-0.1 between
-    #: checks; the average over the last ~1 / (1 - decay) steps is steadier.
+    #: (0: the raw weights): at lr 2e-2 the raw weights' score swings between checks, the
+    #: average over the last ~1 / (1 - decay) steps is steadier
     ema_decay: float = 0.97
     #: generalised teacher forcing between the sparse forcing steps (0: off, pure sparse TF)
     gtf_alpha: float = 0.0
@@ -64,7 +64,9 @@ class TrainState:
     config: TrainConfig
     rng: np.random.Generator
     losses: list[float] = field(default_factory=list)
-    evaluations: list[tuple[int, float]] = field(default_factory=list)  #: (iteration, held-out score)
+    #: (iteration, score) at every checkpoint: what ``evaluate`` returned (the dendPLRNN model's
+    #: selection score, a free run over the whole training window)
+    checkpoint_scores: list[tuple[int, float]] = field(default_factory=list)
     best_score: float = -math.inf
     best_iteration: int = 0
     best_state: dict | None = None
@@ -83,6 +85,7 @@ class TrainState:
 
 
 def new_state(config: TrainConfig, seed: int, device: torch.device) -> TrainState:
+    """A freshly initialised network (from ``seed``) with its optimiser and weight average."""
     g = torch.Generator().manual_seed(seed)
     net = DendPLRNN(config.m, config.n_bases, n_in=config.n_in, generator=g).to(device)
     opt = torch.optim.RAdam(net.parameters(), lr=config.lr)
@@ -108,6 +111,7 @@ def _ema_with_warmup(decay: float) -> Callable:
 
 
 def _batch(data: SequenceData, cfg: TrainConfig, rng: np.random.Generator, device: torch.device):
+    """Voltage, inputs and loss weights of ``cfg.batch_size`` random windows from random repetitions."""
     n = cfg.burn_in + cfg.seq_len
     reps = rng.integers(0, data.voltage.shape[0], cfg.batch_size)
     starts = rng.integers(0, data.stop - n, cfg.batch_size)
@@ -132,7 +136,8 @@ def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor
 def train(state: TrainState, data: SequenceData, n_iterations: int, evaluate: Callable[[DendPLRNN], float],
           eval_every: int, device: torch.device, progress=None, max_restarts: int = 3,
           lr_end_factor: float = 1.0) -> TrainState:
-    """Run ``n_iterations`` optimiser steps, evaluating on held-out data every ``eval_every``.
+    """Run ``n_iterations`` optimiser steps, scoring the network with ``evaluate`` every ``eval_every``
+    steps (higher is better); the best-scoring checkpoint is kept in ``state.best_state``.
 
     The learning rate decays geometrically by ``lr_end_factor`` over these steps (1: constant).
 
@@ -170,7 +175,7 @@ def train(state: TrainState, data: SequenceData, n_iterations: int, evaluate: Ca
             progress.update(1)
         if state.iterations % eval_every == 0 or done == n_iterations:
             score = evaluate(state.evaluated)
-            state.evaluations.append((state.iterations, score))
+            state.checkpoint_scores.append((state.iterations, score))
             if score == -math.inf:
                 _restart(state, f"free run diverged at iteration {state.iterations}", max_restarts)
                 continue
@@ -179,7 +184,7 @@ def train(state: TrainState, data: SequenceData, n_iterations: int, evaluate: Ca
                 state.best_score, state.best_iteration = score, state.iterations
                 state.best_state = copy.deepcopy(state.evaluated.state_dict())
             if progress is not None:
-                progress.set_postfix(loss=f"{value:.3f}", heldout=f"{score:.3f}", best=f"{state.best_score:.3f}")
+                progress.set_postfix(loss=f"{value:.3f}", score=f"{score:.3f}", best=f"{state.best_score:.3f}")
     return state
 
 
@@ -200,7 +205,3 @@ def _snapshot(state: TrainState) -> tuple:
     """Deep copies of the network, optimiser and weight-average states (the last good checkpoint)."""
     ema = copy.deepcopy(state.ema.state_dict()) if state.ema is not None else None
     return copy.deepcopy(state.net.state_dict()), copy.deepcopy(state.optimiser.state_dict()), ema
-
-
-def config_record(cfg: TrainConfig) -> dict:
-    return asdict(cfg)

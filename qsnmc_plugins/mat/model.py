@@ -23,11 +23,12 @@ style) starts from rest; spikes inside the window are returned.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
 
-from qsnmc import Stimulus, TrainingData
+from qsnmc import Stimulus, TrainingData, TrainingStimulus
 from qsnmc import Model
 from qsnmc import bar
 
@@ -76,6 +77,37 @@ def model_factor(dt_s: float) -> int:
     return max(1, int(round(MODEL_STEP_S / dt_s)))
 
 
+def _segments(stimuli: Sequence[TrainingStimulus], splits_s: list[float]) -> tuple[list[Segment], list[Segment]]:
+    """Each stimulus' fit part (window start to its split, s) and held-out part (split to window end)."""
+    fit_segments, heldout_segments = [], []
+    for i, (s, split) in enumerate(zip(stimuli, splits_s)):
+        for lo, hi, out in ((s.window_s[0], split, fit_segments), (split, s.window_s[1], heldout_segments)):
+            recs = [np.asarray(t)[(t >= lo) & (t < hi)] for t in s.spike_times_s]
+            out.append(Segment(i, lo, hi, recs))
+    return fit_segments, heldout_segments
+
+
+def _search(objective: GammaObjective, segments: list[Segment], bounds: list[tuple[float, float]],
+            generations: int, seed: int) -> tuple[ThresholdParams, list[float]]:
+    """The differential evolution of the threshold (with a progress bar); the best parameters
+    and the best Gamma per generation."""
+    progress = bar(total=generations, desc="mat: threshold search")
+    try:
+        params, _, history = search_threshold(
+            objective, segments, bounds, generations=generations, popsize=POPSIZE, seed=seed,
+            callback=partial(_show_generation, progress),
+        )
+    finally:
+        progress.close()
+    return params, history
+
+
+def _show_generation(progress, best: float) -> None:
+    """Advance the search's progress bar by one generation, showing the best Gamma so far."""
+    progress.update(1)
+    progress.set_postfix(best_gamma=f"{best:.3f}")
+
+
 class MATModel(Model):
     """Multi-timescale adaptive threshold neuron; deterministic (one train for all repetitions).
 
@@ -112,37 +144,27 @@ class MATModel(Model):
             [binned_max(m.potential(s.current_pA[: s.window_slice.stop], dt), factor) for s in stimuli]
             for m in candidates
         ]
-        fit_segments, heldout_segments = [], []
-        for i, (s, split) in enumerate(zip(stimuli, splits)):
-            for lo, hi, out in ((s.window_s[0], split, fit_segments), (split, s.window_s[1], heldout_segments)):
-                recs = [np.asarray(t)[(t >= lo) & (t < hi)] for t in s.spike_times_s]
-                out.append(Segment(i, lo, hi, recs))
+        fit_segments, heldout_segments = _segments(stimuli, splits)
         objective = GammaObjective(potentials, step, train.delta_s, self.threshold_taus_s, self.refractory_s)
         bounds = self._bounds(potentials, [s.window_s for s in stimuli], step)
         generations = max(2, int(round(GENERATIONS * self.budget)))
-        progress = bar(total=generations, desc="mat: threshold search")
-
-        def on_generation(best: float) -> None:
-            progress.update(1)
-            progress.set_postfix(best_gamma=f"{best:.3f}")
-
-        try:
-            params, _, history = search_threshold(
-                objective,
-                fit_segments,
-                bounds,
-                generations=generations,
-                popsize=POPSIZE,
-                seed=self.seed,
-                callback=on_generation,
-            )
-        finally:
-            progress.close()
+        params, history = _search(objective, fit_segments, bounds, generations, self.seed)
         self.params = ThresholdParams(
             params.omega_mV, params.alphas_mV, params.latency_s, min(params.membrane, len(candidates) - 1)
         )
         self.membrane = candidates[self.params.membrane]
-        record = {
+        record = self._fit_record(candidates, step, bounds, generations, objective, history)
+        record.update(self._validation(objective, "fit", fit_segments, train.delta_s))
+        record.update(self._validation(objective, "heldout", heldout_segments, train.delta_s))
+        record["fit_part_s"] = [[seg.start_s, seg.stop_s] for seg in fit_segments]
+        record["heldout_part_s"] = [[seg.start_s, seg.stop_s] for seg in heldout_segments]
+        record["fit_time_s"] = time.perf_counter() - t_start
+        return record
+
+    def _fit_record(self, candidates: list[MembraneFilter], step: float, bounds: list[tuple[float, float]],
+                    generations: int, objective: GammaObjective, history: list[float]) -> dict[str, Any]:
+        """The fitted membrane and threshold, with units, and how the search ran."""
+        return {
             "membrane": {
                 "tau_m_ms": 1e3 * self.membrane.taus_s[0],
                 "resistance_MOhm": self.membrane.input_resistance_MOhm,
@@ -172,12 +194,6 @@ class MATModel(Model):
                 "best_gamma_per_generation": history,
             },
         }
-        record.update(self._validation(objective, "fit", fit_segments, train.delta_s))
-        record.update(self._validation(objective, "heldout", heldout_segments, train.delta_s))
-        record["fit_part_s"] = [[seg.start_s, seg.stop_s] for seg in fit_segments]
-        record["heldout_part_s"] = [[seg.start_s, seg.stop_s] for seg in heldout_segments]
-        record["fit_time_s"] = time.perf_counter() - t_start
-        return record
 
     def _bounds(
         self, potentials: Sequence[Sequence[np.ndarray]], windows_s: list[tuple[float, float]], step_s: float
