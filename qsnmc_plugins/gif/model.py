@@ -1,0 +1,152 @@
+"""The ``gif`` model: a generalized integrate-and-fire neuron fitted as Mensi et al. (2012) and
+Pozzorini et al. (2015) fit cortical cells.
+
+Fit (training window only; every stimulus and repetition pooled):
+1. The recorded spikes move back by a latency (the model's spike event is the threshold
+   crossing, which precedes the recorded 0 mV crossing by about the upstroke's length).
+2. Membrane and spike-triggered current eta: linear regression of dV/dt outside spike
+   windows (:mod:`~qsnmc_plugins.gif.subthreshold`), then refitted on the voltage the model
+   itself simulates with the recorded spikes imposed (:mod:`~qsnmc_plugins.gif.voltage_fit`),
+   which pins g_L and E_L down.
+3. Escape-rate threshold V_T, Delta_V and spike-triggered threshold movement gamma by
+   convex maximum likelihood over every spike (:mod:`~qsnmc_plugins.gif.threshold_mle`).
+
+Readout and latency are chosen on held-out training data (``train.time_split(0.25)``):
+each candidate latency is fitted on the first 75 % of every training window and scored on
+the rest with the readouts: one sampled train per repetition (stochastic), or one
+deterministic train emitted when the hazard reaches a level (a grid of rates). The best
+pair by held-out Gamma/R is refitted on the whole training window.
+
+Prediction simulates the whole protocol from its start, so a test window that continues a
+training recording starts with the adaptation state the current built up before it.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+
+from qsnmc import Model, Stimulus, TrainingData, bar, score_heldout
+from qsnmc_plugins.gif.basis import ExponentialBasis
+from qsnmc_plugins.gif.binning import bin_mean, bin_stimulus, step_factor
+from qsnmc_plugins.gif.simulate import simulate_spikes
+from qsnmc_plugins.gif.subthreshold import Membrane, fit_membrane
+from qsnmc_plugins.gif.threshold import EscapeThreshold
+from qsnmc_plugins.gif.threshold_mle import ThresholdFit, fit_threshold, likelihood_data
+from qsnmc_plugins.gif.voltage_fit import fit_on_voltage
+
+#: candidate latencies from the model's threshold crossing to the recorded spike (s)
+LATENCIES_S = (0.002, 0.003, 0.004, 0.005)
+#: latency used when the budget allows a single candidate (s)
+DEFAULT_LATENCY_S = 0.004
+#: refractory period after the recorded spike (s); the model's is latency + this
+REFRACTORY_AFTER_SPIKE_S = 0.002
+#: left out of the membrane fits before each spike event (s)
+CUT_BEFORE_S = 0.001
+#: deterministic readout: candidate hazard levels (Hz) at which a spike is emitted
+LEVELS_HZ = tuple(float(x) for x in np.geomspace(50.0, 1000.0, 9))
+#: fraction of each training window held out to choose latency and readout
+HELDOUT_FRACTION = 0.25
+#: basis time constants (first s, last s, count) of eta and gamma
+ETA_BASIS = (0.003, 10.0, 8)
+GAMMA_BASIS = (0.003, 10.0, 8)
+STOCHASTIC = "stochastic"
+
+
+class GIFModel(Model):
+    """Generalized integrate-and-fire neuron with spike-triggered current and moving escape-rate threshold."""
+
+    name = "gif"
+    description = "GIF (Mensi 2012, Pozzorini 2015): membrane and eta by regression, threshold and gamma by convex ML"
+
+    def __init__(self, seed: int = 0, budget: float = 1.0) -> None:
+        super().__init__(seed=seed, budget=budget)
+        self.eta_basis = ExponentialBasis.log_spaced(*ETA_BASIS)
+        self.gamma_basis = ExponentialBasis.log_spaced(*GAMMA_BASIS)
+        self.membrane: Membrane | None = None
+        self.threshold: EscapeThreshold | None = None
+        self.latency_s = DEFAULT_LATENCY_S
+        #: "stochastic", or the deterministic hazard level (Hz)
+        self.readout: str | float = STOCHASTIC
+
+    # -- fit ---------------------------------------------------------------------------
+    def fit_parameters(self, train: TrainingData, latency_s: float) -> tuple[Membrane, ThresholdFit, float]:
+        """Membrane, eta, threshold and gamma for one latency (s); also the voltage RMS error (mV)."""
+        binned = [bin_stimulus(s, latency_s) for s in train.stimuli]
+        t_ref = latency_s + REFRACTORY_AFTER_SPIKE_S
+        regressed = fit_membrane(binned, self.eta_basis, t_ref, CUT_BEFORE_S)
+        membrane, v_rmse = fit_on_voltage(binned, regressed, CUT_BEFORE_S)
+        return membrane, fit_threshold(likelihood_data(membrane, binned, self.gamma_basis), self.gamma_basis), v_rmse
+
+    def latencies(self) -> tuple[float, ...]:
+        return LATENCIES_S if self.budget >= 0.5 else (DEFAULT_LATENCY_S,)
+
+    def fit(self, train: TrainingData) -> dict[str, Any]:
+        """Choose latency and readout on a held-out split, refit on the whole window; return the fit record."""
+        t_start = time.perf_counter()
+        fold = train.time_split(HELDOUT_FRACTION)
+        candidates = []
+        latencies = self.latencies()
+        progress = bar(total=len(latencies) + 1, desc="gif: fit")
+        try:
+            for latency in latencies:
+                membrane, thr, _ = self.fit_parameters(fold.fit, latency)
+                self.membrane, self.threshold, self.latency_s = membrane, thr.threshold, latency
+                for readout in (STOCHASTIC, *LEVELS_HZ):
+                    self.readout = readout
+                    score = score_heldout({h.name: self.predict(h.stimulus) for h in fold.heldout}, fold.heldout,
+                                          train.delta_s)
+                    candidates.append({"latency_ms": 1e3 * latency, "readout": readout, "score": score})
+                progress.update(1)
+            best = max(candidates, key=lambda c: c["score"].performance)
+            self.latency_s, self.readout = 1e-3 * best["latency_ms"], best["readout"]
+            membrane, thr, v_rmse = self.fit_parameters(train, self.latency_s)
+            self.membrane, self.threshold = membrane, thr.threshold
+            progress.update(1)
+        finally:
+            progress.close()
+        stochastic = [c for c in candidates if c["readout"] == STOCHASTIC and c["latency_ms"] == best["latency_ms"]][0]
+        return {
+            "membrane": self.membrane.to_record(),
+            "voltage_rmse_mV": v_rmse,
+            "threshold": thr.to_record(),
+            "latency_ms": 1e3 * self.latency_s,
+            "model_step_ms": 1e3 * train.dt_s * step_factor(train.dt_s),
+            "prediction_mode": "stochastic" if self.readout == STOCHASTIC else "deterministic",
+            "deterministic_level_hz": None if self.readout == STOCHASTIC else float(self.readout),
+            "prediction_mode_why": (
+                f"highest held-out Gamma/R on {fold.label} among the stochastic readout (one sampled train "
+                f"per repetition) and deterministic hazard levels {[round(x, 1) for x in LEVELS_HZ]} Hz: "
+                f"{best['score'].performance:.3f} vs {stochastic['score'].performance:.3f} stochastic"),
+            "validation": {
+                "fold": fold.label,
+                "chosen": best["score"].to_dict(),
+                "candidates": [{"latency_ms": c["latency_ms"], "readout": c["readout"],
+                                "performance": c["score"].performance,
+                                "log_count_error": c["score"].log_count_error} for c in candidates],
+            },
+            "fit_time_s": time.perf_counter() - t_start,
+        }
+
+    # -- predict -----------------------------------------------------------------------
+    def predict(self, stimulus: Stimulus) -> np.ndarray | list[np.ndarray]:
+        """Spike times (s) inside ``stimulus.window_s``: one train (deterministic) or one per repetition."""
+        if self.membrane is None or self.threshold is None:
+            raise RuntimeError("gif: predict() before fit()")
+        factor = step_factor(stimulus.dt_s)
+        step = stimulus.dt_s * factor
+        start, stop = stimulus.window_s
+        n = min(stimulus.current_pA.size // factor, int(np.ceil(stop / step)) + 1)
+        current = bin_mean(stimulus.current_pA[: n * factor], factor)
+
+        def times(bins: np.ndarray) -> np.ndarray:
+            t = (bins + 0.5) * step + self.latency_s
+            return np.asarray(t[(t >= start) & (t <= stop)], dtype=np.float64)
+
+        if self.readout != STOCHASTIC:
+            return times(simulate_spikes(self.membrane, self.threshold, current, step, level_hz=float(self.readout)))
+        rng = np.random.default_rng([self.seed, zlib.crc32(stimulus.name.encode())])
+        return [times(simulate_spikes(self.membrane, self.threshold, current, step, rng=rng))
+                for _ in range(stimulus.n_repetitions)]
