@@ -13,9 +13,12 @@ Fit (training window only; every stimulus and repetition pooled):
 
 Readout and latency are chosen on held-out training data (``train.time_split(0.25)``):
 each candidate latency is fitted on the first 75 % of every training window and scored on
-the rest with the readouts: one sampled train per repetition (stochastic), or one
-deterministic train emitted when the hazard reaches a level (a grid of rates). The best
-pair by held-out Gamma/R is refitted on the whole training window.
+the rest with every readout: one sampled train per repetition (stochastic), or one
+deterministic train emitted when the hazard reaches a level (a grid of rates; each level
+judged by its held-out Gamma/R averaged with its grid neighbours'). Latencies are visited
+from :data:`DEFAULT_LATENCY_S` towards the better neighbour on a 1 ms grid while the best
+readout improves (at budget < 0.5 only the default is fitted). The best latency and readout
+are refitted on the whole training window.
 
 Prediction simulates the whole protocol from its start, so a test window that continues a
 training recording starts with the adaptation state the current built up before it.
@@ -37,20 +40,23 @@ from qsnmc_plugins.gif.threshold import EscapeThreshold
 from qsnmc_plugins.gif.threshold_mle import ThresholdFit, fit_threshold, likelihood_data
 from qsnmc_plugins.gif.voltage_fit import fit_on_voltage
 
-#: candidate latencies from the model's threshold crossing to the recorded spike (s)
-LATENCIES_S = (0.002, 0.003, 0.004, 0.005)
-#: latency used when the budget allows a single candidate (s)
-DEFAULT_LATENCY_S = 0.004
+#: latency from the model's threshold crossing to the recorded spike (s): searched on this grid,
+#: from the default towards higher held-out Gamma/R (one step at a time, while it improves)
+LATENCY_GRID_S = (0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006)
+#: where the search starts, and the latency used when the budget allows a single candidate (s)
+DEFAULT_LATENCY_S = 0.003
 #: refractory period after the recorded spike (s); the model's is latency + this
 REFRACTORY_AFTER_SPIKE_S = 0.002
 #: left out of the membrane fits before each spike event (s)
 CUT_BEFORE_S = 0.001
 #: deterministic readout: candidate hazard levels (Hz) at which a spike is emitted
-LEVELS_HZ = tuple(float(x) for x in np.geomspace(50.0, 1000.0, 9))
+LEVELS_HZ = tuple(float(x) for x in np.geomspace(10.0, 1000.0, 13))
 #: fraction of each training window held out to choose latency and readout
 HELDOUT_FRACTION = 0.25
 #: basis time constants (first s, last s, count) of eta and gamma
 ETA_BASIS = (0.003, 10.0, 8)
+#: time constants of the membrane's input filters (s): the raw current and these filtered ones drive it
+INPUT_TAUS_S = (0.002, 0.006)
 GAMMA_BASIS = (0.003, 10.0, 8)
 STOCHASTIC = "stochastic"
 
@@ -65,6 +71,7 @@ class GIFModel(Model):
         super().__init__(seed=seed, budget=budget)
         self.eta_basis = ExponentialBasis.log_spaced(*ETA_BASIS)
         self.gamma_basis = ExponentialBasis.log_spaced(*GAMMA_BASIS)
+        self.input_taus_s = INPUT_TAUS_S
         self.membrane: Membrane | None = None
         self.threshold: EscapeThreshold | None = None
         self.latency_s = DEFAULT_LATENCY_S
@@ -76,35 +83,62 @@ class GIFModel(Model):
         """Membrane, eta, threshold and gamma for one latency (s); also the voltage RMS error (mV)."""
         binned = [bin_stimulus(s, latency_s) for s in train.stimuli]
         t_ref = latency_s + REFRACTORY_AFTER_SPIKE_S
-        regressed = fit_membrane(binned, self.eta_basis, t_ref, CUT_BEFORE_S)
+        regressed = fit_membrane(binned, self.eta_basis, t_ref, CUT_BEFORE_S, input_taus_s=self.input_taus_s)
         membrane, v_rmse = fit_on_voltage(binned, regressed, CUT_BEFORE_S)
         return membrane, fit_threshold(likelihood_data(membrane, binned, self.gamma_basis), self.gamma_basis), v_rmse
 
-    def latencies(self) -> tuple[float, ...]:
-        return LATENCIES_S if self.budget >= 0.5 else (DEFAULT_LATENCY_S,)
+    def _score_latency(self, fold, latency_s: float) -> list[dict]:
+        """Fit on ``fold.fit`` with one latency; held-out scores of every readout.
+
+        Each candidate's ``merit`` is its held-out Gamma/R, for a deterministic level the mean
+        over it and its neighbours on the level grid: the held-out Gamma/R is jagged in the
+        level (a few seconds of held-out data), and the smoothed value does not chase that noise.
+        """
+        membrane, thr, _ = self.fit_parameters(fold.fit, latency_s)
+        self.membrane, self.threshold, self.latency_s = membrane, thr.threshold, latency_s
+        out = []
+        for readout in (STOCHASTIC, *LEVELS_HZ):
+            self.readout = readout
+            score = score_heldout({h.name: self.predict(h.stimulus) for h in fold.heldout}, fold.heldout,
+                                  fold.fit.delta_s)
+            out.append({"latency_ms": 1e3 * latency_s, "readout": readout, "score": score,
+                        "merit": score.performance})
+        levels = out[1:]
+        for k, c in enumerate(levels):
+            c["merit"] = float(np.mean([x["score"].performance for x in levels[max(k - 1, 0) : k + 2]]))
+        return out
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Choose latency and readout on a held-out split, refit on the whole window; return the fit record."""
         t_start = time.perf_counter()
         fold = train.time_split(HELDOUT_FRACTION)
-        candidates = []
-        latencies = self.latencies()
-        progress = bar(total=len(latencies) + 1, desc="gif: fit")
-        try:
-            for latency in latencies:
-                membrane, thr, _ = self.fit_parameters(fold.fit, latency)
-                self.membrane, self.threshold, self.latency_s = membrane, thr.threshold, latency
-                for readout in (STOCHASTIC, *LEVELS_HZ):
-                    self.readout = readout
-                    score = score_heldout({h.name: self.predict(h.stimulus) for h in fold.heldout}, fold.heldout,
-                                          train.delta_s)
-                    candidates.append({"latency_ms": 1e3 * latency, "readout": readout, "score": score})
+        grid = list(LATENCY_GRID_S)
+        best_of: dict[int, float] = {}
+        candidates: list[dict] = []
+        progress = bar(total=None, desc="gif: latency search")
+
+        def visit(i: int) -> float:
+            if i not in best_of:
+                scored = self._score_latency(fold, grid[i])
+                candidates.extend(scored)
+                best_of[i] = max(c["merit"] for c in scored)
                 progress.update(1)
-            best = max(candidates, key=lambda c: c["score"].performance)
+            return best_of[i]
+
+        try:
+            i = grid.index(DEFAULT_LATENCY_S)
+            visit(i)
+            if self.budget >= 0.5:  # hill-climb on the grid while a neighbour scores higher
+                while True:
+                    neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(grid)]
+                    j = max(neighbours, key=visit)
+                    if visit(j) <= visit(i):
+                        break
+                    i = j
+            best = max(candidates, key=lambda c: c["merit"])
             self.latency_s, self.readout = 1e-3 * best["latency_ms"], best["readout"]
             membrane, thr, v_rmse = self.fit_parameters(train, self.latency_s)
             self.membrane, self.threshold = membrane, thr.threshold
-            progress.update(1)
         finally:
             progress.close()
         stochastic = [c for c in candidates if c["readout"] == STOCHASTIC and c["latency_ms"] == best["latency_ms"]][0]
@@ -118,13 +152,14 @@ class GIFModel(Model):
             "deterministic_level_hz": None if self.readout == STOCHASTIC else float(self.readout),
             "prediction_mode_why": (
                 f"highest held-out Gamma/R on {fold.label} among the stochastic readout (one sampled train "
-                f"per repetition) and deterministic hazard levels {[round(x, 1) for x in LEVELS_HZ]} Hz: "
-                f"{best['score'].performance:.3f} vs {stochastic['score'].performance:.3f} stochastic"),
+                f"per repetition) and deterministic hazard levels {[round(x, 1) for x in LEVELS_HZ]} Hz "
+                f"(each level's Gamma/R averaged with its grid neighbours'): {best['merit']:.3f} "
+                f"vs {stochastic['merit']:.3f} stochastic"),
             "validation": {
                 "fold": fold.label,
                 "chosen": best["score"].to_dict(),
                 "candidates": [{"latency_ms": c["latency_ms"], "readout": c["readout"],
-                                "performance": c["score"].performance,
+                                "performance": c["score"].performance, "merit": c["merit"],
                                 "log_count_error": c["score"].log_count_error} for c in candidates],
             },
             "fit_time_s": time.perf_counter() - t_start,

@@ -8,7 +8,8 @@ Two routines:
 
 The membrane is integrated exactly over each step for a current held constant over it
 (exponential Euler): ``V[n+1] = rho V[n] + (1 - rho) V_inf[n]``, ``rho = exp(-h / tau_m)``,
-``V_inf = E_L + (I - eta) / g_L``. A spike at bin ``m`` starts the kernels there, holds the
+``V_inf = E_L + (I_eff - eta) / g_L`` (``I_eff``: the injected current through the membrane's
+input filter). A spike at bin ``m`` starts the kernels there, holds the
 voltage for the refractory period and resets it to ``V_r`` at bin ``m + n_ref``. Between
 spikes the kernels are sums of decaying exponentials, so the free run is event-driven:
 blocks of bins (doubling in length) are computed with NumPy until the next spike.
@@ -57,7 +58,7 @@ def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, sp
             last = int(m)
     used = np.asarray(used, dtype=np.int64)
     eta = np.asarray(membrane.eta_pA) @ membrane.eta_basis.spike_features(used, n, step_s)
-    vinf = membrane.EL_mV + (current_pA - eta) / membrane.gL_nS
+    vinf = membrane.EL_mV + (membrane.effective_current(current_pA, step_s) - eta) / membrane.gL_nS
     rho = float(np.exp(-step_s / membrane.tau_m_s))
     v = np.full(n, np.nan)
     start = 0
@@ -91,6 +92,7 @@ def simulate_spikes(
     if (rng is None) == (level_hz is None):
         raise ValueError("give either rng (stochastic) or level_hz (deterministic)")
     n = current_pA.size
+    current_pA = membrane.effective_current(current_pA, step_s)
     n_ref = max(1, int(round(membrane.t_ref_s / step_s)))
     rho = float(np.exp(-step_s / membrane.tau_m_s))
     log_decay_eta = np.log(membrane.eta_basis.decay(step_s))[:, None]

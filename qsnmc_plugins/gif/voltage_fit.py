@@ -7,12 +7,14 @@ each recorded spike, the spike-triggered current of the recorded spikes) is fitt
 recorded one. For a fixed membrane time constant ``tau_m`` that voltage is linear in
 ``(V_r, E_L, 1/g_L, w_k/g_L)``:
 
-    V[n] = V_r rho^d + E_L (1 - rho^d) + (Phi[I][n] - sum_k w_k Phi[X_k][n]) / g_L,
+    V[n] = V_r rho^d + E_L (1 - rho^d) + (sum_j g_j Phi[I_j][n] - sum_k w_k Phi[X_k][n]) / g_L,
 
 where ``d`` is the number of bins since the last reset, ``rho = exp(-h / tau_m)`` and
 ``Phi`` the resetting filter ``Phi[n] = rho Phi[n-1] + (1 - rho) u[n-1]``, ``Phi = 0`` at a
 reset. So each ``tau_m`` is one least-squares problem, and ``tau_m`` itself is a bounded
-one-dimensional search (``scipy.optimize.minimize_scalar``) on the residual.
+one-dimensional search (``scipy.optimize.minimize_scalar``) on the residual. ``I_j`` are the
+raw and filtered currents of the membrane's input filter (:mod:`qsnmc_plugins.gif.input_filter`),
+``g_j`` their gains (summing to 1).
 """
 from __future__ import annotations
 
@@ -23,10 +25,13 @@ import numpy as np
 from scipy.signal import lfilter
 
 from qsnmc_plugins.gif.binning import BinnedStimulus
+from qsnmc_plugins.gif.input_filter import input_signals
 from qsnmc_plugins.gif.subthreshold import Membrane, spike_window_mask
 
 #: search range of the membrane time constant (s)
 TAU_BOUNDS_S = (0.002, 0.2)
+#: every this-many-th kept bin enters the fit (neighbouring bins of a smooth voltage carry little more)
+BIN_STRIDE = 2
 
 
 def _segments(spike_bins: np.ndarray, n: int, n_ref: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,14 +62,15 @@ class VoltageDesign:
             before = int(round(cut_before_s / h))
             for v, spikes in zip(stim.voltage_mV, stim.spike_bins):
                 seg, used = _segments(spikes, n, n_ref)
-                keep = np.flatnonzero((seg >= 0) & ~spike_window_mask(used, n, before, n_ref))
+                keep = np.flatnonzero((seg >= 0) & ~spike_window_mask(used, n, before, n_ref))[::BIN_STRIDE]
                 x = membrane.eta_basis.spike_features(used, n, h)
-                signals = np.vstack([stim.window_current_pA, -x])
+                inputs = input_signals(stim.current_pA, h, membrane.input_taus_s)[:, stim.first_bin : stim.first_bin + n]
+                signals = np.vstack([inputs, -x])
                 self.rows.append((h, seg[keep], keep - seg[keep], keep, signals, v[keep]))
 
     def solve(self, tau_s: float) -> tuple[np.ndarray, float, int]:
         """Least squares at one ``tau_m``: coefficients ``(V_r, E_L, 1/g_L, w_k/g_L)``, RSS, samples."""
-        p = 2 + self.membrane.eta_basis.size + 1
+        p = 2 + len(self.membrane.input_taus_s) + 1 + self.membrane.eta_basis.size
         gram, rhs, ysq, count = np.zeros((p, p)), np.zeros(p), 0.0, 0
         for h, start, lag, keep, signals, y in self.rows:
             rho = float(np.exp(-h / tau_s))
@@ -95,10 +101,14 @@ def fit_on_voltage(stimuli: Sequence[BinnedStimulus], membrane: Membrane, cut_be
                           bounds=tuple(np.log(TAU_BOUNDS_S)), options={"xatol": 1e-2})
     tau = float(np.exp(res.x))
     coef, rss, count = design.solve(tau)
-    vr, el, inv_gl = coef[:3]
+    n_in = 1 + len(membrane.input_taus_s)
+    vr, el = coef[:2]
+    inv_gl = float(np.sum(coef[2 : 2 + n_in]))  # the input filter's gains sum to 1
     if inv_gl <= 0:
         raise RuntimeError("gif: the voltage fit gave a negative input resistance")
     gl = 1.0 / inv_gl
-    eta = tuple(float(c * gl) for c in coef[3:])
-    refit = replace(membrane, C_pF=float(1e3 * gl * tau), gL_nS=float(gl), EL_mV=float(el), eta_pA=eta, Vr_mV=float(vr))
+    gains = tuple(float(c * gl) for c in coef[2 : 2 + n_in])
+    eta = tuple(float(c * gl) for c in coef[2 + n_in:])
+    refit = replace(membrane, C_pF=float(1e3 * gl * tau), gL_nS=float(gl), EL_mV=float(el), eta_pA=eta, Vr_mV=float(vr),
+                    input_gains=gains)
     return refit, float(np.sqrt(rss / count))
