@@ -50,14 +50,14 @@ REFRACTORY_AFTER_SPIKE_S = 0.002
 #: left out of the membrane fits before each spike event (s)
 CUT_BEFORE_S = 0.001
 #: deterministic readout: candidate hazard levels (Hz) at which a spike is emitted
-LEVELS_HZ = tuple(float(x) for x in np.geomspace(10.0, 1000.0, 13))
+LEVELS_HZ = tuple(float(x) for x in np.geomspace(3.0, 1000.0, 16))
 #: fraction of each training window held out to choose latency and readout
 HELDOUT_FRACTION = 0.25
 #: basis time constants (first s, last s, count) of eta and gamma
-ETA_BASIS = (0.003, 10.0, 8)
+ETA_BASIS = (0.003, 20.0, 9)
 #: time constants of the membrane's input filters (s): the raw current and these filtered ones drive it
 INPUT_TAUS_S = (0.002, 0.006)
-GAMMA_BASIS = (0.003, 10.0, 8)
+GAMMA_BASIS = (0.003, 20.0, 9)
 STOCHASTIC = "stochastic"
 
 
