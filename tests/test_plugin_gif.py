@@ -62,6 +62,7 @@ def known_gif() -> TrainingData:
 @pytest.fixture(scope="module")
 def fitted(known_gif):
     model = GIFModel(seed=0)
+    model.eta_basis = model.gamma_basis = BASIS  # the known neuron's basis, so that weights compare
     membrane, threshold_fit, v_rmse = model.fit_parameters(known_gif, LATENCY_S)
     return membrane, threshold_fit, v_rmse
 
