@@ -40,10 +40,11 @@ def _relax(v0: float, vinf: np.ndarray, rho: float) -> np.ndarray:
 
 
 def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, spike_bins: np.ndarray,
-                   v0_mV: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   v0_mV: float | None = None, *, effective: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Model voltage (mV) over ``current_pA``'s bins with the spikes given (NaN in refractory bins).
 
     A spike that falls inside the refractory period of the previous one is dropped.
+    ``effective``: ``current_pA`` has already been through the membrane's input filter.
 
     Returns:
         The voltage, and the spike bins actually used.
@@ -58,7 +59,8 @@ def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, sp
             last = int(m)
     used = np.asarray(used, dtype=np.int64)
     eta = np.asarray(membrane.eta_pA) @ membrane.eta_basis.spike_features(used, n, step_s)
-    vinf = membrane.EL_mV + (membrane.effective_current(current_pA, step_s) - eta) / membrane.gL_nS
+    drive = current_pA if effective else membrane.effective_current(current_pA, step_s)
+    vinf = membrane.EL_mV + (drive - eta) / membrane.gL_nS
     rho = float(np.exp(-step_s / membrane.tau_m_s))
     v = np.full(n, np.nan)
     start = 0

@@ -59,9 +59,10 @@ def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma
     blocks, targets = [], []
     step = stimuli[0].step_s
     for stim in stimuli:
-        current = stim.window_current_pA
+        # the input filter runs from the protocol's start, as in the membrane fits
+        current = membrane.effective_current(stim.current_pA, stim.step_s)[stim.first_bin : stim.first_bin + stim.n_bins]
         for spikes in stim.spike_bins:
-            v, used = forced_voltage(membrane, current, stim.step_s, spikes)
+            v, used = forced_voltage(membrane, current, stim.step_s, spikes, effective=True)
             x = gamma_basis.spike_features(used, v.size, stim.step_s)
             y = np.zeros(v.size)
             y[used] = 1.0
