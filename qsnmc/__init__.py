@@ -18,7 +18,8 @@ Validation on held-out training data (never the test window):
 - :meth:`TrainingData.time_split`, :meth:`TrainingData.stimulus_folds`,
   :meth:`TrainingData.folds`: :class:`Fold` objects of :class:`HeldOutStimulus`.
 - :func:`score_heldout`, :func:`validate_model`: Gamma/R per stimulus, stimuli weighted
-  equally, unreliable stimuli left out, never NaN (:class:`ValidationScore`).
+  equally, unreliable stimuli left out, never NaN (:class:`ValidationScore`);
+  :func:`score_trains` scores one held-out stretch a plugin chose itself.
 
 Testing and benchmarking a model in-process:
 - :func:`load_challenge`: a challenge folder (``challenge_dir(name)`` finds one by name).
@@ -30,7 +31,7 @@ from qsnmc.model import Model
 from qsnmc.progress import bar
 from qsnmc.scoring.spikes import spike_times_from_voltage
 from qsnmc.scoring.metrics import InvalidPrediction, coincidence_factor, intrinsic_reliability
-from qsnmc.scoring.validation import HeldOutScore, ValidationScore, score_heldout, validate_model
+from qsnmc.scoring.validation import HeldOutScore, ValidationScore, score_heldout, score_trains, validate_model
 from qsnmc.challenges.store import load_challenge
 from qsnmc.challenges.datadir import challenge_dir
 from qsnmc.scoring.evaluation import InProcessEvaluation, evaluate_in_process
@@ -39,7 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "hookimpl", "Model", "TrainingData", "TrainingStimulus", "Stimulus", "bar",
     "spike_times_from_voltage", "coincidence_factor", "intrinsic_reliability", "InvalidPrediction",
-    "Fold", "HeldOutStimulus", "HeldOutScore", "ValidationScore", "score_heldout", "validate_model",
+    "Fold", "HeldOutStimulus", "HeldOutScore", "ValidationScore", "score_heldout", "score_trains", "validate_model",
     "load_challenge", "challenge_dir", "evaluate_in_process", "InProcessEvaluation",
     "__version__",
 ]

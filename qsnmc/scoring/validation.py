@@ -136,24 +136,44 @@ def score_heldout_stimulus(
 
     ``reliability`` may be passed when already known (it depends on the recordings only).
     """
-    recordings = held.spike_times_s
+    return score_trains(held.name, held.spike_times_s, prediction, held.stimulus.window_s, delta_s,
+                        r_floor=r_floor, reliability=reliability)
+
+
+def score_trains(
+    name: str,
+    recordings: Sequence[np.ndarray],
+    prediction: np.ndarray | Sequence[np.ndarray],
+    window_s: tuple[float, float],
+    delta_s: float,
+    *,
+    r_floor: float = R_FLOOR,
+    reliability: float | None = None,
+) -> HeldOutScore:
+    """Score a prediction against recorded trains of one held-out stretch ``window_s`` (s).
+
+    For a plugin that holds out its own stretches (e.g. a free run from a recorded state);
+    combine several with :class:`ValidationScore`. Spikes outside the window are ignored.
+    """
     n = len(recordings)
-    r = _reliability(held, delta_s) if reliability is None else float(reliability)
+    lo, hi = window_s
+    duration = hi - lo
+    recordings = [np.asarray(t, dtype=np.float64) for t in recordings]
+    if reliability is None:
+        reliability = intrinsic_reliability(recordings, delta_s, duration=duration) if n >= 2 else float("nan")
+    r = float(reliability)
     included = bool(np.isfinite(r) and r >= r_floor and r > 0)
     n_recorded = float(np.mean([t.size for t in recordings]))
-    duration = held.stimulus.duration_s
-    lo, hi = held.stimulus.window_s
     try:
         trains = as_prediction_list(prediction, n)
         for t in trains:
             if not np.all(np.isfinite(t)):
                 raise InvalidPrediction("non-finite spike times")
-        trains = [t[(t >= lo) & (t < hi)] for t in trains]
+        trains = [t[(t >= lo) & (t <= hi)] for t in trains]  # the window is closed, as the harness checks it
         gammas = np.array([coincidence_factor(rec, p, delta_s, duration=duration) for rec, p in zip(recordings, trains)])
-        n_predicted = float(np.mean([t.size for t in trains]))
-        return HeldOutScore(held.name, gammas, r, n_predicted, n_recorded, included)
+        return HeldOutScore(name, gammas, r, float(np.mean([t.size for t in trains])), n_recorded, included)
     except InvalidPrediction as exc:
-        return HeldOutScore(held.name, np.full(n, INVALID_GAMMA), r, _mean_count(prediction), n_recorded, included,
+        return HeldOutScore(name, np.full(n, INVALID_GAMMA), r, _mean_count(prediction), n_recorded, included,
                             str(exc))
 
 
