@@ -316,3 +316,21 @@ def test_one_kilohertz_multi_stimulus_data(rs_recording):
         spikes = model.predict(Stimulus("C", dt, cur_1k[8000:], (0.5, 4.0), 1))
     assert np.all(np.diff(spikes) > 0) and (spikes.size == 0 or (spikes[0] >= 0.5 and spikes[-1] <= 4.0))
     assert model.last_forecast["warm_start_s"] == 0.0
+
+
+def test_a_stimulus_that_does_not_repeat_never_makes_the_held_out_score_nan(rs_recording):
+    """2007-like data: one stimulus repeats (R = 1), the other does not (one repetition silent: R = 0,
+    where Gamma/R is undefined). Every candidate still gets a finite held-out score."""
+    current, voltage = rs_recording
+    n = 40_000
+    v_a = np.vstack([voltage[:n], voltage[:n]])  # two identical repetitions
+    v_b = np.vstack([voltage[n:2 * n], np.minimum(voltage[n:2 * n], -40.0)])  # the second repetition never spikes
+    stims = tuple(
+        TrainingStimulus(name, DT, c, (0.0, n * DT), v, tuple(spike_times_from_voltage(v, DT)))
+        for name, c, v in (("A", current[:n], v_a), ("B", current[n:2 * n], v_b))
+    )
+    # budget 0.5: both repetitions of each stimulus are used, so R is measured on the held-out parts
+    model = DDFModel(seed=0, budget=0.5, candidates=[Candidate(EmbeddingConfig(4, 1, (200.0,), input_lag=0), 60)])
+    record = model.fit(TrainingData("one-reliable", stims))
+    assert record["trials"] and all(np.isfinite(t["heldout_gamma_over_r"]) for t in record["trials"])
+    assert np.isfinite(record["heldout_gamma_over_r"])
