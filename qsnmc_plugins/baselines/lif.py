@@ -3,40 +3,36 @@
 Fit, on the training window only:
 1. Membrane: ``dV/dt = (E_L - V) / tau_m + I / C`` by linear least squares on the
    subthreshold voltage (bins of the model step, spikes and their after-potential cut out).
-2. Threshold ``theta`` and reset ``V_r`` on a grid, by maximising the coincidence
-   factor against every training repetition; a 2 ms absolute refractory period.
-   With several training stimuli, each stimulus' mean Gamma is weighted by its
-   intrinsic reliability R (from its training repetitions): on a barely reliable
-   stimulus Gamma measures little beyond the rate, and a regular high-rate train
-   can even score Gamma > R there (measured in ``benchmarks/README.md``).
+2. Threshold ``theta`` and reset ``V_r`` on a grid, scored the competition's way against
+   every training repetition (:class:`qsnmc.ValidationScore`: Gamma/R per stimulus, stimuli
+   weighted equally, stimuli whose training R is under 0.3 left out, since on a barely
+   reliable stimulus Gamma measures little beyond the rate), minus ``count_penalty`` times
+   the mean |log| ratio of predicted to recorded spike counts, so that a threshold that
+   fits one stimulus by firing far too often on another loses. A 2 ms absolute
+   refractory period.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from qsnmc import Stimulus, TrainingData, TrainingStimulus
-from qsnmc import Model
-from qsnmc import coincidence_factor, intrinsic_reliability
+from qsnmc import Model, Stimulus, TrainingData, TrainingStimulus, ValidationScore
+from qsnmc import intrinsic_reliability, score_trains
 
 MODEL_STEP_S = 0.0005  #: simulation step (s): 8x finer than the 4 ms coincidence window
 REFRACTORY_S = 0.002
 CUT_BEFORE_S, CUT_AFTER_S = 0.003, 0.025  #: voltage excluded around each spike for the membrane fit
 N_THRESHOLDS = 32  #: threshold grid size
 RESET_OFFSETS_MV = (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0)  #: reset grid, relative to E_L (mV)
+#: default weight of the spike-count error in the threshold objective (chosen on held-out training data:
+#: benchmarks/README.md, "lif")
+COUNT_PENALTY = 0.1
 
 
-def stimulus_weights(train: TrainingData) -> np.ndarray:
-    """Weight of each training stimulus in the Gamma objective: its intrinsic reliability R
-    over the training window (normalised to sum 1); equal weights for a single stimulus or
-    when a stimulus has fewer than 2 repetitions."""
-    if len(train.stimuli) == 1 or any(s.n_repetitions < 2 for s in train.stimuli):
-        return np.full(len(train.stimuli), 1.0 / len(train.stimuli))
-    r = np.array([
-        intrinsic_reliability(list(s.spike_times_s), train.delta_s, duration=s.window_s[1] - s.window_s[0])
-        for s in train.stimuli
-    ])
-    r = np.clip(r, 1e-3, None)
-    return r / r.sum()
+def training_reliability(s: TrainingStimulus, delta_s: float, stop_s: float) -> float:
+    """R of a training stimulus' repetitions up to ``stop_s`` (NaN with fewer than 2)."""
+    if s.n_repetitions < 2:
+        return float("nan")
+    return intrinsic_reliability([t[t < stop_s] for t in s.spike_times_s], delta_s, duration=stop_s - s.window_s[0])
 
 
 def _bin(x: np.ndarray, factor: int) -> np.ndarray:
@@ -65,7 +61,12 @@ class LeakyIntegrateAndFire(Model):
     """LIF neuron; deterministic (one train for all repetitions)."""
 
     name = "lif"
-    description = "leaky integrate-and-fire, membrane by least squares, threshold/reset by max Gamma"
+    description = "leaky integrate-and-fire, membrane by least squares, threshold/reset by Gamma/R with a count penalty"
+    param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
+
+    def __init__(self, seed: int = 0, budget: float = 1.0, count_penalty: float = COUNT_PENALTY) -> None:
+        super().__init__(seed, budget)
+        self.count_penalty = float(count_penalty)
 
     def _factor(self, dt_s: float) -> int:
         return max(1, int(round(MODEL_STEP_S / dt_s)))
@@ -76,9 +77,9 @@ class LeakyIntegrateAndFire(Model):
         step = train.dt_s * factor
         self._fit_membrane(train, factor, step)
         grid = self._threshold_reset_grid(train, factor)
-        weights = stimulus_weights(train)
-        gammas = self._grid_gammas(train, grid, weights)
-        best = int(np.argmax(gammas))
+        scores = self._grid_scores(train, grid)
+        objective = np.array([v.performance - self.count_penalty * v.log_count_error for v in scores])
+        best = int(np.argmax(objective))
         self.theta_mV, self.reset_mV = grid[best]
         return {
             "tau_m_ms": self.tau_m_s * 1e3,
@@ -88,9 +89,11 @@ class LeakyIntegrateAndFire(Model):
             "reset_mV": float(self.reset_mV),
             "refractory_ms": REFRACTORY_S * 1e3,
             "model_step_ms": step * 1e3,
-            "training_gamma": float(gammas[best]),
-            "gamma_objective": "mean Gamma per stimulus, weighted by the stimulus' reliability R",
-            "stimulus_weights": {s.name: float(w) for s, w in zip(train.stimuli, weights)},
+            "training_objective": float(objective[best]),
+            "objective": "Gamma/R per training stimulus (R >= 0.3), equal weights, minus count_penalty x "
+                         "mean |log count ratio|",
+            "count_penalty": self.count_penalty,
+            "training_score": scores[best].to_dict(),
         }
 
     def _fit_membrane(self, train: TrainingData, factor: int, step: float) -> None:
@@ -116,22 +119,18 @@ class LeakyIntegrateAndFire(Model):
         resets = e + np.array(RESET_OFFSETS_MV)
         return np.array([(t, r) for t in thetas for r in resets if r < t])
 
-    def _grid_gammas(self, train: TrainingData, grid: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Each grid point's mean Gamma against the training repetitions, weighted over stimuli
-        (-inf where Gamma is undefined)."""
-        gammas = np.zeros(len(grid))
-        for s, w in zip(train.stimuli, weights):
+    def _grid_scores(self, train: TrainingData, grid: np.ndarray) -> list[ValidationScore]:
+        """Each grid point's score against the training repetitions of every stimulus."""
+        per_stimulus = []
+        for s in train.stimuli:
             # budget < 1 fits the threshold on the first part of the window only (at least 5 s)
             stop = min(s.window_s[1], s.window_s[0] + max(5.0, self.budget * (s.window_s[1] - s.window_s[0])))
             trains = self._simulate(s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], s.window_s[0], stop)
-            dur = stop - s.window_s[0]
             rec = [t[t < stop] for t in s.spike_times_s]
-            for j, pred in enumerate(trains):
-                try:
-                    gammas[j] += w * np.mean([coincidence_factor(r, pred, train.delta_s, duration=dur) for r in rec])
-                except ValueError:
-                    gammas[j] = -np.inf
-        return gammas
+            r = training_reliability(s, train.delta_s, stop)
+            per_stimulus.append([score_trains(s.name, rec, pred, (s.window_s[0], stop), train.delta_s, reliability=r)
+                                 for pred in trains])
+        return [ValidationScore(tuple(stim[j] for stim in per_stimulus)) for j in range(len(grid))]
 
     def _simulate(
         self, current_pA: np.ndarray, dt_s: float, theta: np.ndarray, reset: np.ndarray, start_s: float, stop_s: float
