@@ -45,9 +45,8 @@ def main() -> None:
         "fit_seconds_cpu": fit_cpu,
         "predict_seconds_wall": predict_wall,
         "predict_seconds_cpu": predict_cpu,
-        "training_gamma": record["training_gamma"],
-        "training_performance": record["training_performance"],
-        "held_out_gamma": record["held_out_gamma"],
+        "training_score": record["training_score"],
+        "held_out_score": record["held_out_score"],
         "held_out_performance": record["held_out_performance"],
         "test_gamma": score.gamma,
         "test_performance": score.performance,
@@ -65,7 +64,7 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(
         f"adex: fit {fit_wall:.1f} s wall ({fit_cpu:.1f} s CPU), predict {predict_wall:.1f} s wall; "
-        f"Gamma/R training {record['training_performance']:.3f}, held-out {record['held_out_performance']:.3f}, "
+        f"score training {record['training_score']:.3f}, held-out Gamma/R {record['held_out_performance']:.3f}, "
         f"test {score.performance:.3f} +- {score.error:.3f} (Gamma {score.gamma:.3f}); wrote {args.out}"
     )
 

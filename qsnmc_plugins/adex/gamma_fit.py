@@ -9,7 +9,10 @@ the fit window cut into segments run side by side, see
 step, with the current averaged over it). The objective is the mean
 Gamma (Kistler et al. 1997; Naud et al. 2011, counted without replacement) of the
 candidate's deterministic train against every training repetition inside the fit
-window. The last part of the training window is never seen by the optimiser; the
+window, per stimulus divided by that stimulus' R there; stimuli weigh equally and those
+whose R is under 0.3 are left out (the competition's rule, :class:`qsnmc.ValidationScore`),
+minus ``count_penalty`` times the mean |ln| ratio of predicted to recorded spike counts
+(:class:`StimulusScoring`). The last part of the training window is never seen by the optimiser; the
 top candidates of the last generation are re-simulated continuously over the whole
 training window and the one with the best held-out Gamma is kept.
 """
@@ -22,8 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.optimize import differential_evolution
 
-from qsnmc import TrainingStimulus
-from qsnmc import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc import InvalidPrediction, TrainingStimulus, coincidence_factor, intrinsic_reliability
 from qsnmc_plugins.adex.parameters import AdExParameters
 from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population, simulate_segmented
 
@@ -112,31 +114,78 @@ def mean_gamma(
         return PENALTY_GAMMA
 
 
-def stimulus_weights(
-    stimuli: Sequence[TrainingStimulus], windows_by_stimulus: Sequence[Windows], delta_s: float
-) -> np.ndarray:
-    """Weight of each stimulus in the Gamma objective (summing to 1): the intrinsic reliability
-    R of its repetitions in its fit window (clipped at 1e-3); equal for one stimulus or single
-    repetitions. On a barely reliable stimulus Gamma measures little beyond the rate and a
-    regular train can score Gamma > R (QSNMC 2007 stimulus 09: R = 0.02)."""
-    n = len(stimuli)
-    if n == 1 or any(s.n_repetitions < 2 for s in stimuli):
-        return np.full(n, 1.0 / n)
-    r = []
-    for s, w in zip(stimuli, windows_by_stimulus):
-        lo, hi = w.fit
-        trains = [t[(t >= lo) & (t < hi)] for t in s.spike_times_s]
-        r.append(intrinsic_reliability(trains, delta_s, duration=hi - lo))
-    r = np.clip(np.nan_to_num(np.array(r), nan=1e-3), 1e-3, None)
-    return r / r.sum()
+#: held-out stimuli whose R is below this do not enter the score (as in qsnmc.ValidationScore)
+R_FLOOR = 0.3
+
+
+def _window_reliability(s: TrainingStimulus, window: tuple[float, float], delta_s: float) -> float:
+    """R of a stimulus' repetitions inside ``window`` (s); NaN with fewer than 2 repetitions."""
+    if s.n_repetitions < 2:
+        return float("nan")
+    lo, hi = window
+    return intrinsic_reliability([t[(t >= lo) & (t < hi)] for t in s.spike_times_s], delta_s, duration=hi - lo)
+
+
+def _window_count(trains: Sequence[np.ndarray], window: tuple[float, float]) -> float:
+    lo, hi = window
+    return float(np.mean([np.count_nonzero((t >= lo) & (t < hi)) for t in trains]))
+
+
+class StimulusScoring:
+    """Combines per-stimulus Gamma into the competition's score, with a spike-count penalty.
+
+    For one window kind (``"fit"`` or ``"held_out"``): Gamma/R per stimulus, R of that
+    stimulus' repetitions in that window; stimuli with R under :data:`R_FLOOR` (or
+    undefined) left out, the others weighted equally; if none reaches the floor, the
+    mean raw Gamma. Then minus ``count_penalty`` x the mean over the same stimuli of
+    |ln((n_pred + 1) / (n_rec + 1))|.
+    """
+
+    def __init__(self, stimuli: Sequence[TrainingStimulus], windows_by_stimulus: Sequence[Windows],
+                 delta_s: float, count_penalty: float) -> None:
+        self.count_penalty = float(count_penalty)
+        self.reliability = {kind: np.array([_window_reliability(s, getattr(w, kind), delta_s)
+                                            for s, w in zip(stimuli, windows_by_stimulus)])
+                            for kind in ("fit", "held_out")}
+        self.recorded = {kind: np.array([_window_count(s.spike_times_s, getattr(w, kind))
+                                         for s, w in zip(stimuli, windows_by_stimulus)])
+                         for kind in ("fit", "held_out")}
+
+    def used(self, kind: str) -> np.ndarray:
+        """Which stimuli enter the score of that window kind."""
+        r = self.reliability[kind]
+        ok = np.isfinite(r) & (r >= R_FLOOR)
+        return ok if ok.any() else np.ones_like(ok)
+
+    def performance(self, gammas: np.ndarray, kind: str) -> np.ndarray:
+        """P per candidate from ``gammas`` of shape ``(n_stimuli, n_candidates)``."""
+        r = self.reliability[kind]
+        ok = np.isfinite(r) & (r >= R_FLOOR)
+        if ok.any():
+            return np.mean(gammas[ok] / r[ok, None], axis=0)
+        return np.mean(gammas, axis=0)
+
+    def count_error(self, counts: np.ndarray, kind: str) -> np.ndarray:
+        """Mean |ln count ratio| per candidate from predicted ``counts`` ``(n_stimuli, n_candidates)``."""
+        use = self.used(kind)
+        rec = self.recorded[kind][use, None]
+        return np.mean(np.abs(np.log((counts[use] + 1.0) / (rec + 1.0))), axis=0)
+
+    def score(self, gammas: np.ndarray, counts: np.ndarray, kind: str) -> np.ndarray:
+        return self.performance(gammas, kind) - self.count_penalty * self.count_error(counts, kind)
+
+    def describe(self, names: Sequence[str]) -> dict[str, Any]:
+        return {"count_penalty": self.count_penalty, "r_floor": R_FLOOR,
+                "reliability": {kind: {n: (float(x) if np.isfinite(x) else None) for n, x in zip(names, r)}
+                                for kind, r in self.reliability.items()}}
 
 
 @dataclass
 class GenerationLog:
     """What the optimiser saw: one entry per Brian2 run (a DE generation)."""
 
-    best_gamma: list[float] = field(default_factory=list)
-    mean_gamma: list[float] = field(default_factory=list)
+    best_score: list[float] = field(default_factory=list)
+    mean_score: list[float] = field(default_factory=list)
     n_blown_up: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     last_x: np.ndarray | None = None
@@ -144,7 +193,7 @@ class GenerationLog:
 
 
 class GammaObjective:
-    """Vectorised DE objective: minus the mean fit-window Gamma of each candidate.
+    """Vectorised DE objective: minus each candidate's fit-window score (:class:`StimulusScoring`).
 
     Args:
         stimuli: the training stimuli (all are fitted; each costs one run per generation).
@@ -154,7 +203,8 @@ class GammaObjective:
         n_segments: segments run side by side (see ``simulate_segmented``).
         warmup_s: warm-up before each segment (s).
         step_factor: the simulation step is this many recording steps (``1 / n``: n substeps per sample).
-        on_generation: called after each run with the best Gamma seen so far.
+        count_penalty: weight of the spike-count error in the score.
+        on_generation: called after each run with the best score seen so far.
     """
 
     def __init__(
@@ -167,6 +217,7 @@ class GammaObjective:
         warmup_s: float,
         step_factor: float = 1,
         on_generation: Callable[[float], None] | None = None,
+        count_penalty: float = 0.0,
     ) -> None:
         self.stimuli = list(stimuli)
         self.base = base
@@ -179,19 +230,21 @@ class GammaObjective:
         self.currents = [coarsen_current(s.current_pA, step_factor) for s in self.stimuli]
         self.log = GenerationLog()
         self.best_so_far = -np.inf
-        self.weights = stimulus_weights(self.stimuli, self.windows, delta_s)
+        self.scoring = StimulusScoring(self.stimuli, self.windows, delta_s, count_penalty)
 
     def gammas(self, population: Sequence[AdExParameters]) -> tuple[np.ndarray, int]:
-        """Mean fit-window Gamma of each parameter set (averaged over stimuli) and the blow-up count."""
-        total = np.zeros(len(population))
+        """Fit-window score of each parameter set (:class:`StimulusScoring`) and the blow-up count."""
+        gam = np.zeros((len(self.stimuli), len(population)))
+        counts = np.zeros_like(gam)
         blown = np.zeros(len(population), dtype=bool)
-        for stim, cur, win, weight in zip(self.stimuli, self.currents, self.windows, self.weights):
+        for i, (stim, cur, win) in enumerate(zip(self.stimuli, self.currents, self.windows)):
             res = simulate_segmented(
                 population, cur, stim.dt_s * self.step_factor, win.fit[1], self.n_segments, self.warmup_s
             )
             blown |= ~res.finite
-            total += weight * np.array([mean_gamma(stim.spike_times_s, tr, win.fit, self.delta_s) for tr in res.spike_times_s])
-        scores = total
+            gam[i] = [mean_gamma(stim.spike_times_s, tr, win.fit, self.delta_s) for tr in res.spike_times_s]
+            counts[i] = [_window_count([tr], win.fit) for tr in res.spike_times_s]
+        scores = self.scoring.score(gam, counts, "fit")
         scores[blown] = PENALTY_GAMMA
         return scores, int(blown.sum())
 
@@ -202,8 +255,8 @@ class GammaObjective:
         population = [apply_vector(self.base, xs[:, j]) for j in range(xs.shape[1])]
         scores, n_blown = self.gammas(population)
         self.best_so_far = max(self.best_so_far, float(scores.max()))
-        self.log.best_gamma.append(float(scores.max()))
-        self.log.mean_gamma.append(float(scores.mean()))
+        self.log.best_score.append(float(scores.max()))
+        self.log.mean_score.append(float(scores.mean()))
         self.log.n_blown_up.append(n_blown)
         self.log.seconds.append(time.perf_counter() - t0)
         if self.on_generation is not None:
@@ -216,10 +269,12 @@ class Stage2Result:
     """The chosen parameters and how they were chosen."""
 
     params: AdExParameters
-    #: continuous simulation, fit window: mean over repetitions, weighted over stimuli (:func:`stimulus_weights`)
-    fit_gamma: float
-    held_out_gamma: float  #: the same over the held-out window
-    segmented_fit_gamma: float  #: the optimiser's (segmented) estimate of fit_gamma
+    #: continuous simulation, fit window: the objective's score (:class:`StimulusScoring`)
+    fit_score: float
+    held_out_score: float  #: the same over the held-out window (what chose ``params``)
+    held_out_performance: float  #: its Gamma/R part alone (no count penalty)
+    segmented_fit_score: float  #: the optimiser's (segmented) estimate of fit_score
+    scoring: dict[str, Any]  #: the score's settings and the reliabilities it divides by
     candidates: list[dict[str, Any]]
     log: GenerationLog
     de_message: str
@@ -242,6 +297,7 @@ def fit_stage2(
     on_generation: Callable[[float], None] | None = None,
     b_guess_pA: float | None = None,
     tauw_guess_ms: float | None = None,
+    count_penalty: float = 0.0,
 ) -> Stage2Result:
     """Run the differential evolution, then validate the best candidates on the held-out part.
 
@@ -256,34 +312,38 @@ def fit_stage2(
         warmup_s: warm-up of each segment (s); default twice the largest tau_w.
         b_guess_pA, tauw_guess_ms: stage-1 estimate of the spike-triggered adaptation,
             used for the starting member of the population.
+        count_penalty: weight of the spike-count error in the score (:class:`StimulusScoring`).
     """
     space = SearchSpace.around(base, b_guess_pA, tauw_guess_ms)
     if warmup_s is None:
         warmup_s = 2.0 * space.max_tauw_ms * 1e-3
     objective = GammaObjective(
-        stimuli, base, windows_by_stimulus, delta_s, n_segments, warmup_s, step_factor, on_generation
+        stimuli, base, windows_by_stimulus, delta_s, n_segments, warmup_s, step_factor, on_generation, count_penalty
     )
     result = _differential_evolution(objective, space, population, generations, seed)
     pop = np.asarray(result.population)
     energies = np.asarray(result.population_energies)
     order = np.argsort(energies, kind="stable")[:n_validated]
     chosen = [apply_vector(base, pop[k]) for k in order]
-    fit_g, held_g = _continuous_gammas(chosen, stimuli, objective, windows_by_stimulus, delta_s, step_factor)
-    best = int(np.argmax(held_g))
+    fit_s, held_s, held_p = _continuous_scores(chosen, stimuli, objective, windows_by_stimulus, delta_s, step_factor)
+    best = int(np.argmax(held_s))
     candidates = [
         {
-            "segmented_fit_gamma": float(-energies[k]),
-            "fit_gamma": float(fit_g[j]),
-            "held_out_gamma": float(held_g[j]),
+            "segmented_fit_score": float(-energies[k]),
+            "fit_score": float(fit_s[j]),
+            "held_out_score": float(held_s[j]),
+            "held_out_performance": float(held_p[j]),
             **{n: float(v) for n, v in zip(SEARCH_NAMES, pop[k])},
         }
         for j, k in enumerate(order)
     ]
     return Stage2Result(
         params=chosen[best],
-        fit_gamma=float(fit_g[best]),
-        held_out_gamma=float(held_g[best]),
-        segmented_fit_gamma=float(-energies[order[best]]),
+        fit_score=float(fit_s[best]),
+        held_out_score=float(held_s[best]),
+        held_out_performance=float(held_p[best]),
+        segmented_fit_score=float(-energies[order[best]]),
+        scoring=objective.scoring.describe([st.name for st in stimuli]),
         candidates=candidates,
         log=objective.log,
         de_message=str(result.message),
@@ -312,22 +372,27 @@ def _differential_evolution(objective: GammaObjective, space: SearchSpace, popul
     )
 
 
-def _continuous_gammas(
+def _continuous_scores(
     chosen: Sequence[AdExParameters],
     stimuli: Sequence[TrainingStimulus],
     objective: GammaObjective,
     windows_by_stimulus: Sequence[Windows],
     delta_s: float,
     step_factor: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fit-window and held-out Gamma of each parameter set, from continuous runs over the whole
-    training window, weighted over stimuli as the objective weights them."""
-    fit_g = np.zeros(len(chosen))
-    held_g = np.zeros(len(chosen))
-    for stim, cur, win, w in zip(stimuli, objective.currents, windows_by_stimulus, objective.weights):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit-window score, held-out score and held-out Gamma/R part of each parameter set, from
+    continuous runs over the whole training window, scored as the objective scores."""
+    shape = (len(stimuli), len(chosen))
+    gam = {kind: np.full(shape, PENALTY_GAMMA) for kind in ("fit", "held_out")}
+    counts = {kind: np.zeros(shape) for kind in ("fit", "held_out")}
+    for i, (stim, cur, win) in enumerate(zip(stimuli, objective.currents, windows_by_stimulus)):
         res = simulate_population(chosen, cur, stim.dt_s * step_factor, win.held_out[1])
         for j, tr in enumerate(res.spike_times_s):
-            ok = res.finite[j]
-            fit_g[j] += w * (mean_gamma(stim.spike_times_s, tr, win.fit, delta_s) if ok else PENALTY_GAMMA)
-            held_g[j] += w * (mean_gamma(stim.spike_times_s, tr, win.held_out, delta_s) if ok else PENALTY_GAMMA)
-    return fit_g, held_g
+            if not res.finite[j]:
+                continue
+            for kind in ("fit", "held_out"):
+                gam[kind][i, j] = mean_gamma(stim.spike_times_s, tr, getattr(win, kind), delta_s)
+                counts[kind][i, j] = _window_count([tr], getattr(win, kind))
+    scoring = objective.scoring
+    return (scoring.score(gam["fit"], counts["fit"], "fit"), scoring.score(gam["held_out"], counts["held_out"], "held_out"),
+            scoring.performance(gam["held_out"], "held_out"))

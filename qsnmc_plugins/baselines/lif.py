@@ -24,7 +24,7 @@ CUT_BEFORE_S, CUT_AFTER_S = 0.003, 0.025  #: voltage excluded around each spike 
 N_THRESHOLDS = 32  #: threshold grid size
 RESET_OFFSETS_MV = (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0)  #: reset grid, relative to E_L (mV)
 #: default weight of the spike-count error in the threshold objective (chosen on held-out training data:
-#: benchmarks/README.md, "lif")
+#: benchmarks/README.md, "LIF: the threshold objective and its count penalty")
 COUNT_PENALTY = 0.1
 
 
