@@ -188,7 +188,10 @@ def _user_groups(stimuli: dict[str, Sequence[str]], sweeps: dict[str, _Sweep], p
 
 def _in_unit(series: Any, where: str, units: dict[str, float], target_si: float, expected: str) -> np.ndarray:
     """A series' samples in the target unit (``target_si``: its SI value, 1e-3 for mV, 1e-12 for pA)."""
-    unit = getattr(series, "unit", None)
+    # the file's own attribute: pynwb reports the schema's fixed unit even where the file has none
+    attrs = getattr(series.data, "attrs", None)
+    unit = attrs.get("unit") if attrs is not None else getattr(series, "unit", None)
+    unit = unit.decode() if isinstance(unit, bytes) else unit
     if not unit or str(unit).strip().lower() not in units:
         raise DataImportError(f"{where}: unit {unit!r} missing or unknown (expected {expected})")
     data = series.data
