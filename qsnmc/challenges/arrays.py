@@ -38,7 +38,7 @@ def _unit(arrays: Any, key: str, units: dict[str, float], path: Path) -> tuple[s
     value = arrays[key]
     unit = str(value.item()) if value.ndim == 0 and value.dtype.kind in "US" else None
     if unit not in units:
-        raise DataImportError(f"{path}: {key} {unit or value!r}: expected one of {', '.join(units)}")
+        raise DataImportError(f"{path}: {key} {unit or value.tolist()!r}: expected one of {', '.join(units)}")
     return unit, units[unit]
 
 
