@@ -111,7 +111,8 @@ def test_without_tables_the_user_names_the_repetitions(cells, tmp_path):
 
 def test_r_floor_makes_unreliable_stimuli_training_only(cells, tmp_path):
     path = write_nwb(tmp_path / "cell.nwb", cells)
-    r = load_challenge(import_nwb(path, tmp_path / "all", name="all", train_until_s=4.0)).manifest["reliability"]
+    r = load_challenge(import_nwb(path, tmp_path / "all", name="all", train_until_s=4.0,
+                                  r_floor=-1.0)).manifest["reliability"]
     floor = (r["A"] + r["B"]) / 2
     kept = max(r, key=r.get)
     challenge = load_challenge(import_nwb(path, tmp_path / "c", name="c", train_until_s=4.0, r_floor=floor))
@@ -290,3 +291,26 @@ def test_lif_scores_the_same_on_both(round_trip, tmp_path):
         scores[name] = (row["status"], row["gamma"], row["performance"], row["error"])
         assert run["challenge_source"]["file"]
     assert scores["embedded"][0] == "ok" and scores["embedded"] == scores["embedded-nwb"]
+
+
+def test_round_trip_keeps_several_stimuli_and_training_only_reasons(cells, tmp_path):
+    from qsnmc.challenges.arrays import import_arrays
+
+    arrays = {"dt_s": np.array(DT_S), "current_unit": np.array("pA"), "voltage_unit": np.array("mV")}
+    for name, (current, voltage) in cells.items():
+        arrays[f"current/{name}"], arrays[f"voltage/{name}"] = current, voltage
+    np.savez(tmp_path / "cell.npz", **arrays)
+    r = load_challenge(import_arrays(tmp_path / "cell.npz", tmp_path / "all", name="all", train_until_s=4.0,
+                                     delta_ms=2.0, r_floor=-1.0)).manifest["reliability"]
+    original = load_challenge(import_arrays(tmp_path / "cell.npz", tmp_path / "c", name="c", train_until_s=4.0,
+                                            delta_ms=2.0, r_floor=(r["A"] + r["B"]) / 2))
+    assert len(original.training_only_reasons()) == 1
+    again = load_challenge(import_nwb(export_nwb(original, tmp_path / "c.nwb"), tmp_path / "again", name="again"))
+    assert again.training_only_reasons() == original.training_only_reasons()
+    assert again.manifest["reliability"] == original.manifest["reliability"] and again.delta_s == 0.002
+    for a, b in zip(original.stimuli, again.stimuli, strict=True):
+        assert (a.train_window_s, a.test_window_s) == (b.train_window_s, b.test_window_s)
+        assert np.array_equal(a.current_pA, b.current_pA) and np.array_equal(a.train_voltage_mV, b.train_voltage_mV)
+        for x, y in zip(a.train_spikes_s + (a.test_spikes_s or []), b.train_spikes_s + (b.test_spikes_s or []),
+                        strict=True):
+            assert np.array_equal(x, y)

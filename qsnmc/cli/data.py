@@ -149,8 +149,10 @@ def _split_options(parser: argparse.ArgumentParser, *, delta_default: float | No
     default = "4, or what a file written by export-nwb stored" if delta_default is None else f"{delta_default:g}"
     parser.add_argument("--delta-ms", type=float, default=delta_default, metavar="MS",
                         help=f"coincidence window Delta in ms (default: {default})")
+    stored = ", or what a file written by export-nwb stored; such a file carries its own spike times" \
+        if delta_default is None else ""
     parser.add_argument("--threshold-mv", type=float, default=None if delta_default is None else 0.0, metavar="MV",
-                        help="spike threshold: upward crossings of MV (default: 0)")
+                        help=f"spike threshold: upward crossings of MV (default: 0{stored})")
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
