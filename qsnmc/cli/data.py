@@ -78,8 +78,8 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     _common_options(p09)
     p09.set_defaults(func=_run_2009)
 
-    pnwb = commands.add_parser(
-        "import-nwb",
+    pnwb = _recording_import(
+        commands, "import-nwb", ".nwb",
         help="import current-clamp recordings of an NWB file (your own cell)",
         description="Import the current-clamp sweeps (CurrentClampSeries with their CurrentClampStimulusSeries) of "
         "an NWB file into <data dir>/challenges/NAME. The repetitions of each stimulus come from the file's icephys "
@@ -87,34 +87,28 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "(converted to mV, pA, s); spikes are upward crossings of --threshold-mv. Choose the split with "
         "--train-until and/or --test-stimuli. A file written by export-nwb is restored unchanged (its own windows, "
         "spike times, Delta) when no split option is given.",
+        delta_default=None,
     )
-    pnwb.add_argument("file", type=Path, metavar="FILE", help="the .nwb file")
-    pnwb.add_argument("--name", default=None, help="challenge name (default: the file's name without .nwb)")
     pnwb.add_argument(
         "--stimulus", action="append", default=[], metavar="NAME=SWEEP,SWEEP,...",
         help="the sweeps (series names or sweep numbers) that repeat stimulus NAME; repeat the option for each "
         "stimulus (default: the file's icephys tables)",
     )
-    _split_options(pnwb, delta_default=None)
     pnwb.add_argument(
         "--current-tolerance", type=float, default=1.0, metavar="PA",
         help="largest difference between the currents of one stimulus' sweeps, in pA (default: %(default)g)",
     )
-    pnwb.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
     pnwb.set_defaults(func=_run_nwb)
 
-    parr = commands.add_parser(
-        "import-arrays",
+    parr = _recording_import(
+        commands, "import-arrays", ".npz",
         help="import a plain .npz of recordings (dt_s, units, current/NAME, voltage/NAME; see the README)",
         description="Import a plain .npz (dt_s; current_unit pA|nA|A; voltage_unit mV|V; current/NAME of shape "
         "(n_samples,) and voltage/NAME of shape (n_repetitions, n_samples) per stimulus) into "
         "<data dir>/challenges/NAME. Spikes are upward crossings of --threshold-mv. Choose the split with "
         "--train-until and/or --test-stimuli.",
+        delta_default=4.0,
     )
-    parr.add_argument("file", type=Path, metavar="PATH", help="the .npz file")
-    parr.add_argument("--name", default=None, help="challenge name (default: the file's name without .npz)")
-    _split_options(parr, delta_default=4.0)
-    parr.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
     parr.set_defaults(func=_run_arrays)
 
     pexp = commands.add_parser(
@@ -130,6 +124,17 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     pexp.add_argument("--force", action="store_true", help="replace FILE if it exists")
     pexp.set_defaults(func=_run_export)
     return data
+
+
+def _recording_import(commands: argparse._SubParsersAction, command: str, suffix: str, *, help: str,
+                      description: str, delta_default: float | None) -> argparse.ArgumentParser:
+    """An import command for one's own recordings: FILE, --name, the split options, --force."""
+    parser = commands.add_parser(command, help=help, description=description)
+    parser.add_argument("file", type=Path, metavar="FILE", help=f"the {suffix} file")
+    parser.add_argument("--name", default=None, help=f"challenge name (default: the file's name without {suffix})")
+    _split_options(parser, delta_default=delta_default)
+    parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
+    return parser
 
 
 def _split_options(parser: argparse.ArgumentParser, *, delta_default: float | None) -> None:
