@@ -314,3 +314,10 @@ def test_round_trip_keeps_several_stimuli_and_training_only_reasons(cells, tmp_p
         for x, y in zip(a.train_spikes_s + (a.test_spikes_s or []), b.train_spikes_s + (b.test_spikes_s or []),
                         strict=True):
             assert np.array_equal(x, y)
+
+
+def test_stimulus_type_becomes_a_stimulus_name(cells, tmp_path):
+    path = write_nwb(tmp_path / "types.nwb", {"Long Square": cells["A"], "noise 1": cells["B"]})
+    challenge = load_challenge(import_nwb(path, tmp_path / "c", name="c", test_stimuli=["noise_1"]))
+    assert [s.name for s in challenge.stimuli] == ["Long_Square", "noise_1"]
+    assert challenge.manifest["provenance"]["stimuli"]["noise_1"]["sweeps"] == ["sweep3", "sweep4", "sweep5"]

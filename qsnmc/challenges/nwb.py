@@ -149,8 +149,12 @@ def _sweeps(nwbfile: Any, path: Path) -> dict[str, _Sweep]:
     return sweeps
 
 
-def _table_groups(nwbfile: Any) -> dict[str, list[str]]:
-    """Sweeps by stimulus from the icephys tables: the sequential recordings of one stimulus_type."""
+def _table_groups(nwbfile: Any, sweeps: dict[str, _Sweep]) -> dict[str, list[str]]:
+    """Current-clamp sweeps by stimulus from the icephys tables: the sequential recordings of one stimulus_type.
+
+    A stimulus_type becomes a stimulus name with every run of characters other than letters,
+    digits, ``-`` and ``_`` replaced by ``_`` ("Long Square" -> "Long_Square").
+    """
     seq = nwbfile.icephys_sequential_recordings
     if seq is None or not len(seq):
         return {}
@@ -158,11 +162,11 @@ def _table_groups(nwbfile: Any) -> dict[str, list[str]]:
     table = nwbfile.intracellular_recordings
     groups: dict[str, list[str]] = {}
     for i in range(len(seq)):
-        kind = str(seq["stimulus_type"][i]).strip()
+        kind = re.sub(r"[^A-Za-z0-9_-]+", "_", str(seq["stimulus_type"][i]).strip()).strip("_") or "stimulus"
         for j in seq["simultaneous_recordings"].get(i, index=True):
             for k in sim["recordings"].get(int(j), index=True):
                 response = table["responses"]["response"].get(int(k))
-                if response is not None and response.timeseries is not None:
+                if response is not None and response.timeseries is not None and response.timeseries.name in sweeps:
                     groups.setdefault(kind, []).append(response.timeseries.name)
     return groups
 
@@ -249,7 +253,7 @@ def _read_recordings(
     """The recorded stimuli of an NWB file, what a qsnmc export stored in it, and facts for the provenance."""
     with _read(path) as nwbfile:
         sweeps = _sweeps(nwbfile, path)
-        groups = _user_groups(stimuli, sweeps, path) if stimuli else _table_groups(nwbfile)
+        groups = _user_groups(stimuli, sweeps, path) if stimuli else _table_groups(nwbfile, sweeps)
         if not groups:
             raise DataImportError(
                 f"{path}: no icephys tables group its {len(sweeps)} current-clamp sweeps into stimuli: name the "

@@ -43,8 +43,8 @@ def stimulus_current(name: str, currents: np.ndarray, sweeps: Sequence[str], tol
         at = int(np.argmax(deviation[k]))
         raise DataImportError(
             f"stimulus {name}: sweep {sweeps[k]}'s current differs from sweep {sweeps[0]}'s by {worst[k]:.3g} pA "
-            f"(sample {at}), more than the tolerance {tolerance_pA:g} pA (--current-tolerance): are they repetitions "
-            "of one stimulus?"
+            f"(sample {at}), more than the tolerance {tolerance_pA:g} pA (--current-tolerance): if they are not "
+            "repetitions of one stimulus, name each stimulus' sweeps with --stimulus NAME=SWEEP,..."
         )
     return currents[0], {"sweeps": list(sweeps), "max_abs_current_difference_pA": float(worst.max(initial=0.0))}
 
