@@ -238,6 +238,13 @@ def test_cli_error_is_one_line_and_list_shows_the_source(cells, tmp_path, monkey
     from qsnmc.challenges.store import sha256_file
 
     assert f"my-cell.nwb (sha256 {sha256_file(path)[:16]})" in listing
+    out = tmp_path / "again.nwb"
+    assert cli_main(["data", "export-nwb", "my-cell", str(out)]) == 0 and out.is_file()
+    assert cli_main(["data", "export-nwb", "my-cell", str(out)]) == 1
+    assert cli_main(["data", "export-nwb", "no-such", str(tmp_path / "x.nwb")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("again.nwb exists; use --force to replace it") and "'no-such'" in err[1] and len(err) == 2
+    assert not (tmp_path / "x.nwb").exists()
 
 
 # -- the embedded challenge, exported and imported again ---------------------------------------------
