@@ -126,6 +126,7 @@ def test_split_without_training_or_test_data_is_refused(cells, tmp_path, options
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.slow  # a sandboxed lif run: about 6-9 s
 def test_cli_import_then_a_baseline_run_names_the_source(cells, tmp_path):
     path = save(tmp_path / "my cell.npz", arrays_of(cells))
     data = tmp_path / "data"

@@ -286,6 +286,7 @@ def test_round_trip_gives_the_same_challenge(round_trip):
     assert imported.delta_s == original.delta_s and imported.description == original.description
 
 
+@pytest.mark.slow  # two sandboxed runs of lif on 13 x 60 s: about 10-15 s
 def test_lif_scores_the_same_on_both(round_trip, tmp_path):
     _, _, _, root = round_trip
     scores = {}
