@@ -35,15 +35,15 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qsnmc.challenges.store import Challenge, ChallengeError, ChallengeStimulus, sha256_file, write_challenge
+from qsnmc.challenges.split import Recording, Split, split_recordings
+from qsnmc.challenges.store import Challenge, ChallengeError, sha256_file, write_challenge
 from qsnmc.challenges.textdata import DataImportError, check_voltage_mV, current_in_pA, read_table, voltage_storage
-from qsnmc.scoring.metrics import intrinsic_reliability, n_coincidences
+from qsnmc.scoring.metrics import n_coincidences
 from qsnmc.scoring.spikes import spike_times_from_voltage
 
 #: sampling step of the 2007 files (s): the first column counts milliseconds
@@ -201,18 +201,7 @@ def _stimulus_current(stim: str, currents: list[np.ndarray], unit: str | None, f
     }
 
 
-@dataclass
-class _Recording:
-    """One recorded stimulus as read, over the whole trace."""
-
-    stim: str
-    current_pA: np.ndarray  #: mean of the repetitions' currents (pA), shape (n_samples,)
-    voltage_mV: np.ndarray  #: (n_repetitions, n_samples)
-    trains: list[np.ndarray]  #: spike times (s) per repetition
-    info: dict[str, Any]  #: provenance of the stimulus
-
-
-def _read_recordings(folder: Path, unit: str | None) -> tuple[list[_Recording], int]:
+def _read_recordings(folder: Path, unit: str | None) -> tuple[list[Recording], int]:
     """Every stimulus of ``training/``, checked, and the number of samples per trace."""
     scanned = _scan(folder)
     if not scanned:
@@ -237,7 +226,7 @@ def _read_recordings(folder: Path, unit: str | None) -> tuple[list[_Recording], 
             "spike_times_vs_detector": _detector_agreement(voltage, trains),
             "files_sha256": {p.name: sha256_file(p)[:16] for kind in files.values() for p in kind.values()},
         }
-        recordings.append(_Recording(stim, mean_current, voltage, trains, info))
+        recordings.append(Recording(stim, DT_S, mean_current, voltage, trains, info))
     return recordings, n_rows
 
 
@@ -302,40 +291,9 @@ def import_qsnmc2007(
     train_until_s, r_floor = float(train_until_s), float(r_floor)
     _check_options(train_until_s, r_floor, duration, folder)
     train_window, test_window = (0.0, train_until_s), (train_until_s, duration)
-    n_train = int(round(train_until_s / DT_S))
     span = f"{train_until_s:g}-{duration:g} s"
 
-    stimuli, tested, reliability = [], [], {}
-    for rec in recordings:
-        train_spikes = [t[t < train_until_s] for t in rec.trains]
-        test_spikes = [t[t >= train_until_s] for t in rec.trains]
-        r = intrinsic_reliability(test_spikes, DELTA_S, duration=duration - train_until_s)
-        reliability[rec.stim] = round(r, 4)
-        rec.info["test_window_R"] = r
-        is_tested = r >= r_floor
-        if is_tested:
-            tested.append(rec.stim)
-        else:
-            rec.info["test_excluded"] = f"R = {round(r, 2) + 0.0:.2f} < {r_floor:g} in {span}"  # + 0.0: no "-0.00"
-        stimuli.append(
-            ChallengeStimulus(
-                rec.stim,
-                DT_S,
-                rec.current_pA,
-                len(rec.trains),
-                train_window_s=train_window,
-                train_voltage_mV=rec.voltage_mV[:, :n_train],
-                train_spikes_s=train_spikes,
-                test_window_s=test_window if is_tested else None,
-                test_spikes_s=test_spikes if is_tested else None,
-            )
-        )
-    if not tested:
-        best = max(reliability, key=reliability.get)
-        raise DataImportError(
-            f"--r-floor {r_floor:g}: no stimulus has R >= {r_floor:g} in the test window {span} "
-            f"(highest: stimulus {best}, R = {reliability[best]:.2f}); lower --r-floor"
-        )
+    stimuli, tested, reliability = split_recordings(recordings, Split(train_until_s, (), r_floor, DELTA_S))
     lsb, rounding = voltage_storage(np.concatenate([s.train_voltage_mV.ravel() for s in stimuli]))
     n_reps = len(recordings[0].trains)
     description = (
@@ -368,7 +326,7 @@ def import_qsnmc2007(
         "voltage_storage": (
             f"int16 counts of {lsb} mV (largest rounding error {rounding:.2g} mV)" if lsb else "float32"
         ),
-        "stimuli": {rec.stim: rec.info for rec in recordings},
+        "stimuli": {rec.name: rec.info for rec in recordings},
     }
     challenge = Challenge(name=name, stimuli=stimuli, delta_s=DELTA_S, threshold_mV=0.0, description=description)
     return write_challenge(dest_dir, challenge, voltage_lsb_mV=lsb, provenance=provenance)

@@ -154,6 +154,24 @@ class Challenge:
                 for s in self.stimuli if s.test_window_s is None and s.train_window_s is not None
                 and isinstance(recorded, dict) and recorded.get(s.name, {}).get("test_excluded")}
 
+    def source(self) -> dict[str, str | None]:
+        """Where the challenge came from, from its manifest: ``{"file": path or name, "sha256": digest or None}``.
+
+        An imported file names the file and its sha256; the 2009 importer lists its two files and
+        the 2007 one its folder (each file's sha256 is in the provenance), the embedded one its generator.
+        """
+        prov = self.manifest.get("provenance") or {}
+        if prov.get("source_file"):
+            return {"file": str(prov["source_file"]), "sha256": prov.get("source_sha256")}
+        if isinstance(prov.get("source_files"), dict) and prov["source_files"]:
+            files = prov["source_files"]
+            return {"file": ", ".join(sorted(files)), "sha256": next(iter(files.values())) if len(files) == 1 else None}
+        if prov.get("source_dir"):
+            return {"file": str(prov["source_dir"]), "sha256": None}
+        if prov.get("generator"):
+            return {"file": f"{prov['generator']} (seed {prov.get('seed')})", "sha256": None}
+        return {"file": None, "sha256": None}
+
     def fingerprint(self) -> str:
         """sha256 of the challenge's files (for caching)."""
         files = self.manifest.get("files", {})

@@ -1,12 +1,15 @@
-"""The ``qsnmc data`` command group: import the competitions' real-cell recordings.
+"""The ``qsnmc data`` command group: import recordings as challenges, export a challenge as NWB.
 
-``qsnmc data import-qsnmc2007 DIR`` and ``qsnmc data import-qsnmc2009 DIR`` write a
-challenge into the user's data folder (:func:`qsnmc.challenges.datadir.challenges_dir`) and print
-its summary: stimuli, repetitions, windows, spike counts, R per test stimulus, Delta.
+``qsnmc data import-qsnmc2007 DIR``, ``import-qsnmc2009 DIR``, ``import-nwb FILE`` and
+``import-arrays FILE`` write a challenge into the user's data folder
+(:func:`qsnmc.challenges.datadir.challenges_dir`) and print its summary: source, stimuli,
+repetitions, windows, spike counts, R per test stimulus, Delta. ``export-nwb CHALLENGE FILE``
+writes any challenge as an NWB file.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -27,7 +30,7 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     Every subcommand sets ``func``: a callable taking the parsed arguments and returning
     an exit code (0 imported, 1 refused or failed, 2 usage).
     """
-    data = subparsers.add_parser("data", help="import real-cell recordings as challenges")
+    data = subparsers.add_parser("data", help="import recordings as challenges (2007, 2009, NWB, arrays); export NWB")
     data.set_defaults(func=lambda args: _usage(data))
     commands = data.add_subparsers(title="data commands", metavar="COMMAND")
 
@@ -74,7 +77,87 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     _common_options(p09)
     p09.set_defaults(func=_run_2009)
+
+    pnwb = _recording_import(
+        commands, "import-nwb", ".nwb",
+        help="import current-clamp recordings of an NWB file (your own cell)",
+        description="Import the current-clamp sweeps (CurrentClampSeries with their CurrentClampStimulusSeries) of "
+        "an NWB file into <data dir>/challenges/NAME. The repetitions of each stimulus come from the file's icephys "
+        "tables (sequential recordings of one stimulus_type) or from --stimulus. Units and rate come from the file "
+        "(converted to mV, pA, s); spikes are upward crossings of --threshold-mv. Choose the split with "
+        "--train-until and/or --test-stimuli. A file written by export-nwb is restored unchanged (its own windows, "
+        "spike times, Delta) when no split option is given.",
+        delta_default=None,
+    )
+    pnwb.add_argument(
+        "--stimulus", action="append", default=[], metavar="NAME=SWEEP,SWEEP,...",
+        help="the sweeps (series names or sweep numbers) that repeat stimulus NAME; repeat the option for each "
+        "stimulus (default: the file's icephys tables)",
+    )
+    pnwb.add_argument(
+        "--current-tolerance", type=float, default=1.0, metavar="PA",
+        help="largest difference between the currents of one stimulus' sweeps, in pA (default: %(default)g)",
+    )
+    pnwb.set_defaults(func=_run_nwb)
+
+    parr = _recording_import(
+        commands, "import-arrays", ".npz",
+        help="import a plain .npz of recordings (dt_s, units, current/NAME, voltage/NAME; see the README)",
+        description="Import a plain .npz (dt_s; current_unit pA|nA|A; voltage_unit mV|V; current/NAME of shape "
+        "(n_samples,) and voltage/NAME of shape (n_repetitions, n_samples) per stimulus) into "
+        "<data dir>/challenges/NAME. Spikes are upward crossings of --threshold-mv. Choose the split with "
+        "--train-until and/or --test-stimuli.",
+        delta_default=4.0,
+    )
+    parr.set_defaults(func=_run_arrays)
+
+    pexp = commands.add_parser(
+        "export-nwb",
+        help="write a challenge (the embedded one included) as an NWB file",
+        description="Write CHALLENGE as an NWB file with the icephys tables filled in: one sweep per repetition, "
+        "current and voltage (NaN where the challenge holds none: outside training windows), and the recorded "
+        "spike times, windows and settings in processing/qsnmc. The file holds the hidden test spike times: share "
+        "it, never give it to a model. import-nwb restores the challenge unchanged.",
+    )
+    pexp.add_argument("challenge", metavar="CHALLENGE", help="a challenge name (see qsnmc list --challenges)")
+    pexp.add_argument("out", type=Path, metavar="FILE", help="the .nwb file to write")
+    pexp.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    pexp.set_defaults(func=_run_export)
     return data
+
+
+def _recording_import(commands: argparse._SubParsersAction, command: str, suffix: str, *, help: str,
+                      description: str, delta_default: float | None) -> argparse.ArgumentParser:
+    """An import command for one's own recordings: FILE, --name, the split options, --force."""
+    parser = commands.add_parser(command, help=help, description=description)
+    parser.add_argument("file", type=Path, metavar="FILE", help=f"the {suffix} file")
+    parser.add_argument("--name", default=None, help=f"challenge name (default: the file's name without {suffix})")
+    _split_options(parser, delta_default=delta_default)
+    parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
+    return parser
+
+
+def _split_options(parser: argparse.ArgumentParser, *, delta_default: float | None) -> None:
+    parser.add_argument(
+        "--train-until", type=float, default=None, metavar="SECONDS",
+        help="time split: train on 0..SECONDS of every stimulus, test on SECONDS..its end",
+    )
+    parser.add_argument(
+        "--test-stimuli", default="", metavar="A,B",
+        help="hold these stimuli out whole for the test (with --train-until, the others still split in time)",
+    )
+    parser.add_argument(
+        "--r-floor", type=float, default=0.3, metavar="R",
+        help="test a stimulus only if its intrinsic reliability in its test window is at least R; "
+        "the others are training-only, and the manifest says why (default: %(default)g)",
+    )
+    default = "4, or what a file written by export-nwb stored" if delta_default is None else f"{delta_default:g}"
+    parser.add_argument("--delta-ms", type=float, default=delta_default, metavar="MS",
+                        help=f"coincidence window Delta in ms (default: {default})")
+    stored = ", or what a file written by export-nwb stored; such a file carries its own spike times" \
+        if delta_default is None else ""
+    parser.add_argument("--threshold-mv", type=float, default=None if delta_default is None else 0.0, metavar="MV",
+                        help=f"spike threshold: upward crossings of MV (default: 0{stored})")
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +230,89 @@ def _run_2009(args: argparse.Namespace) -> int:
     )
 
 
+def _default_name(path: Path, name: str | None) -> str:
+    return name or re.sub(r"[^A-Za-z0-9_-]", "-", Path(path).stem) or "imported"
+
+
+def _test_stimuli(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _stimulus_groups(values: list[str]) -> dict[str, list[str]] | None:
+    groups: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, sweeps = value.partition("=")
+        members = [s.strip() for s in sweeps.split(",") if s.strip()]
+        if not sep or not name.strip() or not members:
+            raise DataImportError(f"--stimulus {value}: expected NAME=SWEEP,SWEEP,...")
+        if name.strip() in groups:
+            raise DataImportError(f"--stimulus {value}: stimulus {name.strip()} given twice")
+        groups[name.strip()] = members
+    return groups or None
+
+
+def _run_nwb(args: argparse.Namespace) -> int:
+    from qsnmc.challenges.nwb import import_nwb
+
+    name = _default_name(args.file, args.name)
+
+    def do_import(dest: Path) -> Path:
+        return import_nwb(
+            args.file, dest, name=name, stimuli=_stimulus_groups(args.stimulus), train_until_s=args.train_until,
+            test_stimuli=_test_stimuli(args.test_stimuli), r_floor=args.r_floor, delta_ms=args.delta_ms,
+            threshold_mV=args.threshold_mv, current_tolerance_pA=args.current_tolerance,
+        )
+
+    return _run_import(args, name, do_import)
+
+
+def _run_arrays(args: argparse.Namespace) -> int:
+    from qsnmc.challenges.arrays import import_arrays
+
+    name = _default_name(args.file, args.name)
+    return _run_import(
+        args, name, lambda dest: import_arrays(
+            args.file, dest, name=name, train_until_s=args.train_until, test_stimuli=_test_stimuli(args.test_stimuli),
+            r_floor=args.r_floor, delta_ms=args.delta_ms, threshold_mV=args.threshold_mv,
+        ),
+    )
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import time
+
+    from qsnmc.challenges.datadir import challenge_dir
+    from qsnmc.challenges.nwb import export_nwb
+    from qsnmc.challenges.store import ChallengeError, load_challenge
+
+    if args.out.exists() and not args.force:
+        print(f"error: {args.out} exists; use --force to replace it", file=sys.stderr)
+        return 1
+    try:
+        challenge = load_challenge(challenge_dir(args.challenge))
+    except ChallengeError as exc:
+        print(f"error: challenge {args.challenge!r}: {exc}", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    try:
+        path = export_nwb(challenge, args.out)
+    except OSError as exc:
+        print(f"error: {args.out}: cannot write: {exc}", file=sys.stderr)
+        return 1
+    n_sweeps = sum(s.n_repetitions for s in challenge.stimuli)
+    print(f"challenge {challenge.name!r} written to {path} ({n_sweeps} sweeps, {path.stat().st_size / 1e6:.1f} MB, "
+          f"{time.perf_counter() - start:.1f} s); it holds the hidden test spike times: never give it to a model")
+    return 0
+
+
+def source_label(challenge: Challenge) -> str:
+    """Where a challenge came from, in one cell: the file and the start of its sha256."""
+    source = challenge.source()
+    if not source["file"]:
+        return "-"
+    return source["file"] + (f" (sha256 {source['sha256'][:16]})" if source["sha256"] else "")
+
+
 def _window(win: tuple[float, float] | None) -> str:
     return "-" if win is None else f"{win[0]:g}-{win[1]:g} s"
 
@@ -183,7 +349,9 @@ def summary(challenge: Challenge) -> str:
     lines = [
         f"challenge {challenge.name!r} written to {challenge.path}",
         challenge.description,
-        f"Delta = {challenge.delta_s * 1e3:g} ms; dt = {challenge.stimuli[0].dt_s * 1e3:g} ms",
+        f"source: {source_label(challenge)}",
+        f"Delta = {challenge.delta_s * 1e3:g} ms; dt = {challenge.stimuli[0].dt_s * 1e3:g} ms; spikes: upward "
+        f"crossings of {challenge.threshold_mV:g} mV",
         "",
         table,
     ]

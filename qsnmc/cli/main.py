@@ -13,7 +13,7 @@ from qsnmc.challenges.datadir import EMBEDDED, available_challenges, challenge_d
 from qsnmc.harness.discovery import ModelEntry, discover_models
 from qsnmc.harness.runstore import RUN, find_run, load_records
 from qsnmc.harness.sandbox import bwrap_path
-from qsnmc.cli.data import add_data_commands
+from qsnmc.cli.data import add_data_commands, source_label
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
 
@@ -54,17 +54,19 @@ def _list_challenges() -> int:
         try:
             ch = load_challenge(challenge_dir(name), verify=False)
         except ChallengeError as exc:
-            rows.append([name, f"BROKEN: {exc}", "", "", "", ""])
+            rows.append([name, f"BROKEN: {exc}", "", "", "", "", "", "", ""])
             continue
-        for s in ch.manifest["stimuli"]:
+        source = source_label(ch)
+        for i, s in enumerate(ch.manifest["stimuli"]):
             spikes = (s.get("train_spike_counts") or []) + (s.get("test_spike_counts") or [])
             r = ch.manifest.get("reliability", {}).get(s["name"])
             rows.append([
                 name, s["name"], s["train_window_s"] or "", s["test_window_s"] or "",
                 s["n_repetitions"], sum(spikes), "" if r is None else f"{r:.3f}", f"{1e3 * ch.delta_s:g}",
+                source if i == 0 else "",
             ])
-    print(tabulate(rows, headers=["challenge", "stimulus", "train s", "test s", "reps", "spikes", "R", "Δ ms"],
-                   tablefmt="github"))
+    print(tabulate(rows, headers=["challenge", "stimulus", "train s", "test s", "reps", "spikes", "R", "Δ ms",
+                                  "source"], tablefmt="github"))
     return 0
 
 

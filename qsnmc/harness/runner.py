@@ -163,6 +163,7 @@ class Runner:
             {
                 "challenge": challenge.name,
                 "challenge_path": str(challenge.path) if challenge.path else None,
+                "challenge_source": challenge.source(),
                 "delta_s": challenge.delta_s,
                 "stimuli": challenge.manifest.get("stimuli", []),
                 "reliability": {s.name: challenge.reliability(s.name) for s in challenge.test_stimuli()},
