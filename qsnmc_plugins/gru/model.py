@@ -11,8 +11,8 @@ Fit (on ``TrainingData`` only):
    Gamma/R (with its best readout) is highest.
 4. The ensemble's hazard is the mean of its members' hazards. The readout (smoothing,
    threshold, refractory gap; :mod:`readout`) is chosen on the held-out part, and the
-   predictor kept (the ensemble, or one member if it scores higher there) is the one with
-   the best held-out Gamma/R.
+   predictor kept (the ensemble, the ensemble of the best members, or one member) is the
+   one with the best held-out Gamma/R.
 
 Predict: the hazard over the window, computed in chunks each with a 200 ms burn-in on the
 current before it (as in training), then the readout: one deterministic train.
@@ -125,6 +125,12 @@ class GRUModel(Model):
             candidates[f"member {k}"] = ([m.net],) + choose_readout(hazards_of([m.net]), held_t0, bin_s, scorer, held_win)
         if len(members) > 1:
             candidates["ensemble"] = (self.nets,) + choose_readout(hazards_of(self.nets), held_t0, bin_s, scorer, held_win)
+            # a member that trained badly drags the mean down: the best members' ensembles compete too
+            ranked = sorted(range(len(members)), key=lambda k: -candidates[f"member {k}"][2])
+            for n_best in range(2, len(members)):
+                nets = [members[k].net for k in ranked[:n_best]]
+                candidates[f"ensemble of best {n_best}"] = (nets,) + choose_readout(hazards_of(nets), held_t0, bin_s,
+                                                                                    scorer, held_win)
         self.predictors = {c: (v[0], v[1]) for c, v in candidates.items()}
         chosen = max(candidates, key=lambda c: candidates[c][2])
         self.nets, self.readout, chosen_p = candidates[chosen]

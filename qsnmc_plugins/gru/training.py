@@ -2,8 +2,9 @@
 
 Binary cross-entropy between the network's hazard and the fraction of repetitions spiking
 in each bin (a Bernoulli likelihood per bin), over windows drawn from the fit part of every
-stimulus (burn-in bins excluded from the loss). Adam with cosine decay of the learning rate
-and gradient clipping. Every ``eval_every`` steps the network is scored on the held-out part
+stimulus (burn-in bins excluded from the loss). Adam, with a linear warm-up of the learning
+rate over the first tenth of the steps then cosine decay, and gradient clipping. Every
+``eval_every`` steps the network is scored on the held-out part
 (Gamma/R of its best readout) and the best checkpoint is kept. A non-finite loss or gradient
 restores the last good checkpoint and halves the learning rate; after ``max_recoveries``
 such events :class:`TrainingDiverged` is raised.
@@ -80,6 +81,7 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
     net = SpikeHazardNet(n_in, config.hidden, config.cell, base_rate).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     lr_scale = 1.0
+    _set_lr(opt, 0, config, lr_schedule_steps, lr_scale)
     good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), 0)
     result = TrainResult(net, 0, -math.inf)
     best_state = copy.deepcopy(net.state_dict())
@@ -142,9 +144,14 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
 
 
 def _set_lr(opt, step: int, config: TrainConfig, schedule_steps: int | None, scale: float) -> None:
-    """Learning rate of the cosine schedule at ``step``, times ``scale`` (halved after each recovery)."""
+    """Learning rate at ``step``: a linear warm-up over the first tenth of the steps, then cosine
+    decay to 2 % of ``lr``; times ``scale`` (halved after each recovery)."""
     total = schedule_steps or config.steps
+    warm = max(1, total // 10)
     lo = config.lr * 0.02
-    lr = lo + 0.5 * (config.lr - lo) * (1 + math.cos(math.pi * min(step, total) / total))
+    if step < warm:
+        lr = config.lr * (step + 1) / warm
+    else:
+        lr = lo + 0.5 * (config.lr - lo) * (1 + math.cos(math.pi * min(step - warm, total - warm) / (total - warm)))
     for g in opt.param_groups:
         g["lr"] = lr * scale
