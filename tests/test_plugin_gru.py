@@ -1,6 +1,8 @@
 """Tests of the gru plugin: real networks, real training on small simulated data."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -116,6 +118,7 @@ def test_ensemble_fit_is_deterministic_per_seed(short_windows):
     assert runs[0][1] == runs[1][1]
     assert {"member 0", "member 1", "ensemble"} <= set(rec["heldout_gamma_over_r_by_predictor"])
     assert [s["stimulus"] for s in rec["validation"]["stimuli"]] == ["A", "B"]
+    json.dumps(rec)  # the fit record is JSON-serialisable
 
 
 # ------------------------------------------------------------ batching never crosses stimuli

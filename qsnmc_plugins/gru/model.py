@@ -35,8 +35,8 @@ from qsnmc_plugins.gru.readout import Readout, choose_readout, spikes_from_hazar
 BIN_S = 1e-3  #: bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)
 INPUT_TAUS_S = (0.02, 0.1, 0.5)  #: low-pass filtrates of the current given as extra inputs (s)
 HELDOUT_FRACTION = 0.2  #: end of each stimulus' training window held out for selection
-N_MEMBERS = 3  #: networks in the ensemble (different seeds)
-STEPS = 120  #: optimiser steps per member at budget 1
+N_MEMBERS = 2  #: networks in the ensemble (different seeds)
+STEPS = 240  #: optimiser steps per member at budget 1
 MIN_STEPS = 10
 SEQ_BINS = 1000  #: bins per training window and prediction chunk whose targets count (1 s)
 BURN_BINS = 200  #: burn-in bins before each window or chunk (200 ms: the state settles from zero)
