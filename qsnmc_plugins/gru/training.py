@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = 32
     seq_bins: int = 1000
     burn_bins: int = 200
-    lr: float = 1e-2
+    lr: float = 5e-3
     grad_clip: float = 1.0
     eval_every: int = 25
     max_recoveries: int = 3
