@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,10 @@ class GRUModel(Model):
             b = min(b, x.shape[0])
             sequences.append(StimulusSequence(s.name, x, spike_fraction(s.spike_times_s, x.shape[0], bin_s), a, b))
         base_rate = float(np.mean(np.concatenate([q.target[q.target_start:q.target_stop] for q in sequences])))
+        longest = max(q.n_target_bins for q in sequences)
+        if longest < config.seq_bins:  # short recordings: windows as long as the longest fit part
+            config = replace(config, seq_bins=longest)
+            self._config = config
 
         scorer = HeldOutScorer(fold.heldout, train.delta_s)
         held_inputs, held_bins, held_t0, held_win, held_target = {}, {}, {}, {}, {}
