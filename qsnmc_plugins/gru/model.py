@@ -5,7 +5,9 @@ Fit (on ``TrainingData`` only):
    low-pass filtrates of it (20, 100, 500 ms, started at the protocol's start) are the
    inputs; the target is the fraction of repetitions spiking in each bin.
 2. ``train.time_split``: the last 20 % of every stimulus' training window is held out;
-   each stimulus is a sequence of its own (windows never join two stimuli).
+   each stimulus is a sequence of its own (windows never join two stimuli). With several
+   stimuli the time split is used too: leave-one-stimulus-out folds would multiply the
+   training cost by the number of stimuli.
 3. ``N_MEMBERS`` networks (seeds ``1000 * seed + k``) are trained by binary cross-entropy on
    windows of the fit part (see :mod:`training`); each keeps the checkpoint whose held-out
    Gamma/R (with its best readout) is highest.
@@ -67,7 +69,7 @@ class GRUModel(Model):
     def fit(self, train: TrainingData) -> dict[str, Any]:
         import torch
 
-        from qsnmc_plugins.gru.ensemble import ensemble_hazard, network_hazard
+        from qsnmc_plugins.gru.ensemble import ensemble_hazard
         from qsnmc_plugins.gru.training import TrainConfig, train_network
 
         t_start = time.perf_counter()
