@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -73,8 +74,6 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
         progress: optional progress bar (``update(1)`` per step).
         fault: test hook, (step, loss) -> loss, e.g. to inject a NaN.
     """
-    import time
-
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_in = sequences[0].inputs.shape[1]
