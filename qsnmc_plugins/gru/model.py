@@ -1,0 +1,206 @@
+"""The qsnmc model ``gru``: a recurrent network's spike hazard, ensembled, read out by peak picking.
+
+Fit (on ``TrainingData`` only):
+1. Bins of 1 ms: the injected current (block mean, standardised) and three causal
+   low-pass filtrates of it (20, 100, 500 ms, started at the protocol's start) are the
+   inputs; the target is the fraction of repetitions spiking in each bin.
+2. ``train.time_split``: the last 20 % of every stimulus' training window is held out;
+   each stimulus is a sequence of its own (windows never join two stimuli). With several
+   stimuli the time split is used too: leave-one-stimulus-out folds would multiply the
+   training cost by the number of stimuli.
+3. ``N_MEMBERS`` networks (seeds ``1000 * seed + k``) are trained by binary cross-entropy on
+   windows of the fit part (see :mod:`training`); each keeps the checkpoint whose held-out
+   Gamma/R (with its best readout) is highest.
+4. The ensemble's hazard is the mean of its members' hazards. The readout (smoothing,
+   threshold, refractory gap; :mod:`readout`) is chosen on the held-out part, and the
+   predictor kept (the ensemble, the ensemble of the best members, or one member) is the
+   one with the best held-out Gamma/R.
+
+Predict: the hazard over the window, computed in chunks each with a 200 ms burn-in on the
+current before it (as in training), then the readout: one deterministic train.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from qsnmc import Model, Stimulus, TrainingData, bar, score_heldout
+
+from qsnmc_plugins.gru.batching import StimulusSequence
+from qsnmc_plugins.gru.heldout import HeldOutScorer
+from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction, window_bins
+from qsnmc_plugins.gru.readout import Readout, choose_readout, spikes_from_hazard
+
+BIN_S = 1e-3  #: bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)
+INPUT_TAUS_S = (0.02, 0.1, 0.5)  #: low-pass filtrates of the current given as extra inputs (s)
+HELDOUT_FRACTION = 0.2  #: end of each stimulus' training window held out for selection
+N_MEMBERS = 2  #: networks in the ensemble (different seeds)
+STEPS = 240  #: optimiser steps per member at budget 1
+MIN_STEPS = 10
+SEQ_BINS = 1000  #: bins per training window and prediction chunk whose targets count (1 s)
+BURN_BINS = 200  #: burn-in bins before each window or chunk (200 ms: the state settles from zero)
+MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s + k
+
+
+class GRUModel(Model):
+    name = "gru"
+    description = "GRU (or LSTM) spike hazard on the current and its filtrates, ensembled, peak-picking readout"
+    param_grid = {"cell": ["gru", "lstm"]}
+
+    def __init__(self, seed: int = 0, budget: float = 1.0, cell: str = "gru", hidden: int = 64,
+                 members: int = N_MEMBERS) -> None:
+        super().__init__(seed, budget)
+        self.cell = str(cell)
+        self.hidden = int(hidden)
+        self.n_members = max(1, int(members))
+        self.scaling: InputScaling | None = None
+        self.nets: list = []
+        self.readout: Readout | None = None
+        #: every predictor compared on the held-out part: name -> (networks, readout)
+        self.predictors: dict[str, tuple[list, Readout]] = {}
+        self._device = None
+        self._config = None
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train: TrainingData) -> dict[str, Any]:
+        import torch
+
+        from qsnmc_plugins.gru.ensemble import ensemble_hazard
+        from qsnmc_plugins.gru.training import TrainConfig, train_network
+
+        t_start = time.perf_counter()
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, if on a GPU
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(1)  # small recurrent steps: extra threads only add overhead on 2 shared cores
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._device = device
+        steps = max(MIN_STEPS, int(round(STEPS * self.budget)))
+        config = TrainConfig(hidden=self.hidden, cell=self.cell, steps=steps, seq_bins=SEQ_BINS,
+                             burn_bins=BURN_BINS, eval_every=max(5, min(25, steps // 8)))
+        self._config = config
+
+        fold = train.time_split(HELDOUT_FRACTION)
+        dt = train.dt_s
+        self.scaling = sc = InputScaling.fit(
+            [np.asarray(s.current_pA)[: s.window_slice.stop] for s in fold.fit.stimuli], dt, BIN_S, INPUT_TAUS_S)
+        bin_s = sc.bin_s
+        sequences = []
+        for s in fold.fit.stimuli:
+            x = sc.inputs(s.current_pA, dt)
+            a, b = window_bins(s.window_s, bin_s)
+            b = min(b, x.shape[0])
+            sequences.append(StimulusSequence(s.name, x, spike_fraction(s.spike_times_s, x.shape[0], bin_s), a, b))
+        base_rate = float(np.mean(np.concatenate([q.target[q.target_start:q.target_stop] for q in sequences])))
+        longest = max(q.n_target_bins for q in sequences)
+        if longest < config.seq_bins:  # short recordings: windows as long as the longest fit part
+            config = replace(config, seq_bins=longest)
+            self._config = config
+
+        scorer = HeldOutScorer(fold.heldout, train.delta_s)
+        held_inputs, held_bins, held_t0, held_win, held_target = {}, {}, {}, {}, {}
+        for h in fold.heldout:
+            x = sc.inputs(h.stimulus.current_pA, dt)
+            a, b = window_bins(h.stimulus.window_s, bin_s)
+            held_inputs[h.name], held_bins[h.name] = x, (a, b)
+            held_t0[h.name], held_win[h.name] = a * bin_s, h.stimulus.window_s
+            held_target[h.name] = spike_fraction(h.spike_times_s, b, bin_s)[a:b]
+
+        def hazards_of(nets) -> dict[str, np.ndarray]:
+            return {k: ensemble_hazard(nets, held_inputs[k], *held_bins[k], config.seq_bins, config.burn_bins, device)
+                    for k in held_inputs}
+
+        def evaluate(net) -> dict[str, float]:
+            hz = hazards_of([net])
+            _, p = choose_readout(hz, held_t0, bin_s, scorer, held_win)
+            bce = float(np.mean(np.concatenate([_bce(hz[k], held_target[k]) for k in hz])))
+            return {"gamma_over_r": p, "bce": bce}
+
+        members = []
+        with bar(steps * self.n_members, "gru fit") as pb:
+            for k in range(self.n_members):
+                members.append(train_network(sequences, config, MEMBER_SEED_STRIDE * self.seed + k, base_rate,
+                                             evaluate, device, pb))
+        self.nets = [m.net for m in members]
+
+        # single networks vs the ensemble, each with its own readout chosen on the held-out part
+        candidates = {}
+        for k, m in enumerate(members):
+            candidates[f"member {k}"] = ([m.net],) + choose_readout(hazards_of([m.net]), held_t0, bin_s, scorer, held_win)
+        if len(members) > 1:
+            candidates["ensemble"] = (self.nets,) + choose_readout(hazards_of(self.nets), held_t0, bin_s, scorer, held_win)
+            # a member that trained badly drags the mean down: the best members' ensembles compete too
+            ranked = sorted(range(len(members)), key=lambda k: -candidates[f"member {k}"][2])
+            for n_best in range(2, len(members)):
+                nets = [members[k].net for k in ranked[:n_best]]
+                candidates[f"ensemble of best {n_best}"] = (nets,) + choose_readout(hazards_of(nets), held_t0, bin_s,
+                                                                                    scorer, held_win)
+        self.predictors = {c: (v[0], v[1]) for c, v in candidates.items()}
+        chosen = max(candidates, key=lambda c: candidates[c][2])
+        self.nets, self.readout, chosen_p = candidates[chosen]
+        hz = hazards_of(self.nets)
+        preds = {k: spikes_from_hazard(hz[k], held_t0[k], bin_s, self.readout, held_win[k]) for k in hz}
+        validation = score_heldout(preds, fold.heldout, train.delta_s)
+        return {
+            "architecture": {"cell": self.cell, "hidden_units": self.hidden, "layers": 1, "readout": "linear -> sigmoid hazard",
+                             "ensemble_members": self.n_members},
+            "inputs": {"bin_s": bin_s, "channels": ["current"] + [f"lowpass {t * 1e3:g} ms" for t in INPUT_TAUS_S],
+                       "scaling": sc.as_record()},
+            "training": {**config.as_record(), "loss": "binary cross-entropy vs fraction of repetitions spiking per bin",
+                         "optimiser": "Adam, cosine decay to 2 % of lr, grad-norm clip",
+                         "heldout": fold.label, "member_seeds": [MEMBER_SEED_STRIDE * self.seed + k
+                                                                 for k in range(self.n_members)],
+                         "device": str(device), "samples_per_s": float(np.mean([m.samples_per_s for m in members]))},
+            "members": [{"seed": MEMBER_SEED_STRIDE * self.seed + k, "best_step": m.best_step,
+                         "heldout_gamma_over_r_at_best_step": m.best_score, "recoveries": m.recoveries,
+                         "loss_curve": m.loss_curve,
+                         "heldout_gamma_over_r_curve": [e["gamma_over_r"] for e in m.heldout_curve],
+                         "heldout_bce_curve": [e["bce"] for e in m.heldout_curve],
+                         "heldout_curve_steps": [e["step"] for e in m.heldout_curve]} for k, m in enumerate(members)],
+            "loss_curve": members[0].loss_curve,
+            "heldout_gamma_over_r_curve": [e["gamma_over_r"] for e in members[0].heldout_curve],
+            "heldout_gamma_over_r_by_predictor": {c: v[2] for c, v in candidates.items()},
+            "single_network_heldout_gamma_over_r": candidates["member 0"][2],
+            "ensemble_heldout_gamma_over_r": candidates["ensemble"][2] if "ensemble" in candidates else None,
+            "chosen_predictor": chosen,
+            "chosen_because": "highest held-out Gamma/R (each predictor with its own best readout)",
+            "checkpoint_rule": "per member, the evaluated step with the highest held-out Gamma/R (best readout)",
+            "readout": self.readout.as_record(),
+            "heldout_gamma_over_r": chosen_p,
+            "validation": validation.to_dict(),
+            "device": str(device),
+            "fit_time_s": time.perf_counter() - t_start,
+        }
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, stimulus: Stimulus) -> np.ndarray:
+        """Spike times (s) inside the window, from the chosen predictor: one deterministic train."""
+        if not self.nets or self.scaling is None or self.readout is None:
+            raise RuntimeError("predict() before fit()")
+        return self._predict(stimulus, self.nets, self.readout)
+
+    def predict_with(self, stimulus: Stimulus, predictor: str) -> np.ndarray:
+        """Spike times (s) from one of the predictors compared in the fit (``"member 0"``,
+        ``"ensemble"``, ...; see the fit record's ``heldout_gamma_over_r_by_predictor``)."""
+        nets, readout = self.predictors[predictor]
+        return self._predict(stimulus, nets, readout)
+
+    def _predict(self, stimulus: Stimulus, nets: list, readout: Readout) -> np.ndarray:
+        from qsnmc_plugins.gru.ensemble import ensemble_hazard
+
+        sc, cfg = self.scaling, self._config
+        x = sc.inputs(stimulus.current_pA, stimulus.dt_s)
+        a, b = window_bins(stimulus.window_s, sc.bin_s)
+        hz = ensemble_hazard(nets, x, a, b, cfg.seq_bins, cfg.burn_bins, self._device)
+        if not np.all(np.isfinite(hz)):
+            raise FloatingPointError("the network's hazard is not finite: no spike times predicted")
+        return spikes_from_hazard(hz, a * sc.bin_s, sc.bin_s, readout, stimulus.window_s)
+
+
+def _bce(hazard: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Binary cross-entropy per bin of a hazard against a target fraction."""
+    h = np.clip(hazard, 1e-7, 1 - 1e-7)
+    return -(target * np.log(h) + (1 - target) * np.log(1 - h))

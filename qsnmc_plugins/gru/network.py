@@ -1,0 +1,27 @@
+"""The network: a one-layer GRU or LSTM with a linear readout of the spike log-odds per bin."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+CELLS = ("gru", "lstm")
+
+
+class SpikeHazardNet(nn.Module):
+    """Inputs (B, T, n_in) -> spike log-odds per bin (B, T); sigmoid gives the hazard."""
+
+    def __init__(self, n_in: int, hidden: int, cell: str = "gru", base_rate: float = 0.01) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+        self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(n_in, hidden, batch_first=True)
+        self.spike = nn.Linear(hidden, 1)
+        with torch.no_grad():  # start at the mean spike probability per bin
+            p = min(max(base_rate, 1e-4), 0.5)
+            self.spike.bias.fill_(math.log(p / (1 - p)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(x)
+        return self.spike(h)[..., 0]

@@ -1,0 +1,101 @@
+"""Deterministic readout: spike times from a hazard per bin, and its choice on held-out data.
+
+A spike is placed at each peak of the Gaussian-smoothed hazard that rises above a
+threshold, peaks at least a refractory gap apart; its time is the hazard-weighted mean
+time of the bins around the peak (inside the peak's own +-1 bin), so it may fall between
+bin centres.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: smoothing widths (Gaussian SD, ms) tried by :func:`choose_readout`
+SMOOTHING_MS = (0.0, 1.0, 2.0)
+#: refractory gaps between predicted spikes (ms) tried by :func:`choose_readout`
+REFRACTORY_MS = (3.0, 6.0)
+#: thresholds tried per (smoothing, gap): quantiles of the candidate peaks' heights
+N_THRESHOLDS = 25
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Peak-picking settings: smoothing SD (ms), threshold on the smoothed hazard (probability
+    per bin), and the minimum gap between spikes (ms)."""
+
+    smoothing_ms: float
+    threshold: float
+    refractory_ms: float
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+def _smooth(hazard: np.ndarray, sd_bins: float) -> np.ndarray:
+    if sd_bins <= 0:
+        return np.asarray(hazard, np.float64)
+    from scipy.ndimage import gaussian_filter1d
+
+    return gaussian_filter1d(np.asarray(hazard, np.float64), sd_bins, mode="nearest")
+
+
+def _peaks(smoothed: np.ndarray, gap_bins: int, height: float) -> np.ndarray:
+    from scipy.signal import find_peaks
+
+    return find_peaks(smoothed, height=height, distance=max(1, gap_bins))[0]
+
+
+def _times(hazard: np.ndarray, peaks: np.ndarray, t0_s: float, bin_s: float) -> np.ndarray:
+    """Hazard-weighted mean time (s) of bins peak-1..peak+1 around each peak (bin centres at t0 + (k + 0.5) bin_s)."""
+    h = np.asarray(hazard, np.float64)
+    n = h.size
+    offs = np.array([-1, 0, 1])
+    idx = np.clip(peaks[:, None] + offs[None, :], 0, n - 1)
+    w = h[idx] + 1e-12
+    centre = (idx + 0.5) * w
+    return t0_s + bin_s * centre.sum(axis=1) / w.sum(axis=1)
+
+
+def spikes_from_hazard(hazard: np.ndarray, t0_s: float, bin_s: float, readout: Readout,
+                       window_s: tuple[float, float]) -> np.ndarray:
+    """Spike times (s), strictly increasing, inside ``window_s``, from a hazard per bin
+    (bin k starting at ``t0_s + k * bin_s``)."""
+    sm = _smooth(hazard, readout.smoothing_ms * 1e-3 / bin_s)
+    gap = int(round(readout.refractory_ms * 1e-3 / bin_s))
+    t = _times(hazard, _peaks(sm, gap, readout.threshold), t0_s, bin_s)
+    t = t[(t >= window_s[0]) & (t < window_s[1])]
+    if t.size > 1:  # guard: peak-picking with gap >= 2 bins already gives increasing times
+        t = t[np.concatenate([[True], np.diff(t) > 0])]
+    return t
+
+
+def choose_readout(hazards: dict[str, np.ndarray], t0s_s: dict[str, float], bin_s: float, score,
+                   windows_s: dict[str, tuple[float, float]]) -> tuple[Readout, float]:
+    """The readout that maximises ``score({name: spike times})`` (held-out Gamma/R) over the grid.
+
+    Args:
+        hazards: per held-out stimulus, the hazard per bin; ``t0s_s`` its first bin's start (s).
+        score: callable taking ``{name: spike times (s)}`` and returning P (higher is better).
+        windows_s: the held-out window of each stimulus (s).
+    Returns:
+        (best readout, its score).
+    """
+    best: tuple[float, Readout] | None = None
+    for sd in SMOOTHING_MS:
+        smoothed = {k: _smooth(h, sd * 1e-3 / bin_s) for k, h in hazards.items()}
+        for gap_ms in REFRACTORY_MS:
+            gap = int(round(gap_ms * 1e-3 / bin_s))
+            heights = np.concatenate([smoothed[k][_peaks(smoothed[k], gap, 1e-6)] for k in hazards])
+            if heights.size == 0:
+                continue
+            levels = np.unique(np.quantile(heights, np.linspace(0.0, 0.98, N_THRESHOLDS)))
+            for th in levels:
+                r = Readout(float(sd), float(th), float(gap_ms))
+                pred = {k: spikes_from_hazard(h, t0s_s[k], bin_s, r, windows_s[k]) for k, h in hazards.items()}
+                p = score(pred)
+                if best is None or p > best[0]:
+                    best = (p, r)
+    if best is None:
+        return Readout(0.0, 0.5, REFRACTORY_MS[0]), 0.0
+    return best[1], float(best[0])

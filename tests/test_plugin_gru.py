@@ -1,0 +1,216 @@
+"""Tests of the gru plugin: real networks, real training on small simulated data."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import qsnmc
+from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, prediction_chunks, sample_windows
+from qsnmc_plugins.gru.inputs import InputScaling, lowpass_bank, spike_fraction
+from qsnmc_plugins.gru.model import GRUModel
+from qsnmc_plugins.gru.readout import Readout, spikes_from_hazard
+from qsnmc_plugins.gru.training import TrainConfig, TrainingDiverged, train_network
+
+DT_S = 1e-3
+
+
+# ------------------------------------------------------------ a known stochastic spiking model
+def escape_rate_neuron(duration_s: float, n_reps: int, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A GLM-like escape-rate neuron: current (pA), and spike times (s) per repetition.
+
+    Hazard rate = exp(a + b u(t)) per s, u the current low-pass filtered with tau = 10 ms,
+    with a 5 ms absolute refractory period and a recovery of 20 ms after each spike.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(duration_s / DT_S))
+    a = np.exp(-DT_S / 0.004)
+    ou = np.zeros(n)
+    noise = rng.normal(0.0, 100.0 * np.sqrt(1 - a * a), n)
+    for k in range(1, n):
+        ou[k] = a * ou[k - 1] + noise[k]
+    current = 50.0 + ou
+    filt = lowpass_bank((current - 50.0) / 100.0, DT_S, (0.01,))[:, 1]
+    rate = np.exp(np.log(3.0) + 6.0 * filt)  # Hz
+    since = np.full(n_reps, 1.0)
+    spikes = [[] for _ in range(n_reps)]
+    for k in range(n):
+        recovery = np.clip((since - 0.005) / 0.02, 0.0, 1.0)
+        p = 1.0 - np.exp(-rate[k] * DT_S * recovery)
+        fired = rng.random(n_reps) < p
+        since += DT_S
+        for r in np.flatnonzero(fired):
+            spikes[r].append(k * DT_S + 0.5 * DT_S)
+        since[fired] = 0.0
+    return current, [np.array(s) for s in spikes]
+
+
+def _training(current: np.ndarray, spikes: list[np.ndarray], window_s: tuple[float, float],
+              name: str = "A") -> qsnmc.TrainingStimulus:
+    lo, hi = (int(round(w / DT_S)) for w in window_s)
+    voltage = np.full((len(spikes), hi - lo), -65.0)
+    trains = tuple(s[(s >= window_s[0]) & (s < window_s[1])] for s in spikes)
+    return qsnmc.TrainingStimulus(name, DT_S, current, window_s, voltage, trains)
+
+
+@pytest.fixture(scope="module")
+def escape_data():
+    current, spikes = escape_rate_neuron(24.0, 6, seed=3)
+    train = qsnmc.TrainingData("escape", (_training(current, spikes, (0.0, 18.0)),), delta_s=0.004)
+    test_spikes = [s[s >= 18.0] for s in spikes]
+    return train, qsnmc.Stimulus("A", DT_S, current, (18.0, 24.0), len(spikes)), test_spikes
+
+
+@pytest.fixture
+def short_windows(monkeypatch):
+    """Shorter training windows and prediction chunks (backpropagation time grows with length)."""
+    import qsnmc_plugins.gru.model as gru_model
+
+    monkeypatch.setattr(gru_model, "SEQ_BINS", 400)
+    monkeypatch.setattr(gru_model, "BURN_BINS", 100)
+
+
+@pytest.mark.slow
+def test_hazard_readout_recovers_escape_rate_neuron(escape_data, short_windows):
+    train, stim, test_spikes = escape_data
+    model = GRUModel(seed=0, budget=0.25, hidden=16, members=1)  # 60 steps
+    record = model.fit(train)
+    pred = model.predict(stim)
+    assert np.all(np.diff(pred) > 0) and pred.min() >= 18.0 and pred.max() < 24.0
+    score = qsnmc.score_heldout({"A": pred}, _heldout(stim, test_spikes), 0.004)
+    reliability = score.stimuli[0].reliability
+    assert reliability > 0.3  # the neuron is reliable enough for the check to mean something
+    # a rate-matched Poisson train scores about 0; the hazard's peaks must do far better
+    rng = np.random.default_rng(0)
+    rate = np.mean([s.size for s in test_spikes]) / 6.0
+    poisson = np.sort(rng.uniform(18.0, 24.0, rng.poisson(rate * 6.0)))
+    chance = qsnmc.score_heldout({"A": poisson}, _heldout(stim, test_spikes), 0.004).performance
+    assert score.performance > 0.6 and score.performance > chance + 0.5  # 1.08 and 1.10 for seeds 0 and 1
+    assert record["validation"]["performance"] > 0.3  # held-out part of the training window
+    assert record["device"] in ("cpu", "cuda") or record["device"].startswith("cuda")
+    assert len(record["loss_curve"]) == record["training"]["steps"]
+
+
+def _heldout(stim: qsnmc.Stimulus, spikes: list[np.ndarray]) -> tuple:
+    """The test part of the simulation as held-out stimuli, to score with qsnmc.score_heldout."""
+    return (qsnmc.HeldOutStimulus(stim, tuple(spikes), np.zeros((len(spikes), 1))),)
+
+
+# ------------------------------------------------------------ determinism and ensembling
+def _small_two_stimulus_training() -> qsnmc.TrainingData:
+    c1, s1 = escape_rate_neuron(6.0, 3, seed=1)
+    c2, s2 = escape_rate_neuron(5.0, 3, seed=2)
+    return qsnmc.TrainingData("escape2", (_training(c1, s1, (0.0, 6.0), "A"), _training(c2, s2, (0.0, 5.0), "B")),
+                              delta_s=0.004)
+
+
+def test_ensemble_fit_is_deterministic_per_seed(short_windows):
+    train = _small_two_stimulus_training()
+    stim = qsnmc.Stimulus("A", DT_S, train.stimuli[0].current_pA, (4.0, 6.0), 3)
+    runs = []
+    for _ in range(2):
+        m = GRUModel(seed=5, budget=0.04, hidden=8, members=2)  # 10 steps each
+        rec = m.fit(train)
+        runs.append((m.predict(stim), rec["loss_curve"]))
+    assert np.array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    assert {"member 0", "member 1", "ensemble"} <= set(rec["heldout_gamma_over_r_by_predictor"])
+    assert [s["stimulus"] for s in rec["validation"]["stimuli"]] == ["A", "B"]
+    json.dumps(rec)  # the fit record is JSON-serialisable
+
+
+# ------------------------------------------------------------ batching never crosses stimuli
+def test_windows_stay_inside_one_stimulus():
+    rng = np.random.default_rng(0)
+    seqs = []
+    for i, n in enumerate((700, 1500, 400)):
+        x = np.full((n, 2), float(i + 1), np.float32)
+        y = np.full(n, 0.1 * (i + 1), np.float32)
+        seqs.append(StimulusSequence(str(i), x, y, 50, n - 10))
+    picks = sample_windows(seqs, 200, 300, rng)
+    x, y = make_batch(seqs, picks, 300, 100)
+    assert x.shape == (200, 400, 2) and y.shape == (200, 300)
+    for (i, start), xr, yr in zip(picks, x, y):
+        assert seqs[i].target_start <= start and start + 300 <= seqs[i].target_stop
+        assert np.all(xr == i + 1) and np.allclose(yr, 0.1 * (i + 1))  # one stimulus per row
+    assert {i for i, _ in picks} == {0, 1, 2}
+    with pytest.raises(ValueError):
+        sample_windows(seqs, 4, 5000, rng)
+
+
+def test_prediction_chunks_cover_the_window_in_order():
+    x = np.arange(100, dtype=np.float32)[:, None]
+    chunks, n = prediction_chunks(x, 10, 95, 20, 5)
+    assert n == 5 and chunks.shape == (5, 25, 1)
+    targets = chunks[:, 5:, 0].reshape(-1)[: 95 - 10]
+    assert np.array_equal(targets, np.arange(10, 95))
+    assert np.array_equal(chunks[0, :5, 0], np.arange(5, 10))  # burn-in is the bins just before
+    first, _ = prediction_chunks(x, 2, 10, 8, 5)  # before the protocol: the first row repeats
+    assert np.array_equal(first[0, :, 0], [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+
+
+# ------------------------------------------------------------ divergence
+def _tiny_sequences() -> list[StimulusSequence]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(800, 2)).astype(np.float32)
+    y = (rng.random(800) < 0.05).astype(np.float32)
+    return [StimulusSequence("A", x, y, 0, 800)]
+
+
+def test_nan_loss_restarts_from_last_good_checkpoint_with_lower_rate():
+    cfg = TrainConfig(hidden=4, steps=12, batch_size=4, seq_bins=100, burn_bins=10, eval_every=4)
+    hit = {"done": False}
+
+    def fault(step, loss):
+        if step == 6 and not hit["done"]:
+            hit["done"] = True
+            return loss * float("nan")
+        return loss
+
+    res = train_network(_tiny_sequences(), cfg, 0, 0.05, lambda net: {"gamma_over_r": 0.0},
+                        torch.device("cpu"), fault=fault)
+    assert res.recoveries == [{"step": 6, "restart_from_step": 4, "lr_scale": 0.5}]
+    assert all(np.isfinite(res.loss_curve)) and all(torch.isfinite(p).all() for p in res.net.parameters())
+
+
+def test_persistent_divergence_raises_a_clear_error():
+    cfg = TrainConfig(hidden=4, steps=12, batch_size=4, seq_bins=100, burn_bins=10, eval_every=4, max_recoveries=2)
+    with pytest.raises(TrainingDiverged, match="non-finite loss"):
+        train_network(_tiny_sequences(), cfg, 0, 0.05, lambda net: {"gamma_over_r": 0.0}, torch.device("cpu"),
+                      fault=lambda step, loss: loss * float("nan") if step >= 2 else loss)
+
+
+# ------------------------------------------------------------ inputs and readout
+def test_lowpass_bank_is_causal_with_unit_dc_gain():
+    x = np.zeros(2000)
+    x[1000:] = 1.0
+    bank = lowpass_bank(x, 1e-3, (0.02, 0.1))
+    assert np.all(bank[:1000] == 0.0)
+    assert abs(bank[-1, 1] - 1.0) < 1e-6 and abs(bank[-1, 2] - 1.0) < 1e-3
+    flat = lowpass_bank(np.full(50, 3.0), 1e-3, (0.5,))
+    assert np.allclose(flat, 3.0)  # filters start at the first value: no start-up transient
+
+
+def test_spike_fraction_counts_repetitions_not_spikes():
+    frac = spike_fraction([np.array([0.0015, 0.0018, 0.004]), np.array([0.0012])], 6, 1e-3)
+    assert np.allclose(frac, [0, 1.0, 0, 0, 0.5, 0])
+
+
+def test_input_scaling_standardises_channels():
+    rng = np.random.default_rng(1)
+    c = rng.normal(100.0, 30.0, 20000)
+    sc = InputScaling.fit([c], 1e-4, 1e-3, (0.02,))
+    x = sc.inputs(c, 1e-4)
+    assert x.shape == (2000, 2) and np.allclose(x.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_readout_places_spikes_at_hazard_peaks_inside_window():
+    h = np.full(1000, 0.001)
+    for k, w in ((100, 0.6), (103, 0.6), (400, 0.8), (990, 0.9)):
+        h[k] = w
+    t = spikes_from_hazard(h, 2.0, 1e-3, Readout(0.0, 0.3, 6.0), (2.0, 2.95))
+    # 100 and 103 are within the 6 ms gap: one spike; 990 lies outside the window
+    assert t.size == 2 and np.all(np.diff(t) > 0) and t.min() >= 2.0 and t.max() < 2.95
+    assert abs(t[1] - (2.0 + 400.5e-3)) < 1e-4
