@@ -87,7 +87,7 @@ def test_every_record_is_on_disk(bad_run):
     names = {json.loads(p.read_text())["model"] for p in run_dir.glob("*/record.json")}
     assert {"poisson", "lif", *BAD} <= names
     rec = json.loads((run_dir / "lif" / "record.json").read_text())
-    for key in ("seed", "versions", "source_sha256", "fit_s", "predict_s", "fit_record", "scores"):
+    for key in ("seed", "versions", "source_sha256", "challenge_source", "fit_s", "predict_s", "fit_record", "scores"):
         assert key in rec
     assert (run_dir / "lif" / "prediction.npz").is_file()
 

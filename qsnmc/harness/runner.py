@@ -117,6 +117,7 @@ def _base_record(task: Task, challenge: Challenge, settings: RunSettings) -> dic
         "source": entry.source.label,
         "version": entry.version,
         "challenge": challenge.name,
+        "challenge_source": challenge.source(),
         "seed": settings.seed,
         "budget": settings.budget,
         "status": "failed",
