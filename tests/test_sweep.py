@@ -91,7 +91,7 @@ def test_sweep_scores_each_setting_on_the_held_out_part_and_keeps_the_best(tmp_p
 
 def test_sweep_of_a_model_without_grid_is_a_clear_error(tmp_path, data_dir):
     (tmp_path / "submissions").mkdir()
-    proc = run_cli(["sweep", "lif", "--challenge", "synthetic-test"], cwd=tmp_path, data_dir=data_dir)
+    proc = run_cli(["sweep", "poisson", "--challenge", "synthetic-test"], cwd=tmp_path, data_dir=data_dir)
     assert proc.returncode == 2 and "exposes no param_grid" in proc.stderr
 
 
