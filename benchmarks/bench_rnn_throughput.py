@@ -1,0 +1,107 @@
+"""Training throughput of the recurrent entries, timed in one run (issue: faster RNN training).
+
+Times whole optimiser iterations (forward, backward, step) on random data of the default
+shapes, after warm-up iterations, and reports samples per second (batch x time steps per
+iteration / seconds):
+
+- ``dendplrnn``: the dendPLRNN's rollout with sparse teacher forcing at its default
+  :class:`TrainConfig` (M = 24 latent units, B = 8 bases, batch 64, 30 + 250 steps), RAdam;
+- ``torch-gru-24``: ``torch.nn.GRU`` with the dendPLRNN's hidden size on the same batch and
+  window, a linear voltage readout, Adam: the throughput the issue asks the dendPLRNN to reach;
+- ``gru-entry``: the ``gru`` entry's network (64 units, batch 32, 200 + 1000 bins, BCE on a hazard).
+
+Writes ``results/rnn_throughput.json`` with the device and thread count.
+Run: ``python benchmarks/bench_rnn_throughput.py [--iterations N]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from qsnmc_plugins.dendplrnn.network import DendPLRNN
+from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
+from qsnmc_plugins.dendplrnn.training import TrainConfig
+
+OUT = Path(__file__).parent / "results" / "rnn_throughput.json"
+
+
+def timed(step: Callable[[], None], warmup: int, iterations: int) -> float:
+    """Seconds per call of ``step`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    return (time.perf_counter() - t0) / iterations
+
+
+def dendplrnn_step(device: torch.device) -> tuple[Callable[[], None], int]:
+    cfg = TrainConfig(n_in=4)  # the model's default: the current and three low-pass filtrates
+    g = torch.Generator().manual_seed(0)
+    net = DendPLRNN(cfg.m, cfg.n_bases, n_in=cfg.n_in, generator=g).to(device)
+    opt = torch.optim.RAdam(net.parameters(), lr=cfg.lr)
+    n_steps = cfg.burn_in + cfg.seq_len
+    inputs = torch.randn(cfg.batch_size, n_steps, cfg.n_in, device=device)
+    obs = torch.randn(cfg.batch_size, n_steps, 1, device=device)
+    forcing = torch.as_tensor(forcing_schedule(n_steps, cfg.tau, cfg.burn_in))
+    z0 = torch.zeros(cfg.batch_size, cfg.m, device=device)
+
+    def step() -> None:
+        opt.zero_grad()
+        pred = net.rollout(z0, inputs, obs, forcing)
+        loss = torch.mean((pred[:, cfg.burn_in:] - obs[:, cfg.burn_in:]) ** 2)
+        loss.backward()
+        opt.step()
+        net.project()
+
+    return step, cfg.batch_size * n_steps
+
+
+def torch_gru_step(device: torch.device, hidden: int, batch: int, n_steps: int, n_in: int,
+                   bce: bool) -> tuple[Callable[[], None], int]:
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(n_in, hidden, batch_first=True).to(device)
+    head = torch.nn.Linear(hidden, 1).to(device)
+    opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=1e-3)
+    inputs = torch.randn(batch, n_steps, n_in, device=device)
+    target = torch.rand(batch, n_steps, 1, device=device) if bce else torch.randn(batch, n_steps, 1, device=device)
+
+    def step() -> None:
+        opt.zero_grad()
+        out = head(rnn(inputs)[0])
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(out, target) if bce
+                else torch.mean((out - target) ** 2))
+        loss.backward()
+        opt.step()
+
+    return step, batch * n_steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = TrainConfig(n_in=4)
+    cases = {
+        "dendplrnn": dendplrnn_step(device),
+        "torch-gru-24": torch_gru_step(device, cfg.m, cfg.batch_size, cfg.burn_in + cfg.seq_len, cfg.n_in, bce=False),
+        "gru-entry": torch_gru_step(device, 64, 32, 1200, 4, bce=True),
+    }
+    results = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "cases": {}}
+    for name, (step, samples) in cases.items():
+        seconds = timed(step, args.warmup, args.iterations)
+        results["cases"][name] = {"seconds_per_iteration": seconds, "samples_per_iteration": samples,
+                                  "samples_per_s": samples / seconds}
+        print(f"{name}: {seconds * 1e3:.0f} ms per iteration, {samples / seconds / 1e6:.2f} M samples/s", flush=True)
+    OUT.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
