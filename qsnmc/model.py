@@ -17,8 +17,9 @@ prediction reproducible.
 
 ``settings`` are extra keyword arguments, empty in a plain ``qsnmc run``. A class may
 expose ``param_grid = {"setting": [value, ...]}`` (JSON numbers, strings, booleans):
-``qsnmc sweep NAME`` then constructs it with every combination, fits each on the first
-part of the training window and scores it on the rest (never on the test window), and
+``qsnmc sweep NAME`` then constructs it with every combination, fits each on held-out
+folds of the training data (the first part of each training window, or every stimulus but
+one) and scores it on the rest (never on the test window), and
 ``qsnmc run NAME --param setting=value`` runs one chosen setting.
 """
 from __future__ import annotations
