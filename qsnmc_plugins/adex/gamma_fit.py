@@ -25,11 +25,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.optimize import differential_evolution
 
-from qsnmc import InvalidPrediction, TrainingStimulus, coincidence_factor, intrinsic_reliability
+from qsnmc import TrainingStimulus, ValidationScore, intrinsic_reliability, score_trains
 from qsnmc_plugins.adex.parameters import AdExParameters
 from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population, simulate_segmented
 
-#: Gamma given to a candidate whose simulation blew up or whose rate makes Gamma undefined
+#: score given to a candidate whose simulation blew up (as low as an invalid prediction's Gamma)
 PENALTY_GAMMA = -1.0
 
 #: the searched coordinates, in DE-vector order
@@ -95,88 +95,48 @@ class Windows:
         return cls((start, cut), (cut, stop))
 
 
-def mean_gamma(
-    recordings: Sequence[np.ndarray], prediction: np.ndarray, window: tuple[float, float], delta_s: float
-) -> float:
-    """Mean Gamma of one predicted train against every recording, inside ``window`` (s).
-
-    Returns :data:`PENALTY_GAMMA` when the prediction's rate makes Gamma undefined.
-    """
+def _in_window(train: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     lo, hi = window
-    pred = prediction[(prediction >= lo) & (prediction < hi)]
-    try:
-        return float(
-            np.mean(
-                [coincidence_factor(r[(r >= lo) & (r < hi)], pred, delta_s, duration=hi - lo) for r in recordings]
-            )
-        )
-    except InvalidPrediction:
-        return PENALTY_GAMMA
-
-
-#: held-out stimuli whose R is below this do not enter the score (as in qsnmc.ValidationScore)
-R_FLOOR = 0.3
-
-
-def _window_reliability(s: TrainingStimulus, window: tuple[float, float], delta_s: float) -> float:
-    """R of a stimulus' repetitions inside ``window`` (s); NaN with fewer than 2 repetitions."""
-    if s.n_repetitions < 2:
-        return float("nan")
-    lo, hi = window
-    return intrinsic_reliability([t[(t >= lo) & (t < hi)] for t in s.spike_times_s], delta_s, duration=hi - lo)
-
-
-def _window_count(trains: Sequence[np.ndarray], window: tuple[float, float]) -> float:
-    lo, hi = window
-    return float(np.mean([np.count_nonzero((t >= lo) & (t < hi)) for t in trains]))
+    return train[(train >= lo) & (train < hi)]
 
 
 class StimulusScoring:
-    """Combines per-stimulus Gamma into the competition's score, with a spike-count penalty.
+    """Candidates scored the competition's way on one window kind of every stimulus.
 
-    For one window kind (``"fit"`` or ``"held_out"``): Gamma/R per stimulus, R of that
-    stimulus' repetitions in that window; stimuli with R under :data:`R_FLOOR` (or
-    undefined) left out, the others weighted equally; if none reaches the floor, the
-    mean raw Gamma. Then minus ``count_penalty`` x the mean over the same stimuli of
-    |ln((n_pred + 1) / (n_rec + 1))|.
+    The recordings cut to each stimulus' ``"fit"`` or ``"held_out"`` window, with their R,
+    are fixed; a candidate's trains are scored by :func:`qsnmc.score_trains` and combined by
+    :class:`qsnmc.ValidationScore` (Gamma/R per stimulus, R floor, equal weights), minus
+    ``count_penalty`` x its mean |log| spike-count ratio.
     """
 
     def __init__(self, stimuli: Sequence[TrainingStimulus], windows_by_stimulus: Sequence[Windows],
                  delta_s: float, count_penalty: float) -> None:
+        self.names = [s.name for s in stimuli]
+        self.windows = {kind: [getattr(w, kind) for w in windows_by_stimulus] for kind in ("fit", "held_out")}
+        self.delta_s = delta_s
         self.count_penalty = float(count_penalty)
-        self.reliability = {kind: np.array([_window_reliability(s, getattr(w, kind), delta_s)
-                                            for s, w in zip(stimuli, windows_by_stimulus)])
-                            for kind in ("fit", "held_out")}
-        self.recorded = {kind: np.array([_window_count(s.spike_times_s, getattr(w, kind))
-                                         for s, w in zip(stimuli, windows_by_stimulus)])
-                         for kind in ("fit", "held_out")}
+        self.recordings = {kind: [[_in_window(t, win) for t in s.spike_times_s] for s, win in zip(stimuli, wins)]
+                           for kind, wins in self.windows.items()}
+        self.reliability = {
+            kind: [intrinsic_reliability(rec, delta_s, duration=win[1] - win[0]) if len(rec) >= 2 else float("nan")
+                   for rec, win in zip(recs, self.windows[kind])]
+            for kind, recs in self.recordings.items()
+        }
 
-    def used(self, kind: str) -> np.ndarray:
-        """Which stimuli enter the score of that window kind."""
-        r = self.reliability[kind]
-        ok = np.isfinite(r) & (r >= R_FLOOR)
-        return ok if ok.any() else np.ones_like(ok)
+    def validation(self, trains: Sequence[np.ndarray], kind: str) -> ValidationScore:
+        """One candidate's score from its train on each stimulus (s, protocol time)."""
+        return ValidationScore(tuple(
+            score_trains(name, rec, _in_window(train, win), win, self.delta_s, reliability=r)
+            for name, rec, train, win, r in zip(self.names, self.recordings[kind], trains, self.windows[kind],
+                                                self.reliability[kind])
+        ))
 
-    def performance(self, gammas: np.ndarray, kind: str) -> np.ndarray:
-        """P per candidate from ``gammas`` of shape ``(n_stimuli, n_candidates)``."""
-        r = self.reliability[kind]
-        ok = np.isfinite(r) & (r >= R_FLOOR)
-        if ok.any():
-            return np.mean(gammas[ok] / r[ok, None], axis=0)
-        return np.mean(gammas, axis=0)
+    def score(self, validation: ValidationScore) -> float:
+        return validation.performance - self.count_penalty * validation.log_count_error
 
-    def count_error(self, counts: np.ndarray, kind: str) -> np.ndarray:
-        """Mean |ln count ratio| per candidate from predicted ``counts`` ``(n_stimuli, n_candidates)``."""
-        use = self.used(kind)
-        rec = self.recorded[kind][use, None]
-        return np.mean(np.abs(np.log((counts[use] + 1.0) / (rec + 1.0))), axis=0)
-
-    def score(self, gammas: np.ndarray, counts: np.ndarray, kind: str) -> np.ndarray:
-        return self.performance(gammas, kind) - self.count_penalty * self.count_error(counts, kind)
-
-    def describe(self, names: Sequence[str]) -> dict[str, Any]:
-        return {"count_penalty": self.count_penalty, "r_floor": R_FLOOR,
-                "reliability": {kind: {n: (float(x) if np.isfinite(x) else None) for n, x in zip(names, r)}
+    def describe(self) -> dict[str, Any]:
+        return {"count_penalty": self.count_penalty,
+                "reliability": {kind: {n: (float(x) if np.isfinite(x) else None) for n, x in zip(self.names, r)}
                                 for kind, r in self.reliability.items()}}
 
 
@@ -234,17 +194,16 @@ class GammaObjective:
 
     def gammas(self, population: Sequence[AdExParameters]) -> tuple[np.ndarray, int]:
         """Fit-window score of each parameter set (:class:`StimulusScoring`) and the blow-up count."""
-        gam = np.zeros((len(self.stimuli), len(population)))
-        counts = np.zeros_like(gam)
+        trains: list[list[np.ndarray]] = []  # per stimulus, per candidate
         blown = np.zeros(len(population), dtype=bool)
-        for i, (stim, cur, win) in enumerate(zip(self.stimuli, self.currents, self.windows)):
+        for stim, cur, win in zip(self.stimuli, self.currents, self.windows):
             res = simulate_segmented(
                 population, cur, stim.dt_s * self.step_factor, win.fit[1], self.n_segments, self.warmup_s
             )
             blown |= ~res.finite
-            gam[i] = [mean_gamma(stim.spike_times_s, tr, win.fit, self.delta_s) for tr in res.spike_times_s]
-            counts[i] = [_window_count([tr], win.fit) for tr in res.spike_times_s]
-        scores = self.scoring.score(gam, counts, "fit")
+            trains.append(res.spike_times_s)
+        scores = np.array([self.scoring.score(self.scoring.validation([t[j] for t in trains], "fit"))
+                           for j in range(len(population))])
         scores[blown] = PENALTY_GAMMA
         return scores, int(blown.sum())
 
@@ -343,7 +302,7 @@ def fit_stage2(
         held_out_score=float(held_s[best]),
         held_out_performance=float(held_p[best]),
         segmented_fit_score=float(-energies[order[best]]),
-        scoring=objective.scoring.describe([st.name for st in stimuli]),
+        scoring=objective.scoring.describe(),
         candidates=candidates,
         log=objective.log,
         de_message=str(result.message),
@@ -382,17 +341,13 @@ def _continuous_scores(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit-window score, held-out score and held-out Gamma/R part of each parameter set, from
     continuous runs over the whole training window, scored as the objective scores."""
-    shape = (len(stimuli), len(chosen))
-    gam = {kind: np.full(shape, PENALTY_GAMMA) for kind in ("fit", "held_out")}
-    counts = {kind: np.zeros(shape) for kind in ("fit", "held_out")}
-    for i, (stim, cur, win) in enumerate(zip(stimuli, objective.currents, windows_by_stimulus)):
-        res = simulate_population(chosen, cur, stim.dt_s * step_factor, win.held_out[1])
-        for j, tr in enumerate(res.spike_times_s):
-            if not res.finite[j]:
-                continue
-            for kind in ("fit", "held_out"):
-                gam[kind][i, j] = mean_gamma(stim.spike_times_s, tr, getattr(win, kind), delta_s)
-                counts[kind][i, j] = _window_count([tr], getattr(win, kind))
+    runs = [simulate_population(chosen, cur, stim.dt_s * step_factor, win.held_out[1])
+            for stim, cur, win in zip(stimuli, objective.currents, windows_by_stimulus)]
     scoring = objective.scoring
-    return (scoring.score(gam["fit"], counts["fit"], "fit"), scoring.score(gam["held_out"], counts["held_out"], "held_out"),
-            scoring.performance(gam["held_out"], "held_out"))
+    out = np.full((3, len(chosen)), PENALTY_GAMMA)
+    for j in range(len(chosen)):
+        if all(res.finite[j] for res in runs):
+            trains = [res.spike_times_s[j] for res in runs]
+            held = scoring.validation(trains, "held_out")
+            out[:, j] = scoring.score(scoring.validation(trains, "fit")), scoring.score(held), held.performance
+    return out[0], out[1], out[2]
