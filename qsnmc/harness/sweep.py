@@ -31,17 +31,11 @@ from qsnmc.data import Fold
 from qsnmc.harness.discovery import ModelEntry
 from qsnmc.harness.runner import Runner, RunSettings, Task
 from qsnmc.harness.runstore import mark_latest, new_run_dir, write_json_atomic
-from qsnmc.scoring.metrics import bootstrap_error, intrinsic_reliability, performance
-from qsnmc.scoring.validation import R_FLOOR
+from qsnmc.scoring.metrics import bootstrap_error, performance
+from qsnmc.scoring.validation import R_FLOOR, heldout_reliability
 
 SWEEP = "sweep.json"
 SPLITS = ("time", "stimulus")
-
-
-def _heldout_reliability(spikes: tuple[np.ndarray, ...], window_s: tuple[float, float], delta_s: float) -> float:
-    if len(spikes) < 2:
-        return float("nan")
-    return intrinsic_reliability(spikes, delta_s, duration=window_s[1] - window_s[0])
 
 
 def fold_challenge(challenge: Challenge, fold: Fold, r_floor: float | None = None) -> Challenge | None:
@@ -51,11 +45,11 @@ def fold_challenge(challenge: Challenge, fold: Fold, r_floor: float | None = Non
     returns None when none is left.
     """
     fit = {s.name: s for s in fold.fit.stimuli}
-    held = {}
+    held, reliability = {}, {}
     for h in fold.heldout:
-        r = _heldout_reliability(h.spike_times_s, h.stimulus.window_s, challenge.delta_s)
+        r = heldout_reliability(h, challenge.delta_s)
         if r_floor is None or (np.isfinite(r) and r >= r_floor):
-            held[h.name] = h
+            held[h.name], reliability[h.name] = h, r
     if not held:
         return None
     stimuli, meta = [], []
@@ -73,7 +67,7 @@ def fold_challenge(challenge: Challenge, fold: Fold, r_floor: float | None = Non
         meta.append({"name": orig.name, "train_window_s": list(f.window_s) if f else None,
                      "test_window_s": list(h.stimulus.window_s) if h else None})
     manifest = {"stimuli": meta, "files": challenge.manifest.get("files", {}), "heldout_of": challenge.name,
-                "fold": fold.label}
+                "fold": fold.label, "reliability": reliability}  # R, computed once here, read by the scorer
     return Challenge(name=f"{challenge.name}:{fold.label}", stimuli=stimuli, delta_s=challenge.delta_s,
                      threshold_mV=challenge.threshold_mV, description=f"{fold.label} of {challenge.name}'s training",
                      path=challenge.path, manifest=manifest)

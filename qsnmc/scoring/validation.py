@@ -118,7 +118,8 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def _reliability(held: HeldOutStimulus, delta_s: float) -> float:
+def heldout_reliability(held: HeldOutStimulus, delta_s: float) -> float:
+    """R of a held-out stimulus' recordings in its window (NaN with fewer than 2 repetitions)."""
     if len(held.spike_times_s) < 2:
         return float("nan")
     return intrinsic_reliability(held.spike_times_s, delta_s, duration=held.stimulus.duration_s)
@@ -136,8 +137,9 @@ def score_heldout_stimulus(
 
     ``reliability`` may be passed when already known (it depends on the recordings only).
     """
+    r = heldout_reliability(held, delta_s) if reliability is None else reliability
     return score_trains(held.name, held.spike_times_s, prediction, held.stimulus.window_s, delta_s,
-                        r_floor=r_floor, reliability=reliability)
+                        r_floor=r_floor, reliability=r)
 
 
 def score_trains(
