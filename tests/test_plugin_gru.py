@@ -11,7 +11,7 @@ import qsnmc
 from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, prediction_chunks, sample_windows
 from qsnmc_plugins.gru.inputs import InputScaling, lowpass_bank, spike_fraction
 from qsnmc_plugins.gru.model import GRUModel
-from qsnmc_plugins.gru.readout import Readout, spikes_from_hazard
+from qsnmc_plugins.hazard.readout import Readout, spikes_from_hazard
 from qsnmc_plugins.gru.training import TrainConfig, TrainingDiverged, train_network
 
 DT_S = 1e-3

@@ -94,19 +94,16 @@ def _find_spec_without_import(dotted: str) -> importlib.machinery.ModuleSpec | N
 
 
 def module_paths(dotted: str) -> tuple[str, ...]:
-    """The files a module's code lives in: its file or package folder, and its parents' ``__init__.py``."""
-    parts = dotted.split(".")
-    paths: list[str] = []
-    for depth in range(1, len(parts) + 1):
-        spec = _find_spec_without_import(".".join(parts[:depth]))
-        if spec is None or spec.origin in (None, "built-in", "frozen"):
-            return tuple(paths)
-        origin = Path(spec.origin).resolve()
-        if depth == len(parts):
-            paths.append(str(origin.parent if spec.submodule_search_locations else origin))
-        else:
-            paths.append(str(origin))
-    return tuple(paths)
+    """The files a module's code lives in: its whole top-level package (or its file, for a
+    top-level module), so that a plugin may import the modules beside it (the built-ins share
+    ``qsnmc_plugins.hazard``)."""
+    spec = _find_spec_without_import(dotted.split(".")[0])
+    if spec is None or spec.origin in ("built-in", "frozen"):
+        return ()
+    if spec.origin is None:  # a namespace package: every folder it spans
+        return tuple(str(Path(p).resolve()) for p in spec.submodule_search_locations or ())
+    origin = Path(spec.origin).resolve()
+    return (str(origin.parent if spec.submodule_search_locations else origin),)
 
 
 def find_sources(submissions_dir: str | Path | None) -> list[PluginSource]:

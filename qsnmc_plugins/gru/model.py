@@ -31,9 +31,9 @@ import numpy as np
 from qsnmc import Model, Stimulus, TrainingData, bar, score_heldout
 
 from qsnmc_plugins.gru.batching import StimulusSequence
-from qsnmc_plugins.gru.heldout import HeldOutScorer
+from qsnmc_plugins.hazard.heldout import HeldOutScorer
 from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction, window_bins
-from qsnmc_plugins.gru.readout import Readout, choose_readout, spikes_from_hazard
+from qsnmc_plugins.hazard.readout import Readout, choose_readout, spikes_from_hazard
 
 BIN_S = 1e-3  #: bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)
 INPUT_TAUS_S = (0.02, 0.1, 0.5)  #: low-pass filtrates of the current given as extra inputs (s)
