@@ -80,3 +80,42 @@ def test_without_sandbox_rows_are_marked_and_a_warning_is_loud(work, data_dir):
     assert "WITHOUT a sandbox" in proc.stderr
     assert "NOT sandboxed" in proc.stdout
     assert read_rows(work / "rows.json")["poisson"]["sandboxed"] is False
+
+
+THREAD_PROBE = '''
+import os
+import numpy as np
+import qsnmc
+
+class ThreadProbe(qsnmc.Model):
+    name = "thread-probe"
+    def fit(self, train):
+        return {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    def predict(self, stimulus):
+        return np.zeros(0)
+
+@qsnmc.hookimpl
+def qsnmc_register_models():
+    return [ThreadProbe]
+'''
+
+
+@pytest.mark.parametrize("threads", [None, 3])
+def test_each_worker_gets_the_thread_count_of_the_run(work, data_dir, threads):
+    (work / "submissions" / "thread_probe.py").write_text(THREAD_PROBE)
+    extra = [] if threads is None else ["--threads", str(threads)]
+    proc = run_cli(["run", "thread-probe", "--challenge", "synthetic-test", *extra], cwd=work, data_dir=data_dir,
+                   env={"OMP_NUM_THREADS": "7"})
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((_latest(work) / "thread-probe" / "record.json").read_text())
+    want = str(threads or 1)
+    assert record["threads"] == int(want)
+    assert record["fit_record"] == {"OMP_NUM_THREADS": want, "OPENBLAS_NUM_THREADS": want, "MKL_NUM_THREADS": want}
+    settings = json.loads((_latest(work) / "run.json").read_text())["settings"]
+    assert settings["threads"] == int(want) and settings["jobs"] >= 1
+
+
+def test_jobs_and_threads_below_one_are_refused(work, data_dir):
+    for flag in ("--jobs", "--threads"):
+        proc = run_cli(["run", "lif", "--challenge", "synthetic-test", flag, "0"], cwd=work, data_dir=data_dir)
+        assert proc.returncode == 2 and "must be at least 1" in proc.stderr

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -123,7 +124,7 @@ def _settings(args: argparse.Namespace):
         seed=args.seed, budget=args.budget, timeout_s=args.timeout, memory_limit_MB=args.memory_limit,
         use_cache=not args.no_cache, jobs=args.jobs,
         echo=_interactive(args) and args.jobs == 1 and args.executor == "local",
-        executor=args.executor, scheduler=args.scheduler,
+        executor=args.executor, scheduler=args.scheduler, threads=args.threads,
     )
 
 
@@ -255,6 +256,26 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the default --jobs never exceeds this (each worker holds its own torch / Brian2 in memory)
+MAX_DEFAULT_JOBS = 8
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def default_jobs() -> int:
+    """Models run at once by default: the cores this process may use, at most :data:`MAX_DEFAULT_JOBS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_JOBS, cores))
+
+
 def _add_execution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--challenge", default=EMBEDDED, help=f"challenge to run on (default: {EMBEDDED})")
     p.add_argument("--seed", type=int, default=0, help="seed passed to every model (default 0)")
@@ -264,8 +285,12 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
                    help="limit per model, fit and prediction together (default 1800 s)")
     p.add_argument("--memory-limit", type=float, default=8000.0, metavar="MB",
                    help="resident-memory limit per model (default 8000 MB)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="models run at once (default 1); with --executor dask and no --scheduler: LocalCluster workers")
+    p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
+                   help=f"models run at once (default: this machine's usable cores, at most {MAX_DEFAULT_JOBS}; "
+                        f"here {default_jobs()}); with --executor dask and no --scheduler: LocalCluster workers")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="BLAS/OpenMP/torch threads per model (default 1, so that results do not depend on "
+                        "the machine's cores or on --jobs)")
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local: subprocesses of this machine; dask: tasks on a dask.distributed cluster")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",

@@ -53,6 +53,7 @@ class Job:
         protected: folders the sandbox must keep invisible (challenge data, run folders).
         echo: copy the worker's output (progress bars) to stderr.
         submission_code: a submission file's source text, so a remote machine can run it.
+        threads: BLAS / OpenMP / torch threads the worker may use (its environment says so).
     """
 
     source: dict[str, Any]
@@ -65,6 +66,11 @@ class Job:
     protected: tuple[str, ...] = ()
     echo: bool = False
     submission_code: str | None = None
+    threads: int = 1
+
+
+#: environment variables that set the thread pools of OpenMP, the BLAS libraries and torch
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 @dataclass
@@ -120,6 +126,7 @@ def run_job(job: Job, jobdir: Path, input_file: Path | None, input_bytes: bytes 
         workdir=jobdir, code_paths=job.source.get("paths", ()), read_only=read_only, protected=job.protected,
     )
     env["QSNMC_PROGRESS"] = "1" if job.echo else "0"
+    env.update({name: str(max(1, job.threads)) for name in THREAD_VARIABLES})
     out = run_supervised(cmd, env=env, cwd=jobdir, log_path=log_path, timeout_s=job.timeout_s,
                          memory_limit_MB=job.memory_limit_MB, echo=job.echo)
     outcome = JobOutcome(returncode=out.returncode, wall_s=out.wall_s, peak_rss_MB=out.peak_rss_MB,

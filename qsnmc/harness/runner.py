@@ -60,6 +60,8 @@ class RunSettings:
         echo: show the workers' output (progress bars) on stderr.
         executor: ``"local"`` (subprocesses here) or ``"dask"`` (a dask.distributed cluster).
         scheduler: the Dask scheduler's address (``tcp://HOST:PORT``); None starts a LocalCluster.
+        threads: BLAS / OpenMP / torch threads each model's worker may use; with a fixed count a
+            model's result does not depend on the machine's cores or on ``jobs``.
     """
 
     seed: int = 0
@@ -71,6 +73,7 @@ class RunSettings:
     echo: bool = False
     executor: str = "local"
     scheduler: str | None = None
+    threads: int = 1
 
 
 @dataclass
@@ -93,7 +96,8 @@ class Task:
 
 def cache_key(entry: ModelEntry, challenge: Challenge, settings: RunSettings, params: dict | None = None) -> str:
     """Same plugin code, qsnmc code, model, challenge files, seed, budget and settings -> same key."""
-    parts = [source_hash(entry.source), entry.name, challenge.fingerprint(), str(settings.seed), repr(settings.budget)]
+    parts = [source_hash(entry.source), entry.name, challenge.fingerprint(), str(settings.seed), repr(settings.budget),
+             f"threads={settings.threads}"]
     if params:
         parts.append(json.dumps(params, sort_keys=True))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
@@ -132,6 +136,7 @@ def _base_record(task: Task, challenge: Challenge, settings: RunSettings) -> dic
         "sandboxed": None,
         "versions": package_versions(),
         "executor": settings.executor,
+        "threads": settings.threads,
     }
     if task.params or task.label != entry.name:
         record.update(base_model=entry.name, params=dict(task.params))
@@ -265,7 +270,7 @@ class Runner:
             source=src.to_dict(), model=task.entry.name, seed=self.settings.seed, budget=self.settings.budget,
             params=dict(task.params), timeout_s=self.settings.timeout_s,
             memory_limit_MB=self.settings.memory_limit_MB, protected=tuple(str(p) for p in self._protected()),
-            echo=self.settings.echo,
+            echo=self.settings.echo, threads=self.settings.threads,
             submission_code=Path(src.target).read_text() if src.kind == "submission" and self.executor.kind != "local" else None,
         )
         outcome = self.executor.execute(job, model_dir)
