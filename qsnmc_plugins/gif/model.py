@@ -19,12 +19,13 @@ each candidate is fitted on the first 75 % of every training window and scored o
 with every readout: one sampled train per repetition (stochastic), or one deterministic
 train emitted when the hazard reaches a level (a grid of rates; each level judged by its
 held-out Gamma/R averaged with its grid neighbours'), each minus ``count_penalty`` times the
-held-out mean |log| spike-count ratio. At the default latency the kernel basis (time
-constants out to 10 s or 20 s) is chosen first, then (with ``threshold_input=True``) whether
-the threshold gets the input term (:data:`THRESHOLD_INPUT_CANDIDATE_S`). Latency 0 ms then
-competes with the default (at the default alone the 1 kHz 2007 cell's fit once fired
-tonically), and from the better of the two the latency climbs a 1 ms grid while the best
-readout improves. A candidate whose membrane fit is non-physical drops out. The best latency
+held-out mean |log| spike-count ratio. Latency 0 ms first competes with the default 3 ms
+(at 3 ms alone the 1 kHz 2007 cell's fit once fired tonically); at the better of the two the
+structure is chosen: the kernel basis (time constants out to 10 s or 20 s), then the
+refractory period after the recorded spike (2 ms or :data:`REFRACTORY_CANDIDATES_S`), then
+(with ``threshold_input=True``) whether the threshold gets the input term
+(:data:`THRESHOLD_INPUT_CANDIDATE_S`). From there the latency climbs a 1 ms grid while the
+best readout improves. A candidate whose membrane fit is non-physical drops out. The best latency
 and readout are refitted on the whole training window.
 
 Prediction mode: there is no fixed default; the held-out split decides. On both cells measured
@@ -33,8 +34,8 @@ Prediction mode: there is no fixed default; the held-out split decides. On both 
 repetition adds the model's escape noise to the cell's own, and Gamma penalises both.
 
 Budget: at budget >= 0.5 the fit searches structure and latency as above (6-8 fits of the
-membrane and threshold); below, the default structure (10 s kernels, no input term) at 0 ms and
-the default latency.
+membrane and threshold); below, the default structure (10 s kernels, 2 ms refractory period,
+no input term) at 0 ms and the default latency.
 
 The fit record's ``validation.per_stimulus`` gives, for the chosen settings, each held-out
 stimulus' Gamma/R, R and predicted / recorded spike counts.
@@ -66,6 +67,8 @@ LATENCY_GRID_S = (0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006)
 DEFAULT_LATENCY_S = 0.003
 #: refractory period after the recorded spike (s); the model's is latency + this
 REFRACTORY_AFTER_SPIKE_S = 0.002
+#: further refractory periods after the recorded spike that compete on the held-out split (s)
+REFRACTORY_CANDIDATES_S: tuple[float, ...] = (0.006,)
 #: left out of the membrane fits before each spike event (s)
 CUT_BEFORE_S = 0.001
 #: deterministic readout: candidate hazard levels (Hz) at which a spike is emitted
@@ -114,6 +117,7 @@ class GIFModel(Model):
         self.eta_basis = self.gamma_basis = self.kernel_bases[0]
         self.input_taus_s = INPUT_TAUS_S
         self.threshold_input_taus_s = THRESHOLD_INPUT_TAUS_S
+        self.refractory_after_s = REFRACTORY_AFTER_SPIKE_S
         self.membrane: Membrane | None = None
         self.threshold: EscapeThreshold | None = None
         self.latency_s = DEFAULT_LATENCY_S
@@ -125,7 +129,7 @@ class GIFModel(Model):
     # -- fit ---------------------------------------------------------------------------
     def _structure(self) -> dict:
         """The structural settings being scored: kernel span (s) and the threshold's input time constants (ms)."""
-        return {"kernel_span_s": self.eta_basis.taus_s[-1],
+        return {"kernel_span_s": self.eta_basis.taus_s[-1], "refractory_after_spike_ms": 1e3 * self.refractory_after_s,
                 "threshold_input_taus_ms": [1e3 * t for t in self.threshold_input_taus_s]}
 
     def _objective(self, score: ValidationScore) -> float:
@@ -135,7 +139,7 @@ class GIFModel(Model):
     def fit_parameters(self, train: TrainingData, latency_s: float) -> tuple[Membrane, ThresholdFit, float]:
         """Membrane, eta, threshold and gamma for one latency (s); also the voltage RMS error (mV)."""
         binned = [bin_stimulus(s, latency_s) for s in train.stimuli]
-        t_ref = latency_s + REFRACTORY_AFTER_SPIKE_S
+        t_ref = latency_s + self.refractory_after_s
         regressed = fit_membrane(binned, self.eta_basis, t_ref, CUT_BEFORE_S, input_taus_s=self.input_taus_s)
         membrane, v_rmse = fit_on_voltage(binned, regressed, CUT_BEFORE_S)
         data = likelihood_data(membrane, binned, self.gamma_basis, self.threshold_input_taus_s)
@@ -186,26 +190,35 @@ class GIFModel(Model):
 
         try:
             i = grid.index(DEFAULT_LATENCY_S)
-            if self.budget >= 0.5:  # structure first, at the default latency: kernel basis, then threshold input term
-                def structure_merit(basis: ExponentialBasis, taus: tuple[float, ...]) -> float:
+            # a coarse recording may want no latency at all: 0 ms competes with the default
+            if visit(0) > visit(i):
+                i = 0
+            if self.budget >= 0.5:  # structure at that latency: kernel basis, refractory period, threshold input term
+                def structure_merit(basis: ExponentialBasis, refractory_s: float, taus: tuple[float, ...]) -> float:
                     self.eta_basis = self.gamma_basis = basis
-                    self.threshold_input_taus_s = taus
+                    self.refractory_after_s, self.threshold_input_taus_s = refractory_s, taus
+                    if self._structure() == default_structure:
+                        return best_of[i]
                     scored = self._score_latency(fold, grid[i])
                     candidates.extend(scored)
                     progress.update(1)
                     return max((c["merit"] for c in scored), default=-np.inf)
 
-                tried = {(b, ()): structure_merit(b, ()) for b in self.kernel_bases}
+                default_structure = self._structure()
+                ref0, taus0 = self.refractory_after_s, self.threshold_input_taus_s
+                tried = {(b, ref0, taus0): structure_merit(b, ref0, taus0) for b in self.kernel_bases}
                 basis = max(tried, key=tried.get)[0]
+                for ref in REFRACTORY_CANDIDATES_S:
+                    tried[(basis, ref, taus0)] = structure_merit(basis, ref, taus0)
+                ref = max((k for k in tried if k[0] == basis), key=tried.get)[1]
                 if self.threshold_input:
-                    tried[(basis, THRESHOLD_INPUT_CANDIDATE_S)] = structure_merit(basis, THRESHOLD_INPUT_CANDIDATE_S)
-                (basis, taus), best_of[i] = max(tried.items(), key=lambda kv: kv[1])
+                    tried[(basis, ref, THRESHOLD_INPUT_CANDIDATE_S)] = structure_merit(basis, ref, THRESHOLD_INPUT_CANDIDATE_S)
+                (basis, ref, taus), merit = max(tried.items(), key=lambda kv: kv[1])
                 self.eta_basis = self.gamma_basis = basis
-                self.threshold_input_taus_s = taus
-            visit(i)
-            # a coarse recording may want no latency at all: 0 ms competes with the default
-            if visit(0) > visit(i):
-                i = 0
+                self.refractory_after_s, self.threshold_input_taus_s = ref, taus
+                if self._structure() != default_structure:  # the other latencies' scores were for the default structure
+                    best_of.clear()
+                    best_of[i] = merit
             if self.budget >= 0.5:  # hill-climb on the grid while a neighbour scores higher
                 while True:
                     neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(grid)]
