@@ -131,3 +131,57 @@ def test_end_to_end_fit_and_predict_beats_chance(known_gif):
     assert np.mean(gammas) / reliability > 0.5  # chance is 0
     assert record["prediction_mode"] in ("stochastic", "deterministic")
     assert record["validation"]["chosen"]["performance"] > 0.5
+
+
+# a known GIF whose threshold also follows the current through slow filters (100 ms, 1 s; a
+# 30 ms filter would be hard to tell from the 20 ms membrane)
+INPUT_TAUS_S = (0.1, 1.0)
+TRUE_INPUT_MV_PER_PA = (-0.03, 0.04)
+TRUE_THRESHOLD_INPUT = EscapeThreshold(VT_mV=-52.0, DV_mV=1.5, gamma_basis=BASIS, gamma_mV=TRUE_GAMMA_MV,
+                                       input_taus_s=INPUT_TAUS_S, input_mV_per_pA=TRUE_INPUT_MV_PER_PA)
+
+
+def _gif_input_recording() -> TrainingData:
+    """Like :func:`_gif_recording`, the current with a slow (200 ms) component, the threshold with an input term."""
+    rng = np.random.default_rng(7)
+    n = int(round(20.0 / DT_S))
+    a, b = np.exp(-DT_S / 0.003), np.exp(-DT_S / 0.2)
+    current = (300.0 + lfilter([150.0 * np.sqrt(1 - a * a)], [1.0, -a], rng.standard_normal(n))
+               + lfilter([100.0 * np.sqrt(1 - b * b)], [1.0, -b], rng.standard_normal(n)))
+    volts, trains = [], []
+    for _ in range(N_REPS):
+        events = simulate_spikes(TRUE_MEMBRANE, TRUE_THRESHOLD_INPUT, current, DT_S, rng=rng)
+        v, _ = forced_voltage(TRUE_MEMBRANE, current, DT_S, events)
+        volts.append(np.where(np.isfinite(v), v, TRUE_MEMBRANE.Vr_mV) + rng.normal(0.0, 0.5, n))
+        trains.append(((events + 0.5) * DT_S + LATENCY_S)[events + int(round(LATENCY_S / DT_S)) < n])
+    stim = TrainingStimulus("gif", DT_S, current, (0.0, 20.0), np.array(volts), tuple(trains))
+    return TrainingData("known-gif-input", (stim,), 0.004)
+
+
+@pytest.fixture(scope="module")
+def known_gif_input() -> TrainingData:
+    return _gif_input_recording()
+
+
+def test_recovers_the_threshold_input_term_of_a_known_gif_and_stays_concave(known_gif_input):
+    assert known_gif_input.spike_times_s[0].size > 120
+    model = GIFModel(seed=0)
+    model.eta_basis = model.gamma_basis = BASIS
+    model.threshold_input_taus_s = INPUT_TAUS_S
+    membrane, fit, _ = model.fit_parameters(known_gif_input, LATENCY_S)
+    thr = fit.threshold
+    assert fit.success and thr.input_taus_s == INPUT_TAUS_S
+    np.testing.assert_allclose(thr.input_mV_per_pA, TRUE_INPUT_MV_PER_PA, atol=0.008)  # mV/pA
+    assert thr.VT_mV == pytest.approx(-52.0, abs=1.5)
+    assert thr.DV_mV == pytest.approx(1.5, rel=0.25)
+    # the same optimum from a second start: the input coefficients start at zero
+    data = likelihood_data(membrane, [bin_stimulus(s, LATENCY_S) for s in known_gif_input.stimuli], BASIS, INPUT_TAUS_S)
+    far = np.concatenate([[fit.coefficients[0] - 2.0, 0.5 * fit.coefficients[1]], np.zeros(BASIS.size + 2)])
+    second = fit_threshold(data, BASIS, start=far)
+    assert second.success
+    np.testing.assert_allclose(second.coefficients, fit.coefficients, rtol=1e-3, atol=1e-3)
+    # and the simulation applies the fitted term: with it removed, the rate changes
+    with_term = simulate_spikes(membrane, thr, known_gif_input.current_pA, DT_S, level_hz=100.0).size
+    without = simulate_spikes(membrane, EscapeThreshold(thr.VT_mV, thr.DV_mV, BASIS, thr.gamma_mV),
+                              known_gif_input.current_pA, DT_S, level_hz=100.0).size
+    assert with_term != without

@@ -94,6 +94,7 @@ def simulate_spikes(
     if (rng is None) == (level_hz is None):
         raise ValueError("give either rng (stochastic) or level_hz (deterministic)")
     n = current_pA.size
+    theta_input = threshold.input_offset(current_pA, step_s)
     current_pA = membrane.effective_current(current_pA, step_s)
     n_ref = max(1, int(round(membrane.t_ref_s / step_s)))
     rho = float(np.exp(-step_s / membrane.tau_m_s))
@@ -120,7 +121,7 @@ def simulate_spikes(
             eta = amp_eta @ np.exp(lags * log_decay_eta)
             vinf = el + (current_pA[b0:b1] - eta) / gl
             v = _relax(v_b0, vinf, rho)
-            u = (v[:-1] - vt - amp_gamma @ np.exp(lags * log_decay_gamma)) / dv
+            u = (v[:-1] - vt - theta_input[b0:b1] - amp_gamma @ np.exp(lags * log_decay_gamma)) / dv
             if u_level is not None:
                 hit = u >= u_level
             else:

@@ -22,6 +22,7 @@ import numpy as np
 
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import BinnedStimulus
+from qsnmc_plugins.gif.input_filter import filtered_currents
 from qsnmc_plugins.gif.simulate import forced_voltage
 from qsnmc_plugins.gif.subthreshold import Membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
@@ -38,29 +39,37 @@ class LikelihoodData:
     """The design of the convex problem: one row per non-refractory bin.
 
     Attributes:
-        features: ``(n_rows, 2 + K)``: 1, V - v_centre (mV), -H_k.
+        features: ``(n_rows, 2 + K + J)``: 1, V - v_centre (mV), -H_k, -(F_j - f_centre_j) (pA).
         spikes: 1.0 where the bin holds a recorded spike.
         step_s: bin width (s).
         v_centre_mV: the voltage subtracted from V (for conditioning).
+        input_taus_s: time constants of the filtered currents ``F_j`` that move the threshold (s).
+        input_centres_pA: the mean subtracted from each ``F_j``.
     """
 
     features: np.ndarray
     spikes: np.ndarray
     step_s: float
     v_centre_mV: float
+    input_taus_s: tuple[float, ...] = ()
+    input_centres_pA: tuple[float, ...] = ()
     n_spikes: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.n_spikes = int(self.spikes.sum())
 
 
-def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma_basis: ExponentialBasis) -> LikelihoodData:
-    """The model voltage under the recorded spikes and the gamma features, every repetition stacked."""
+def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma_basis: ExponentialBasis,
+                    input_taus_s: Sequence[float] = ()) -> LikelihoodData:
+    """The model voltage under the recorded spikes, the gamma features and the slowly filtered
+    currents (``input_taus_s``, s), every repetition stacked."""
     blocks, targets = [], []
     step = stimuli[0].step_s
+    input_taus_s = tuple(float(t) for t in input_taus_s)
     for stim in stimuli:
-        # the input filter runs from the protocol's start, as in the membrane fits
+        # the input filters run from the protocol's start, as in the membrane fits
         current = membrane.effective_current(stim.current_pA, stim.step_s)[stim.first_bin : stim.first_bin + stim.n_bins]
+        slow = filtered_currents(stim.current_pA, stim.step_s, input_taus_s)[:, stim.first_bin : stim.first_bin + stim.n_bins]
         for spikes in stim.spike_bins:
             v, used = forced_voltage(membrane, current, stim.step_s, spikes, effective=True)
             x = gamma_basis.spike_features(used, v.size, stim.step_s)
@@ -68,12 +77,16 @@ def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma
             y[used] = 1.0
             x -= y  # strict history: a spike's own kernel starts after its bin
             keep = np.isfinite(v)
-            blocks.append(np.vstack([np.ones(v.size), v, -x])[:, keep].T)
+            blocks.append(np.vstack([np.ones(v.size), v, -x, -slow])[:, keep].T)
             targets.append(y[keep])
     features = np.concatenate(blocks)
     centre = float(np.mean(features[:, 1]))
     features[:, 1] -= centre
-    return LikelihoodData(features, np.concatenate(targets), step, centre)
+    k = 2 + gamma_basis.size
+    input_centres = -features[:, k:].mean(axis=0)
+    features[:, k:] += input_centres
+    return LikelihoodData(features, np.concatenate(targets), step, centre, input_taus_s,
+                          tuple(float(c) for c in input_centres))
 
 
 class NegativeLogLikelihood:
@@ -144,7 +157,8 @@ def fit_threshold(data: LikelihoodData, gamma_basis: ExponentialBasis, start: np
     gradient = float(np.abs(nll.gradient(b)).max())
     converged = bool(res.success) or gradient < GRADIENT_TOLERANCE_PER_SPIKE * max(data.n_spikes, 1)
     uncentred = b.copy()
-    uncentred[0] = b[0] - b[1] * data.v_centre_mV
-    threshold = EscapeThreshold.from_coefficients(uncentred, gamma_basis)
+    k = 2 + gamma_basis.size
+    uncentred[0] = b[0] - b[1] * data.v_centre_mV + float(b[k:] @ np.asarray(data.input_centres_pA))
+    threshold = EscapeThreshold.from_coefficients(uncentred, gamma_basis, data.input_taus_s)
     return ThresholdFit(threshold, b, -float(res.fun), data.n_spikes, int(data.features.shape[0]), int(res.nit),
                         converged, gradient)
