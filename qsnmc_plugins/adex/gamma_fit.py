@@ -42,7 +42,7 @@ MIN_RESET_GAP_MV = 1.0
 #: range of the slow spike-triggered current's time constant (ms)
 TAUW2_RANGE_MS = (1000.0, 30000.0)
 #: spike latencies tried on the chosen candidates (ms): a pure shift, scored without re-simulation
-LATENCY_GRID_MS = tuple(np.round(np.arange(-3.0, 3.01, 0.25), 2))
+LATENCY_GRID_MS = tuple(np.round(np.arange(-6.0, 3.01, 0.25), 2))
 
 
 @dataclass(frozen=True)
