@@ -84,7 +84,7 @@ def test_blown_up_candidates_are_penalised_not_fatal(synthetic: TrainingData) ->
 
 
 def test_fit_on_synthetic_recording_predicts_held_out_spikes(synthetic: TrainingData) -> None:
-    model = AdExModel(seed=0, budget=0.08)
+    model = AdExModel(seed=0, budget=0.12)
     record = model.fit(synthetic)
     params = record["parameters"]
     assert params["C_pF"]["unit"] == "pF" and params["tauw_ms"]["unit"] == "ms"
