@@ -30,7 +30,7 @@ from scipy.optimize import differential_evolution
 
 from qsnmc import TrainingStimulus, ValidationScore, intrinsic_reliability, score_trains
 from qsnmc_plugins.adex.parameters import AdExParameters
-from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population, simulate_stimuli_segmented
+from qsnmc_plugins.adex.simulate import coarsen_current, simulate_stimuli_segmented
 
 #: score given to a candidate whose simulation blew up (as low as an invalid prediction's Gamma)
 PENALTY_GAMMA = -1.0
@@ -300,7 +300,10 @@ def fit_stage2(
             training window; each gets the latency of :data:`LATENCY_GRID_MS` that scores best
             on the fit windows, and the one with the best held-out score is kept.
         step_factor: simulation step in recording steps (prediction must use the same).
-        warmup_s: warm-up of each segment (s); default twice the largest tau_w.
+        warmup_s: warm-up of each segment (s); default twice the largest tau_w. The slow
+            current (tau_w2 of seconds) is not warmed up: with several segments per stimulus
+            (one-stimulus data) the search sees it only in part; the continuous validation
+            runs see it whole.
         b_guess_pA, tauw_guess_ms, b2_guess_pA: stage-1 estimates of the spike-triggered
             adaptation, used for the starting member of the population.
         search_delta_t: also search Delta_T (data too coarse for stage 1 to resolve it).
