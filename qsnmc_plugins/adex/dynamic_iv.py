@@ -46,7 +46,9 @@ BIN_MV = 0.5
 #: a bin needs this many samples to enter the curve fit
 MIN_BIN_SAMPLES = 50
 #: time constants (ms) of the spike-triggered exponential currents regressed out with the leak
-ADAPTATION_TAUS_MS = (30.0, 100.0, 300.0)
+ADAPTATION_TAUS_MS = (30.0, 100.0, 300.0, 1000.0, 3000.0)
+#: kernels at or above this time constant (ms) make up the slow current, the others the AdEx's w
+SLOW_TAU_MS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,19 @@ class DynamicIV:
     def adaptation_guess(self) -> tuple[float | None, float | None]:
         """(b in pA, tau_w in ms) summarising the spike-triggered currents: their total jump
         and the jump-weighted geometric mean of their time constants; None if not hyperpolarising."""
-        amps = np.clip(np.asarray(self.adaptation_pA, dtype=np.float64), 0.0, None)
+        fast = np.array(ADAPTATION_TAUS_MS[: len(self.adaptation_pA)]) < SLOW_TAU_MS
+        amps = np.clip(np.asarray(self.adaptation_pA, dtype=np.float64), 0.0, None)[fast]
+        taus = np.asarray(ADAPTATION_TAUS_MS[: len(self.adaptation_pA)])[fast]
         if amps.size == 0 or amps.sum() <= 0:
             return None, None
-        tau = float(np.exp(np.sum(amps * np.log(ADAPTATION_TAUS_MS)) / amps.sum()))
+        tau = float(np.exp(np.sum(amps * np.log(taus)) / amps.sum()))
         return float(amps.sum()), tau
+
+    @property
+    def slow_adaptation_guess(self) -> float:
+        """b_2 (pA): the total hyperpolarising jump of the kernels at or above :data:`SLOW_TAU_MS`."""
+        slow = np.array(ADAPTATION_TAUS_MS[: len(self.adaptation_pA)]) >= SLOW_TAU_MS
+        return float(np.clip(np.asarray(self.adaptation_pA, dtype=np.float64)[slow], 0.0, None).sum())
 
     def as_record(self) -> dict[str, Any]:
         return {

@@ -1,12 +1,14 @@
 """Stage 2: reset, adaptation and threshold offset by maximising the coincidence factor.
 
 The spike-initiation and subthreshold parameters come from the dynamic I-V fit
-(stage 1); this stage searches V_r, a, b, tau_w and an offset of V_T with SciPy's
-differential evolution (Storn & Price 1997) in its vectorised form: every
-generation is one Brian2 run of the whole population (one neuron per candidate,
-the fit window cut into segments run side by side, see
-:func:`qsnmc_plugins.adex.simulate.simulate_segmented`, at the model's integration
-step, with the current averaged over it). The objective is the mean
+(stage 1); this stage searches the reset's depth below V_T (V_r = V_T - gap, so the
+reset stays below the threshold), a, b, tau_w, an offset of V_T, a slow
+spike-triggered current (b_2, tau_w2) and, for coarsely sampled data, Delta_T, with
+SciPy's differential evolution (Storn & Price 1997) in its vectorised form: every
+generation is one Brian2 run of the whole population on every stimulus (one neuron per
+candidate and column, each stimulus' fit window cut into segments run side by side, see
+:func:`qsnmc_plugins.adex.simulate.simulate_stimuli_segmented`, at the model's
+integration step, with the current averaged over it). The objective is the mean
 Gamma (Kistler et al. 1997; Naud et al. 2011, counted without replacement) of the
 candidate's deterministic train against every training repetition inside the fit
 window, per stimulus divided by that stimulus' R there; stimuli weigh equally and those
@@ -14,7 +16,8 @@ whose R is under 0.3 are left out (the competition's rule, :class:`qsnmc.Validat
 minus ``count_penalty`` times the mean |ln| ratio of predicted to recorded spike counts
 (:class:`StimulusScoring`). The last part of the training window is never seen by the optimiser; the
 top candidates of the last generation are re-simulated continuously over the whole
-training window and the one with the best held-out Gamma is kept.
+training window, each shifted by the spike latency (from :data:`LATENCY_GRID_MS`) that
+scores best on the fit windows, and the one with the best held-out score is kept.
 """
 from __future__ import annotations
 
@@ -27,58 +30,81 @@ from scipy.optimize import differential_evolution
 
 from qsnmc import TrainingStimulus, ValidationScore, intrinsic_reliability, score_trains
 from qsnmc_plugins.adex.parameters import AdExParameters
-from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population, simulate_segmented
+from qsnmc_plugins.adex.simulate import coarsen_current, simulate_stimuli_segmented
 
 #: score given to a candidate whose simulation blew up (as low as an invalid prediction's Gamma)
 PENALTY_GAMMA = -1.0
 
-#: the searched coordinates, in DE-vector order
-SEARCH_NAMES = ("Vr_mV", "a_nS", "b_pA", "log10_tauw_ms", "dVT_mV")
+#: the searched coordinates, in DE-vector order (``DeltaT_mV`` only for coarsely sampled data)
+SEARCH_NAMES = ("reset_gap_mV", "a_nS", "b_pA", "log10_tauw_ms", "dVT_mV", "b2_pA", "log10_tauw2_ms")
+#: the reset lies at least this far below V_T (mV): above it the AdEx fires tonically
+MIN_RESET_GAP_MV = 1.0
+#: range of the slow spike-triggered current's time constant (ms)
+TAUW2_RANGE_MS = (1000.0, 30000.0)
+#: spike latencies tried on the chosen candidates (ms): a pure shift, scored without re-simulation
+LATENCY_GRID_MS = tuple(np.round(np.arange(-6.0, 3.01, 0.25), 2))
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     """Bounds of the stage-2 search, derived from the stage-1 membrane.
 
-    V_r between E_L - 10 mV and V_T + 5 mV; a between 0 and 2 g_L; b between 0 and
-    g_L * 30 mV (a current that would hold the membrane 30 mV below rest); tau_w
-    between 10 and 500 ms (searched on a log scale); V_T offset within +-6 mV.
+    V_r = V_T - gap, gap between 1 mV and V_T - E_L + 10 mV (the reset stays below the
+    threshold); a between 0 and 2 g_L; b between 0 and g_L * 30 mV (a current that would
+    hold the membrane 30 mV below rest); tau_w between 10 and 500 ms (log scale); V_T
+    offset within +-6 mV; the slow current's b_2 between 0 and g_L * 5 mV, tau_w2 in
+    :data:`TAUW2_RANGE_MS` (log scale); with ``search_delta_t`` also Delta_T between 0.5 and 4 mV.
     """
 
     bounds: tuple[tuple[float, float], ...]
     x0: tuple[float, ...]
+    names: tuple[str, ...] = SEARCH_NAMES
 
     @classmethod
     def around(
-        cls, base: AdExParameters, b_guess_pA: float | None = None, tauw_guess_ms: float | None = None
+        cls, base: AdExParameters, b_guess_pA: float | None = None, tauw_guess_ms: float | None = None,
+        search_delta_t: bool = False, b2_guess_pA: float | None = None,
     ) -> "SearchSpace":
         """Bounds around the stage-1 membrane; the starting member uses the stage-1
-        spike-triggered adaptation estimate when given."""
-        bounds = (
-            (base.EL_mV - 10.0, base.VT_mV + 5.0),
+        spike-triggered adaptation estimates when given."""
+        bounds = [
+            (MIN_RESET_GAP_MV, max(MIN_RESET_GAP_MV + 1.0, base.VT_mV - base.EL_mV + 10.0)),
             (0.0, 2.0 * base.gL_nS),
             (0.0, 30.0 * base.gL_nS),
             (1.0, np.log10(500.0)),
             (-6.0, 6.0),
-        )
-        x0 = (
-            min(max(base.EL_mV + 10.0, bounds[0][0]), bounds[0][1]),
+            (0.0, 5.0 * base.gL_nS),
+            tuple(np.log10(TAUW2_RANGE_MS)),
+        ]
+        x0 = [
+            float(np.clip(base.VT_mV - base.EL_mV - 10.0, *bounds[0])),
             0.2 * base.gL_nS,
             4.0 * base.gL_nS if b_guess_pA is None else float(np.clip(b_guess_pA, *bounds[2])),
             2.0 if tauw_guess_ms is None else float(np.clip(np.log10(max(tauw_guess_ms, 1e-3)), *bounds[3])),
             0.0,
-        )
-        return cls(bounds, x0)
+            0.0 if b2_guess_pA is None else float(np.clip(b2_guess_pA, *bounds[5])),
+            float(np.mean(bounds[6])),
+        ]
+        names = SEARCH_NAMES
+        if search_delta_t:
+            bounds.append((0.5, 4.0))
+            x0.append(float(np.clip(base.DeltaT_mV, 0.5, 4.0)))
+            names = names + ("DeltaT_mV",)
+        return cls(tuple(tuple(float(v) for v in b) for b in bounds), tuple(x0), names)
 
     @property
     def max_tauw_ms(self) -> float:
         return float(10 ** self.bounds[3][1])
 
-
-def apply_vector(base: AdExParameters, x: Sequence[float]) -> AdExParameters:
-    """The parameter set a DE vector stands for."""
-    vr, a, b, log_tauw, dvt = (float(v) for v in x)
-    return base.with_values(Vr_mV=vr, a_nS=a, b_pA=b, tauw_ms=10.0**log_tauw, VT_mV=base.VT_mV + dvt)
+    def apply(self, base: AdExParameters, x: Sequence[float]) -> AdExParameters:
+        """The parameter set a DE vector stands for."""
+        v = dict(zip(self.names, (float(e) for e in x)))
+        vt = base.VT_mV + v["dVT_mV"]
+        changes = dict(Vr_mV=vt - v["reset_gap_mV"], a_nS=v["a_nS"], b_pA=v["b_pA"], tauw_ms=10.0 ** v["log10_tauw_ms"],
+                       VT_mV=vt, b2_pA=v["b2_pA"], tauw2_ms=10.0 ** v["log10_tauw2_ms"])
+        if "DeltaT_mV" in v:
+            changes["DeltaT_mV"] = v["DeltaT_mV"]
+        return base.with_values(**changes)
 
 
 @dataclass(frozen=True)
@@ -156,15 +182,16 @@ class GammaObjective:
     """Vectorised DE objective: minus each candidate's fit-window score (:class:`StimulusScoring`).
 
     Args:
-        stimuli: the training stimuli (all are fitted; each costs one run per generation).
+        stimuli: the training stimuli (all are fitted, in one Brian2 run per generation).
         base: the stage-1 parameters the DE vectors modify.
         windows_by_stimulus: fit / held-out windows of each stimulus.
         delta_s: coincidence window (s).
-        n_segments: segments run side by side (see ``simulate_segmented``).
+        n_segments: segments of each stimulus run side by side (see ``simulate_stimuli_segmented``).
         warmup_s: warm-up before each segment (s).
         step_factor: the simulation step is this many recording steps (``1 / n``: n substeps per sample).
         count_penalty: weight of the spike-count error in the score.
         on_generation: called after each run with the best score seen so far.
+        space: the search space whose vectors the optimiser passes (default: around ``base``).
     """
 
     def __init__(
@@ -178,9 +205,11 @@ class GammaObjective:
         step_factor: float = 1,
         on_generation: Callable[[float], None] | None = None,
         count_penalty: float = 0.0,
+        space: SearchSpace | None = None,
     ) -> None:
         self.stimuli = list(stimuli)
         self.base = base
+        self.space = space if space is not None else SearchSpace.around(base)
         self.windows = list(windows_by_stimulus)
         self.delta_s = delta_s
         self.n_segments = n_segments
@@ -194,15 +223,13 @@ class GammaObjective:
 
     def gammas(self, population: Sequence[AdExParameters]) -> tuple[np.ndarray, int]:
         """Fit-window score of each parameter set (:class:`StimulusScoring`) and the blow-up count."""
-        trains: list[list[np.ndarray]] = []  # per stimulus, per candidate
+        dt = self.stimuli[0].dt_s * self.step_factor
+        runs = simulate_stimuli_segmented(population, self.currents, dt, [w.fit[1] for w in self.windows],
+                                          self.n_segments, self.warmup_s)
         blown = np.zeros(len(population), dtype=bool)
-        for stim, cur, win in zip(self.stimuli, self.currents, self.windows):
-            res = simulate_segmented(
-                population, cur, stim.dt_s * self.step_factor, win.fit[1], self.n_segments, self.warmup_s
-            )
+        for res in runs:
             blown |= ~res.finite
-            trains.append(res.spike_times_s)
-        scores = np.array([self.scoring.score(self.scoring.validation([t[j] for t in trains], "fit"))
+        scores = np.array([self.scoring.score(self.scoring.validation([r.spike_times_s[j] for r in runs], "fit"))
                            for j in range(len(population))])
         scores[blown] = PENALTY_GAMMA
         return scores, int(blown.sum())
@@ -211,7 +238,7 @@ class GammaObjective:
         """``x``: shape ``(n_coordinates, n_candidates)``; returns ``-Gamma`` per candidate."""
         t0 = time.perf_counter()
         xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        population = [apply_vector(self.base, xs[:, j]) for j in range(xs.shape[1])]
+        population = [self.space.apply(self.base, xs[:, j]) for j in range(xs.shape[1])]
         scores, n_blown = self.gammas(population)
         self.best_so_far = max(self.best_so_far, float(scores.max()))
         self.log.best_score.append(float(scores.max()))
@@ -238,6 +265,8 @@ class Stage2Result:
     log: GenerationLog
     de_message: str
     n_evaluations: int
+    held_out_per_stimulus: dict[str, Any] = field(default_factory=dict)  #: ValidationScore.to_dict() of params
+    searched: tuple[str, ...] = SEARCH_NAMES
 
 
 def fit_stage2(
@@ -256,35 +285,44 @@ def fit_stage2(
     on_generation: Callable[[float], None] | None = None,
     b_guess_pA: float | None = None,
     tauw_guess_ms: float | None = None,
+    b2_guess_pA: float | None = None,
+    search_delta_t: bool = False,
     count_penalty: float = 0.0,
 ) -> Stage2Result:
     """Run the differential evolution, then validate the best candidates on the held-out part.
 
     Args:
-        generations: DE generations after the initial population (each one Brian2 run per stimulus).
-        population: candidates per generation (rounded to a multiple of the 5 coordinates).
-        n_segments: segments of the fit window simulated side by side.
+        generations: DE generations after the initial population (one Brian2 run each).
+        population: candidates per generation (rounded to a multiple of the coordinates).
+        n_segments: segments of each stimulus' fit window simulated side by side.
         seed: seeds the optimiser (the simulation itself is deterministic).
         n_validated: top candidates of the last generation re-simulated over the whole
-            training window; the one with the best held-out Gamma is kept.
+            training window; each gets the latency of :data:`LATENCY_GRID_MS` that scores best
+            on the fit windows, and the one with the best held-out score is kept.
         step_factor: simulation step in recording steps (prediction must use the same).
-        warmup_s: warm-up of each segment (s); default twice the largest tau_w.
-        b_guess_pA, tauw_guess_ms: stage-1 estimate of the spike-triggered adaptation,
-            used for the starting member of the population.
+        warmup_s: warm-up of each segment (s); default twice the largest tau_w. The slow
+            current (tau_w2 of seconds) is not warmed up: with several segments per stimulus
+            (one-stimulus data) the search sees it only in part; the continuous validation
+            runs see it whole.
+        b_guess_pA, tauw_guess_ms, b2_guess_pA: stage-1 estimates of the spike-triggered
+            adaptation, used for the starting member of the population.
+        search_delta_t: also search Delta_T (data too coarse for stage 1 to resolve it).
         count_penalty: weight of the spike-count error in the score (:class:`StimulusScoring`).
     """
-    space = SearchSpace.around(base, b_guess_pA, tauw_guess_ms)
+    space = SearchSpace.around(base, b_guess_pA, tauw_guess_ms, search_delta_t, b2_guess_pA)
     if warmup_s is None:
         warmup_s = 2.0 * space.max_tauw_ms * 1e-3
     objective = GammaObjective(
-        stimuli, base, windows_by_stimulus, delta_s, n_segments, warmup_s, step_factor, on_generation, count_penalty
+        stimuli, base, windows_by_stimulus, delta_s, n_segments, warmup_s, step_factor, on_generation, count_penalty,
+        space,
     )
     result = _differential_evolution(objective, space, population, generations, seed)
     pop = np.asarray(result.population)
     energies = np.asarray(result.population_energies)
     order = np.argsort(energies, kind="stable")[:n_validated]
-    chosen = [apply_vector(base, pop[k]) for k in order]
-    fit_s, held_s, held_p = _continuous_scores(chosen, stimuli, objective, windows_by_stimulus, delta_s, step_factor)
+    chosen = [space.apply(base, pop[k]) for k in order]
+    chosen, fit_s, held_s, held_p, held_v = _continuous_scores(chosen, stimuli, objective, windows_by_stimulus,
+                                                               step_factor)
     best = int(np.argmax(held_s))
     candidates = [
         {
@@ -292,7 +330,8 @@ def fit_stage2(
             "fit_score": float(fit_s[j]),
             "held_out_score": float(held_s[j]),
             "held_out_performance": float(held_p[j]),
-            **{n: float(v) for n, v in zip(SEARCH_NAMES, pop[k])},
+            "latency_ms": chosen[j].latency_ms,
+            **{n: float(v) for n, v in zip(space.names, pop[k])},
         }
         for j, k in enumerate(order)
     ]
@@ -307,13 +346,15 @@ def fit_stage2(
         log=objective.log,
         de_message=str(result.message),
         n_evaluations=int(result.nfev),
+        held_out_per_stimulus=held_v[best].to_dict() if held_v[best] is not None else {},
+        searched=space.names,
     )
 
 
 def _differential_evolution(objective: GammaObjective, space: SearchSpace, population: int, generations: int,
                             seed: int):
     """SciPy's vectorised differential evolution of ``objective`` over ``space`` (no polishing)."""
-    popsize = max(2, int(round(population / len(SEARCH_NAMES))))
+    popsize = max(2, int(round(population / len(space.names))))
     return differential_evolution(
         objective,
         space.bounds,
@@ -336,18 +377,26 @@ def _continuous_scores(
     stimuli: Sequence[TrainingStimulus],
     objective: GammaObjective,
     windows_by_stimulus: Sequence[Windows],
-    delta_s: float,
     step_factor: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit-window score, held-out score and held-out Gamma/R part of each parameter set, from
-    continuous runs over the whole training window, scored as the objective scores."""
-    runs = [simulate_population(chosen, cur, stim.dt_s * step_factor, win.held_out[1])
-            for stim, cur, win in zip(stimuli, objective.currents, windows_by_stimulus)]
+) -> tuple[list[AdExParameters], np.ndarray, np.ndarray, np.ndarray, list[ValidationScore | None]]:
+    """Each parameter set with its best latency, and its fit-window score, held-out score,
+    held-out Gamma/R part and held-out :class:`ValidationScore`, from continuous runs over
+    the whole training window, scored as the objective scores. The latency (a pure shift of
+    the train) is chosen on the fit windows from :data:`LATENCY_GRID_MS`."""
+    dt = stimuli[0].dt_s * step_factor
+    runs = simulate_stimuli_segmented(chosen, objective.currents, dt, [w.held_out[1] for w in windows_by_stimulus],
+                                      1, 0.0)
     scoring = objective.scoring
     out = np.full((3, len(chosen)), PENALTY_GAMMA)
+    with_latency, held_v = list(chosen), [None] * len(chosen)
     for j in range(len(chosen)):
         if all(res.finite[j] for res in runs):
             trains = [res.spike_times_s[j] for res in runs]
-            held = scoring.validation(trains, "held_out")
-            out[:, j] = scoring.score(scoring.validation(trains, "fit")), scoring.score(held), held.performance
-    return out[0], out[1], out[2]
+            fits = [scoring.score(scoring.validation([t + lat * 1e-3 for t in trains], "fit"))
+                    for lat in LATENCY_GRID_MS]
+            lat = float(LATENCY_GRID_MS[int(np.argmax(fits))])
+            with_latency[j] = chosen[j].with_values(latency_ms=chosen[j].latency_ms + lat)
+            held = scoring.validation([t + lat * 1e-3 for t in trains], "held_out")
+            out[:, j] = max(fits), scoring.score(held), held.performance
+            held_v[j] = held
+    return with_latency, out[0], out[1], out[2], held_v

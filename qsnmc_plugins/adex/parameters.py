@@ -2,9 +2,13 @@
 
 Model (Brette & Gerstner 2005, J Neurophysiol 94:3637)::
 
-    C dV/dt = -g_L (V - E_L) + g_L Delta_T exp((V - V_T) / Delta_T) - w + I(t)
+    C dV/dt = -g_L (V - E_L) + g_L Delta_T exp((V - V_T) / Delta_T) - w - w_2 + I(t)
     tau_w dw/dt = a (V - E_L) - w
-    V > V_peak:  V <- V_r,  w <- w + b
+    tau_w2 dw_2/dt = -w_2
+    V > V_peak:  V <- V_r,  w <- w + b,  w_2 <- w_2 + b_2
+
+``w_2`` is a second, slow spike-triggered current (seconds), for cells whose rate adapts to
+each stimulus' mean; a spike is reported ``latency`` after the step that crosses ``V_peak``.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ UNITS: dict[str, str] = {
     "a_nS": "nS",
     "b_pA": "pA",
     "tauw_ms": "ms",
+    "b2_pA": "pA",
+    "tauw2_ms": "ms",
+    "latency_ms": "ms",
 }
 
 
@@ -41,6 +48,9 @@ class AdExParameters:
         a_nS: subthreshold adaptation (nS).
         b_pA: spike-triggered adaptation increment (pA).
         tauw_ms: adaptation time constant (ms).
+        b2_pA: increment of the slow spike-triggered current (pA).
+        tauw2_ms: time constant of the slow current (ms).
+        latency_ms: reported spike time minus the time V crosses V_peak (ms).
     """
 
     C_pF: float = 200.0
@@ -53,6 +63,9 @@ class AdExParameters:
     a_nS: float = 2.0
     b_pA: float = 40.0
     tauw_ms: float = 120.0
+    b2_pA: float = 0.0
+    tauw2_ms: float = 2000.0
+    latency_ms: float = 0.0
 
     def with_values(self, **changes: float) -> "AdExParameters":
         """A copy with some fields changed."""

@@ -31,8 +31,9 @@ from qsnmc_plugins.adex.parameters import AdExParameters
 EXP_CLIP = 30.0
 
 EQUATIONS = """
-dv/dt = (-gL*(v - EL) + gL*DeltaT*exp(clip((v - VT)/DeltaT, -100, EXP_CLIP)) - w + adex_current(t, col)) / C : volt
+dv/dt = (-gL*(v - EL) + gL*DeltaT*exp(clip((v - VT)/DeltaT, -100, EXP_CLIP)) - w - w2 + adex_current(t, col)) / C : volt
 dw/dt = (a*(v - EL) - w) / tauw : amp
+dw2/dt = -w2 / tauw2 : amp
 C : farad (constant)
 gL : siemens (constant)
 EL : volt (constant)
@@ -43,6 +44,8 @@ Vr : volt (constant)
 a : siemens (constant)
 b : amp (constant)
 tauw : second (constant)
+b2 : amp (constant)
+tauw2 : second (constant)
 col : integer (constant)
 """
 
@@ -58,6 +61,8 @@ _SI = {
     "a_nS": ("a", 1e-9),
     "b_pA": ("b", 1e-12),
     "tauw_ms": ("tauw", 1e-3),
+    "b2_pA": ("b2", 1e-12),
+    "tauw2_ms": ("tauw2", 1e-3),
 }
 
 
@@ -145,29 +150,54 @@ def simulate_segmented(
     erased the initial state (adaptation decays with tau_w; keep ``warmup_s`` a few
     tau_w long).
     """
-    n_steps = int(round(stop_s / dt_s))
-    seg = int(np.ceil(n_steps / n_segments))
-    warm = int(round(warmup_s / dt_s))
-    cur = np.asarray(current_pA, np.float64)
-    if cur.shape[0] < n_steps:
-        raise ValueError(f"current covers {cur.shape[0] * dt_s:g} s, simulation needs {stop_s:g} s")
-    padded = np.concatenate([np.zeros(warm), cur[:n_steps], np.zeros(seg)])
-    matrix = np.stack([padded[j * seg : j * seg + warm + seg] for j in range(n_segments)], axis=1)
+    return simulate_stimuli_segmented(params, [current_pA], dt_s, [stop_s], n_segments, warmup_s)[0]
+
+
+def simulate_stimuli_segmented(
+    params: Sequence[AdExParameters],
+    currents_pA: Sequence[np.ndarray],
+    dt_s: float,
+    stops_s: Sequence[float],
+    n_segments: int,
+    warmup_s: float,
+) -> list[PopulationResult]:
+    """:func:`simulate_segmented` of several stimuli in one Brian2 run (one result per stimulus).
+
+    Every (stimulus, segment) pair is a current column; segments of all stimuli have the
+    length of the longest stimulus' segment (shorter ones padded with zero current, their
+    spikes there dropped). With ``n_segments == 1`` no warm-up is needed (runs start at 0).
+    """
+    seg = max(int(np.ceil(int(round(stop / dt_s)) / n_segments)) for stop in stops_s)
+    warm = int(round(warmup_s / dt_s)) if n_segments > 1 else 0
+    blocks = []
+    for cur, stop in zip(currents_pA, stops_s):
+        n_steps = int(round(stop / dt_s))
+        cur = np.asarray(cur, np.float64)
+        if cur.shape[0] < n_steps:
+            raise ValueError(f"current covers {cur.shape[0] * dt_s:g} s, simulation needs {stop:g} s")
+        padded = np.concatenate([np.zeros(warm), cur[:n_steps], np.zeros(seg * n_segments)])
+        blocks.extend(padded[j * seg : j * seg + warm + seg] for j in range(n_segments))
+    matrix = np.stack(blocks, axis=1)
     base = parameter_columns(params)
     n = len(params)
-    tiled = {k: np.tile(v, n_segments) for k, v in base.items()}  # neuron = j * n + candidate
-    col = np.repeat(np.arange(n_segments), n)
+    n_cols = len(blocks)
+    tiled = {k: np.tile(v, n_cols) for k, v in base.items()}  # neuron = column * n + candidate
+    col = np.repeat(np.arange(n_cols), n)
     res = run_with_fallback(lambda: run_columns(tiled, col, matrix, dt_s, 0.0))
-    trains = []
-    for c in range(n):
-        parts = []
-        for j in range(n_segments):
-            t = res.spike_times_s[j * n + c] + (j * seg - warm) * dt_s
-            lo, hi = j * seg * dt_s, min((j + 1) * seg, n_steps) * dt_s
-            parts.append(t[(t >= lo - 1e-12) & (t < hi - 1e-12)])
-        trains.append(np.concatenate(parts))
-    finite = res.finite.reshape(n_segments, n).all(axis=0)
-    return PopulationResult(trains, finite)
+    out = []
+    for s, stop in enumerate(stops_s):
+        n_steps = int(round(stop / dt_s))
+        trains = []
+        for c in range(n):
+            parts = []
+            for j in range(n_segments):
+                t = res.spike_times_s[(s * n_segments + j) * n + c] + (j * seg - warm) * dt_s
+                lo, hi = j * seg * dt_s, min((j + 1) * seg, n_steps) * dt_s
+                parts.append(t[(t >= lo - 1e-12) & (t < hi - 1e-12)])
+            trains.append(np.concatenate(parts))
+        finite = res.finite[s * n_segments * n : (s + 1) * n_segments * n].reshape(n_segments, n).all(axis=0)
+        out.append(PopulationResult(trains, finite))
+    return out
 
 
 def run_columns(
@@ -199,7 +229,7 @@ def run_columns(
         n,
         EQUATIONS,
         threshold="v > Vpeak",
-        reset="v = Vr; w += b",
+        reset="v = Vr; w += b; w2 += b2",
         method="euler",
         dt=dt,
         namespace={"adex_current": current, "EXP_CLIP": EXP_CLIP},
@@ -210,6 +240,7 @@ def run_columns(
     group.col = col
     group.v_ = columns["EL_mV"] * 1e-3
     group.w_ = 0.0
+    group.w2_ = 0.0
     monitor = b2.SpikeMonitor(group, record=True, name="adex_spikes")
     net = b2.Network(group, monitor)
     vmon = None
@@ -218,10 +249,12 @@ def run_columns(
         net.add(vmon)
     net.run(n_steps * dt, namespace={})
     idx = np.asarray(monitor.i[:], dtype=np.int64)
-    t = np.asarray(monitor.t[:] / b2.second, dtype=np.float64) + t0_s
+    # each spike is reported its neuron's latency after the step that crossed V_peak
+    t = np.asarray(monitor.t[:] / b2.second, dtype=np.float64) + t0_s + columns["latency_ms"][idx] * 1e-3
     order = np.argsort(idx, kind="stable")
     counts = np.bincount(idx, minlength=n)
     trains = np.split(t[order], np.cumsum(counts)[:-1])
-    finite = np.isfinite(np.asarray(group.v_[:])) & np.isfinite(np.asarray(group.w_[:]))
+    finite = (np.isfinite(np.asarray(group.v_[:])) & np.isfinite(np.asarray(group.w_[:]))
+              & np.isfinite(np.asarray(group.w2_[:])))
     volt = np.asarray(vmon.v_[:], dtype=np.float64) * 1e3 if vmon is not None else None
     return PopulationResult([np.asarray(tr) for tr in trains], finite, volt)
