@@ -53,7 +53,7 @@ FIT_FRACTION = 0.8  #: share of each training window used to fit; the rest is he
 REDUCED_SEARCH_BELOW = 0.5  #: a budget below this searches a reduced grid of orders
 MIN_RULE_FIT_S = 5.0  #: shortest stretch of training the spike rule is fitted on at a small budget (s)
 #: default weight of the spike-count error in the spike rule's objective (benchmarks/README.md, "ARX")
-COUNT_PENALTY = 0.3
+COUNT_PENALTY = 1.0
 
 
 @dataclass
