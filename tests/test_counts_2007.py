@@ -46,6 +46,7 @@ def train_2007(tmp_path_factory):
     return load_challenge(import_qsnmc2007(SHARED_2007, tmp_path_factory.mktemp("c07") / "qsnmc2007a")).training_data()
 
 
+@pytest.mark.slow  # three reduced fits on 8 x 22 s of recordings: about 15 s CPU
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_predicted_counts_follow_the_recorded_ones(train_2007, name):
     cls, kwargs = MODELS[name]
