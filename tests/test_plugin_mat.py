@@ -45,9 +45,11 @@ def _current(rng, n, dt_s):
 
 
 class _FixedTauMAT(MATModel):
-    """The MAT model with the true membrane time constant as its only candidate."""
+    """The MAT model with the true membrane time constant as its only candidate and the
+    threshold time constants held (within 0.1 %) at the true ones."""
 
     membrane_taus_s = (TRUE_TAU_M_S,)
+    threshold_tau_bounds_s = ((0.00999, 0.01001), (0.1998, 0.2002))
 
 
 def test_plugin_registers_the_model():
@@ -98,12 +100,13 @@ def test_fit_recovers_omega_and_alphas_of_a_known_mat_neuron():
     train = TrainingData(
         "synthetic", (TrainingStimulus("A", dt, current, (0.0, split), volts[:, :m], tuple(t[t < split] for t in trains)),)
     )
-    model = _FixedTauMAT(seed=0, budget=0.4)
+    model = _FixedTauMAT(seed=0, budget=0.4, n_kernels=2)
     record = model.fit(train)
     assert record["omega_mV"] == pytest.approx(TRUE_OMEGA_MV, abs=2.0)
     assert record["alphas_mV"][0] == pytest.approx(TRUE_ALPHAS_MV[0], rel=0.35)
     assert record["alphas_mV"][1] == pytest.approx(TRUE_ALPHAS_MV[1], rel=0.5)
     assert record["heldout_gamma_over_R"] > 0.9
+    assert record["heldout_per_stimulus"]["A"]["count_ratio"] == pytest.approx(1.0, abs=0.1)
     prediction = model.predict(Stimulus("A", dt, current, (split, duration), 4))
     test = [t[t >= split] for t in trains]
     r = intrinsic_reliability(test, duration=duration - split)

@@ -76,6 +76,14 @@ def test_score_weighs_stimuli_equally_and_leaves_out_unreliable_ones():
     assert score.performance == pytest.approx(0.5 * by["a"].normalised, rel=1e-12)
     assert by["b"].count_ratio == 0.0 and score.log_count_error > 0
     assert qsnmc.score_heldout(perfect, heldout, 0.004).log_count_error == pytest.approx(0.0)
+    # a silent prediction on the unreliable stimulus: outside P's count error, inside every stimulus'
+    silent_c = qsnmc.score_heldout(dict(perfect, c=np.empty(0)), heldout, 0.004)
+    assert silent_c.log_count_error == pytest.approx(0.0)
+    n_c = {s.stimulus: s for s in silent_c.stimuli}["c"].n_recorded
+    assert silent_c.count_error(every_stimulus=True) == pytest.approx(np.log(n_c + 1.0) / 3)
+    rows = score.per_stimulus()
+    assert list(rows) == ["a", "b", "c"] and rows["b"]["count_ratio"] == 0.0 and rows["b"]["n_predicted"] == 0
+    assert rows["a"]["gamma_over_r"] == pytest.approx(by["a"].normalised) and rows["c"]["included"] is False
 
 
 def test_score_is_never_nan():

@@ -100,10 +100,23 @@ class ValidationScore:
     @property
     def log_count_error(self) -> float:
         """Mean over included stimuli (all, if none is) of |ln((n_pred + 1) / (n_rec + 1))|: 0 for the right counts."""
-        used = [s for s in self.stimuli if s.included] or list(self.stimuli)
+        return self.count_error()
+
+    def count_error(self, every_stimulus: bool = False) -> float:
+        """Mean |ln((n_pred + 1) / (n_rec + 1))| over included stimuli (all, if none is), or over
+        every stimulus with ``every_stimulus`` (a count is meaningful even where R is too low for Gamma/R)."""
+        used = list(self.stimuli) if every_stimulus else ([s for s in self.stimuli if s.included] or list(self.stimuli))
         if not used:
             return 0.0
         return float(np.mean([abs(np.log((s.n_predicted + 1.0) / (s.n_recorded + 1.0))) for s in used]))
+
+    def per_stimulus(self) -> dict[str, dict[str, Any]]:
+        """The fit-record view: per stimulus name, Gamma/R (None where R is undefined), Gamma, R,
+        predicted and recorded spike counts and their ratio, and whether it enters P."""
+        return {s.stimulus: {"gamma_over_r": _finite_or_none(s.normalised), "gamma": s.gamma,
+                             "reliability": _finite_or_none(s.reliability), "n_predicted": s.n_predicted,
+                             "n_recorded": s.n_recorded, "count_ratio": _finite_or_none(s.count_ratio),
+                             "included": s.included} for s in self.stimuli}
 
     def merged(self, other: "ValidationScore") -> "ValidationScore":
         """The stimuli of both scores together (e.g. every leave-one-stimulus-out fold)."""

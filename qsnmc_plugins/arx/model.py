@@ -8,8 +8,10 @@ Fit (training window only):
    ridge least squares on the first :data:`FIT_FRACTION` of the window and scored by
    its free-running voltage error on the rest (the held-out part); unstable fits
    are rejected.
-3. Spike rule fitted on the fit part and scored (Gamma) on the held-out part: the
-   held-out figures of the fit record.
+3. Spike rule (:mod:`spike_rule`: threshold, signed adaptive jump and its time constant,
+   latency) fitted on the fit part by the competition's score minus ``count_penalty`` x the
+   mean |ln| spike-count ratio, and scored on the held-out part: the held-out figures of the
+   fit record, per stimulus.
 4. Final model: the chosen structure refitted on the whole window (stabilised, with
    a warning, should its poles leave the unit circle), spike rule refitted on the
    whole window.
@@ -29,7 +31,6 @@ import numpy as np
 from qsnmc import Stimulus, TrainingData, TrainingStimulus
 from qsnmc import Model
 from qsnmc import bar
-from qsnmc import intrinsic_reliability
 from qsnmc_plugins.arx.binning import MODEL_STEP_S, bin_factor, block_mean
 from qsnmc_plugins.arx.free_run import spike_kernel
 from qsnmc_plugins.arx.identification import ArxFilter, GramAccumulator, Series
@@ -45,12 +46,14 @@ from qsnmc_plugins.arx.order_search import (
 from qsnmc_plugins.arx.output_error import steiglitz_mcbride
 from qsnmc_plugins.arx.spike_basis import N_COSINES, n_fine_lags, spike_basis
 from qsnmc_plugins.arx.spike_cut import CutVoltage, cut_spikes
-from qsnmc_plugins.arx.spike_rule import SpikeRule, Target, fit_spike_rule, mean_gamma, spike_times
+from qsnmc_plugins.arx.spike_rule import SpikeRule, Target, fit_spike_rule, score_rule, spike_times
 from qsnmc_plugins.arx.stability import pole_radius, stabilise
 
 FIT_FRACTION = 0.8  #: share of each training window used to fit; the rest is held out
 REDUCED_SEARCH_BELOW = 0.5  #: a budget below this searches a reduced grid of orders
 MIN_RULE_FIT_S = 5.0  #: shortest stretch of training the spike rule is fitted on at a small budget (s)
+#: default weight of the spike-count error in the spike rule's objective (benchmarks/README.md, "ARX")
+COUNT_PENALTY = 1.0
 
 
 @dataclass
@@ -105,10 +108,13 @@ class ArxModel(Model):
     """ARX voltage model + adaptive threshold; deterministic (one train for every repetition)."""
 
     name = "arx"
-    description = "ARX model of the subthreshold voltage (ridge least squares, orders by validation) + fitted threshold"
+    description = ("ARX model of the subthreshold voltage (ridge least squares, orders by validation) + adaptive "
+                   "threshold by Gamma/R with a count penalty")
+    param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
 
-    def __init__(self, seed: int = 0, budget: float = 1.0) -> None:
+    def __init__(self, seed: int = 0, budget: float = 1.0, count_penalty: float = COUNT_PENALTY) -> None:
         super().__init__(seed, budget)
+        self.count_penalty = float(count_penalty)
         self.filter: ArxFilter | None = None
         self.rule: SpikeRule | None = None
 
@@ -137,21 +143,8 @@ class ArxModel(Model):
             if part in ("fit", "all"):  # a small budget fits the spike rule on a shorter stretch
                 stop = min(stop, start + max(MIN_RULE_FIT_S, self.budget * (stop - start)))
             spikes = [np.asarray(t) for t in p.source.spike_times_s]
-            out.append(Target(p.current_pA, spikes, w0, w1).clipped(start, stop))
+            out.append(Target(p.current_pA, spikes, w0, w1, p.source.name).clipped(start, stop))
         return out
-
-    def _gamma_over_r(self, filt: ArxFilter, rule: SpikeRule, targets: list[Target], delta_s: float) -> tuple[float, float]:
-        gammas, ratios = [], []
-        for tg in targets:
-            dur = tg.stop_s - tg.start_s
-            pred = spike_times(filt, rule, tg.current_pA, tg.start_s, tg.stop_s)
-            g = mean_gamma(tg.spikes_s, pred, delta_s, dur)
-            gammas.append(g)
-            if len(tg.spikes_s) >= 2:  # R needs two repetitions at least
-                ratios.append(g / intrinsic_reliability(tg.spikes_s, delta_s, duration=dur))
-        if not ratios:
-            return float(np.mean(gammas)), float("nan")
-        return float(np.mean(gammas)), float(np.mean(ratios))
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Choose the orders and output-error iterations on the held-out part, fit the spike rule,
@@ -177,20 +170,19 @@ class ArxModel(Model):
             progress.update(1)
             progress.set_postfix(rmse_mV=f"{sm_history[n_sm]:.2f}")
             # stage 1: the spike rule on the fit part, scored on the held-out part
+            rule_options = dict(count_penalty=self.count_penalty, budget=self.budget, seed=self.seed)
             rule_fit, _ = fit_spike_rule(filt_fit, self._targets(prepared, step, "fit"), train.delta_s,
-                                         progress=progress)
-            held_gamma, held_ratio = self._gamma_over_r(filt_fit, rule_fit, self._targets(prepared, step, "held"),
-                                                        train.delta_s)
-            progress.set_postfix(held_gamma_over_R=f"{held_ratio:.3f}")
+                                         progress=progress, **rule_options)
+            held_score = score_rule(filt_fit, rule_fit, self._targets(prepared, step, "held"), train.delta_s)
+            progress.set_postfix(held_gamma_over_R=f"{held_score.performance:.3f}")
             # final: the whole window
             filt, message = self._whole_window_filter(prepared, basis, gram_fit, orders, step, n_sm)
             self.filter = filt
-            self.rule, _ = fit_spike_rule(filt, self._targets(prepared, step, "all"), train.delta_s,
-                                          progress=progress)
-            train_gamma, train_ratio = self._gamma_over_r(filt, self.rule, self._targets(prepared, step, "whole"),
-                                                          train.delta_s)
-        record = self._record(filt, orders, ranking, n_unstable, message, held_gamma, held_ratio, train_gamma,
-                              train_ratio, rule_fit, step)
+            self.rule, search = fit_spike_rule(filt, self._targets(prepared, step, "all"), train.delta_s,
+                                               progress=progress, **rule_options)
+            whole = score_rule(filt, self.rule, self._targets(prepared, step, "whole"), train.delta_s)
+        record = self._record(filt, orders, ranking, n_unstable, message, held_score, whole, rule_fit, step)
+        record["spike_rule_search"] = search.to_record()
         record["validation"]["held_out_rmse_mV_by_output_error_iteration"] = sm_history
         record["validation"]["output_error_iterations"] = n_sm
         record["validation"]["held_out_rmse_mV"] = float(sm_history[n_sm])
@@ -220,8 +212,7 @@ class ArxModel(Model):
             filt.a = a_new
         return filt, message
 
-    def _record(self, filt, orders, ranking, n_unstable, message, held_gamma, held_ratio, train_gamma, train_ratio,
-                rule_fit, step) -> dict[str, Any]:
+    def _record(self, filt, orders, ranking, n_unstable, message, held, whole, rule_fit, step) -> dict[str, Any]:
         g = spike_kernel(filt)
         a_poly_gain = 1.0 - float(np.sum(filt.a))
         return {
@@ -255,13 +246,17 @@ class ArxModel(Model):
                 "fit_fraction": FIT_FRACTION,
                 "held_out_rmse_mV": ranking[0].rmse_mV,
                 "held_out_one_step_rmse_mV": ranking[0].one_step_rmse_mV,
-                "held_out_gamma": held_gamma,
-                "held_out_gamma_over_R": held_ratio,
-                "training_gamma": train_gamma,
-                "training_gamma_over_R": train_ratio,
+                "held_out_gamma": float(np.mean([h.gamma for h in held.stimuli])),
+                "held_out_gamma_over_R": held.performance,
+                "held_out_log_count_error": held.count_error(every_stimulus=True),
+                "held_out_per_stimulus": held.per_stimulus(),
+                "training_gamma": float(np.mean([h.gamma for h in whole.stimuli])),
+                "training_gamma_over_R": whole.performance,
+                "training_per_stimulus": whole.per_stimulus(),
                 "top_candidates": [candidate_record(c) for c in ranking[:5]],
                 "n_candidates": len(ranking) + n_unstable,
             },
+            "count_penalty": self.count_penalty,
             "budget": self.budget,
         }
 

@@ -10,14 +10,18 @@ Fit, on the training window only:
    the mean |log| ratio of predicted to recorded spike counts, so that a threshold that
    fits one stimulus by firing far too often on another loses. A 2 ms absolute
    refractory period.
+
+The fit record also scores the same fit on held-out training data (fitted on the first 75 %
+of each window, scored on the rest) per stimulus: Gamma/R and predicted / recorded counts.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from qsnmc import Model, Stimulus, TrainingData, TrainingStimulus, ValidationScore
-from qsnmc import intrinsic_reliability, score_trains
+from qsnmc import intrinsic_reliability, score_trains, validate_model
 
+HELDOUT_FRACTION = 0.25  #: share of each training window held out for the fit record's validation
 MODEL_STEP_S = 0.0005  #: simulation step (s): 8x finer than the 4 ms coincidence window
 REFRACTORY_S = 0.002
 CUT_BEFORE_S, CUT_AFTER_S = 0.003, 0.025  #: voltage excluded around each spike for the membrane fit
@@ -67,6 +71,8 @@ class LeakyIntegrateAndFire(Model):
     def __init__(self, seed: int = 0, budget: float = 1.0, count_penalty: float = COUNT_PENALTY) -> None:
         super().__init__(seed, budget)
         self.count_penalty = float(count_penalty)
+        #: whether ``fit`` also validates on a time split for its record (off inside that validation)
+        self.record_heldout = True
 
     def _factor(self, dt_s: float) -> int:
         return max(1, int(round(MODEL_STEP_S / dt_s)))
@@ -94,7 +100,24 @@ class LeakyIntegrateAndFire(Model):
                          "mean |log count ratio|",
             "count_penalty": self.count_penalty,
             "training_score": scores[best].to_dict(),
+            "training_per_stimulus": scores[best].per_stimulus(),
+            **self._heldout_record(train),
         }
+
+    def _heldout_record(self, train: TrainingData) -> dict:
+        """The same fit on the first part of each window, scored on the rest, per stimulus."""
+        if not self.record_heldout:
+            return {}
+        inner = LeakyIntegrateAndFire(self.seed, self.budget, self.count_penalty)
+        inner.record_heldout = False
+        try:
+            fold = train.time_split(HELDOUT_FRACTION)
+        except ValueError:  # a window too short to split
+            return {}
+        score = validate_model(inner, fold)
+        return {"heldout_gamma_over_R": score.performance, "heldout_fraction": HELDOUT_FRACTION,
+                "heldout_log_count_error": score.count_error(every_stimulus=True),
+                "heldout_per_stimulus": score.per_stimulus()}
 
     def _fit_membrane(self, train: TrainingData, factor: int, step: float) -> None:
         """``dV/dt = a V + b I + c`` by least squares on the binned subthreshold voltage of every

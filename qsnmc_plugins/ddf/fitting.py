@@ -169,9 +169,10 @@ def validate(
             free run starts from the first repetition's recorded history there.
 
     Returns:
-        ``{"gamma": (n_pen,), "gamma_over_r": (n_pen,), "runaway_steps": (n_pen,), "rate_hz": (n_pen,)}``:
-        mean Gamma and rate over stimuli; ``gamma_over_r`` is :attr:`qsnmc.ValidationScore.performance`
-        (held-out stimuli with R under 0.3 left out; mean raw Gamma if none reaches it).
+        ``{"gamma": (n_pen,), "gamma_over_r": (n_pen,), "runaway_steps": (n_pen,), "rate_hz": (n_pen,),
+        "scores": [ValidationScore] * n_pen}``: mean Gamma and rate over stimuli; ``gamma_over_r`` is
+        :attr:`qsnmc.ValidationScore.performance` (held-out stimuli with R under 0.3 left out; mean raw
+        Gamma if none reaches it); ``scores`` per penalty, with Gamma/R and spike counts per stimulus.
     """
     n_pen = fitted.weights.shape[0]
     per_stimulus, runs, rates = [], [], []
@@ -194,4 +195,5 @@ def validate(
         "gamma_over_r": np.array([v.performance for v in scores]),
         "runaway_steps": np.sum(runs, axis=0),
         "rate_hz": np.mean(rates, axis=0),
+        "scores": scores,
     }

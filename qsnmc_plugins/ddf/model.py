@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qsnmc import Stimulus, TrainingData
+from qsnmc import Stimulus, TrainingData, ValidationScore
 from qsnmc import Model
 from qsnmc import bar
 from qsnmc_plugins.ddf.embedding import suggest_embedding
@@ -45,6 +45,7 @@ class ValidatedMap:
     penalty_index: int  #: index into :data:`PENALTIES`
     fitted: FittedMap  #: the candidate's map, one weight vector per penalty
     centre_seed: int  #: the k-means seed of its centres
+    heldout: ValidationScore | None = None  #: its held-out score, per stimulus
 
 
 class DDFModel(Model):
@@ -146,6 +147,7 @@ class DDFModel(Model):
             "map_step_ms": dt * 1e3,
             "samples_per_step": step,
             "heldout_gamma_over_r": score,
+            "heldout_per_stimulus": best.heldout.per_stimulus() if best.heldout is not None else {},
             "heldout_start_s": {s.stimulus: s.time_s(starts[s.stimulus]) for s in series},
             "refitted_on_whole_window": refitted,
             "refine": refine_record,
@@ -194,7 +196,7 @@ class DDFModel(Model):
                     score = float(val["gamma_over_r"][j])
                     trials.append(_trial_record(cand, dt, centre_seed, float(pen), val, j, fitted))
                     if np.isfinite(score) and (best is None or score > best.heldout_gamma_over_r):
-                        best = ValidatedMap(score, cand, j, fitted, centre_seed)
+                        best = ValidatedMap(score, cand, j, fitted, centre_seed, val["scores"][j])
                 progress.update(1)
                 progress.set_postfix(best_gamma_over_r=f"{best.heldout_gamma_over_r:.3f}" if best else "n/a")
         progress.close()

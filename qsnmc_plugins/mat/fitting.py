@@ -1,11 +1,13 @@
-"""Fit the MAT threshold (omega, alpha_k) and the spike latency by maximising the coincidence factor.
+"""Fit the MAT threshold (omega, signed jumps alpha_k, time constants tau_k) and the spike latency.
 
-As in Kobayashi, Tsubo & Shinomoto (2009): the threshold parameters maximise the
-mean coincidence factor Gamma between the model's (deterministic) train and every
-training repetition. Here the search also picks the membrane time constant among
-candidate leaky integrators (each fitted beforehand by least squares). Gamma is a jagged function of
-the parameters (spike counts change in steps), so the search is global:
-``scipy.optimize.differential_evolution``, no gradient step.
+As in Kobayashi, Tsubo & Shinomoto (2009) the threshold parameters maximise the
+coincidence factor between the model's (deterministic) train and every training
+repetition; here the score is the competition's (Gamma/R per stimulus, equal weights,
+:class:`qsnmc.ValidationScore`) minus a penalty on wrong spike counts, and the kernels'
+time constants and signs are fitted too. The search also picks the membrane time constant
+among candidate leaky integrators (each fitted beforehand by least squares). The score is
+a jagged function of the parameters (spike counts change in steps), so the search is
+global: ``scipy.optimize.differential_evolution``, no gradient step.
 """
 from __future__ import annotations
 
@@ -14,12 +16,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qsnmc import InvalidPrediction, coincidence_factor, intrinsic_reliability
+from qsnmc import ValidationScore, intrinsic_reliability, score_trains
 
 from qsnmc_plugins.mat.threshold import PUBLISHED_TAUS_S, REFRACTORY_S, simulate_spike_indices
-
-#: Gamma given to a parameter set whose train cannot be scored (rate too high)
-INVALID_GAMMA = -1.0
 
 
 @dataclass(frozen=True)
@@ -28,23 +27,35 @@ class ThresholdParams:
 
     Attributes:
         omega_mV: resting threshold (mV).
-        alphas_mV: threshold jump per spike of each kernel (mV).
+        alphas_mV: threshold jump per spike of each kernel (mV, signed: negative facilitates).
+        taus_s: decay time constant of each kernel (s).
         latency_s: delay from the threshold crossing to the reported spike time (s).
         membrane: index of the candidate membrane filter the neuron uses.
     """
 
     omega_mV: float
     alphas_mV: tuple[float, ...]
+    taus_s: tuple[float, ...] = PUBLISHED_TAUS_S
     latency_s: float = 0.0
     membrane: int = 0
 
     @classmethod
-    def from_vector(cls, x: Sequence[float]) -> "ThresholdParams":
-        """From the optimiser's vector ``(membrane position, omega mV, alpha_1 mV, ..., latency ms)``.
+    def from_vector(cls, x: Sequence[float], n_kernels: int) -> "ThresholdParams":
+        """From the optimiser's vector ``(membrane position, omega mV, jump_1..K, log10 tau_1..K s, latency ms)``.
 
-        The membrane position is continuous; its integer part picks the filter.
+        The membrane position is continuous; its integer part picks the filter. The first
+        kernel's jump is its ``alpha`` (mV); a slower kernel's is its steady threshold rise
+        at 10 Hz, ``alpha tau x 10 Hz`` (mV), so one range suits every time constant.
         """
-        return cls(float(x[1]), tuple(float(a) for a in x[2:-1]), float(x[-1]) * 1e-3, int(np.floor(x[0])))
+        k = n_kernels
+        taus = tuple(float(10.0 ** t) for t in x[2 + k : 2 + 2 * k])
+        alphas = tuple(float(a) if j == 0 else float(a) / (RISE_RATE_HZ * tau)
+                       for j, (a, tau) in enumerate(zip(x[2 : 2 + k], taus)))
+        return cls(float(x[1]), alphas, taus, float(x[-1]) * 1e-3, int(np.floor(x[0])))
+
+
+#: the firing rate at which a slow kernel's jump is expressed as a steady threshold rise (Hz)
+RISE_RATE_HZ = 10.0
 
 
 @dataclass(eq=False)
@@ -53,11 +64,13 @@ class Segment:
 
     Attributes:
         stimulus: index of the stimulus (into the objective's potentials).
+        name: the stimulus' name.
         start_s, stop_s: the stretch (s, absolute protocol time).
         recordings: recorded spike times (s) inside the stretch, one array per repetition.
     """
 
     stimulus: int
+    name: str
     start_s: float
     stop_s: float
     recordings: list[np.ndarray] = field(default_factory=list)
@@ -77,25 +90,30 @@ def spike_times(
     potential_mV: np.ndarray,
     dt_s: float,
     params: ThresholdParams,
-    taus_s: Sequence[float] = PUBLISHED_TAUS_S,
     refractory_s: float = REFRACTORY_S,
     max_rate_hz: float | None = None,
 ) -> np.ndarray:
     """Spike times (s, from sample 0 of ``potential_mV``) of a MAT neuron, latency included."""
     max_spikes = None if max_rate_hz is None else int(max_rate_hz * potential_mV.size * dt_s) + 1
-    k = simulate_spike_indices(potential_mV, dt_s, params.omega_mV, params.alphas_mV, taus_s, refractory_s, max_spikes)
+    k = simulate_spike_indices(potential_mV, dt_s, params.omega_mV, params.alphas_mV, params.taus_s, refractory_s,
+                               max_spikes)
     return k * dt_s + params.latency_s
 
 
-class GammaObjective:
-    """Mean Gamma of a MAT neuron over training segments, for candidate membrane potentials.
+class MATObjective:
+    """The competition's score of a MAT neuron on training segments, for candidate membrane potentials.
+
+    Each segment is scored with :func:`qsnmc.score_trains` (its own R); the objective is
+    P of the resulting :class:`qsnmc.ValidationScore` (Gamma/R over segments with R >= 0.3,
+    equal weights) minus ``count_penalty`` times the mean |ln| spike-count ratio over every
+    segment (low-R ones included: a silent model on a barely reliable stimulus is still wrong).
 
     Args:
         potentials_mV: per candidate membrane filter, per stimulus, the membrane
             potential from protocol time 0 (mV), one value per model step.
-        dt_s: sampling step (s).
+        dt_s: model step (s).
         delta_s: coincidence window (s).
-        taus_s: threshold kernel time constants (s).
+        count_penalty: weight of the spike-count error.
     """
 
     def __init__(
@@ -103,70 +121,73 @@ class GammaObjective:
         potentials_mV: Sequence[Sequence[np.ndarray]],
         dt_s: float,
         delta_s: float,
-        taus_s: Sequence[float] = PUBLISHED_TAUS_S,
+        count_penalty: float,
         refractory_s: float = REFRACTORY_S,
     ) -> None:
         self.potentials_mV = [list(p) for p in potentials_mV]
         self.dt_s = dt_s
         self.delta_s = delta_s
-        self.taus_s = tuple(taus_s)
+        self.count_penalty = float(count_penalty)
         self.refractory_s = refractory_s
         #: a model rate that cannot score (2 nu delta >= 1) stops the simulation early
         self.max_rate_hz = 1.0 / (2.0 * delta_s)
         self.n_evaluations = 0
+        self._reliability: dict[int, float] = {}
 
-    def segment_gammas(self, params: ThresholdParams, segments: Sequence[Segment]) -> np.ndarray:
-        """Mean Gamma over repetitions, per segment (``INVALID_GAMMA`` where unscorable)."""
-        self.n_evaluations += 1
-        out = np.empty(len(segments))
+    def trains(self, params: ThresholdParams, segments: Sequence[Segment]) -> list[np.ndarray]:
+        """The model's spike times (s) inside each segment."""
         stops: dict[int, float] = {}
         for seg in segments:
             stops[seg.stimulus] = max(stops.get(seg.stimulus, 0.0), seg.stop_s)
-        trains = {}
         membrane = min(max(params.membrane, 0), len(self.potentials_mV) - 1)
+        full = {}
         for i, stop in stops.items():
             v = self.potentials_mV[membrane][i]
             n = min(v.size, int(np.ceil(stop / self.dt_s)) + 1)
-            trains[i] = spike_times(v[:n], self.dt_s, params, self.taus_s, self.refractory_s, self.max_rate_hz)
-        for j, seg in enumerate(segments):
-            t = trains[seg.stimulus]
-            pred = t[(t >= seg.start_s) & (t < seg.stop_s)]
-            try:
-                out[j] = np.mean(
-                    [coincidence_factor(r, pred, self.delta_s, duration=seg.duration_s) for r in seg.recordings]
-                )
-            except InvalidPrediction:
-                out[j] = INVALID_GAMMA
-        return out
+            full[i] = spike_times(v[:n], self.dt_s, params, self.refractory_s, self.max_rate_hz)
+        return [full[seg.stimulus][(full[seg.stimulus] >= seg.start_s) & (full[seg.stimulus] < seg.stop_s)]
+                for seg in segments]
 
-    def mean_gamma(self, params: ThresholdParams, segments: Sequence[Segment]) -> float:
-        """Mean Gamma over segments (each segment weighted by its duration)."""
-        g = self.segment_gammas(params, segments)
-        w = np.array([s.duration_s for s in segments])
-        return float(np.sum(g * w) / np.sum(w))
+    def score(self, params: ThresholdParams, segments: Sequence[Segment]) -> ValidationScore:
+        """Every segment scored the competition's way (R cached per segment)."""
+        self.n_evaluations += 1
+        out = []
+        for seg, pred in zip(segments, self.trains(params, segments)):
+            key = id(seg)
+            if key not in self._reliability:
+                self._reliability[key] = seg.reliability(self.delta_s)
+            out.append(score_trains(seg.name, seg.recordings, pred, (seg.start_s, seg.stop_s), self.delta_s,
+                                    reliability=self._reliability[key]))
+        return ValidationScore(tuple(out))
+
+    def value(self, params: ThresholdParams, segments: Sequence[Segment]) -> float:
+        """P minus ``count_penalty`` x mean |ln count ratio| over every segment (higher is better)."""
+        sc = self.score(params, segments)
+        return sc.performance - self.count_penalty * sc.count_error(every_stimulus=True)
 
 
 def search_threshold(
-    objective: GammaObjective,
+    objective: MATObjective,
     segments: Sequence[Segment],
     bounds: Sequence[tuple[float, float]],
+    n_kernels: int,
     *,
     generations: int,
     popsize: int,
     seed: int,
     callback: Callable[[float], None] | None = None,
 ) -> tuple[ThresholdParams, float, list[float]]:
-    """Global search of ``(membrane position, omega, alpha_1..K, latency ms)`` maximising mean Gamma on ``segments``.
+    """Global search of ``(membrane position, omega, jumps, log10 taus, latency ms)`` maximising the objective on ``segments``.
 
     Returns:
-        The best parameters, their mean Gamma, and the best Gamma after each generation.
+        The best parameters, their objective, and the best objective after each generation.
     """
     from scipy.optimize import differential_evolution
 
     history: list[float] = []
 
     def loss(x: np.ndarray) -> float:
-        return -objective.mean_gamma(ThresholdParams.from_vector(x), segments)
+        return -objective.value(ThresholdParams.from_vector(x, n_kernels), segments)
 
     def on_generation(intermediate_result) -> None:
         history.append(-float(intermediate_result.fun))
@@ -184,12 +205,4 @@ def search_threshold(
         polish=False,
         callback=on_generation,
     )
-    return ThresholdParams.from_vector(result.x), -float(result.fun), history
-
-
-def model_spike_times(objective: GammaObjective, params: ThresholdParams, segment: Segment) -> np.ndarray:
-    """The model's spike times (s) inside one segment."""
-    v = objective.potentials_mV[params.membrane][segment.stimulus]
-    n = min(v.size, int(np.ceil(segment.stop_s / objective.dt_s)) + 1)
-    t = spike_times(v[:n], objective.dt_s, params, objective.taus_s, objective.refractory_s)
-    return t[(t >= segment.start_s) & (t < segment.stop_s)]
+    return ThresholdParams.from_vector(result.x, n_kernels), -float(result.fun), history
