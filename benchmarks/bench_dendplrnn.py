@@ -51,12 +51,13 @@ def main() -> None:
         for name in model.predictors:
             preds = chosen if name == record["chosen_predictor"] else {s.name: model.predict_with(s, name) for s in stims}
             test[name] = score_predictions(ch, preds).performance
+        chosen_score = score_predictions(ch, chosen)
         run = {
             "seed": seed, "fit_time_s": fit_s, "fit_cpu_time_s": fit_cpu_s, "predict_time_s": predict_s,
             "device": record["training"]["device"], "training_samples_per_s": record["training"]["samples_per_s"],
             "chosen_predictor": record["chosen_predictor"], "readout": record["readout"],
             "heldout_P": record["heldout_P_by_predictor"], "test_P": test,
-            "test_P_chosen": test[record["chosen_predictor"]],
+            "test_P_chosen": test[record["chosen_predictor"]], "test_error_chosen": chosen_score.error,
             "members": [{k: m[k] for k in ("tau_steps", "best_iteration", "heldout_P_at_best_checkpoint", "restarts")}
                         for m in record["members"]],
         }
