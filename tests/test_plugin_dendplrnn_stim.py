@@ -182,3 +182,21 @@ def test_ensemble_output_is_the_mean_of_its_members_before_detection():
     np.testing.assert_allclose(v, np.mean([sc.to_mV(r[0]) for r in runs], axis=0))
     np.testing.assert_allclose(h, np.mean([r[1] for r in runs], axis=0))
     np.testing.assert_allclose(runs[0][0], simulate(params[0], x)[0][:, 0])  # the same free run as simulate
+
+
+def test_exploding_free_run_with_hazard_gives_no_spike_times():
+    """A member whose free run explodes makes the ensemble's run fail loudly (a failed row), not
+    return a garbage hazard."""
+    from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged
+
+    good = NetworkParams.from_module(DendPLRNN(3, 2, generator=torch.Generator().manual_seed(0)))
+    bad = NetworkParams(np.array([1.5, 0.5]), np.zeros((2, 2)), np.zeros(2), np.ones((2, 1)), np.ones(1),
+                        np.zeros((1, 2)), 1, np.ones(2), 0.0)
+    sc = Scaling(10, -20.0, -60.0, 5.0, 0.0, 1.0)
+    with pytest.raises(FreeRunDiverged, match="diverged"):
+        mean_run([bad], np.ones((5000, 1)), None, None, sc)
+    v, h = mean_run([good], np.ones((5000, 1)), None, None, sc)  # the healthy member alone runs
+    assert np.all(np.isfinite(v)) and np.all((h >= 0) & (h <= 1))
+    rec = NetworkParams.from_record(bad.as_record())  # the record round-trips, hazard included
+    np.testing.assert_array_equal(rec.hazard_w, bad.hazard_w)
+    assert rec.hazard_b == bad.hazard_b
