@@ -2,14 +2,14 @@
 
 Each variant overrides module-level settings of ``qsnmc_plugins.dendplrnn.model`` (JSON
 object of name -> value), fits with one seed, and appends one line per fit to
-``benchmarks/results/dendplrnn_variants.jsonl``: the training-side figures a choice may use
-(free-run Gamma/R over the whole training window from rest, the selection score; held-out
-Gamma/R over its last 8 s) and the test-window Gamma/R, an outcome only.
+``benchmarks/results/dendplrnn_variants.jsonl``: the figure a choice may use (held-out P over
+the last 20 % of the training window, per predictor) and the test-window Gamma/R, an outcome only.
+(Rows before 2026-11-30 evening came from the earlier model, with a whole-window selection score.)
 
 Run, for example::
 
-    python benchmarks/bench_dendplrnn_variants.py m48 0 '{"CANDIDATES": [[25, 48, 16], [50, 48, 16], [25, 48, 16], [50, 48, 16]]}'
-    python benchmarks/bench_dendplrnn_variants.py long1100 0 '{"ROUNDS": [100, 1100]}'
+    python benchmarks/bench_dendplrnn_variants.py m32 0 '{"MEMBERS": [[25, 32, 8], [0, 32, 8], [25, 32, 8], [0, 32, 8]]}'
+    python benchmarks/bench_dendplrnn_variants.py long 0 '{"STEPS": 1200}'
 """
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def main() -> None:
         "seed": seed,
         "overrides": overrides,
         "fit_cpu_s": cpu,
-        "whole_window_free_run_gamma_over_R": rec["selection_free_run_gamma_over_R"],
+        "heldout_P_by_predictor": rec["heldout_P_by_predictor"],
+        "chosen_predictor": rec["chosen_predictor"],
         "heldout_gamma_over_R": rec["heldout_gamma_over_R"],
         "test_gamma_over_R": test.performance,
     }

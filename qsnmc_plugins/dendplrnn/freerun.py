@@ -28,19 +28,25 @@ class NetworkParams:
     alpha: np.ndarray  #: (B,)
     thresholds: np.ndarray  #: (B, m)
     n_obs: int
+    hazard_w: np.ndarray | None = None  #: (m,) spike-hazard readout weights (None: no hazard readout)
+    hazard_b: float = 0.0  #: its bias (logit)
 
     @classmethod
     def from_module(cls, net) -> "NetworkParams":
         g = lambda p: p.detach().cpu().double().numpy().copy()  # noqa: E731
         W = g(net.W) * (1.0 - np.eye(net.m))
-        return cls(g(net.A), W, g(net.h0), g(net.C), g(net.alpha), g(net.thresholds), int(net.n_obs))
+        hw = g(net.hazard_w) if hasattr(net, "hazard_w") else None
+        hb = float(net.hazard_b.detach().cpu()) if hasattr(net, "hazard_b") else 0.0
+        return cls(g(net.A), W, g(net.h0), g(net.C), g(net.alpha), g(net.thresholds), int(net.n_obs), hw, hb)
 
     def as_record(self) -> dict:
         return {k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v for k, v in self.__dict__.items()}
 
     @classmethod
     def from_record(cls, rec: dict) -> "NetworkParams":
-        return cls(**{k: (np.asarray(v, np.float64) if k != "n_obs" else int(v)) for k, v in rec.items()})
+        conv = {"n_obs": int, "hazard_b": float}
+        return cls(**{k: (conv[k](v) if k in conv else None if v is None else np.asarray(v, np.float64))
+                      for k, v in rec.items()})
 
 
 def simulate(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None = None,
@@ -77,3 +83,38 @@ def simulate(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | No
     if not (np.all(np.isfinite(z)) and np.abs(z).max() < DIVERGENCE_LIMIT):
         raise FreeRunDiverged(f"latent state diverged by step {T} (max |z| = {np.abs(z).max():.3g})")
     return out, z
+
+
+def free_run(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None = None,
+             forcing: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`simulate` with both readouts: (standardised voltage (T,), spike probability per step (T,)).
+
+    The hazard is read from the state before forcing (as in training). Requires ``p.hazard_w``.
+
+    Raises:
+        FreeRunDiverged: as :func:`simulate`.
+    """
+    if p.hazard_w is None:
+        raise ValueError("these parameters have no hazard readout")
+    T = inputs.shape[0]
+    m, k = p.A.shape[0], p.n_obs
+    drive = inputs @ p.C.T + p.h0
+    z = np.zeros(m)
+    if observations is not None:
+        z[:k] = observations[0]
+    states = np.empty((T, m))
+    states[0] = z
+    A, WT, alpha, th = p.A, p.W.T, p.alpha, p.thresholds
+    for t in range(1, T):
+        phi = alpha @ (np.maximum(z - th, 0.0) - np.maximum(z, 0.0))
+        z = A * z + phi @ WT + drive[t]
+        states[t] = z
+        if forcing is not None and forcing[t]:
+            z = z.copy()
+            z[:k] = observations[t]
+        if t % 256 == 0 and not (np.all(np.isfinite(z)) and np.abs(z).max() < DIVERGENCE_LIMIT):
+            raise FreeRunDiverged(f"latent state diverged at step {t} (max |z| = {np.abs(z).max():.3g})")
+    if not (np.all(np.isfinite(states)) and np.abs(states).max() < DIVERGENCE_LIMIT):
+        raise FreeRunDiverged(f"latent state diverged by step {T}")
+    logits = states @ p.hazard_w + p.hazard_b
+    return states[:, 0].copy(), 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))

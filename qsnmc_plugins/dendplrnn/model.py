@@ -3,296 +3,251 @@
 Fit (on ``TrainingData`` only):
 1. Recording -> network grid: 1 ms steps (current block-averaged, voltage max-pooled and
    clipped at -20 mV, both standardised; see :mod:`preprocessing`). The network's inputs are
-   the current and three causal low-pass filtrates of it (20, 100, 500 ms), each filter
-   started at the start of the current it is given (the training window in the fit, the
-   protocol's start in prediction: identical here, as the training window starts at 0 s).
-2. The last 20 % of the training window is held out from the training windows; it is scored
-   after the fit (warm-up, then a free run) for the record.
-3. Four restarts (fresh initialisations; tau = 25, 50, 25, 50 steps; M = 32, B = 16) are
-   trained by BPTT with sparse teacher forcing (RAdam, gradient clipping, 64 windows of 250
-   steps from the fit part of all repetitions per step, spike steps weighted to carry half of
-   the loss) for 100 steps each; the one with the best selection score trains on alone. The
-   selection score is the Gamma/R of a free run from rest over the whole training window
-   (fit part and held-out part, the first 1 s excluded; best detection threshold): 38 s
-   rather than the 8 s held-out part, a steadier figure. What is scored and kept is an
-   exponential moving average of the weights; the network kept is its best-scoring
-   checkpoint (early stopping).
-4. Readout: the detection threshold (mV) and a small time shift are chosen on a free run
-   from rest over the fit part (not the held-out part).
+   the current and three causal low-pass filtrates of it (20, 100, 500 ms), started at the
+   protocol's start.
+2. ``train.time_split``: the last 20 % of every stimulus' training window is held out. Each
+   stimulus' fit part is a sequence of its own (:mod:`sequences`): training windows never
+   cross from one stimulus into another, and each starts with its own forced burn-in. With
+   several stimuli the time split is used too (leave-one-stimulus-out folds would multiply
+   the training cost by the number of stimuli).
+3. ``MEMBERS`` networks (seeds ``1000 * seed + k``; sparse teacher forcing interval tau per
+   member, 0 meaning none after the burn-in) are trained by BPTT on the voltage (weighted MSE)
+   jointly with a Bernoulli spike hazard read from the latent state (binary cross-entropy
+   against the fraction of repetitions spiking per step; Kramer et al. 2022). Every network
+   keeps the checkpoint (of its weights' moving average) with the highest held-out P.
+4. Predictors compared on the held-out part: each member alone, the ensemble of all (mean
+   voltage and mean hazard of their free runs, combined before spike detection) and the
+   ensembles of the best members; each with its best readout, the hazard's peak-picking
+   (:mod:`qsnmc_plugins.hazard.readout`) or a voltage threshold and time shift. The one with the
+   highest held-out P is kept: tau, the members and the readout are all chosen on held-out data.
 
-Predict: for a protocol seen in training, teacher-force the last 1 s of the training
-window (median over repetitions), then free-run through the window on the current
-alone; an unseen protocol is free-run from rest. Spike times are the harness detector's
-upward crossings of the threshold. A diverging free run raises :class:`FreeRunDiverged`.
+Predict: for a protocol seen in training, teacher-force the last 1 s of the training window
+(median over repetitions), then free-run through the window on the current alone; an unseen
+protocol is free-run from rest. A diverging free run raises :class:`FreeRunDiverged`.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qsnmc import Stimulus, TrainingData, TrainingStimulus
-from qsnmc import Model
-from qsnmc import bar
+from qsnmc import Model, Stimulus, TrainingData, bar, score_heldout
 
-from qsnmc_plugins.dendplrnn.fit_scores import FitGrid, FreeRunScores
-from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_weights
-from qsnmc_plugins.dendplrnn.readout import choose_readout, predicted_spikes
+from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams
+from qsnmc_plugins.dendplrnn.heldout import HeldOutRuns, SpikeReadout, mean_run
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling, block_max, filter_bank, spike_weights
+from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, spike_fraction
 
 if TYPE_CHECKING:  # torch is imported only when a model fits
     from qsnmc_plugins.dendplrnn.training import TrainState
 
-#: network step (s): 1 ms keeps every spike resolvable at +-4 ms and leaves about
+#: network step (s): 1 ms keeps every spike resolvable at +-2 ms and leaves about
 #: 1-2 steps of upstroke after max-pooling (see preprocessing)
 DT_MODEL_S = 1e-3
 CLIP_MV = -20.0  #: voltage clipping level (mV)
-#: last part of the training window that no training window is drawn from; its free run
-#: gives the held-out score of the fit record (selection uses the whole window)
-HELDOUT_FRACTION = 0.2
-#: teacher-forced warm-up before a free run from recorded voltage (s); a free run from rest
-#: is scored from this long after its start
+HELDOUT_FRACTION = 0.2  #: end of each stimulus' training window held out for every choice
+#: teacher-forced warm-up before a free run from recorded voltage (s)
 WARMUP_S = 1.0
-#: share of the loss carried by spike steps: spikes fill ~1 % of the steps, and an unweighted
-#: loss favours a network that never spikes
+#: share of the voltage loss carried by spike steps: spikes fill ~1 % of the steps
 SPIKE_SHARE = 0.5
-#: detection levels (mV) tried on every free-run score; the best is kept
+#: weight of the spike hazard's cross-entropy (relative to that of the base rate) in the loss
+SPIKE_LOSS_WEIGHT = 1.0
+#: detection levels (mV) and time shifts (s) tried by the voltage readout
 THRESHOLDS_MV = tuple(np.arange(-50.0, -24.9, 2.5).tolist())
-#: the restarts' (tau in steps, M, B): each a fresh initialisation (seed
-#: RESTART_SEED_STRIDE * seed + index); after the first round the one with the best free run
-#: over the whole training window trains on. History in benchmarks/README.md
-CANDIDATES = ((25, 32, 16), (50, 32, 16), (25, 32, 16), (50, 32, 16))
-#: generalised teacher forcing (Hess et al. 2023) strength on the steps between the sparse
-#: forcing steps (0: off; on, the networks did not learn to free-run, see benchmarks/README.md)
-GTF_ALPHA = 0.0
-RESTART_SEED_STRIDE = 1000  #: keeps the restarts of different model seeds disjoint
-DEFAULT_CANDIDATE = (25, 32, 16)  #: the only one trained at budgets below 0.25
-#: optimiser steps per restart in each round at budget 1: 4 restarts x 100 steps, then the
-#: best one 690 more (1090 steps, about 3.5 min of CPU time on one thread)
-ROUNDS = (100, 690)
-EVAL_EVERY = 50  #: optimiser steps between checkpoints at budget >= 0.25 (fewer below)
-#: the last round's learning rate decays geometrically to this fraction (a steadier score)
-LR_END_FACTOR = 0.1
-#: spike-time shifts (s) tried with each threshold (grid bias of max-pooling, see readout)
-SHIFTS_S = tuple(np.arange(0.0, 4.01e-3, 0.5e-3).tolist())
-#: time constants (s) of the exponential low-pass filtrates of the current given to the
-#: network as extra inputs besides the current itself (empty: the current alone): the cell's
-#: adaptation follows the slow drifts of the current, which the network need not integrate itself
+SHIFTS_S = tuple(np.arange(0.0, 4.01e-3, 1e-3).tolist())
+#: the ensemble's members: (sparse teacher forcing interval tau in steps, 0 = none; M; B)
+MEMBERS = ((25, 24, 8), (0, 24, 8), (25, 24, 8), (0, 24, 8))
+MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s + k
+#: optimiser steps per member at budget 1
+STEPS = 900
+MIN_STEPS = 20
+EVAL_EVERY = 100  #: optimiser steps between held-out checkpoints at budget 1
+LR_END_FACTOR = 0.1  #: the learning rate decays geometrically to this fraction over a member's steps
+#: time constants (s) of the low-pass filtrates of the current given as extra inputs
 INPUT_TAUS_S: tuple[float, ...] = (0.02, 0.1, 0.5)
 
 
 class DendPLRNNModel(Model):
-    """Dendritic PLRNN of the voltage driven by the current; deterministic for a seed."""
+    """Dendritic PLRNN of the voltage and spike hazard driven by the current; deterministic for a seed."""
 
     name = "dendplrnn"
-    description = "dendritic PLRNN (Brenner 2022) with current input, trained by BPTT with sparse teacher forcing"
+    description = ("dendritic PLRNN (Brenner 2022): sparse teacher forcing on the voltage plus a spike "
+                   "hazard, ensembled, chosen on held-out data")
 
     def __init__(self, seed: int = 0, budget: float = 1.0) -> None:
         super().__init__(seed, budget)
-        self.params: NetworkParams | None = None
+        self.members: list[NetworkParams] = []
         self.scaling: Scaling | None = None
-        self.threshold_mV: float = -35.0
-        self.shift_s: float = 0.0
+        self.readout: SpikeReadout | None = None
+        #: every predictor compared on the held-out part: name -> (member indices, readout, held-out P)
+        self.predictors: dict[str, tuple[list[int], SpikeReadout, float]] = {}
+        self.all_members: list[NetworkParams] = []
         self.input_taus_s: tuple[float, ...] = tuple(INPUT_TAUS_S)
         self.input_sd: np.ndarray = np.ones(1 + len(self.input_taus_s))
+        self.member_specs: tuple = MEMBERS
         self._train: TrainingData | None = None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: TrainingData) -> dict[str, Any]:
-        """Train the restarts, keep the best checkpoint, choose the readout; return the fit record."""
-        t_start = time.perf_counter()
+        """Train the members, choose checkpoints, predictor and readout on held-out data; return the fit record."""
+        from qsnmc_plugins.dendplrnn.training import TrainConfig, new_state, train as run_training
+
+        t_start, c_start = time.perf_counter(), time.process_time()
         device = _configure_torch(self.seed)
         self._train = train
-        grid = self._prepare(train)
-        scores = FreeRunScores(grid, self.scaling, train.delta_s, WARMUP_S, THRESHOLDS_MV)
-        best, selection = self._train_restarts(grid, scores, device)
-        self.params = NetworkParams.from_module(best.net)
-        if not math.isfinite(scores.heldout(self.params)[0]):
-            raise FreeRunDiverged("the selected network's held-out free run diverged")
-        train_score = self._choose_readout(grid, train.delta_s)
-        heldout_score = scores.heldout(self.params, self.threshold_mV, self.shift_s)[0]
-        return {
-            **self._fit_record(grid, best, device),
-            "training_free_run_gamma_over_R": train_score,
-            "heldout_window_s": list(scores.heldout_window.window_s),
-            "heldout_gamma_over_R": heldout_score,
-            "selection_free_run_gamma_over_R": best.best_score,
-            "selection_curve": best.checkpoint_scores,
-            "loss_curve": best.losses,
-            "selection": selection,
-            "fit_time_s": time.perf_counter() - t_start,
-            "params": self.params.as_record(),
-        }
-
-    def _prepare(self, train: TrainingData) -> FitGrid:
-        """Put the training recording on the network grid; sets :attr:`scaling` and :attr:`input_sd`.
-
-        The scaling and the input SDs are taken from the part before the held-out part.
-        """
+        fold = train.time_split(HELDOUT_FRACTION)
         factor = max(1, int(round(DT_MODEL_S / train.dt_s)))
-        dt_model = factor * train.dt_s
-        stim, voltage, current, spikes = _concatenated(train)
-        split = voltage.shape[1] - int(round(voltage.shape[1] * HELDOUT_FRACTION))
-        self.scaling = Scaling.fit(voltage[:, :split], current, factor, CLIP_MV)
-        x = self.scaling.voltage(voltage)
-        stop = split // factor
-        bank = filter_bank(self.scaling.current(current), dt_model, self.input_taus_s)
-        self.input_sd = bank[:stop].std(axis=0) + 1e-12  # each input channel to unit SD
-        inputs = (bank / self.input_sd).astype(np.float32)
-        return FitGrid(dt_model, stim.window_s[0], x, inputs[: x.shape[1]], spikes, stop)
+        dt = factor * train.dt_s
+        self.scaling = _scaling(fold.fit, factor)
+        raw = {s.name: filter_bank(self.scaling.current(s.current_pA), dt, self.input_taus_s) for s in train.stimuli}
+        fit_rows = [raw[s.name][int(round(s.window_s[0] / dt)):int(round(s.window_s[1] / dt))] for s in fold.fit.stimuli]
+        self.input_sd = np.concatenate(fit_rows).std(axis=0) + 1e-12  # each input channel to unit SD
+        inputs = {k: (x / self.input_sd).astype(np.float32) for k, x in raw.items()}
+        sequences, warm = [], {}
+        n_warm = int(round(WARMUP_S / dt))
+        for s in fold.fit.stimuli:
+            v = self.scaling.voltage(s.voltage_mV)
+            k0 = int(round(s.window_s[0] / dt))
+            n = min(v.shape[1], inputs[s.name].shape[0] - k0)
+            v = v[:, :n]
+            spikes = [np.asarray(t) for t in s.spike_times_s]
+            sequences.append(StimulusSequence(
+                s.name, v, inputs[s.name][k0:k0 + n], spike_fraction(spikes, n, dt, s.window_s[0]).astype(np.float32),
+                spike_weights(spikes, n, dt, s.window_s[0], SPIKE_SHARE)))
+            warm[s.name] = np.median(v, axis=0)[-n_warm:]
+        base_rate = float(np.mean(np.concatenate([q.target for q in sequences])))
+        held = HeldOutRuns(fold.heldout, inputs, warm, self.scaling, dt, train.delta_s, THRESHOLDS_MV, SHIFTS_S)
 
-    def _train_restarts(self, grid: FitGrid, scores: FreeRunScores, device) -> tuple[TrainState, list[list[dict]]]:
-        """Train every restart for the first round, then the best-scoring one alone for the later rounds.
+        def evaluate(net) -> float:  # checkpoint score: held-out P of the best hazard or voltage-threshold readout
+            return held.best_readout([NetworkParams.from_module(net)], shifts_s=(0.0,))[1]
 
-        Returns the best restart, its network set to its best checkpoint, and the ranking after each
-        round (the fit record's ``selection``).
-        """
-        from qsnmc_plugins.dendplrnn.training import SequenceData, TrainConfig, new_state, train as run_training
+        steps = max(MIN_STEPS, int(round(STEPS * self.budget)))
+        eval_every = max(10, min(EVAL_EVERY, steps // 4))
+        longest = max(q.n_steps for q in sequences)
+        base = TrainConfig(n_in=next(iter(inputs.values())).shape[1], spike_loss_weight=SPIKE_LOSS_WEIGHT,
+                           base_rate=base_rate)
+        if base.burn_in + base.seq_len > longest:  # short recordings: windows as long as the longest fit part
+            base = replace(base, seq_len=max(10, longest - base.burn_in))
+        states = []
+        with bar(steps * len(self.member_specs), "dendplrnn fit") as pb:
+            for k, (tau, m, b) in enumerate(self.member_specs):
+                st = new_state(replace(base, tau=tau, m=m, n_bases=b), MEMBER_SEED_STRIDE * self.seed + k, device)
+                run_training(st, sequences, steps, evaluate, eval_every, device, pb, lr_end_factor=LR_END_FACTOR)
+                if st.best_state is not None:
+                    st.net.load_state_dict(st.best_state)
+                states.append(st)
+        self.all_members = [NetworkParams.from_module(st.net) for st in states]
 
-        weights = spike_weights(grid.spike_times_s, grid.n_steps, grid.dt_s, grid.t0_s, SPIKE_SHARE)
-        data = SequenceData(grid.voltage, grid.inputs, weights, grid.stop)
-        base = TrainConfig(n_in=grid.inputs.shape[1], gtf_alpha=GTF_ALPHA)
-        candidates, rounds = _schedule(self.budget)
-        eval_every = max(10, int(EVAL_EVERY * min(1.0, self.budget * 4)))
-        states = [
-            new_state(replace(base, tau=tau, m=m, n_bases=b), RESTART_SEED_STRIDE * self.seed + i, device)
-            for i, (tau, m, b) in enumerate(candidates)
-        ]
-        selection = []
-        total = sum(r * (len(states) if k == 0 else 1) for k, r in enumerate(rounds))
-        with bar(total, "dendplrnn fit") as pb:
-            for k, n_it in enumerate(rounds):
-                last = k == len(rounds) - 1
-                for st in states:
-                    run_training(st, data, n_it, scores.of_network, eval_every, device, pb,
-                                 lr_end_factor=LR_END_FACTOR if last else 1.0)
-                states.sort(key=_best_score, reverse=True)
-                selection.append([_ranking_entry(st) for st in states])
-                states = states[:1]  # the best restart trains on
-        best = states[0]
-        if best.best_state is not None:
-            best.net.load_state_dict(best.best_state)
-        return best, selection
-
-    def _choose_readout(self, grid: FitGrid, delta_s: float) -> float:
-        """Choose :attr:`threshold_mV` and :attr:`shift_s` on a free run from rest over the fit part.
-
-        The fit part (31 s on the embedded challenge) gives a steadier choice than the 8 s
-        held-out part, and keeps the held-out score free of it. Returns Gamma/R at the choice.
-        """
-        stop = grid.stop
-        free_v = self.scaling.to_mV(
-            simulate(self.params, grid.inputs[:stop].astype(np.float64), np.zeros((stop, 1)), None)[0][:, 0])
-        readout_window = (grid.t0_s + WARMUP_S, grid.heldout_start_s)
-        self.threshold_mV, self.shift_s, train_score = choose_readout(
-            free_v, grid.dt_s, grid.t0_s, grid.spikes_in(readout_window), readout_window, delta_s,
-            THRESHOLDS_MV, SHIFTS_S)
-        return train_score
-
-    def _fit_record(self, grid: FitGrid, best: TrainState, device) -> dict[str, Any]:
-        """The fitted structure, training settings, readout and scaling, for the fit record."""
-        cfg = best.config
+        # predictors: single members, the ensemble, the best members' ensembles; each with its best readout
+        candidates: dict[str, tuple[list[int], SpikeReadout, float]] = {}
+        for k in range(len(states)):
+            candidates[f"member {k}"] = ([k], *held.best_readout([self.all_members[k]]))
+        ranked = sorted(range(len(states)), key=lambda k: -candidates[f"member {k}"][2])
+        finite = [k for k in ranked if math.isfinite(candidates[f"member {k}"][2])]
+        for n_best in range(2, len(finite) + 1):
+            idx = sorted(finite[:n_best])
+            name = "ensemble" if n_best == len(states) else f"ensemble of best {n_best}"
+            candidates[name] = (idx, *held.best_readout([self.all_members[i] for i in idx]))
+        chosen = max(candidates, key=lambda c: candidates[c][2])
+        if not math.isfinite(candidates[chosen][2]):
+            raise FreeRunDiverged("every network's held-out free run diverged")
+        self.predictors = candidates
+        idx, self.readout, chosen_p = candidates[chosen]
+        self.members = [self.all_members[i] for i in idx]
+        outs = held.outputs(self.members)
+        preds = {k: self.readout.spikes(v, h, t0, dt, held.runs[k][4]) for k, (v, h, t0) in outs.items()}
+        validation = score_heldout(preds, fold.heldout, train.delta_s)
+        single = candidates["member 0"][2]
         return {
-            "dt_model_s": grid.dt_s,
-            "tau_steps": cfg.tau,
-            "tau_s": cfg.tau * grid.dt_s,
-            "latent_dim_M": cfg.m,
-            "n_bases_B": cfg.n_bases,
-            "training": {"seq_len_steps": cfg.seq_len, "burn_in_steps": cfg.burn_in, "batch_size": cfg.batch_size,
-                         "lr": cfg.lr, "grad_clip": cfg.grad_clip, "iterations": best.iterations,
-                         "best_iteration": best.best_iteration, "restarts": best.restarts,
-                         "spike_loss_share": SPIKE_SHARE, "ema_decay": cfg.ema_decay, "device": str(device)},
+            "dt_model_s": dt,
+            "members": [{"seed": MEMBER_SEED_STRIDE * self.seed + k, "tau_steps": st.config.tau, "latent_dim_M": st.config.m,
+                         "n_bases_B": st.config.n_bases, "best_iteration": st.best_iteration,
+                         "heldout_P_at_best_checkpoint": st.best_score, "restarts": st.restarts,
+                         "checkpoint_scores": st.checkpoint_scores, "samples_per_s": st.samples_per_s,
+                         "loss_curve": st.losses[:: max(1, len(st.losses) // 100)]}
+                        for k, st in enumerate(states)],
+            "training": {"seq_len_steps": base.seq_len, "burn_in_steps": base.burn_in, "batch_size": base.batch_size,
+                         "lr": base.lr, "grad_clip": base.grad_clip, "iterations_per_member": steps,
+                         "ema_decay": base.ema_decay, "spike_loss_share": SPIKE_SHARE,
+                         "spike_loss_weight": SPIKE_LOSS_WEIGHT, "base_rate": base_rate,
+                         "loss": "weighted voltage MSE (sparse teacher forcing) + hazard BCE vs fraction of "
+                                 "repetitions spiking per step", "device": str(device),
+                         "samples_per_s": float(np.mean([st.samples_per_s for st in states]))},
+            "heldout": fold.label,
+            "heldout_P_by_predictor": {c: v[2] for c, v in candidates.items()},
+            "readout_by_predictor": {c: v[1].as_record() for c, v in candidates.items()},
+            "single_network_heldout_P": single,
+            "ensemble_heldout_P": candidates["ensemble"][2] if "ensemble" in candidates else None,
+            "chosen_predictor": chosen,
+            "chosen_because": "highest held-out P (each predictor with its own best readout)",
+            "readout": self.readout.as_record(),
+            "heldout_gamma_over_R": chosen_p,
+            "validation": validation.to_dict(),
             "input_filter_taus_s": list(self.input_taus_s),
             "input_sd": self.input_sd.tolist(),
-            "threshold_mV": self.threshold_mV,
-            "spike_time_shift_s": self.shift_s,
             "clip_mV": CLIP_MV,
             "scaling": self.scaling.as_record(),
+            "loss_curve": states[0].losses,
+            "fit_time_s": time.perf_counter() - t_start,
+            "fit_cpu_s": time.process_time() - c_start,
+            "params": [p.as_record() for p in self.members],
         }
 
     # ------------------------------------------------------------------ prediction
     def predict(self, stimulus: Stimulus) -> np.ndarray:
-        if self.params is None or self.scaling is None:
+        """Spike times (s) inside the window from the chosen predictor (one deterministic train)."""
+        if not self.members or self.scaling is None or self.readout is None:
             raise RuntimeError("predict() before fit()")
-        sc, p = self.scaling, self.params
-        factor = sc.factor
-        dt_model = factor * stimulus.dt_s
-        s = self._inputs(sc.current(stimulus.current_pA), dt_model).astype(np.float64)
-        stop = min(s.shape[0], int(math.ceil(stimulus.window_s[1] / dt_model)) + 1)
+        return self._predict(stimulus, self.members, self.readout)
+
+    def predict_with(self, stimulus: Stimulus, predictor: str) -> np.ndarray:
+        """Spike times (s) from one of the predictors compared in the fit (``"member 0"``, ``"ensemble"``, ...)."""
+        idx, readout, _ = self.predictors[predictor]
+        return self._predict(stimulus, [self.all_members[i] for i in idx], readout)
+
+    def _predict(self, stimulus: Stimulus, members: list[NetworkParams], readout: SpikeReadout) -> np.ndarray:
+        sc = self.scaling
+        dt = sc.factor * stimulus.dt_s
+        s = self._inputs(sc.current(stimulus.current_pA), dt).astype(np.float64)
+        stop = min(s.shape[0], int(math.ceil(stimulus.window_s[1] / dt)) + 1)
         tr = self._train.stimulus(stimulus.name) if self._train is not None else None
         if tr is not None and tr.window_s[1] <= stimulus.window_s[1]:
             # same protocol: teacher-force the end of the recorded training window, then free-run
             x_med = np.median(sc.voltage(tr.voltage_mV), axis=0)
-            start_k = int(round(tr.window_s[0] / dt_model))
-            warm = min(int(round(WARMUP_S / dt_model)), x_med.shape[0])
+            start_k = int(round(tr.window_s[0] / dt))
+            warm = min(int(round(WARMUP_S / dt)), x_med.shape[0])
             lo = start_k + x_med.shape[0] - warm
             obs = np.zeros((stop - lo, 1))
             obs[:warm, 0] = x_med[-warm:]
-            forcing = np.zeros(stop - lo, bool)
-            forcing[:warm] = True
+            forcing = np.arange(stop - lo) < warm
         else:
-            # unseen protocol: start from rest (the training median voltage, hidden units at 0)
-            lo = 0
-            obs = np.zeros((stop, 1))  # standardised 0 = the training mean voltage
-            forcing = None
-        pred, _ = simulate(p, s[lo:stop], obs, forcing)  # FreeRunDiverged propagates: a failed row
-        v = sc.to_mV(pred[:, 0])
-        return predicted_spikes(v, dt_model, self.threshold_mV, lo * dt_model + self.shift_s, stimulus.window_s)
+            # unseen protocol: start from rest (the training mean voltage, hidden units at 0)
+            lo, obs, forcing = 0, np.zeros((stop, 1)), None
+        v, h = mean_run(members, s[lo:stop], obs, forcing, sc)  # FreeRunDiverged propagates: a failed row
+        return readout.spikes(v, h, lo * dt, dt, stimulus.window_s)
 
     def _inputs(self, current: np.ndarray, dt_model_s: float) -> np.ndarray:
         """Standardised current (T,) on the network grid -> the network's inputs (T, n_in), float32."""
         return (filter_bank(current, dt_model_s, self.input_taus_s) / self.input_sd).astype(np.float32)
 
 
+def _scaling(fit: TrainingData, factor: int) -> Scaling:
+    """Standardisation of the voltage and current over the fit parts of every stimulus."""
+    v = np.concatenate([np.minimum(block_max(np.asarray(s.voltage_mV), factor), CLIP_MV).ravel() for s in fit.stimuli])
+    i = np.concatenate([np.asarray(s.window_current_pA) for s in fit.stimuli])
+    return Scaling(factor, float(CLIP_MV), float(v.mean()), float(v.std()) or 1.0, float(i.mean()), float(i.std()) or 1.0)
+
+
 def _configure_torch(seed: int):
     """Seed torch, make it deterministic and single-threaded; return the device to train on."""
     import torch
 
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, if on a GPU
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)  # tiny per-step ops: intra-op threads only add overhead
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _best_score(state: TrainState) -> float:
-    return state.best_score
-
-
-def _ranking_entry(state: TrainState) -> dict[str, Any]:
-    """One restart's structure, best checkpoint score and steps, for the fit record's ``selection``."""
-    cfg = state.config
-    return {"tau": cfg.tau, "m": cfg.m, "n_bases": cfg.n_bases,
-            "best_free_run_gamma_over_R": state.best_score, "iterations": state.iterations}
-
-
-def _schedule(budget: float) -> tuple[tuple, list[int]]:
-    """Candidates and per-round optimiser steps for a budget (total about 1090 * budget steps).
-
-    Below budget 0.25 there is no selection: the default candidate gets every step.
-    """
-    total = max(20, int(round((ROUNDS[0] * len(CANDIDATES) + sum(ROUNDS[1:])) * budget)))
-    if budget < 0.25:
-        return (DEFAULT_CANDIDATE,), [total]
-    return CANDIDATES, [max(10, int(r * budget)) for r in ROUNDS]
-
-
-def _concatenated(train: TrainingData) -> tuple[TrainingStimulus, np.ndarray, np.ndarray, list[np.ndarray]]:
-    """The training stimulus (the first one; several are joined end to end on a common time
-    axis, using the repetitions all of them have)."""
-    if len(train.stimuli) == 1:
-        st = train.stimuli[0]
-        return st, np.asarray(st.voltage_mV), np.asarray(st.window_current_pA), list(st.spike_times_s)
-    n_rep = min(st.n_repetitions for st in train.stimuli)
-    first = train.stimuli[0]
-    volts, currents, spikes = [], [], [[] for _ in range(n_rep)]
-    offset = first.window_s[0]
-    for st in train.stimuli:
-        volts.append(np.asarray(st.voltage_mV)[:n_rep])
-        currents.append(np.asarray(st.window_current_pA))
-        for r in range(n_rep):
-            spikes[r].append(np.asarray(st.spike_times_s[r]) - st.window_s[0] + offset)
-        offset += st.voltage_mV.shape[1] * st.dt_s
-    return first, np.concatenate(volts, axis=1), np.concatenate(currents), [np.concatenate(t) for t in spikes]

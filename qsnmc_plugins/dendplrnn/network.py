@@ -1,15 +1,19 @@
-"""The driven, clipped dendritic PLRNN (torch).
+"""The driven, clipped dendritic PLRNN (torch), with a voltage and a spike-hazard readout.
 
     z_t = A z_{t-1} + W phi(z_{t-1}) + h_0 + C s_t
     phi(z) = sum_b alpha_b [max(0, z - h_b) - max(0, z)]     (clipped dendritic basis)
+    P(spike in step t) = sigmoid(w_h . z_t + b_h)             (Bernoulli hazard per step)
 
 A is diagonal, W has a zero diagonal, s_t the standardised injected current. The
 observed voltage is the first ``n_obs`` latent units (identity observation), so
 teacher forcing writes the recording straight into the state. The clipped basis is
 bounded, and A is kept inside (-1, 1) after each optimiser step, so free runs of any
-length stay bounded (Brenner et al. 2022, section 3.2).
+length stay bounded (Brenner et al. 2022, section 3.2). The hazard is a GLM on the latent
+state, the spike channel of a multimodal PLRNN (Kramer et al. 2022, ICML).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -21,7 +25,8 @@ A_MAX = 0.999
 class DendPLRNN(nn.Module):
     """Latent dimension ``m``, ``n_bases`` dendritic bases, ``n_obs`` observed units, ``n_in`` inputs."""
 
-    def __init__(self, m: int, n_bases: int, n_obs: int = 1, n_in: int = 1, generator: torch.Generator | None = None):
+    def __init__(self, m: int, n_bases: int, n_obs: int = 1, n_in: int = 1, generator: torch.Generator | None = None,
+                 base_rate: float = 0.01):
         super().__init__()
         if not 1 <= n_obs <= m:
             raise ValueError(f"need 1 <= n_obs <= m, got n_obs={n_obs}, m={m}")
@@ -33,7 +38,14 @@ class DendPLRNN(nn.Module):
         self.C = nn.Parameter(torch.randn(m, n_in, generator=g) * 0.1)
         self.alpha = nn.Parameter(torch.rand(n_bases, generator=g) / n_bases)
         self.thresholds = nn.Parameter(torch.randn(n_bases, m, generator=g))
+        self.hazard_w = nn.Parameter(torch.zeros(m))
+        p = min(max(float(base_rate), 1e-4), 0.5)
+        self.hazard_b = nn.Parameter(torch.tensor(float(math.log(p / (1 - p)))))  #: starts at the base rate
         self.register_buffer("offdiag", 1.0 - torch.eye(m))
+
+    def hazard_logits(self, states: torch.Tensor) -> torch.Tensor:
+        """Logit of the spike probability per step, from latent states (..., m) -> (...)."""
+        return states @ self.hazard_w + self.hazard_b
 
     def basis(self, z: torch.Tensor) -> torch.Tensor:
         """phi(z), shape like ``z`` (batch, m)."""

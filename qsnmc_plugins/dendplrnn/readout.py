@@ -1,4 +1,4 @@
-"""Spike times from the network's predicted voltage, and their held-out score."""
+"""Spike times from the network's predicted voltage (threshold crossings), and their Gamma/R."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,27 +25,3 @@ def normalised_gamma(recorded: list[np.ndarray], predicted: np.ndarray, delta_s:
     except InvalidPrediction:
         return -1.0
     return float(np.mean(g) / reliability)
-
-
-def choose_readout(voltage_mV: np.ndarray, dt_s: float, t0_s: float, recorded: list[np.ndarray],
-                   window_s: tuple[float, float], delta_s: float, thresholds_mV, shifts_s) -> tuple[float, float, float]:
-    """Detection threshold (mV) and time shift (s) that maximise mean Gamma/R of a free run.
-
-    The shift corrects the network grid's bias: a max-pooled step k covers
-    ``[k dt, (k + 1) dt)`` while the crossing is interpolated between steps k-1 and k.
-
-    Returns:
-        (threshold_mV, shift_s, Gamma/R at that choice).
-    """
-    duration = window_s[1] - window_s[0]
-    reliability = intrinsic_reliability(recorded, delta_s, duration=duration)
-    best = (-np.inf, float(thresholds_mV[0]), 0.0)
-    for th in thresholds_mV:
-        t = predicted_spikes(voltage_mV, dt_s, float(th), t0_s, (window_s[0] - 1.0, window_s[1] + 1.0))
-        for sh in shifts_s:
-            ts = t + sh
-            ts = ts[(ts >= window_s[0]) & (ts < window_s[1])]
-            g = normalised_gamma(recorded, ts, delta_s, duration, reliability)
-            if g > best[0]:
-                best = (g, float(th), float(sh))
-    return best[1], best[2], best[0]

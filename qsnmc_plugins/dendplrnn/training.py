@@ -1,15 +1,24 @@
-"""Backpropagation through time with sparse teacher forcing, with checkpoints and restarts."""
+"""Backpropagation through time with sparse teacher forcing, with checkpoints and restarts.
+
+The loss is the weighted MSE of the voltage unit (sparse teacher forcing every ``tau``
+steps after the forced burn-in; ``tau = 0``: no forcing after the burn-in) plus the
+Bernoulli likelihood of the spike hazard against the fraction of repetitions spiking in
+each step, both over the steps after the burn-in.
+"""
 from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
+from qsnmc_plugins.dendplrnn.fast_rollout import fast_rollout
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
+from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, make_batch, sample_windows
 from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
 
 
@@ -18,29 +27,12 @@ class FitFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SequenceData:
-    """Training sequences on the network's grid.
-
-    Attributes:
-        voltage: (n_reps, n_steps) standardised voltage.
-        inputs: (n_steps, n_in) standardised current.
-        weights: (n_reps, n_steps) loss weights.
-        stop: windows are drawn from steps ``[0, stop)`` only (the rest is held out).
-    """
-
-    voltage: np.ndarray
-    inputs: np.ndarray
-    weights: np.ndarray
-    stop: int
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """One training configuration (steps are network steps)."""
 
     m: int = 24  #: latent units
     n_bases: int = 8  #: dendritic bases B
-    tau: int = 20  #: sparse teacher forcing interval (steps)
+    tau: int = 20  #: sparse teacher forcing interval (steps); 0: none after the burn-in
     n_in: int = 1  #: input channels (the current, and its filtrates when a filter bank is used)
     seq_len: int = 250  #: steps per window with loss
     burn_in: int = 30  #: fully forced steps before the loss starts
@@ -53,6 +45,9 @@ class TrainConfig:
     ema_decay: float = 0.97
     #: generalised teacher forcing between the sparse forcing steps (0: off, pure sparse TF)
     gtf_alpha: float = 0.0
+    #: weight of the spike hazard's mean binary cross-entropy in the loss (0: voltage only)
+    spike_loss_weight: float = 0.0
+    base_rate: float = 0.01  #: mean spike probability per step (the hazard's initial bias)
 
 
 @dataclass
@@ -72,7 +67,14 @@ class TrainState:
     best_state: dict | None = None
     restarts: int = 0
     ema: torch.optim.swa_utils.AveragedModel | None = None  #: moving average of ``net`` (None: off)
+    train_seconds: float = 0.0  #: wall time spent in optimiser iterations (batching, forward, backward, step)
     _good: tuple | None = None
+
+    @property
+    def samples_per_s(self) -> float:
+        """Training throughput: window steps (burn-in included) per second of optimiser iterations."""
+        n = self.iterations * self.config.batch_size * (self.config.burn_in + self.config.seq_len)
+        return n / self.train_seconds if self.train_seconds > 0 else 0.0
 
     @property
     def evaluated(self) -> DendPLRNN:
@@ -87,7 +89,7 @@ class TrainState:
 def new_state(config: TrainConfig, seed: int, device: torch.device) -> TrainState:
     """A freshly initialised network (from ``seed``) with its optimiser and weight average."""
     g = torch.Generator().manual_seed(seed)
-    net = DendPLRNN(config.m, config.n_bases, n_in=config.n_in, generator=g).to(device)
+    net = DendPLRNN(config.m, config.n_bases, n_in=config.n_in, generator=g, base_rate=config.base_rate).to(device)
     opt = torch.optim.RAdam(net.parameters(), lr=config.lr)
     ema = None
     if config.ema_decay > 0:
@@ -110,30 +112,42 @@ def _ema_with_warmup(decay: float) -> Callable:
     return avg_fn
 
 
-def _batch(data: SequenceData, cfg: TrainConfig, rng: np.random.Generator, device: torch.device):
-    """Voltage, inputs and loss weights of ``cfg.batch_size`` random windows from random repetitions."""
-    n = cfg.burn_in + cfg.seq_len
-    reps = rng.integers(0, data.voltage.shape[0], cfg.batch_size)
-    starts = rng.integers(0, data.stop - n, cfg.batch_size)
-    idx = starts[:, None] + np.arange(n)
-    x = torch.from_numpy(data.voltage[reps[:, None], idx]).unsqueeze(-1).to(device)
-    s = torch.from_numpy(data.inputs[idx]).to(device)
-    w = torch.from_numpy(data.weights[reps[:, None], idx]).to(device)
-    return x, s, w
+def _batch(sequences: list[StimulusSequence], cfg: TrainConfig, rng: np.random.Generator, device: torch.device):
+    """Voltage, inputs, voltage weights and spike targets of ``cfg.batch_size`` random windows."""
+    windows = sample_windows(sequences, cfg.batch_size, cfg.burn_in + cfg.seq_len, rng)
+    return tuple(torch.from_numpy(a).to(device) for a in make_batch(sequences, windows))
 
 
-def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """Weighted MSE of the observed voltage under sparse teacher forcing (burn-in excluded)."""
-    forcing = forcing_schedule(x.shape[1], cfg.tau, cfg.burn_in)
+def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor, cfg: TrainConfig,
+               y: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted MSE of the observed voltage under sparse teacher forcing, plus
+    ``cfg.spike_loss_weight`` times the hazard's binary cross-entropy against the spike
+    fractions ``y`` (N, T), divided by that of a constant base rate (burn-in excluded)."""
+    n = x.shape[1]
+    forcing = torch.from_numpy(forcing_schedule(n, cfg.tau if cfg.tau > 0 else n + 1, cfg.burn_in))
     z0 = torch.zeros(x.shape[0], net.m, device=x.device)
     z0 = torch.cat([x[:, 0], z0[:, net.n_obs:]], dim=1)
-    pred = net.rollout(z0, s, x, torch.from_numpy(forcing), cfg.gtf_alpha)
     b = cfg.burn_in
+    if cfg.gtf_alpha > 0.0:
+        pred = net.rollout(z0, s, x, forcing, cfg.gtf_alpha)
+        states = None
+    else:
+        states = fast_rollout(net, z0, s, x, forcing)
+        pred = states[..., : net.n_obs]
     err = (pred[:, b:] - x[:, b:]).squeeze(-1) ** 2
-    return (err * w[:, b:]).sum() / w[:, b:].sum()
+    loss = (err * w[:, b:]).sum() / w[:, b:].sum()
+    if cfg.spike_loss_weight > 0.0 and y is not None:
+        if states is None:
+            raise ValueError("the spike likelihood needs gtf_alpha = 0")
+        logits = net.hazard_logits(states[:, b:])
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y[:, b:])
+        p = min(max(cfg.base_rate, 1e-4), 0.5)
+        ref = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+        loss = loss + cfg.spike_loss_weight * bce / ref
+    return loss
 
 
-def train(state: TrainState, data: SequenceData, n_iterations: int, evaluate: Callable[[DendPLRNN], float],
+def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, evaluate: Callable[[DendPLRNN], float],
           eval_every: int, device: torch.device, progress=None, max_restarts: int = 3,
           lr_end_factor: float = 1.0) -> TrainState:
     """Run ``n_iterations`` optimiser steps, scoring the network with ``evaluate`` every ``eval_every``
@@ -154,8 +168,9 @@ def train(state: TrainState, data: SequenceData, n_iterations: int, evaluate: Ca
     done = 0
     decay = lr_end_factor ** (1.0 / max(n_iterations, 1))
     while done < n_iterations:
-        x, s, w = _batch(data, cfg, state.rng, device)
-        loss = batch_loss(net, x, s, w, cfg)
+        t0 = time.perf_counter()
+        x, s, w, y = _batch(data, cfg, state.rng, device)
+        loss = batch_loss(net, x, s, w, cfg, y)
         value = float(loss.detach())
         if not math.isfinite(value) or (state.losses and value > 1e3 * max(min(state.losses), 1e-3)):
             _restart(state, f"loss {value:.3g} at iteration {state.iterations}", max_restarts)
@@ -170,6 +185,7 @@ def train(state: TrainState, data: SequenceData, n_iterations: int, evaluate: Ca
         for group in opt.param_groups:
             group["lr"] *= decay
         state.losses.append(value)
+        state.train_seconds += time.perf_counter() - t0
         done += 1
         if progress is not None:
             progress.update(1)
