@@ -121,6 +121,31 @@ def test_ensemble_fit_is_deterministic_per_seed(short_windows):
     json.dumps(rec)  # the fit record is JSON-serialisable
 
 
+def test_weight_average_is_deterministic_and_kept_at_the_last_step():
+    """With ``ema_decay`` and ``keep="last"`` the kept network is the weight average after the last
+    step: the same for the same seed, different from the raw weights, not a picked checkpoint."""
+    seqs = _tiny_sequences()
+    cfg = TrainConfig(hidden=4, steps=12, batch_size=4, seq_bins=100, burn_bins=10, eval_every=4,
+                      ema_decay=0.8, keep="last")
+    calls = []
+
+    def evaluate(net):
+        calls.append(1)
+        return {"gamma_over_r": 0.0}
+
+    runs = [train_network(seqs, cfg, 3, 0.05, evaluate, torch.device("cpu")) for _ in range(2)]
+    raw = train_network(seqs, TrainConfig(**{**cfg.as_record(), "ema_decay": 0.0}), 3, 0.05, evaluate,
+                        torch.device("cpu"))
+    a, b, r = (torch.cat([p.detach().reshape(-1) for p in x.net.parameters()]) for x in (*runs, raw))
+    assert torch.equal(a, b)  # deterministic per seed
+    assert not torch.allclose(a, r)  # the average, not the raw weights
+    assert runs[0].loss_curve == raw.loss_curve  # averaging does not change the training itself
+    assert runs[0].best_step == 12 and [e["step"] for e in runs[0].ema_curve] == [12]
+    with pytest.raises(ValueError, match="keep"):
+        train_network(seqs, TrainConfig(hidden=4, steps=2, batch_size=2, seq_bins=50, burn_bins=5, keep="x"), 0,
+                      0.05, evaluate, torch.device("cpu"))
+
+
 # ------------------------------------------------------------ batching never crosses stimuli
 def test_windows_stay_inside_one_stimulus():
     rng = np.random.default_rng(0)
