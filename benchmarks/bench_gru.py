@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from qsnmc import load_challenge
-from qsnmc.evaluation import score_predictions
+from qsnmc.scoring.evaluation import score_predictions
 from qsnmc_plugins.gru.model import GRUModel
 
 ROOT = Path(__file__).resolve().parents[1]
