@@ -110,7 +110,8 @@ def _load_fitted(path: str, variants: str, seed: int):
 
     model = pickle.loads(Path(path).read_bytes())
     rows = [json.loads(line) for line in Path(variants).read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["seed"] == seed and r.get("saved", str(Path(path).resolve())) == str(Path(path).resolve())
+    saved = str(Path(path).resolve())
+    rows = [r for r in rows if r["seed"] == seed and r.get("saved", saved) == saved
             and all(getattr(gm, k) == v for k, v in r["overrides"].items())]
     if not rows:
         raise SystemExit(f"no line of {variants} describes a default fit of seed {seed} saved as {path}")

@@ -6,9 +6,9 @@ stimulus (burn-in bins excluded from the loss). Adam, with a linear warm-up of t
 rate over the first tenth of the steps then cosine decay, and gradient clipping. Every
 ``eval_every`` steps the network (and, with ``ema_decay``, the exponential moving average of its
 weights) is scored on the held-out part (Gamma/R of its best readout) and the best checkpoint
-(of the average, if there is one) is kept, or with ``keep="last"`` the weights after the last step. A non-finite loss or gradient
-restores the last good checkpoint and halves the learning rate; after ``max_recoveries``
-such events :class:`TrainingDiverged` is raised.
+(of the average, if there is one) is kept, or with ``keep="last"`` the weights after the last
+step. A non-finite loss or gradient restores the last good checkpoint and halves the learning
+rate; after ``max_recoveries`` such events :class:`TrainingDiverged` is raised.
 """
 from __future__ import annotations
 
