@@ -9,6 +9,11 @@ Writes ``benchmarks/results/gru.json``.
 Usage::
 
     python benchmarks/bench_gru.py [--seeds 0 1 2] [--budget 1.0] [--cell gru] [--out PATH]
+
+``--fitted PATTERN`` (``{seed}`` in it) scores models already fitted and pickled by
+``bench_gru_variants.py --save`` instead of refitting; their overrides must equal the current
+defaults (so each is the default fit of its seed: fits are deterministic per seed), and the fit
+times and held-out figures come from that script's JSON lines (``--variants``).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from qsnmc import load_challenge
-from qsnmc.evaluation import score_predictions
+from qsnmc.scoring.evaluation import score_predictions
 from qsnmc_plugins.gru.model import GRUModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +39,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=1.0)
     ap.add_argument("--cell", default="gru")
     ap.add_argument("--challenge", default=str(ROOT / "reference_data" / "embedded"))
+    ap.add_argument("--fitted", default="", help="pickled default fits, e.g. /tmp/A{seed}.pkl")
+    ap.add_argument("--variants", default=str(ROOT / "benchmarks" / "results" / "gru_variants.jsonl"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gru.json"))
     args = ap.parse_args()
 
@@ -43,10 +50,13 @@ def main() -> None:
     recorded_rate = float(np.mean([len(s) for s in ch.test_recordings(stim.name)]) / stim.duration_s)
     runs = []
     for seed in args.seeds:
-        model = GRUModel(seed=seed, budget=args.budget, cell=args.cell)
-        t0, c0 = time.perf_counter(), time.process_time()
-        record = model.fit(train)
-        fit_s, fit_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        if args.fitted:
+            model, record, fit_s, fit_cpu_s = _load_fitted(args.fitted.format(seed=seed), args.variants, seed)
+        else:
+            model = GRUModel(seed=seed, budget=args.budget, cell=args.cell)
+            t0, c0 = time.perf_counter(), time.process_time()
+            record = model.fit(train)
+            fit_s, fit_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         chosen = model.predict(stim)
         predict_s = time.perf_counter() - t0
@@ -72,6 +82,8 @@ def main() -> None:
             "test_chosen_error": test_chosen.error,
             "member_best_steps": [m["best_step"] for m in record["members"]],
             "heldout_curves": [m["heldout_gamma_over_r_curve"] for m in record["members"]],
+            "ema_heldout_curves": [m.get("ema_heldout_gamma_over_r_curve", []) for m in record["members"]],
+            "fitted_by": "bench_gru_variants.py (pickled)" if args.fitted else "this script",
         }
         runs.append(run)
         print(json.dumps({k: run[k] for k in ("seed", "fit_time_s", "predict_time_s", "chosen_predictor",
@@ -88,6 +100,28 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _load_fitted(path: str, variants: str, seed: int):
+    """A pickled default fit of ``seed`` and its JSON line: (model, record-like dict, fit s, fit CPU s)."""
+    import pickle
+
+    import qsnmc_plugins.gru.model as gm
+
+    model = pickle.loads(Path(path).read_bytes())
+    rows = [json.loads(line) for line in Path(variants).read_text().splitlines() if line.strip()]
+    saved = str(Path(path).resolve())
+    rows = [r for r in rows if r["seed"] == seed and r.get("saved", saved) == saved
+            and all(getattr(gm, k) == v for k, v in r["overrides"].items())]
+    if not rows:
+        raise SystemExit(f"no line of {variants} describes a default fit of seed {seed} saved as {path}")
+    row = rows[-1]  # a line whose overrides all equal the current defaults: a default fit
+    if model.seed != seed or model.budget != 1.0:
+        raise SystemExit(f"{path} is seed {model.seed}, budget {model.budget}")
+    record = {"device": str(model._device), "training": {"samples_per_s": row["samples_per_s"]},
+              "chosen_predictor": row["chosen"], "readout": row["readout"],
+              "heldout_gamma_over_r_by_predictor": row["heldout"], "members": row["members"]}
+    return model, record, row["fit_s"], row["fit_cpu_s"]
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def short_windows(monkeypatch):
 @pytest.mark.slow
 def test_hazard_readout_recovers_escape_rate_neuron(escape_data, short_windows):
     train, stim, test_spikes = escape_data
-    model = GRUModel(seed=0, budget=0.25, hidden=16, members=1)  # 60 steps
+    model = GRUModel(seed=0, budget=0.075, hidden=16, members=1)  # 60 steps, weight average
     record = model.fit(train)
     pred = model.predict(stim)
     assert np.all(np.diff(pred) > 0) and pred.min() >= 18.0 and pred.max() < 24.0
@@ -111,7 +111,7 @@ def test_ensemble_fit_is_deterministic_per_seed(short_windows):
     stim = qsnmc.Stimulus("A", DT_S, train.stimuli[0].current_pA, (4.0, 6.0), 3)
     runs = []
     for _ in range(2):
-        m = GRUModel(seed=5, budget=0.04, hidden=8, members=2)  # 10 steps each
+        m = GRUModel(seed=5, budget=0.0125, hidden=8, members=2)  # 10 steps each
         rec = m.fit(train)
         runs.append((m.predict(stim), rec["loss_curve"]))
     assert np.array_equal(runs[0][0], runs[1][0])
@@ -119,6 +119,31 @@ def test_ensemble_fit_is_deterministic_per_seed(short_windows):
     assert {"member 0", "member 1", "ensemble"} <= set(rec["heldout_gamma_over_r_by_predictor"])
     assert [s["stimulus"] for s in rec["validation"]["stimuli"]] == ["A", "B"]
     json.dumps(rec)  # the fit record is JSON-serialisable
+
+
+def test_weight_average_is_deterministic_and_kept_at_the_last_step():
+    """With ``ema_decay`` and ``keep="last"`` the kept network is the weight average after the last
+    step: the same for the same seed, different from the raw weights, not a picked checkpoint."""
+    seqs = _tiny_sequences()
+    cfg = TrainConfig(hidden=4, steps=12, batch_size=4, seq_bins=100, burn_bins=10, eval_every=4,
+                      ema_decay=0.8, keep="last")
+    calls = []
+
+    def evaluate(net):
+        calls.append(1)
+        return {"gamma_over_r": 0.0}
+
+    runs = [train_network(seqs, cfg, 3, 0.05, evaluate, torch.device("cpu")) for _ in range(2)]
+    raw = train_network(seqs, TrainConfig(**{**cfg.as_record(), "ema_decay": 0.0}), 3, 0.05, evaluate,
+                        torch.device("cpu"))
+    a, b, r = (torch.cat([p.detach().reshape(-1) for p in x.net.parameters()]) for x in (*runs, raw))
+    assert torch.equal(a, b)  # deterministic per seed
+    assert not torch.allclose(a, r)  # the average, not the raw weights
+    assert runs[0].loss_curve == raw.loss_curve  # averaging does not change the training itself
+    assert runs[0].best_step == 12 and [e["step"] for e in runs[0].ema_curve] == [12]
+    with pytest.raises(ValueError, match="keep"):
+        train_network(seqs, TrainConfig(hidden=4, steps=2, batch_size=2, seq_bins=50, burn_bins=5, keep="x"), 0,
+                      0.05, evaluate, torch.device("cpu"))
 
 
 # ------------------------------------------------------------ batching never crosses stimuli

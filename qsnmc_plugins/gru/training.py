@@ -4,10 +4,11 @@ Binary cross-entropy between the network's hazard and the fraction of repetition
 in each bin (a Bernoulli likelihood per bin), over windows drawn from the fit part of every
 stimulus (burn-in bins excluded from the loss). Adam, with a linear warm-up of the learning
 rate over the first tenth of the steps then cosine decay, and gradient clipping. Every
-``eval_every`` steps the network is scored on the held-out part
-(Gamma/R of its best readout) and the best checkpoint is kept. A non-finite loss or gradient
-restores the last good checkpoint and halves the learning rate; after ``max_recoveries``
-such events :class:`TrainingDiverged` is raised.
+``eval_every`` steps the network (and, with ``ema_decay``, the exponential moving average of its
+weights) is scored on the held-out part (Gamma/R of its best readout) and the best checkpoint
+(of the average, if there is one) is kept, or with ``keep="last"`` the weights after the last
+step. A non-finite loss or gradient restores the last good checkpoint and halves the learning
+rate; after ``max_recoveries`` such events :class:`TrainingDiverged` is raised.
 """
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 25
     max_recoveries: int = 3
+    #: decay of an exponential moving average of the weights per step (0: no average);
+    #: with an average, the averaged network is evaluated and may be kept at each checkpoint
+    ema_decay: float = 0.0
+    #: "best": keep the evaluated checkpoint with the highest held-out Gamma/R;
+    #: "last": keep the network (its average, with ``ema_decay``) after the last step
+    keep: str = "best"
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -58,6 +65,8 @@ class TrainResult:
     heldout_curve: list[dict[str, float]] = field(default_factory=list)
     recoveries: list[dict[str, Any]] = field(default_factory=list)
     samples_per_s: float = 0.0
+    #: held-out scores of the weight average at each evaluation (empty without ``ema_decay``)
+    ema_curve: list[dict[str, float]] = field(default_factory=list)
 
 
 def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: int, base_rate: float,
@@ -81,9 +90,12 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     lr_scale = 1.0
     _set_lr(opt, 0, config, lr_schedule_steps, lr_scale)
-    good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), 0)
+    good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), 0, copy.deepcopy(net.state_dict()))
     result = TrainResult(net, 0, -math.inf)
     best_state = copy.deepcopy(net.state_dict())
+    ema = copy.deepcopy(net) if config.ema_decay > 0 else None
+    if config.keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {config.keep!r}")
     losses: list[float] = []
     seconds, samples = 0.0, 0
     step = 0
@@ -111,6 +123,8 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
                     f"{len(result.recoveries)} restarts from the last good checkpoint at lower learning rates")
             net.load_state_dict(good[0])
             opt.load_state_dict(good[1])
+            if ema is not None:
+                ema.load_state_dict(good[3])
             lr_scale *= 0.5
             result.recoveries.append({"step": step, "restart_from_step": good[2], "lr_scale": lr_scale})
             step = good[2]
@@ -118,6 +132,10 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
             continue
         opt.step()
         step += 1
+        if ema is not None:  # average warms up: decay (1 + step) / (10 + step) early on
+            d = min(config.ema_decay, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - d)
         _set_lr(opt, step, config, lr_schedule_steps, lr_scale)
         losses.append(float(loss.detach()))
         seconds += time.perf_counter() - t
@@ -125,16 +143,23 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
         if progress is not None:
             progress.update(1)
         if step % config.eval_every == 0 or step == config.steps:
-            net.eval()
-            with torch.no_grad():
-                ev = evaluate(net)
-            ev = {"step": step, **ev}
-            result.heldout_curve.append(ev)
+            kept = ema if ema is not None else net
+            if config.keep == "best" or step == config.steps:
+                net.eval()
+                with torch.no_grad():
+                    ev = {"step": step, **evaluate(net)}
+                result.heldout_curve.append(ev)
+                if ema is not None:
+                    ema.eval()
+                    with torch.no_grad():
+                        ev = {"step": step, **evaluate(ema)}
+                    result.ema_curve.append(ev)
+                if ev["gamma_over_r"] > result.best_score or config.keep == "last":
+                    result.best_score, result.best_step = ev["gamma_over_r"], step
+                    best_state = copy.deepcopy(kept.state_dict())
             if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-                good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), step)
-            if ev["gamma_over_r"] > result.best_score:
-                result.best_score, result.best_step = ev["gamma_over_r"], step
-                best_state = copy.deepcopy(net.state_dict())
+                good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), step,
+                        copy.deepcopy(kept.state_dict()))
     net.load_state_dict(best_state)
     net.eval()
     result.loss_curve = losses
