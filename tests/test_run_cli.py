@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,36 @@ def test_jobs_and_threads_below_one_are_refused(work, data_dir):
     for flag in ("--jobs", "--threads"):
         proc = run_cli(["run", "lif", "--challenge", "synthetic-test", flag, "0"], cwd=work, data_dir=data_dir)
         assert proc.returncode == 2 and "must be at least 1" in proc.stderr
+
+
+WHERE_PROBE = '''
+import numpy as np
+import qsnmc
+
+class WhereProbe(qsnmc.Model):
+    name = "where-probe"
+    def fit(self, train):
+        return {"qsnmc": qsnmc.__file__}
+    def predict(self, stimulus):
+        return np.zeros(0)
+
+@qsnmc.hookimpl
+def qsnmc_register_models():
+    return [WhereProbe]
+'''
+
+
+def test_workers_import_qsnmc_from_the_checkout_the_run_uses(work, data_dir, tmp_path):
+    """A checkout that is not the installed one (a git worktree on PYTHONPATH) runs its own code
+    in the sandboxed worker, not the installed copy (which the sandbox does not expose)."""
+    import qsnmc
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(Path(qsnmc.__file__).parent, checkout / "qsnmc", ignore=shutil.ignore_patterns("__pycache__"))
+    (work / "submissions" / "where_probe.py").write_text(WHERE_PROBE)
+    proc = run_cli(["run", "where-probe", "--challenge", "synthetic-test"], cwd=work, data_dir=data_dir,
+                   env={"PYTHONPATH": str(checkout)})
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((_latest(work) / "where-probe" / "record.json").read_text())
+    assert record["status"] == "ok", record["reason"]
+    assert record["fit_record"]["qsnmc"] == str(checkout / "qsnmc" / "__init__.py")

@@ -112,7 +112,10 @@ def wrap(
     home = sandbox_home()
     env = dict(os.environ)
     env.update(HOME=str(home), PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTHONPATH", None)
+    # the worker imports qsnmc (and built-ins beside it) from the checkout this process runs,
+    # also when that is not the installed one (a git worktree run with PYTHONPATH); inside the
+    # sandbox only the bound folders of that checkout exist
+    env["PYTHONPATH"] = str(CORE_PACKAGE.parent)
     exe = bwrap_path()
     if exe is None:
         return argv, env, False
