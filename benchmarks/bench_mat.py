@@ -60,7 +60,7 @@ def main() -> None:
         "predict_time_s": predict_s,
         "training_fit_part_gamma_over_R": record["fit_gamma_over_R"],
         "training_window_gamma_over_R": float(np.mean([v["gamma_over_R"] for v in train_scores.values()])),
-        "heldout_gamma_over_R": record["heldout_gamma_over_R"],
+        "heldout_gamma_over_R": record["held_out_gamma_over_R"],
         "test_gamma": score.gamma,
         "test_gamma_over_R": score.performance,
         "test_error": score.error,

@@ -11,6 +11,8 @@ from conftest import PROJECT, read_rows, run_cli
 from qsnmc.harness.discovery import discover_models
 
 ENTRIES = discover_models(PROJECT / "submissions")
+#: built-ins whose fit chooses settings on held-out training data (all but the chance level)
+FITTED_BUILTINS = {"lif", "mat", "arx", "adex", "gif", "ddf", "dendplrnn", "gru"}
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +45,18 @@ def test_model_fits_predicts_and_is_scored(quick_run, name):
     assert isinstance(record["fit_record"], dict)
     json.dumps(record["fit_record"])  # the fit record is JSON all the way down
     assert record["fit_s"] is not None and record["predict_s"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FITTED_BUILTINS))
+def test_fit_record_shows_held_out_scores_and_counts_per_stimulus(quick_run, name):
+    """One key in every fitted built-in's record: per stimulus, held-out Gamma/R and predicted /
+    recorded spike counts (``ValidationScore.per_stimulus``), so a reader sees where it fails."""
+    work, rows = quick_run
+    assert name in rows
+    run_dir = work / "runs" / (work / "runs" / "LATEST").read_text().strip()
+    per = json.loads((run_dir / name / "record.json").read_text())["fit_record"]["held_out_per_stimulus"]
+    assert per, f"{name}: empty held_out_per_stimulus"
+    for stim, row in per.items():
+        assert {"gamma_over_r", "n_predicted", "n_recorded", "count_ratio", "included"} <= set(row), (name, stim)
+        assert row["n_recorded"] > 0, (name, stim)

@@ -139,7 +139,7 @@ def test_multi_stimulus_fit_predicts_an_unseen_stimulus():
     for key in ("orders", "coefficients", "spike_rule", "validation", "stability"):
         assert key in record
     assert record["coefficients"]["pole_radius"] < 1.0
-    per = record["validation"]["held_out_per_stimulus"]
+    per = record["held_out_per_stimulus"]
     assert sorted(per) == ["s0", "s1"] and all(row["n_recorded"] > 0 for row in per.values())
     assert all(0.5 < row["count_ratio"] < 2.0 for row in per.values())  # a count-penalised rule fires at the cell's rate
     search = record["spike_rule_search"]

@@ -105,8 +105,8 @@ def test_fit_recovers_omega_and_alphas_of_a_known_mat_neuron():
     assert record["omega_mV"] == pytest.approx(TRUE_OMEGA_MV, abs=2.0)
     assert record["alphas_mV"][0] == pytest.approx(TRUE_ALPHAS_MV[0], rel=0.35)
     assert record["alphas_mV"][1] == pytest.approx(TRUE_ALPHAS_MV[1], rel=0.5)
-    assert record["heldout_gamma_over_R"] > 0.9
-    assert record["heldout_per_stimulus"]["A"]["count_ratio"] == pytest.approx(1.0, abs=0.1)
+    assert record["held_out_gamma_over_R"] > 0.9
+    assert record["held_out_per_stimulus"]["A"]["count_ratio"] == pytest.approx(1.0, abs=0.1)
     prediction = model.predict(Stimulus("A", dt, current, (split, duration), 4))
     test = [t[t >= split] for t in trains]
     r = intrinsic_reliability(test, duration=duration - split)
@@ -140,5 +140,5 @@ def test_beats_the_poisson_baseline_on_the_embedded_challenge(embedded_challenge
     from qsnmc import evaluate_in_process
 
     result = evaluate_in_process(MATModel(seed=0, budget=0.1), embedded_challenge)
-    assert result.record["heldout_gamma_over_R"] > 0.2
+    assert result.record["held_out_gamma_over_R"] > 0.2
     assert result.score.performance > 0.2

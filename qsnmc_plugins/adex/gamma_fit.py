@@ -265,7 +265,7 @@ class Stage2Result:
     log: GenerationLog
     de_message: str
     n_evaluations: int
-    held_out_per_stimulus: dict[str, Any] = field(default_factory=dict)  #: ValidationScore.to_dict() of params
+    held_out_per_stimulus: dict[str, Any] = field(default_factory=dict)  #: ValidationScore.per_stimulus() of params
     searched: tuple[str, ...] = SEARCH_NAMES
 
 
@@ -346,7 +346,7 @@ def fit_stage2(
         log=objective.log,
         de_message=str(result.message),
         n_evaluations=int(result.nfev),
-        held_out_per_stimulus=held_v[best].to_dict() if held_v[best] is not None else {},
+        held_out_per_stimulus=held_v[best].per_stimulus() if held_v[best] is not None else {},
         searched=space.names,
     )
 

@@ -242,6 +242,7 @@ class ArxModel(Model):
                           "message": message},
             "spike_rule": self.rule.to_record(),
             "spike_rule_fit_part": rule_fit.to_record(),
+            "held_out_per_stimulus": held.per_stimulus(),
             "validation": {
                 "fit_fraction": FIT_FRACTION,
                 "held_out_rmse_mV": ranking[0].rmse_mV,
@@ -249,7 +250,6 @@ class ArxModel(Model):
                 "held_out_gamma": float(np.mean([h.gamma for h in held.stimuli])),
                 "held_out_gamma_over_R": held.performance,
                 "held_out_log_count_error": held.count_error(every_stimulus=True),
-                "held_out_per_stimulus": held.per_stimulus(),
                 "training_gamma": float(np.mean([h.gamma for h in whole.stimuli])),
                 "training_gamma_over_R": whole.performance,
                 "training_per_stimulus": whole.per_stimulus(),

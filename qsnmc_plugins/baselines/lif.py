@@ -117,7 +117,7 @@ class LeakyIntegrateAndFire(Model):
         score = validate_model(inner, fold)
         return {"heldout_gamma_over_R": score.performance, "heldout_fraction": HELDOUT_FRACTION,
                 "heldout_log_count_error": score.count_error(every_stimulus=True),
-                "heldout_per_stimulus": score.per_stimulus()}
+                "held_out_per_stimulus": score.per_stimulus()}
 
     def _fit_membrane(self, train: TrainingData, factor: int, step: float) -> None:
         """``dV/dt = a V + b I + c`` by least squares on the binned subthreshold voltage of every

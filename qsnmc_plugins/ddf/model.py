@@ -147,7 +147,7 @@ class DDFModel(Model):
             "map_step_ms": dt * 1e3,
             "samples_per_step": step,
             "heldout_gamma_over_r": score,
-            "heldout_per_stimulus": best.heldout.per_stimulus() if best.heldout is not None else {},
+            "held_out_per_stimulus": best.heldout.per_stimulus() if best.heldout is not None else {},
             "heldout_start_s": {s.stimulus: s.time_s(starts[s.stimulus]) for s in series},
             "refitted_on_whole_window": refitted,
             "refine": refine_record,

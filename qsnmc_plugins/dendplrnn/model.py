@@ -187,6 +187,7 @@ class DendPLRNNModel(Model):
             "readout": self.readout.as_record(),
             "heldout_gamma_over_R": chosen_p,
             "validation": validation.to_dict(),
+            "held_out_per_stimulus": validation.per_stimulus(),
             "input_filter_taus_s": list(self.input_taus_s),
             "input_sd": self.input_sd.tolist(),
             "clip_mV": CLIP_MV,

@@ -37,7 +37,7 @@ Budget: at budget >= 0.5 the fit searches structure and latency as above (6-8 fi
 membrane and threshold); below, the default structure (10 s kernels, 2 ms refractory period,
 no input term) at 0 ms and the default latency.
 
-The fit record's ``validation.per_stimulus`` gives, for the chosen settings, each held-out
+The fit record's ``held_out_per_stimulus`` gives, for the chosen settings, each held-out
 stimulus' Gamma/R, R and predicted / recorded spike counts.
 
 Prediction simulates the whole protocol from its start, so a test window that continues a
@@ -90,14 +90,6 @@ THRESHOLD_INPUT_CANDIDATE_S: tuple[float, ...] = (0.03, 0.3)
 COUNT_PENALTY = 0.1
 #: the readout that samples one train per repetition from the escape rate
 STOCHASTIC = "stochastic"
-
-
-def per_stimulus_record(score: ValidationScore) -> list[dict]:
-    """Per held-out stimulus: Gamma/R, R, and predicted / recorded spike counts (mean per repetition)."""
-    return [{"stimulus": s.stimulus, "gamma_over_r": None if not np.isfinite(s.normalised) else s.normalised,
-             "reliability": None if not np.isfinite(s.reliability) else s.reliability, "included": s.included,
-             "n_predicted": s.n_predicted, "n_recorded": s.n_recorded,
-             "count_ratio": None if not np.isfinite(s.count_ratio) else s.count_ratio} for s in score.stimuli]
 
 
 class GIFModel(Model):
@@ -251,10 +243,10 @@ class GIFModel(Model):
                 f"per repetition) and deterministic hazard levels {[round(x, 1) for x in LEVELS_HZ]} Hz "
                 f"(each level's Gamma/R averaged with its grid neighbours'): {best['merit']:.3f} "
                 f"vs {stochastic['merit']:.3f} stochastic"),
+            "held_out_per_stimulus": best["score"].per_stimulus(),
             "validation": {
                 "fold": fold.label,
                 "chosen": best["score"].to_dict(),
-                "per_stimulus": per_stimulus_record(best["score"]),
                 **self._structure(),
                 "candidates": [{**c["structure"], "latency_ms": c["latency_ms"], "readout": c["readout"],
                                 "performance": c["score"].performance, "merit": c["merit"],

@@ -185,6 +185,7 @@ class GRUModel(Model):
             "readout": self.readout.as_record(),
             "heldout_gamma_over_r": chosen_p,
             "validation": validation.to_dict(),
+            "held_out_per_stimulus": validation.per_stimulus(),
             "device": str(device),
             "fit_time_s": time.perf_counter() - t_start,
         }

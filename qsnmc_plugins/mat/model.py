@@ -186,7 +186,7 @@ class MATModel(Model):
         record["n_kernels"] = self.n_kernels
         record["heldout_objective_by_n_kernels"] = choices
         record.update(self._validation(objective, "fit", fit_segments))
-        record.update(self._validation(objective, "heldout", heldout_segments))
+        record.update(self._validation(objective, "held_out", heldout_segments))
         record["fit_part_s"] = [[seg.start_s, seg.stop_s] for seg in fit_segments]
         record["heldout_part_s"] = [[seg.start_s, seg.stop_s] for seg in heldout_segments]
         record["fit_time_s"] = time.perf_counter() - t_start
