@@ -121,6 +121,26 @@ def test_ensemble_fit_is_deterministic_per_seed(short_windows):
     json.dumps(rec)  # the fit record is JSON-serialisable
 
 
+def test_input_race_keeps_the_set_with_the_best_held_out_score_and_leaves_its_run_unchanged(short_windows):
+    train = _small_two_stimulus_training()
+    stim = qsnmc.Stimulus("A", DT_S, train.stimuli[0].current_pA, (4.0, 6.0), 3)
+    auto = GRUModel(seed=2, budget=0.0143, hidden=8)  # 10 steps; both sets race the first 4 (5: an evaluation)
+    rec = auto.fit(train)
+    race = rec["inputs"]["race"]
+    assert set(race["heldout_gamma_over_r"]) == {"fast", "slow"}
+    winner = max(race["heldout_gamma_over_r"], key=lambda n: race["heldout_gamma_over_r"][n])
+    assert rec["inputs"]["input_set"] == winner == auto.input_set
+    assert len(rec["inputs"]["channels"]) == (4 if winner == "fast" else 6)
+    alone = GRUModel(seed=2, budget=0.0143, hidden=8, inputs=winner)
+    rec_alone = alone.fit(train)
+    assert rec_alone["inputs"]["race"] is None
+    # the winner trained exactly as it would have alone: the race only adds the loser's steps
+    assert rec["loss_curve"] == rec_alone["loss_curve"]
+    assert np.array_equal(auto.predict(stim), alone.predict(stim))
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        GRUModel(inputs="slowest")
+
+
 def test_weight_average_is_deterministic_and_kept_at_the_last_step():
     """With ``ema_decay`` and ``keep="last"`` the kept network is the weight average after the last
     step: the same for the same seed, different from the raw weights, not a picked checkpoint."""
@@ -239,3 +259,22 @@ def test_readout_places_spikes_at_hazard_peaks_inside_window():
     # 100 and 103 are within the 6 ms gap: one spike; 990 lies outside the window
     assert t.size == 2 and np.all(np.diff(t) > 0) and t.min() >= 2.0 and t.max() < 2.95
     assert abs(t[1] - (2.0 + 400.5e-3)) < 1e-4
+
+
+def test_count_matched_readout_keeps_the_hazards_expected_count_of_highest_peaks():
+    # ten bumps of rising height on a flat hazard; the window holds bins 100-899 only
+    h = np.full(1000, 1e-4)
+    bumps = np.arange(50, 1000, 100)  # 50, 150, ..., 950
+    h[bumps] = np.linspace(0.1, 1.0, bumps.size)
+    inside = (bumps >= 100) & (bumps < 900)
+    expected = float(h[100:900].sum())  # spikes per repetition the hazard expects in the window
+    t = spikes_from_hazard(h, 0.0, 1e-3, Readout(0.0, 0.0, 3.0, count_scale=1.0), (0.1, 0.9))
+    assert t.size == round(expected)
+    # the highest peaks inside the window are the ones kept
+    kept = np.sort(bumps[inside][np.argsort(-h[bumps[inside]])][: t.size])
+    assert np.allclose(t, (kept + 0.5) * 1e-3, atol=1e-4)
+    half = spikes_from_hazard(h, 0.0, 1e-3, Readout(0.0, 0.0, 3.0, count_scale=0.5), (0.1, 0.9))
+    assert half.size == round(0.5 * expected) and set(np.round(half, 4)) <= set(np.round(t, 4))
+    # with a low hazard the rule predicts no spike, not the noise's peaks
+    assert spikes_from_hazard(np.full(1000, 1e-4), 0.0, 1e-3, Readout(0.0, 0.0, 3.0, 1.0), (0.1, 0.9)).size == 0
+

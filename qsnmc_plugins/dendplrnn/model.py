@@ -66,6 +66,7 @@ MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s +
 STEPS = 900
 MIN_STEPS = 20
 EVAL_EVERY = 100  #: optimiser steps between held-out checkpoints at budget 1
+ADAM_BETA2 = 0.999  #: RAdam's second-moment decay
 LR_END_FACTOR = 0.1  #: the learning rate decays geometrically to this fraction over a member's steps
 #: time constants (s) of the low-pass filtrates of the current given as extra inputs
 INPUT_TAUS_S: tuple[float, ...] = (0.02, 0.1, 0.5)
@@ -129,7 +130,7 @@ class DendPLRNNModel(Model):
         eval_every = max(10, min(EVAL_EVERY, steps // 4))
         longest = max(q.n_steps for q in sequences)
         base = TrainConfig(n_in=next(iter(inputs.values())).shape[1], spike_loss_weight=SPIKE_LOSS_WEIGHT,
-                           base_rate=base_rate)
+                           base_rate=base_rate, adam_beta2=ADAM_BETA2)
         if base.burn_in + base.seq_len > longest:  # short recordings: windows as long as the longest fit part
             base = replace(base, seq_len=max(10, longest - base.burn_in))
         states = []

@@ -39,6 +39,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-2  #: RAdam's learning rate (the best of three tried, see benchmarks/README.md)
     grad_clip: float = 1.0
+    adam_beta2: float = 0.999  #: RAdam's second-moment decay
     #: decay of the exponential moving average of the weights that is evaluated and checkpointed
     #: (0: the raw weights): at lr 2e-2 the raw weights' score swings between checks, the
     #: average over the last ~1 / (1 - decay) steps is steadier
@@ -90,7 +91,7 @@ def new_state(config: TrainConfig, seed: int, device: torch.device) -> TrainStat
     """A freshly initialised network (from ``seed``) with its optimiser and weight average."""
     g = torch.Generator().manual_seed(seed)
     net = DendPLRNN(config.m, config.n_bases, n_in=config.n_in, generator=g, base_rate=config.base_rate).to(device)
-    opt = torch.optim.RAdam(net.parameters(), lr=config.lr)
+    opt = torch.optim.RAdam(net.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
     ema = None
     if config.ema_decay > 0:
         from torch.optim.swa_utils import AveragedModel

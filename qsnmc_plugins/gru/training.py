@@ -16,7 +16,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 import numpy as np
 import torch
@@ -41,6 +41,10 @@ class TrainConfig:
     burn_bins: int = 200
     lr: float = 5e-3
     grad_clip: float = 1.0
+    #: Adam's second-moment decay
+    adam_beta2: float = 0.999
+    #: burn-in bins run without gradient (forward only; the loss never sees them anyway)
+    burn_no_grad: bool = False
     eval_every: int = 25
     max_recoveries: int = 3
     #: decay of an exponential moving average of the weights per step (0: no average);
@@ -73,7 +77,28 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
                   evaluate: Callable[[SpikeHazardNet], dict[str, float]], device: torch.device,
                   progress=None, lr_schedule_steps: int | None = None,
                   fault: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
-    """Train one network from seed ``seed``.
+    """Train one network from seed ``seed`` to ``config.steps`` (see :func:`training_run`)."""
+    return finish(training_run(sequences, config, seed, base_rate, evaluate, device, progress, lr_schedule_steps,
+                               fault))
+
+
+def finish(run: Generator[tuple[int, TrainResult], None, TrainResult]) -> TrainResult:
+    """Drive a :func:`training_run` to its end; its result."""
+    while True:
+        try:
+            next(run)
+        except StopIteration as stop:
+            return stop.value
+
+
+def training_run(sequences: list[StimulusSequence], config: TrainConfig, seed: int, base_rate: float,
+                 evaluate: Callable[[SpikeHazardNet], dict[str, float]], device: torch.device,
+                 progress=None, lr_schedule_steps: int | None = None,
+                 fault: Callable[[int, torch.Tensor], torch.Tensor] | None = None
+                 ) -> Generator[tuple[int, TrainResult], None, TrainResult]:
+    """Train one network from seed ``seed``, as a generator: it yields ``(step, result so far)``
+    after every held-out evaluation (so that a caller can compare runs part-way and drop one)
+    and returns the :class:`TrainResult` (network at its kept checkpoint) after ``config.steps``.
 
     Args:
         sequences: the fit part of every stimulus, one sequence each.
@@ -87,7 +112,7 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
     rng = np.random.default_rng(seed)
     n_in = sequences[0].inputs.shape[1]
     net = SpikeHazardNet(n_in, config.hidden, config.cell, base_rate).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
     lr_scale = 1.0
     _set_lr(opt, 0, config, lr_schedule_steps, lr_scale)
     good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), 0, copy.deepcopy(net.state_dict()))
@@ -106,7 +131,10 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
                           config.seq_bins, config.burn_bins)
         x = torch.from_numpy(x).to(device)
         y = torch.from_numpy(y).to(device)
-        logits = net(x)[:, config.burn_bins:]
+        if config.burn_no_grad:
+            logits = net.forward_after_burn_in(x, config.burn_bins)
+        else:
+            logits = net(x)[:, config.burn_bins:]
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
         if fault is not None:
             loss = fault(step, loss)
@@ -160,6 +188,8 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
             if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
                 good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), step,
                         copy.deepcopy(kept.state_dict()))
+            result.samples_per_s = samples / seconds if seconds > 0 else 0.0
+            yield step, result
     net.load_state_dict(best_state)
     net.eval()
     result.loss_curve = losses

@@ -4,6 +4,11 @@ A spike is placed at each peak of the Gaussian-smoothed hazard that rises above 
 threshold, peaks at least a refractory gap apart; its time is the hazard-weighted mean
 time of the bins around the peak (inside the peak's own +-1 bin), so it may fall between
 bin centres.
+
+The threshold is either one fixed level, or set per window so that the number of spikes
+matches the hazard's own expected count (its sum over the window's bins, spikes per
+repetition) times a factor: that rule needs nothing but the model's output, and lets one
+readout serve stimuli whose rates differ several-fold.
 """
 from __future__ import annotations
 
@@ -17,16 +22,23 @@ SMOOTHING_MS = (0.0, 1.0, 2.0)
 REFRACTORY_MS = (3.0, 6.0)
 #: thresholds tried per (smoothing, gap): quantiles of the candidate peaks' heights
 N_THRESHOLDS = 25
+#: factors on the hazard's expected count tried by :func:`choose_readout` (count-matched readouts)
+COUNT_SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 
 
 @dataclass(frozen=True)
 class Readout:
     """Peak-picking settings: smoothing SD (ms), threshold on the smoothed hazard (probability
-    per bin), and the minimum gap between spikes (ms)."""
+    per bin), and the minimum gap between spikes (ms).
+
+    With ``count_scale`` set, ``threshold`` is unused: in each window the highest
+    ``round(count_scale * sum of the hazard over the window's bins)`` peaks become spikes.
+    """
 
     smoothing_ms: float
     threshold: float
     refractory_ms: float
+    count_scale: float | None = None
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -57,13 +69,33 @@ def _times(hazard: np.ndarray, peaks: np.ndarray, t0_s: float, bin_s: float) -> 
     return t0_s + bin_s * centre.sum(axis=1) / w.sum(axis=1)
 
 
+def _count_matched_peaks(hazard: np.ndarray, smoothed: np.ndarray, gap_bins: int, count_scale: float,
+                         t0_s: float, bin_s: float, window_s: tuple[float, float]) -> np.ndarray:
+    """The ``round(count_scale * expected count)`` highest peaks (bin indices, increasing) inside
+    ``window_s``; the expected count is the hazard's sum over the window's bins."""
+    n = hazard.shape[0]
+    k0 = min(n, max(0, int(np.ceil((window_s[0] - t0_s) / bin_s - 1e-9))))
+    k1 = min(n, max(k0, int(np.ceil((window_s[1] - t0_s) / bin_s - 1e-9))))
+    n_keep = int(round(count_scale * float(np.sum(hazard[k0:k1], dtype=np.float64))))
+    peaks = _peaks(smoothed, gap_bins, 1e-12)
+    peaks = peaks[(peaks >= k0) & (peaks < k1)]
+    if n_keep <= 0 or peaks.size == 0:
+        return peaks[:0]
+    order = np.argsort(-smoothed[peaks], kind="stable")[:n_keep]
+    return np.sort(peaks[order])
+
+
 def spikes_from_hazard(hazard: np.ndarray, t0_s: float, bin_s: float, readout: Readout,
                        window_s: tuple[float, float]) -> np.ndarray:
     """Spike times (s), strictly increasing, inside ``window_s``, from a hazard per bin
     (bin k starting at ``t0_s + k * bin_s``)."""
     sm = _smooth(hazard, readout.smoothing_ms * 1e-3 / bin_s)
     gap = int(round(readout.refractory_ms * 1e-3 / bin_s))
-    t = _times(hazard, _peaks(sm, gap, readout.threshold), t0_s, bin_s)
+    if readout.count_scale is None:
+        peaks = _peaks(sm, gap, readout.threshold)
+    else:
+        peaks = _count_matched_peaks(hazard, sm, gap, readout.count_scale, t0_s, bin_s, window_s)
+    t = _times(hazard, peaks, t0_s, bin_s)
     t = t[(t >= window_s[0]) & (t < window_s[1])]
     if t.size > 1:  # guard: peak-picking with gap >= 2 bins already gives increasing times
         t = t[np.concatenate([[True], np.diff(t) > 0])]
@@ -72,7 +104,9 @@ def spikes_from_hazard(hazard: np.ndarray, t0_s: float, bin_s: float, readout: R
 
 def choose_readout(hazards: dict[str, np.ndarray], t0s_s: dict[str, float], bin_s: float, score,
                    windows_s: dict[str, tuple[float, float]]) -> tuple[Readout, float]:
-    """The readout that maximises ``score({name: spike times})`` (held-out Gamma/R) over the grid.
+    """The readout that maximises ``score({name: spike times})`` (held-out Gamma/R) over the grid:
+    fixed thresholds (quantiles of the peaks' heights) and count-matched thresholds
+    (``COUNT_SCALES``), for every smoothing width and refractory gap.
 
     Args:
         hazards: per held-out stimulus, the hazard per bin; ``t0s_s`` its first bin's start (s).
@@ -90,8 +124,8 @@ def choose_readout(hazards: dict[str, np.ndarray], t0s_s: dict[str, float], bin_
             if heights.size == 0:
                 continue
             levels = np.unique(np.quantile(heights, np.linspace(0.0, 0.98, N_THRESHOLDS)))
-            for th in levels:
-                r = Readout(float(sd), float(th), float(gap_ms))
+            for r in [Readout(float(sd), float(th), float(gap_ms)) for th in levels] + \
+                     [Readout(float(sd), 0.0, float(gap_ms), float(c)) for c in COUNT_SCALES]:
                 pred = {k: spikes_from_hazard(h, t0s_s[k], bin_s, r, windows_s[k]) for k, h in hazards.items()}
                 p = score(pred)
                 if best is None or p > best[0]:
