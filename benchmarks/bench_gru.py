@@ -1,4 +1,4 @@
-"""Benchmark of the gru model on the embedded challenge, over several seeds.
+"""Benchmark of the gru model on a challenge (the embedded one by default), over several seeds.
 
 Per seed: fit time, predict time, held-out Gamma/R (the last 20 % of the training
 window, on which checkpoints, readout and the predictor are chosen: optimistic) of a
@@ -46,8 +46,9 @@ def main() -> None:
 
     ch = load_challenge(args.challenge)
     train = ch.training_data()
-    stim = ch.test_stimuli()[0]
-    recorded_rate = float(np.mean([len(s) for s in ch.test_recordings(stim.name)]) / stim.duration_s)
+    stims = ch.test_stimuli()
+    recorded_rate = {st.name: float(np.mean([len(s) for s in ch.test_recordings(st.name)]) / st.duration_s)
+                     for st in stims}
     runs = []
     for seed in args.seeds:
         if args.fitted:
@@ -58,14 +59,15 @@ def main() -> None:
             record = model.fit(train)
             fit_s, fit_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
-        chosen = model.predict(stim)
+        chosen = {st.name: model.predict(st) for st in stims}
         predict_s = time.perf_counter() - t0
         test = {}
         for name in model.predictors:
-            spikes = chosen if name == record["chosen_predictor"] else model.predict_with(stim, name)
-            test[name] = {"gamma_over_r": score_predictions(ch, {stim.name: spikes}).performance,
-                          "rate_hz": len(spikes) / stim.duration_s}
-        test_chosen = score_predictions(ch, {stim.name: chosen})
+            spikes = chosen if name == record["chosen_predictor"] else {st.name: model.predict_with(st, name)
+                                                                         for st in stims}
+            test[name] = {"gamma_over_r": score_predictions(ch, spikes).performance,
+                          "rate_hz": {st.name: len(spikes[st.name]) / st.duration_s for st in stims}}
+        test_chosen = score_predictions(ch, chosen)
         run = {
             "seed": seed,
             "fit_time_s": fit_s,
@@ -80,6 +82,10 @@ def main() -> None:
             "test_predicted_rate_hz": {k: v["rate_hz"] for k, v in test.items()},
             "test_chosen_gamma_over_r": test_chosen.performance,
             "test_chosen_error": test_chosen.error,
+            "test_chosen_per_stimulus": [{"stimulus": r.stimulus, "gamma_over_r": float(np.mean(r.normalised)),
+                                          "predicted_over_recorded_count": r.n_predicted / r.n_recorded}
+                                         for r in test_chosen.stimuli],
+            "input_set": getattr(model, "input_set", None),
             "member_best_steps": [m["best_step"] for m in record["members"]],
             "heldout_curves": [m["heldout_gamma_over_r_curve"] for m in record["members"]],
             "ema_heldout_curves": [m.get("ema_heldout_gamma_over_r_curve", []) for m in record["members"]],

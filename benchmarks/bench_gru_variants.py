@@ -49,6 +49,7 @@ def main() -> None:
            "fit_s": time.perf_counter() - t0, "fit_cpu_s": time.process_time() - c0,
            "chosen": rec["chosen_predictor"], "heldout": rec["heldout_gamma_over_r_by_predictor"],
            "readout": rec["readout"], "held_out_per_stimulus": rec["held_out_per_stimulus"],
+           "inputs": {k: v for k, v in rec["inputs"].items() if k != "scaling"},
            "samples_per_s": rec["training"]["samples_per_s"],
            "members": [{k: m[k] for k in m if k != "loss_curve"} for m in rec["members"]],
            "saved": str(Path(args.save).resolve()) if args.save else ""}
