@@ -4,10 +4,10 @@ Binary cross-entropy between the network's hazard and the fraction of repetition
 in each bin (a Bernoulli likelihood per bin), over windows drawn from the fit part of every
 stimulus (burn-in bins excluded from the loss). Adam, with a linear warm-up of the learning
 rate over the first tenth of the steps then cosine decay, and gradient clipping. Every
-``eval_every`` steps the network (and, with ``ema_decay``, the exponential moving average of its
-weights) is scored on the held-out part (Gamma/R of its best readout) and the best checkpoint
-(of the average, if there is one) is kept, or with ``keep="last"`` the weights after the last
-step. A non-finite loss or gradient restores the last good checkpoint and halves the learning
+``eval_every`` steps the network (with ``ema_decay``: the exponential moving average of its
+weights, and the raw weights only after the last step) is scored on the held-out part
+(Gamma/R of its best readout) and the best checkpoint (of the average, if there is one) is
+kept, or with ``keep="last"`` the weights after the last step. A non-finite loss or gradient restores the last good checkpoint and halves the learning
 rate; after ``max_recoveries`` such events :class:`TrainingDiverged` is raised.
 """
 from __future__ import annotations
@@ -173,10 +173,11 @@ def training_run(sequences: list[StimulusSequence], config: TrainConfig, seed: i
         if step % config.eval_every == 0 or step == config.steps:
             kept = ema if ema is not None else net
             if config.keep == "best" or step == config.steps:
-                net.eval()
-                with torch.no_grad():
-                    ev = {"step": step, **evaluate(net)}
-                result.heldout_curve.append(ev)
+                if ema is None or step == config.steps:  # with an average, the raw weights only at the end
+                    net.eval()
+                    with torch.no_grad():
+                        ev = {"step": step, **evaluate(net)}
+                    result.heldout_curve.append(ev)
                 if ema is not None:
                     ema.eval()
                     with torch.no_grad():
