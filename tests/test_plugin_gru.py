@@ -278,3 +278,17 @@ def test_count_matched_readout_keeps_the_hazards_expected_count_of_highest_peaks
     # with a low hazard the rule predicts no spike, not the noise's peaks
     assert spikes_from_hazard(np.full(1000, 1e-4), 0.0, 1e-3, Readout(0.0, 0.0, 3.0, 1.0), (0.1, 0.9)).size == 0
 
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_burn_in_without_gradient_gives_the_same_output_and_no_gradient_before_the_window(cell):
+    from qsnmc_plugins.gru.network import SpikeHazardNet
+
+    torch.manual_seed(0)
+    net = SpikeHazardNet(3, 6, cell)
+    x = torch.randn(2, 50, 3, requires_grad=True)
+    full = net(x)[:, 20:]
+    split = net.forward_after_burn_in(x, 20)
+    assert torch.allclose(full, split, atol=1e-6)
+    split.sum().backward()
+    assert torch.count_nonzero(x.grad[:, :20]) == 0 and torch.count_nonzero(x.grad[:, 20:]) > 0

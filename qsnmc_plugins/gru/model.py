@@ -14,9 +14,9 @@ Fit (on ``TrainingData`` only):
    :mod:`training`), ``STEPS`` steps each, with an exponential moving average of the weights
    (``EMA_DECAY`` per step); every ``EVAL_EVERY`` steps the average is scored on the held-out
    part (Gamma/R with its best readout) and the best evaluated average is kept. With
-   ``inputs="auto"`` (not the default: "slow" won every race measured) one network per input set trains the first
-   ``RACE_FRACTION`` of its steps; the set whose network has the lowest held-out binary
-   cross-entropy so far is kept and its network trains on, the other stops.
+   ``inputs="auto"`` (not the default: "slow" won every race measured) one network per input
+   set trains the first ``RACE_FRACTION`` of its steps; the set whose network has the lowest
+   held-out binary cross-entropy so far is kept and its network trains on, the other stops.
 4. ``N_MEMBERS`` networks (one by default; seeds ``1000 * seed + k``); with several members,
    the ensemble's hazard is the mean of its members' hazards. The readout (smoothing, a fixed
    or count-matched threshold, refractory gap; :mod:`qsnmc_plugins.hazard.readout`) is chosen
@@ -46,7 +46,7 @@ from qsnmc_plugins.hazard.readout import Readout, choose_readout, spikes_from_ha
 BIN_S = 1e-3  #: bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)
 INPUT_TAUS_S = (0.02, 0.1, 0.5)  #: low-pass filtrates of the current given as extra inputs (s)
 #: input sets: the "fast" filtrates, or with two slow ones added (history over tens of seconds,
-#: for cells that adapt that slowly); ``inputs="auto"`` races one network on each (costs 3/8 more steps)
+#: for cells that adapt that slowly); ``inputs="auto"`` races one network on each (3/8 more steps)
 INPUT_SETS = {"fast": INPUT_TAUS_S, "slow": INPUT_TAUS_S + (5.0, 20.0)}
 INPUTS = "slow"  #: the default input set: held-out cross-entropy favoured it in every race measured
 RACE_FRACTION = 3 / 8  #: share of the steps each input set's network trains before the race is decided
@@ -56,10 +56,12 @@ STEPS = 800  #: optimiser steps per member at budget 1 (with inputs="auto", 3/8 
 MIN_STEPS = 10
 SEQ_BINS = 1000  #: bins per training window and prediction chunk whose targets count (1 s)
 BURN_BINS = 200  #: burn-in bins before each training window (200 ms: the state settles from zero)
-PREDICT_BURN_BINS = 1000  #: burn-in bins before each prediction chunk (held-out and test): the state's slow part settles too
+#: burn-in bins before each prediction chunk (held-out and test): the state's slow part settles too
+PREDICT_BURN_BINS = 1000
 LR = 1e-2  #: Adam's peak learning rate
 EMA_DECAY = 0.99  #: per-step decay of the weight average (0: none); checkpoints are of the average
-ADAM_BETA2 = 0.99  #: Adam's second-moment decay (0.999 let rare large spike-bin gradients through late in training)
+#: Adam's second-moment decay (at 0.999 its step size stayed large after rare large spike-bin gradients)
+ADAM_BETA2 = 0.99
 BURN_NO_GRAD = False  #: run each window's burn-in without gradient (cheaper; not better on held-out)
 KEEP = "best"  #: "best" checkpoint on held-out, or the "last" (averaged) weights
 EVAL_EVERY = 100  #: optimiser steps between held-out evaluations (at most)
@@ -187,18 +189,19 @@ class GRUModel(Model):
         self.input_set = winner
         self.nets = [m.net for m in members]
 
+        def with_readout(nets) -> tuple:  # (networks, readout, held-out P), the readout chosen on held-out
+            return (nets,) + choose_readout(hazards_of(nets, chosen_set), held_t0, bin_s, scorer, held_win)
+
         # single networks vs the ensemble, each with its own readout chosen on the held-out part
         candidates = {}
         for k, m in enumerate(members):
-            candidates[f"member {k}"] = ([m.net],) + choose_readout(hazards_of([m.net], chosen_set), held_t0, bin_s, scorer, held_win)
+            candidates[f"member {k}"] = with_readout([m.net])
         if len(members) > 1:
-            candidates["ensemble"] = (self.nets,) + choose_readout(hazards_of(self.nets, chosen_set), held_t0, bin_s, scorer, held_win)
+            candidates["ensemble"] = with_readout(self.nets)
             # a member that trained badly drags the mean down: the best members' ensembles compete too
             ranked = sorted(range(len(members)), key=lambda k: -candidates[f"member {k}"][2])
             for n_best in range(2, len(members)):
-                nets = [members[k].net for k in ranked[:n_best]]
-                candidates[f"ensemble of best {n_best}"] = (nets,) + choose_readout(hazards_of(nets, chosen_set), held_t0, bin_s,
-                                                                                    scorer, held_win)
+                candidates[f"ensemble of best {n_best}"] = with_readout([members[k].net for k in ranked[:n_best]])
         self.predictors = {c: (v[0], v[1]) for c, v in candidates.items()}
         chosen = max(candidates, key=lambda c: candidates[c][2])
         self.nets, self.readout, chosen_p = candidates[chosen]

@@ -7,8 +7,9 @@ rate over the first tenth of the steps then cosine decay, and gradient clipping.
 ``eval_every`` steps the network (with ``ema_decay``: the exponential moving average of its
 weights, and the raw weights only after the last step) is scored on the held-out part
 (Gamma/R of its best readout) and the best checkpoint (of the average, if there is one) is
-kept, or with ``keep="last"`` the weights after the last step. A non-finite loss or gradient restores the last good checkpoint and halves the learning
-rate; after ``max_recoveries`` such events :class:`TrainingDiverged` is raised.
+kept, or with ``keep="last"`` the weights after the last step. A non-finite loss or gradient
+restores the last good checkpoint and halves the learning rate; after ``max_recoveries`` such
+events :class:`TrainingDiverged` is raised.
 """
 from __future__ import annotations
 
