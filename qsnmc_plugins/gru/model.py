@@ -44,10 +44,10 @@ from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction, window_bins
 from qsnmc_plugins.hazard.readout import Readout, choose_readout, spikes_from_hazard
 
 BIN_S = 1e-3  #: bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)
-INPUT_TAUS_S = (0.02, 0.1, 0.5)  #: low-pass filtrates of the current given as extra inputs (s)
-#: input sets: the "fast" filtrates, or with two slow ones added (history over tens of seconds,
-#: for cells that adapt that slowly); ``inputs="auto"`` races one network on each (3/8 more steps)
-INPUT_SETS = {"fast": INPUT_TAUS_S, "slow": INPUT_TAUS_S + (5.0, 20.0)}
+#: time constants (s) of the current's low-pass filtrates given as extra inputs: the "fast" set,
+#: or with two slow ones added (history over tens of seconds, for cells that adapt that slowly);
+#: ``inputs="auto"`` races one network on each (3/8 more steps)
+INPUT_SETS = {"fast": (0.02, 0.1, 0.5), "slow": (0.02, 0.1, 0.5, 5.0, 20.0)}
 INPUTS = "slow"  #: the default input set: held-out cross-entropy favoured it in every race measured
 RACE_FRACTION = 3 / 8  #: share of the steps each input set's network trains before the race is decided
 HELDOUT_FRACTION = 0.2  #: end of each stimulus' training window held out for selection
@@ -91,7 +91,6 @@ class GRUModel(Model):
         self.predictors: dict[str, tuple[list, Readout]] = {}
         self._device = None
         self._config = None
-        self._predict_burn_bins = PREDICT_BURN_BINS
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: TrainingData) -> dict[str, Any]:
