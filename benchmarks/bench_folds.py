@@ -8,21 +8,28 @@ count ratios. Folds: the last 25 % of each training window (``time``), and on a 
 with several stimuli each stimulus left out whole (``stimulus``). Appends to
 ``results/folds_<model>.json``.
 
+``--set NAME=VALUE`` overrides a constant of the model's module for the whole run (recorded
+in the result's key).
+
 Run: ``python benchmarks/bench_folds.py mat '{"n_kernels": 3}' --budget 0.25 --split stimulus``
+or ``python benchmarks/bench_folds.py gif '{"threshold_input": true}' --set THRESHOLD_INPUT_CANDIDATE_S="(5.0, 20.0)"``
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import sys
 import time
 from pathlib import Path
 
 import qsnmc
 from qsnmc_plugins.arx.model import ArxModel
 from qsnmc_plugins.baselines.lif import LeakyIntegrateAndFire
+from qsnmc_plugins.gif.model import GIFModel
 from qsnmc_plugins.mat.model import MATModel
 
-MODELS = {"mat": MATModel, "arx": ArxModel, "lif": LeakyIntegrateAndFire}
+MODELS = {"mat": MATModel, "arx": ArxModel, "lif": LeakyIntegrateAndFire, "gif": GIFModel}
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -33,8 +40,17 @@ def main() -> None:
     parser.add_argument("--challenge", action="append", help="default: embedded and qsnmc2007a")
     parser.add_argument("--split", action="append", choices=["time", "stimulus"], help="default: both")
     parser.add_argument("--budget", type=float, default=1.0)
+    parser.add_argument("--set", nargs="*", default=[], help="NAME=VALUE overrides of the model module's constants")
     args = parser.parse_args()
     cls = MODELS[args.model]
+    module = sys.modules[cls.__module__]
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if not hasattr(module, name):
+            raise SystemExit(f"{cls.__module__} has no setting {name}")
+        overrides[name] = ast.literal_eval(value)
+        setattr(module, name, overrides[name])
     out_path = RESULTS / f"folds_{args.model}.json"
     for name in args.challenge or ["embedded", "qsnmc2007a"]:
         folder = qsnmc.challenge_dir(name)
@@ -54,6 +70,8 @@ def main() -> None:
                 for sc in scores[1:]:
                     merged = merged.merged(sc)
                 key = f"{name}/{split}/budget {args.budget:g}/{json.dumps(kwargs, sort_keys=True)}"
+                if overrides:
+                    key += f"/{json.dumps({k: repr(v) for k, v in overrides.items()}, sort_keys=True)}"
                 # re-read before each write: several runs may append to the same file
                 results = json.loads(out_path.read_text()) if out_path.is_file() else {}
                 results[key] = {"performance": merged.performance,

@@ -10,6 +10,10 @@ Fit, on the training window only:
    the mean |log| ratio of predicted to recorded spike counts, so that a threshold that
    fits one stimulus by firing far too often on another loses. A 2 ms absolute
    refractory period.
+3. A latency (s) from the model's threshold crossing to the recorded spike, on a grid, chosen
+   jointly with threshold and reset by the same objective: a recorded spike time marks the
+   action potential's upstroke, a few ms after the voltage leaves the subthreshold range
+   that the LIF's threshold stands for.
 
 The fit record also scores the same fit on held-out training data (fitted on the first 75 %
 of each window, scored on the rest) per stimulus: Gamma/R and predicted / recorded counts.
@@ -27,6 +31,8 @@ REFRACTORY_S = 0.002
 CUT_BEFORE_S, CUT_AFTER_S = 0.003, 0.025  #: voltage excluded around each spike for the membrane fit
 N_THRESHOLDS = 32  #: threshold grid size
 RESET_OFFSETS_MV = (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0)  #: reset grid, relative to E_L (mV)
+#: latency grid (s): predicted spikes are the threshold crossings moved later by this
+LATENCIES_S = (0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006)
 #: default weight of the spike-count error in the threshold objective (chosen on held-out training data:
 #: benchmarks/README.md, "LIF: the threshold objective and its count penalty")
 COUNT_PENALTY = 0.1
@@ -65,7 +71,7 @@ class LeakyIntegrateAndFire(Model):
     """LIF neuron; deterministic (one train for all repetitions)."""
 
     name = "lif"
-    description = "leaky integrate-and-fire, membrane by least squares, threshold/reset by Gamma/R with a count penalty"
+    description = "leaky integrate-and-fire, membrane by least squares, threshold/reset/latency by Gamma/R with a count penalty"
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
 
     def __init__(self, seed: int = 0, budget: float = 1.0, count_penalty: float = COUNT_PENALTY) -> None:
@@ -78,7 +84,7 @@ class LeakyIntegrateAndFire(Model):
         return max(1, int(round(MODEL_STEP_S / dt_s)))
 
     def fit(self, train: TrainingData) -> dict:
-        """Fit the membrane by least squares, then threshold and reset on a grid by Gamma."""
+        """Fit the membrane by least squares, then threshold, reset and latency on a grid by Gamma."""
         factor = self._factor(train.dt_s)
         step = train.dt_s * factor
         self._fit_membrane(train, factor, step)
@@ -86,7 +92,7 @@ class LeakyIntegrateAndFire(Model):
         scores = self._grid_scores(train, grid)
         objective = np.array([v.performance - self.count_penalty * v.log_count_error for v in scores])
         best = int(np.argmax(objective))
-        self.theta_mV, self.reset_mV = grid[best]
+        self.theta_mV, self.reset_mV, self.latency_s = grid[best]
         return {
             "tau_m_ms": self.tau_m_s * 1e3,
             "e_leak_mV": self.e_leak_mV,
@@ -94,6 +100,7 @@ class LeakyIntegrateAndFire(Model):
             "threshold_mV": float(self.theta_mV),
             "reset_mV": float(self.reset_mV),
             "refractory_ms": REFRACTORY_S * 1e3,
+            "latency_ms": float(self.latency_s * 1e3),
             "model_step_ms": step * 1e3,
             "training_objective": float(objective[best]),
             "objective": "Gamma/R per training stimulus (R >= 0.3), equal weights, minus count_penalty x "
@@ -134,25 +141,33 @@ class LeakyIntegrateAndFire(Model):
         self.step_s = step
 
     def _threshold_reset_grid(self, train: TrainingData, factor: int) -> np.ndarray:
-        """(theta, reset) pairs in mV, reset below theta: thresholds from E_L + 2 mV to 10 mV above
-        the 99.5th voltage percentile, resets at :data:`RESET_OFFSETS_MV` from E_L."""
+        """(theta mV, reset mV, latency s) triples, reset below theta: thresholds from E_L + 2 mV to
+        10 mV above the 99.5th voltage percentile, resets at :data:`RESET_OFFSETS_MV` from E_L,
+        latencies :data:`LATENCIES_S`; the latency varies fastest."""
         v_all = np.concatenate([_bin(s.voltage_mV, factor).ravel() for s in train.stimuli])
         e = self.e_leak_mV
         thetas = np.linspace(e + 2.0, np.percentile(v_all, 99.5) + 10.0, N_THRESHOLDS)
         resets = e + np.array(RESET_OFFSETS_MV)
-        return np.array([(t, r) for t in thetas for r in resets if r < t])
+        return np.array([(t, r, lat) for t in thetas for r in resets if r < t for lat in LATENCIES_S])
 
     def _grid_scores(self, train: TrainingData, grid: np.ndarray) -> list[ValidationScore]:
-        """Each grid point's score against the training repetitions of every stimulus."""
+        """Each grid point's score against the training repetitions of every stimulus (one
+        simulation per (theta, reset) pair; each latency shifts its train)."""
+        pairs, which = np.unique(grid[:, :2], axis=0, return_inverse=True)
         per_stimulus = []
         for s in train.stimuli:
             # budget < 1 fits the threshold on the first part of the window only (at least 5 s)
-            stop = min(s.window_s[1], s.window_s[0] + max(5.0, self.budget * (s.window_s[1] - s.window_s[0])))
-            trains = self._simulate(s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], s.window_s[0], stop)
+            start = s.window_s[0]
+            stop = min(s.window_s[1], start + max(5.0, self.budget * (s.window_s[1] - start)))
+            crossings = self._simulate(s.current_pA, s.dt_s, pairs[:, 0], pairs[:, 1], start - max(LATENCIES_S), stop)
             rec = [t[t < stop] for t in s.spike_times_s]
             r = training_reliability(s, train.delta_s, stop)
-            per_stimulus.append([score_trains(s.name, rec, pred, (s.window_s[0], stop), train.delta_s, reliability=r)
-                                 for pred in trains])
+            scores = []
+            for pair, latency in zip(which.ravel(), grid[:, 2]):
+                pred = crossings[pair] + latency
+                pred = pred[(pred >= start) & (pred < stop)]
+                scores.append(score_trains(s.name, rec, pred, (start, stop), train.delta_s, reliability=r))
+            per_stimulus.append(scores)
         return [ValidationScore(tuple(stim[j] for stim in per_stimulus)) for j in range(len(grid))]
 
     def _simulate(
@@ -189,7 +204,8 @@ class LeakyIntegrateAndFire(Model):
         return [times[(js == j) & (times >= start_s) & (times < stop_s)] for j in range(theta.size)]
 
     def predict(self, stimulus: Stimulus) -> np.ndarray:
+        """Spike times (s) inside ``stimulus.window_s``: threshold crossings plus the fitted latency."""
         start, stop = stimulus.window_s
-        return self._simulate(
-            stimulus.current_pA, stimulus.dt_s, np.array([self.theta_mV]), np.array([self.reset_mV]), start, stop
-        )[0]
+        crossings = self._simulate(stimulus.current_pA, stimulus.dt_s, np.array([self.theta_mV]),
+                                   np.array([self.reset_mV]), start - self.latency_s, stop - self.latency_s)[0]
+        return crossings + self.latency_s

@@ -1,0 +1,39 @@
+"""The LIF baseline's fit: membrane, threshold, reset and the latency to the recorded spike."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from qsnmc import Stimulus, load_challenge
+from qsnmc_plugins.baselines.lif import LATENCIES_S, LeakyIntegrateAndFire
+
+os.environ.setdefault("QSNMC_PROGRESS", "0")
+
+
+def _shifted(train, shift_s: float):
+    """The same recordings with every recorded spike time moved later by ``shift_s`` (s)."""
+    stimuli = tuple(dataclasses.replace(s, spike_times_s=tuple(t + shift_s for t in s.spike_times_s))
+                    for s in train.stimuli)
+    return dataclasses.replace(train, stimuli=stimuli)
+
+
+def test_fitted_latency_follows_a_delay_of_the_recorded_spikes(data_dir):
+    """The test LIF's recorded spikes are its threshold crossings; delayed by 3 ms, the fit's
+    latency grows by 3 ms (within one grid step) and its predictions move with it."""
+    train = load_challenge(data_dir / "challenges" / "synthetic-test").training_data()
+    plain = LeakyIntegrateAndFire(seed=0)
+    plain.record_heldout = False
+    rec_plain = plain.fit(train)
+    delayed = LeakyIntegrateAndFire(seed=0)
+    delayed.record_heldout = False
+    rec_delayed = delayed.fit(_shifted(train, 0.003))
+    assert rec_plain["latency_ms"] <= 3.0 + 1e-9  # room for the shift on the grid
+    assert abs(rec_delayed["latency_ms"] - rec_plain["latency_ms"] - 3.0) <= 1.0 + 1e-9
+    assert rec_delayed["training_score"]["performance"] > 0.5
+    s = train.stimuli[0]
+    stim = Stimulus(s.name, s.dt_s, s.current_pA, (2.0, 12.0), s.n_repetitions)
+    pred = delayed.predict(stim)
+    assert pred.size > 50 and np.all((pred >= 2.0) & (pred <= 12.0))
+    assert max(LATENCIES_S) >= 0.006
