@@ -13,11 +13,12 @@ from qsnmc import TrainingData, TrainingStimulus
 from qsnmc_plugins.gif import qsnmc_register_models
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import bin_stimulus
-from qsnmc_plugins.gif.model import GIFModel
+from qsnmc_plugins.gif.model import SEARCH, GIFModel
 from qsnmc_plugins.gif.simulate import forced_voltage, simulate_spikes
 from qsnmc_plugins.gif.subthreshold import Membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
 from qsnmc_plugins.gif.threshold_mle import NegativeLogLikelihood, fit_threshold, likelihood_data
+from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling
 
 os.environ.setdefault("QSNMC_PROGRESS", "0")
 
@@ -185,3 +186,59 @@ def test_recovers_the_threshold_input_term_of_a_known_gif_and_stays_concave(know
     without = simulate_spikes(membrane, EscapeThreshold(thr.VT_mV, thr.DV_mV, BASIS, thr.gamma_mV),
                               known_gif_input.current_pA, DT_S, level_hz=100.0).size
     assert with_term != without
+
+
+# a known GIF whose threshold follows the voltage (inactivating GIF, Mensi et al. 2016): 0.6 mV
+# per mV of the voltage above -58 mV, filtered at 20 ms
+TRUE_COUPLING = VoltageCoupling(tau_s=0.02, onset_mV=-58.0)
+TRUE_THRESHOLD_COUPLED = EscapeThreshold(VT_mV=-52.0, DV_mV=1.5, gamma_basis=BASIS, gamma_mV=TRUE_GAMMA_MV,
+                                         coupling=TRUE_COUPLING, coupling_mV_per_mV=0.6)
+
+
+@pytest.fixture(scope="module")
+def known_gif_coupled() -> TrainingData:
+    """Like :func:`_gif_recording` (20 s, a slow current component), the threshold coupled to the voltage."""
+    rng = np.random.default_rng(11)
+    n = int(round(20.0 / DT_S))
+    a, b = np.exp(-DT_S / 0.003), np.exp(-DT_S / 0.2)
+    current = (400.0 + lfilter([150.0 * np.sqrt(1 - a * a)], [1.0, -a], rng.standard_normal(n))
+               + lfilter([100.0 * np.sqrt(1 - b * b)], [1.0, -b], rng.standard_normal(n)))
+    volts, trains = [], []
+    for _ in range(N_REPS):
+        events = simulate_spikes(TRUE_MEMBRANE, TRUE_THRESHOLD_COUPLED, current, DT_S, rng=rng)
+        v, _ = forced_voltage(TRUE_MEMBRANE, current, DT_S, events)
+        volts.append(np.where(np.isfinite(v), v, TRUE_MEMBRANE.Vr_mV) + rng.normal(0.0, 0.5, n))
+        trains.append(((events + 0.5) * DT_S + LATENCY_S)[events + int(round(LATENCY_S / DT_S)) < n])
+    stim = TrainingStimulus("gif", DT_S, current, (0.0, 20.0), np.array(volts), tuple(trains))
+    return TrainingData("known-gif-coupled", (stim,), 0.004)
+
+
+def test_recovers_the_voltage_coupling_of_a_known_gif_and_stays_concave(known_gif_coupled):
+    """Spikes drawn by the free run, the coupling fitted by likelihood on the forced voltage: the
+    two must filter the voltage the same way for the strength to come back."""
+    assert known_gif_coupled.spike_times_s[0].size > 100
+    model = GIFModel(seed=0)
+    model.eta_basis = model.gamma_basis = BASIS
+    model.coupling = TRUE_COUPLING
+    membrane, fit, _ = model.fit_parameters(known_gif_coupled, LATENCY_S)
+    thr = fit.threshold
+    assert fit.success and thr.coupling == TRUE_COUPLING
+    assert thr.coupling_mV_per_mV == pytest.approx(0.6, abs=0.12)
+    assert thr.VT_mV == pytest.approx(-52.0, abs=2.0)
+    assert thr.DV_mV == pytest.approx(1.5, rel=0.25)
+    # the same optimum from a second start, the coupling's coefficient at zero
+    data = likelihood_data(membrane, [bin_stimulus(s, LATENCY_S) for s in known_gif_coupled.stimuli], BASIS,
+                           (), TRUE_COUPLING)
+    far = np.concatenate([[fit.coefficients[0] - 2.0, 0.5 * fit.coefficients[1]], np.zeros(BASIS.size + 1)])
+    second = fit_threshold(data, BASIS, start=far)
+    assert second.success
+    np.testing.assert_allclose(second.coefficients, fit.coefficients, rtol=1e-3, atol=1e-3)
+    # without a coupling the likelihood is lower; the grid search over filters and onsets finds
+    # more likelihood than no coupling and keeps the searched coupling on the threshold
+    model.coupling = None
+    _, plain, _ = model.fit_parameters(known_gif_coupled, LATENCY_S)
+    assert plain.log_likelihood < fit.log_likelihood - 5.0
+    model.coupling = SEARCH
+    _, searched, _ = model.fit_parameters(known_gif_coupled, LATENCY_S)
+    assert isinstance(model.coupling, VoltageCoupling) and searched.threshold.coupling == model.coupling
+    assert searched.log_likelihood > plain.log_likelihood

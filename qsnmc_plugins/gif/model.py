@@ -24,7 +24,12 @@ held-out mean |log| spike-count ratio. Latency 0 ms first competes with the defa
 structure is chosen: the kernel basis (time constants out to 10 s or 20 s), then the
 refractory period after the recorded spike (2 ms or :data:`REFRACTORY_CANDIDATES_S`), then
 (with ``threshold_input=True``) whether the threshold gets the input term
-(:data:`THRESHOLD_INPUT_CANDIDATE_S`). From there the latency climbs a 1 ms grid while the
+(:data:`THRESHOLD_INPUT_CANDIDATE_S`), then (with ``voltage_coupling``, default
+:data:`VOLTAGE_COUPLING`) whether it follows the filtered voltage as in the inactivating GIF
+(:mod:`~qsnmc_plugins.gif.voltage_coupling`; the coupling's time constant and onset are the
+grid point of highest training likelihood among those whose fitted strength is positive, the
+threshold rising with the voltage as sodium inactivation makes it; the coupled structure must
+beat the plain one by :data:`COUPLING_MARGIN`). From there the latency climbs a 1 ms grid while the
 best readout improves. A candidate whose membrane fit is non-physical drops out. The best latency
 and readout are refitted on the whole training window.
 
@@ -58,6 +63,7 @@ from qsnmc_plugins.gif.simulate import simulate_spikes
 from qsnmc_plugins.gif.subthreshold import Membrane, fit_membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
 from qsnmc_plugins.gif.threshold_mle import ThresholdFit, fit_threshold, likelihood_data
+from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling, candidates as coupling_candidates
 from qsnmc_plugins.gif.voltage_fit import fit_on_voltage
 
 #: latency from the model's threshold crossing to the recorded spike (s): searched on this grid,
@@ -88,23 +94,37 @@ THRESHOLD_INPUT_CANDIDATE_S: tuple[float, ...] = (0.03, 0.3)
 #: weight of the held-out mean |log| spike-count ratio subtracted from the held-out P when
 #: choosing kernel basis, latency and readout
 COUNT_PENALTY = 0.1
+#: whether a threshold coupled to the voltage (inactivating GIF, Mensi et al. 2016) competes on
+#: the held-out split with the plain one
+VOLTAGE_COUPLING = True
+#: the coupled threshold (three more parameters) is kept only when its held-out merit beats the
+#: best plain structure's by this much (see benchmarks/README.md, "gif: a threshold coupled to the voltage")
+COUPLING_MARGIN = 0.02
 #: the readout that samples one train per repetition from the escape rate
 STOCHASTIC = "stochastic"
+#: ``coupling`` marker: search the coupling's time constant and onset by likelihood at the next fit
+SEARCH = "search"
 
 
 class GIFModel(Model):
     """Generalized integrate-and-fire neuron with spike-triggered current and moving escape-rate threshold."""
 
     name = "gif"
-    description = "GIF (Mensi 2012, Pozzorini 2015): membrane and eta by regression, threshold and gamma by convex ML"
+    description = ("GIF (Mensi 2012, Pozzorini 2015): membrane and eta by regression, threshold and gamma by convex ML; "
+                   "optionally coupled to the voltage (iGIF, Mensi 2016)")
 
-    param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0], "threshold_input": [False, True]}
+    param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0], "threshold_input": [False, True],
+                  "voltage_coupling": [False, True]}
 
     def __init__(self, seed: int = 0, budget: float = 1.0, count_penalty: float = COUNT_PENALTY,
-                 threshold_input: bool = False) -> None:
+                 threshold_input: bool = False, voltage_coupling: bool | None = None) -> None:
         super().__init__(seed=seed, budget=budget)
         self.count_penalty = float(count_penalty)
         self.threshold_input = bool(threshold_input)
+        #: whether a voltage-coupled threshold competes on the held-out split (default :data:`VOLTAGE_COUPLING`)
+        self.voltage_coupling = VOLTAGE_COUPLING if voltage_coupling is None else bool(voltage_coupling)
+        #: the chosen coupling (None: none), or :data:`SEARCH`: choose it by likelihood at the next fit
+        self.coupling: VoltageCoupling | None | str = None
         self.kernel_bases = tuple(ExponentialBasis.log_spaced(*b) for b in KERNEL_BASES)
         self.eta_basis = self.gamma_basis = self.kernel_bases[0]
         self.input_taus_s = INPUT_TAUS_S
@@ -121,8 +141,10 @@ class GIFModel(Model):
     # -- fit ---------------------------------------------------------------------------
     def _structure(self) -> dict:
         """The structural settings being scored: kernel span (s) and the threshold's input time constants (ms)."""
+        coupling = self.coupling if isinstance(self.coupling, str) or self.coupling is None else self.coupling.to_record()
         return {"kernel_span_s": self.eta_basis.taus_s[-1], "refractory_after_spike_ms": 1e3 * self.refractory_after_s,
-                "threshold_input_taus_ms": [1e3 * t for t in self.threshold_input_taus_s]}
+                "threshold_input_taus_ms": [1e3 * t for t in self.threshold_input_taus_s],
+                "voltage_coupling": coupling}
 
     def _objective(self, score: ValidationScore) -> float:
         """Held-out P minus ``count_penalty`` times the mean |log| spike-count ratio."""
@@ -134,7 +156,21 @@ class GIFModel(Model):
         t_ref = latency_s + self.refractory_after_s
         regressed = fit_membrane(binned, self.eta_basis, t_ref, CUT_BEFORE_S, input_taus_s=self.input_taus_s)
         membrane, v_rmse = fit_on_voltage(binned, regressed, CUT_BEFORE_S)
-        data = likelihood_data(membrane, binned, self.gamma_basis, self.threshold_input_taus_s)
+        if self.coupling == SEARCH:
+            # the coupling's filter and onset with the highest likelihood, among those whose threshold
+            # rises with the voltage (sodium inactivation's sign); none such: no coupling
+            plain = likelihood_data(membrane, binned, self.gamma_basis, self.threshold_input_taus_s)
+            v_model = plain.features[:, 1] + plain.v_centre_mV
+            fits = {None: fit_threshold(plain, self.gamma_basis)}
+            for c in coupling_candidates(v_model):
+                fit = fit_threshold(likelihood_data(membrane, binned, self.gamma_basis, self.threshold_input_taus_s, c),
+                                    self.gamma_basis)
+                if fit.threshold.coupling_mV_per_mV > 0.0:
+                    fits[c] = fit
+            coupled = [c for c in fits if c is not None]
+            self.coupling = max(coupled, key=lambda c: fits[c].log_likelihood) if coupled else None
+            return membrane, fits[self.coupling], v_rmse
+        data = likelihood_data(membrane, binned, self.gamma_basis, self.threshold_input_taus_s, self.coupling)
         return membrane, fit_threshold(data, self.gamma_basis), v_rmse
 
     def _score_latency(self, fold, latency_s: float) -> list[dict]:
@@ -185,29 +221,48 @@ class GIFModel(Model):
             # a coarse recording may want no latency at all: 0 ms competes with the default
             if visit(0) > visit(i):
                 i = 0
-            if self.budget >= 0.5:  # structure at that latency: kernel basis, refractory period, threshold input term
-                def structure_merit(basis: ExponentialBasis, refractory_s: float, taus: tuple[float, ...]) -> float:
+            if self.budget >= 0.5:  # structure at that latency: kernel basis, refractory period, threshold terms
+                def structure_merit(basis: ExponentialBasis, refractory_s: float, taus: tuple[float, ...],
+                                    coupling: VoltageCoupling | None | str) -> tuple[float, VoltageCoupling | None]:
+                    """Held-out merit of one structure, and its coupling (a searched one as found)."""
                     self.eta_basis = self.gamma_basis = basis
                     self.refractory_after_s, self.threshold_input_taus_s = refractory_s, taus
+                    self.coupling = coupling
                     if self._structure() == default_structure:
-                        return best_of[i]
+                        return best_of[i], coupling
                     scored = self._score_latency(fold, grid[i])
                     candidates.extend(scored)
                     progress.update(1)
-                    return max((c["merit"] for c in scored), default=-np.inf)
+                    found = None if self.coupling == SEARCH else self.coupling  # SEARCH left: the fit failed
+                    return max((c["merit"] for c in scored), default=-np.inf), found
 
                 default_structure = self._structure()
-                ref0, taus0 = self.refractory_after_s, self.threshold_input_taus_s
-                tried = {(b, ref0, taus0): structure_merit(b, ref0, taus0) for b in self.kernel_bases}
+                ref0, taus0, coupling0 = self.refractory_after_s, self.threshold_input_taus_s, self.coupling
+                tried: dict[tuple, float] = {}
+
+                def attempt(basis: ExponentialBasis, ref: float, taus: tuple[float, ...],
+                            coupling: VoltageCoupling | None | str) -> None:
+                    merit, found = structure_merit(basis, ref, taus, coupling)
+                    tried[(basis, ref, taus, found)] = merit
+
+                for b in self.kernel_bases:
+                    attempt(b, ref0, taus0, coupling0)
                 basis = max(tried, key=tried.get)[0]
                 for ref in REFRACTORY_CANDIDATES_S:
-                    tried[(basis, ref, taus0)] = structure_merit(basis, ref, taus0)
+                    attempt(basis, ref, taus0, coupling0)
                 ref = max((k for k in tried if k[0] == basis), key=tried.get)[1]
                 if self.threshold_input:
-                    tried[(basis, ref, THRESHOLD_INPUT_CANDIDATE_S)] = structure_merit(basis, ref, THRESHOLD_INPUT_CANDIDATE_S)
-                (basis, ref, taus), merit = max(tried.items(), key=lambda kv: kv[1])
+                    attempt(basis, ref, THRESHOLD_INPUT_CANDIDATE_S, coupling0)
+                plain_best = max(tried.items(), key=lambda kv: kv[1])
+                if self.voltage_coupling:
+                    taus = max((k for k in tried if k[:2] == (basis, ref)), key=tried.get)[2]
+                    attempt(basis, ref, taus, SEARCH)
+                coupled = [kv for kv in tried.items() if kv[0][3] is not None and kv[0][3] != coupling0]
+                (basis, ref, taus, coupling), merit = plain_best
+                if coupled and coupled[0][1] >= plain_best[1] + COUPLING_MARGIN:
+                    (basis, ref, taus, coupling), merit = coupled[0]
                 self.eta_basis = self.gamma_basis = basis
-                self.refractory_after_s, self.threshold_input_taus_s = ref, taus
+                self.refractory_after_s, self.threshold_input_taus_s, self.coupling = ref, taus, coupling
                 if self._structure() != default_structure:  # the other latencies' scores were for the default structure
                     best_of.clear()
                     best_of[i] = merit
@@ -236,6 +291,7 @@ class GIFModel(Model):
             "model_step_ms": 1e3 * train.dt_s * step_factor(train.dt_s),
             "count_penalty": self.count_penalty,
             "threshold_input": self.threshold_input,
+            "voltage_coupling_candidate": self.voltage_coupling,
             "prediction_mode": "stochastic" if self.readout == STOCHASTIC else "deterministic",
             "deterministic_level_hz": None if self.readout == STOCHASTIC else float(self.readout),
             "prediction_mode_why": (

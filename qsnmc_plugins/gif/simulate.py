@@ -107,6 +107,12 @@ def simulate_spikes(
     el, gl = membrane.EL_mV, membrane.gL_nS
     vt, dv, lam0 = threshold.VT_mV, threshold.DV_mV, threshold.lambda0_hz
     u_level = None if level_hz is None else np.log(level_hz / lam0)
+    # voltage coupling (inactivating GIF): its filtered drive F_V, carried across blocks and spikes
+    coupling, a_v = threshold.coupling, threshold.coupling_mV_per_mV
+    if coupling is not None:
+        rho_v = coupling.decay(step_s)
+        drive_reset = float(coupling.drive(np.array([membrane.Vr_mV]), membrane.Vr_mV)[0])
+    f_v = None  # the filter's value at the bin before the block (None: steady state at its first bin)
     max_spikes = int(max_rate_hz * n * step_s) + 1
     spikes: list[int] = []
     ref = 0
@@ -122,6 +128,9 @@ def simulate_spikes(
             vinf = el + (current_pA[b0:b1] - eta) / gl
             v = _relax(v_b0, vinf, rho)
             u = (v[:-1] - vt - theta_input[b0:b1] - amp_gamma @ np.exp(lags * log_decay_gamma)) / dv
+            if coupling is not None:
+                fv_block = coupling.filtered(v[:-1], membrane.Vr_mV, step_s, f_v)
+                u -= a_v * fv_block / dv
             if u_level is not None:
                 hit = u >= u_level
             else:
@@ -131,7 +140,11 @@ def simulate_spikes(
             j = int(hit.argmax())
             if hit[j]:
                 found = b0 + j
+                if coupling is not None:  # through the spike's bin, then the refractory bins at the reset's drive
+                    f_v = drive_reset + (float(fv_block[j]) - drive_reset) * rho_v ** (n_ref - 1)
                 break
+            if coupling is not None:
+                f_v = float(fv_block[-1])
             b0, v_b0 = b1, float(v[-1])
             block = min(2 * block, MAX_BLOCK)
         if found < 0:

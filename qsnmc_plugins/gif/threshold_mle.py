@@ -26,6 +26,7 @@ from qsnmc_plugins.gif.input_filter import filtered_currents
 from qsnmc_plugins.gif.simulate import forced_voltage
 from qsnmc_plugins.gif.subthreshold import Membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
+from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling
 
 #: ridge on the gamma coefficients (per spike): keeps the problem strictly concave
 RIDGE_PER_SPIKE = 1e-4
@@ -39,12 +40,14 @@ class LikelihoodData:
     """The design of the convex problem: one row per non-refractory bin.
 
     Attributes:
-        features: ``(n_rows, 2 + K + J)``: 1, V - v_centre (mV), -H_k, -(F_j - f_centre_j) (pA).
+        features: ``(n_rows, 2 + K + J [+ 1])``: 1, V - v_centre (mV), -H_k, -(F_j - f_centre_j) (pA)
+            and, with a voltage coupling, -(F_V - its centre) (mV).
         spikes: 1.0 where the bin holds a recorded spike.
         step_s: bin width (s).
         v_centre_mV: the voltage subtracted from V (for conditioning).
         input_taus_s: time constants of the filtered currents ``F_j`` that move the threshold (s).
-        input_centres_pA: the mean subtracted from each ``F_j``.
+        input_centres_pA: the mean subtracted from each ``F_j`` (and, last, from ``F_V``, mV).
+        coupling: the voltage coupling whose filtered drive ``F_V`` is the last column (or None).
     """
 
     features: np.ndarray
@@ -53,6 +56,7 @@ class LikelihoodData:
     v_centre_mV: float
     input_taus_s: tuple[float, ...] = ()
     input_centres_pA: tuple[float, ...] = ()
+    coupling: VoltageCoupling | None = None
     n_spikes: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,9 +64,9 @@ class LikelihoodData:
 
 
 def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma_basis: ExponentialBasis,
-                    input_taus_s: Sequence[float] = ()) -> LikelihoodData:
-    """The model voltage under the recorded spikes, the gamma features and the slowly filtered
-    currents (``input_taus_s``, s), every repetition stacked."""
+                    input_taus_s: Sequence[float] = (), coupling: VoltageCoupling | None = None) -> LikelihoodData:
+    """The model voltage under the recorded spikes, the gamma features, the slowly filtered
+    currents (``input_taus_s``, s) and the filtered voltage of a ``coupling``, every repetition stacked."""
     blocks, targets = [], []
     step = stimuli[0].step_s
     input_taus_s = tuple(float(t) for t in input_taus_s)
@@ -77,7 +81,10 @@ def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma
             y[used] = 1.0
             x -= y  # strict history: a spike's own kernel starts after its bin
             keep = np.isfinite(v)
-            blocks.append(np.vstack([np.ones(v.size), v, -x, -slow])[:, keep].T)
+            columns = [np.ones(v.size), v, -x, -slow]
+            if coupling is not None:
+                columns.append(-coupling.filtered(v, membrane.Vr_mV, stim.step_s)[None, :])
+            blocks.append(np.vstack(columns)[:, keep].T)
             targets.append(y[keep])
     features = np.concatenate(blocks)
     centre = float(np.mean(features[:, 1]))
@@ -86,7 +93,7 @@ def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma
     input_centres = -features[:, k:].mean(axis=0)
     features[:, k:] += input_centres
     return LikelihoodData(features, np.concatenate(targets), step, centre, input_taus_s,
-                          tuple(float(c) for c in input_centres))
+                          tuple(float(c) for c in input_centres), coupling)
 
 
 class NegativeLogLikelihood:
@@ -159,6 +166,6 @@ def fit_threshold(data: LikelihoodData, gamma_basis: ExponentialBasis, start: np
     uncentred = b.copy()
     k = 2 + gamma_basis.size
     uncentred[0] = b[0] - b[1] * data.v_centre_mV + float(b[k:] @ np.asarray(data.input_centres_pA))
-    threshold = EscapeThreshold.from_coefficients(uncentred, gamma_basis, data.input_taus_s)
+    threshold = EscapeThreshold.from_coefficients(uncentred, gamma_basis, data.input_taus_s, data.coupling)
     return ThresholdFit(threshold, b, -float(res.fun), data.n_spikes, int(data.features.shape[0]), int(res.nit),
                         converged, gradient)
