@@ -9,7 +9,8 @@ with several stimuli each stimulus left out whole (``stimulus``). Appends to
 ``results/folds_<model>.json``.
 
 ``--set NAME=VALUE`` overrides a constant of the model's module for the whole run (recorded
-in the result's key).
+in the result's key); ``--set SUBMODULE.NAME=VALUE`` one of another module of its package
+(e.g. ``spike_rule.THRESHOLD_RANGE_MV=12`` for the ARX).
 
 Run: ``python benchmarks/bench_folds.py mat '{"n_kernels": 3}' --budget 0.25 --split stimulus``
 or ``python benchmarks/bench_folds.py gif '{"threshold_input": true}' --set THRESHOLD_INPUT_CANDIDATE_S="(5.0, 20.0)"``
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -43,14 +44,16 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="NAME=VALUE overrides of the model module's constants")
     args = parser.parse_args()
     cls = MODELS[args.model]
-    module = sys.modules[cls.__module__]
     overrides = {}
     for item in args.set:
         name, _, value = item.partition("=")
-        if not hasattr(module, name):
-            raise SystemExit(f"{cls.__module__} has no setting {name}")
+        where, _, const = name.rpartition(".")
+        # NAME: the model's module; SUBMODULE.NAME: a module of the model's package
+        module = importlib.import_module(f"{cls.__module__.rpartition('.')[0]}.{where}" if where else cls.__module__)
+        if not hasattr(module, const):
+            raise SystemExit(f"{module.__name__} has no setting {const}")
         overrides[name] = ast.literal_eval(value)
-        setattr(module, name, overrides[name])
+        setattr(module, const, overrides[name])
     out_path = RESULTS / f"folds_{args.model}.json"
     for name in args.challenge or ["embedded", "qsnmc2007a"]:
         folder = qsnmc.challenge_dir(name)

@@ -13,7 +13,7 @@ from qsnmc import TrainingData, TrainingStimulus
 from qsnmc_plugins.gif import qsnmc_register_models
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import bin_stimulus
-from qsnmc_plugins.gif.model import SEARCH, GIFModel
+from qsnmc_plugins.gif.model import LEVELS_HZ, SEARCH, STOCHASTIC, CountMatched, GIFModel
 from qsnmc_plugins.gif.simulate import forced_voltage, simulate_spikes
 from qsnmc_plugins.gif.subthreshold import Membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
@@ -242,3 +242,24 @@ def test_recovers_the_voltage_coupling_of_a_known_gif_and_stays_concave(known_gi
     _, searched, _ = model.fit_parameters(known_gif_coupled, LATENCY_S)
     assert isinstance(model.coupling, VoltageCoupling) and searched.threshold.coupling == model.coupling
     assert searched.log_likelihood > plain.log_likelihood
+
+
+def test_count_matched_readout_follows_the_expected_count(known_gif, fitted):
+    """A count-matched readout's train has about ``scale`` times the spike count of trains sampled
+    from the escape rate (within one step of the level grid), and a larger scale never fewer spikes."""
+    membrane, threshold_fit, _ = fitted
+    model = GIFModel(seed=0)
+    model.membrane, model.threshold, model.latency_s = membrane, threshold_fit.threshold, LATENCY_S
+    stim = known_gif.stimuli[0]
+    target = qsnmc.Stimulus("gif", DT_S, stim.current_pA, (10.0, DURATION_S), 8)
+    model.readout = STOCHASTIC
+    expected = np.mean([t.size for t in model.predict(target)])
+    counts = {}
+    for scale in (0.8, 1.0, 1.25):
+        model.readout = CountMatched(scale)
+        train = model.predict(target)
+        assert isinstance(train, np.ndarray) and np.all(np.diff(train) > 0)
+        counts[scale] = train.size
+    step = LEVELS_HZ[1] / LEVELS_HZ[0]  # a loose tolerance: the level grid is coarse (the counts here move ~2 % per level)
+    assert 1.0 / step <= counts[1.0] / expected <= step
+    assert counts[0.8] <= counts[1.0] <= counts[1.25]

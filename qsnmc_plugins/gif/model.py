@@ -18,8 +18,9 @@ Structure, latency and readout are chosen on held-out training data (``train.tim
 each candidate is fitted on the first 75 % of every training window and scored on the rest
 with every readout: one sampled train per repetition (stochastic), or one deterministic
 train emitted when the hazard reaches a level (a grid of rates; each level judged by its
-held-out Gamma/R averaged with its grid neighbours'), each minus ``count_penalty`` times the
-held-out mean |log| spike-count ratio. Latency 0 ms first competes with the default 3 ms
+held-out Gamma/R averaged with its grid neighbours'), or per stimulus the level whose train
+has about 0.8, 1 or 1.25 times the model's expected spike count (:class:`CountMatched`), each
+minus ``count_penalty`` times the held-out mean |log| spike-count ratio. Latency 0 ms first competes with the default 3 ms
 (at 3 ms alone the 1 kHz 2007 cell's fit once fired tonically); at the better of the two the
 structure is chosen: the kernel basis (time constants out to 10 s or 20 s), then the
 refractory period after the recorded spike (2 ms or :data:`REFRACTORY_CANDIDATES_S`), then
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -102,6 +104,23 @@ VOLTAGE_COUPLING = True
 COUPLING_MARGIN = 0.02
 #: the readout that samples one train per repetition from the escape rate
 STOCHASTIC = "stochastic"
+#: count-matched readouts: per stimulus, the level whose deterministic train has about this
+#: many times the model's expected spike count (the mean over sampled trains)
+COUNT_SCALES = (0.8, 1.0, 1.25)
+#: sampled trains that estimate a stimulus' expected spike count for a count-matched readout
+COUNT_SAMPLES = 16
+
+
+@dataclass(frozen=True)
+class CountMatched:
+    """A deterministic readout whose level is chosen per stimulus: the grid level (of
+    :data:`LEVELS_HZ`) whose train's spike count in the window is closest (in log) to ``scale``
+    times the mean count of :data:`COUNT_SAMPLES` trains sampled from the escape rate."""
+
+    scale: float
+
+    def __str__(self) -> str:
+        return f"count-matched x{self.scale:g}"
 #: ``coupling`` marker: search the coupling's time constant and onset by likelihood at the next fit
 SEARCH = "search"
 
@@ -176,9 +195,10 @@ class GIFModel(Model):
     def _score_latency(self, fold, latency_s: float) -> list[dict]:
         """Fit on ``fold.fit`` with one latency; held-out scores of every readout.
 
-        Each candidate's ``merit`` is its held-out Gamma/R, for a deterministic level the mean
-        over it and its neighbours on the level grid: the held-out Gamma/R is jagged in the
-        level (a few seconds of held-out data), and the smoothed value does not chase that noise.
+        Each candidate's ``merit`` is its held-out objective, for a deterministic level (or a
+        count-matched scale) the mean over it and its neighbours on the level (scale) grid: the
+        held-out Gamma/R is jagged in the level (a few seconds of held-out data), and the
+        smoothed value does not chase that noise.
         """
         try:
             membrane, thr, _ = self.fit_parameters(fold.fit, latency_s)
@@ -186,16 +206,18 @@ class GIFModel(Model):
             self.failed_candidates.append({**self._structure(), "latency_ms": 1e3 * latency_s, "error": str(exc)})
             return []
         self.membrane, self.threshold, self.latency_s = membrane, thr.threshold, latency_s
+        readouts = (STOCHASTIC, *LEVELS_HZ, *(CountMatched(c) for c in COUNT_SCALES))
+        trains = {h.name: self._readout_trains(h.stimulus, readouts) for h in fold.heldout}
         out = []
-        for readout in (STOCHASTIC, *LEVELS_HZ):
-            self.readout = readout
-            score = score_heldout({h.name: self.predict(h.stimulus) for h in fold.heldout}, fold.heldout,
-                                  fold.fit.delta_s)
+        for readout in readouts:
+            score = score_heldout({name: by[readout] for name, by in trains.items()}, fold.heldout, fold.fit.delta_s)
             out.append({"latency_ms": 1e3 * latency_s, "readout": readout, "score": score,
                         "merit": self._objective(score), "structure": self._structure()})
-        levels = out[1:]
-        for k, c in enumerate(levels):
-            c["merit"] = float(np.mean([self._objective(x["score"]) for x in levels[max(k - 1, 0) : k + 2]]))
+        # levels, and count-matched scales, each judged with their grid neighbours
+        for group in (out[1 : 1 + len(LEVELS_HZ)], out[1 + len(LEVELS_HZ) :]):
+            merits = [self._objective(x["score"]) for x in group]
+            for k, c in enumerate(group):
+                c["merit"] = float(np.mean(merits[max(k - 1, 0) : k + 2]))
         return out
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
@@ -292,19 +314,23 @@ class GIFModel(Model):
             "count_penalty": self.count_penalty,
             "threshold_input": self.threshold_input,
             "voltage_coupling_candidate": self.voltage_coupling,
-            "prediction_mode": "stochastic" if self.readout == STOCHASTIC else "deterministic",
-            "deterministic_level_hz": None if self.readout == STOCHASTIC else float(self.readout),
+            "prediction_mode": ("stochastic" if self.readout == STOCHASTIC else "count-matched"
+                                if isinstance(self.readout, CountMatched) else "deterministic"),
+            "deterministic_level_hz": float(self.readout) if isinstance(self.readout, float) else None,
+            "count_scale": self.readout.scale if isinstance(self.readout, CountMatched) else None,
             "prediction_mode_why": (
                 f"highest held-out Gamma/R (minus {self.count_penalty} x mean |log count ratio|) on {fold.label} among the stochastic readout (one sampled train "
-                f"per repetition) and deterministic hazard levels {[round(x, 1) for x in LEVELS_HZ]} Hz "
-                f"(each level's Gamma/R averaged with its grid neighbours'): {best['merit']:.3f} "
+                f"per repetition), deterministic hazard levels {[round(x, 1) for x in LEVELS_HZ]} Hz "
+                f"(each level's Gamma/R averaged with its grid neighbours') and levels matched per stimulus "
+                f"to {list(COUNT_SCALES)} x the expected count: {best['merit']:.3f} "
                 f"vs {stochastic['merit']:.3f} stochastic"),
             "held_out_per_stimulus": best["score"].per_stimulus(),
             "validation": {
                 "fold": fold.label,
                 "chosen": best["score"].to_dict(),
                 **self._structure(),
-                "candidates": [{**c["structure"], "latency_ms": c["latency_ms"], "readout": c["readout"],
+                "candidates": [{**c["structure"], "latency_ms": c["latency_ms"],
+                                "readout": str(c["readout"]) if isinstance(c["readout"], CountMatched) else c["readout"],
                                 "performance": c["score"].performance, "merit": c["merit"],
                                 "log_count_error": c["score"].log_count_error} for c in candidates],
                 "failed_candidates": self.failed_candidates,
@@ -317,6 +343,11 @@ class GIFModel(Model):
         """Spike times (s) inside ``stimulus.window_s``: one train (deterministic) or one per repetition."""
         if self.membrane is None or self.threshold is None:
             raise RuntimeError("gif: predict() before fit()")
+        return self._readout_trains(stimulus, (self.readout,))[self.readout]
+
+    def _readout_trains(self, stimulus: Stimulus, readouts: tuple) -> dict:
+        """Spike times (s) inside ``stimulus.window_s`` for each readout: a list of one train per
+        repetition (:data:`STOCHASTIC`), or one train (a level in Hz, or :class:`CountMatched`)."""
         factor = step_factor(stimulus.dt_s)
         step = stimulus.dt_s * factor
         start, stop = stimulus.window_s
@@ -327,8 +358,21 @@ class GIFModel(Model):
             t = (bins + 0.5) * step + self.latency_s
             return np.asarray(t[(t >= start) & (t <= stop)], dtype=np.float64)
 
-        if self.readout != STOCHASTIC:
-            return times(simulate_spikes(self.membrane, self.threshold, current, step, level_hz=float(self.readout)))
-        rng = np.random.default_rng([self.seed, zlib.crc32(stimulus.name.encode())])
-        return [times(simulate_spikes(self.membrane, self.threshold, current, step, rng=rng))
-                for _ in range(stimulus.n_repetitions)]
+        def sampled(count: int, stream: int) -> list[np.ndarray]:
+            key = [self.seed, zlib.crc32(stimulus.name.encode())]
+            rng = np.random.default_rng(key if stream == 0 else [*key, stream])
+            return [times(simulate_spikes(self.membrane, self.threshold, current, step, rng=rng)) for _ in range(count)]
+
+        matched = [r for r in readouts if isinstance(r, CountMatched)]
+        levels = set(LEVELS_HZ) if matched else set()
+        levels |= {float(r) for r in readouts if isinstance(r, (int, float))}
+        out: dict = {level: times(simulate_spikes(self.membrane, self.threshold, current, step, level_hz=level))
+                     for level in sorted(levels)}
+        if STOCHASTIC in readouts:
+            out[STOCHASTIC] = sampled(stimulus.n_repetitions, 0)
+        if matched:
+            expected = float(np.mean([t.size for t in sampled(COUNT_SAMPLES, 1)]))
+            for r in matched:
+                level = min(LEVELS_HZ, key=lambda x: abs(np.log((out[x].size + 1.0) / (r.scale * expected + 1.0))))
+                out[r] = out[level]
+        return out
