@@ -263,3 +263,18 @@ def test_count_matched_readout_follows_the_expected_count(known_gif, fitted):
     step = LEVELS_HZ[1] / LEVELS_HZ[0]  # a loose tolerance: the level grid is coarse (the counts here move ~2 % per level)
     assert 1.0 / step <= counts[1.0] / expected <= step
     assert counts[0.8] <= counts[1.0] <= counts[1.25]
+
+
+def test_a_refit_does_not_inherit_the_last_structure(known_gif_coupled):
+    """On a neuron whose threshold follows its voltage, the held-out split chooses the coupling,
+    with the true filter (20 ms); and the structure search starts from the default structure on
+    every fit, so fitting the same model twice gives the same choices."""
+    model = GIFModel(seed=0)
+    first = model.fit(known_gif_coupled)
+    second = model.fit(known_gif_coupled)
+    for key in ("kernel_span_s", "refractory_after_spike_ms", "voltage_coupling"):
+        assert first["validation"][key] == second["validation"][key], key
+    assert first["latency_ms"] == second["latency_ms"]
+    assert first["threshold"]["VT_mV"] == pytest.approx(second["threshold"]["VT_mV"])
+    assert first["validation"]["voltage_coupling"]["tau_ms"] == pytest.approx(1e3 * TRUE_COUPLING.tau_s)
+    assert first["threshold"]["voltage_coupling"]["mV_per_mV"] > 0.0

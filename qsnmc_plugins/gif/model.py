@@ -226,6 +226,10 @@ class GIFModel(Model):
         fold = train.time_split(HELDOUT_FRACTION)
         grid = list(LATENCY_GRID_S)
         self.failed_candidates = []
+        # every fit starts from the default structure (a refit must not inherit the last choice)
+        self.eta_basis = self.gamma_basis = self.kernel_bases[0]
+        self.refractory_after_s, self.threshold_input_taus_s = REFRACTORY_AFTER_SPIKE_S, THRESHOLD_INPUT_TAUS_S
+        self.coupling = None
         best_of: dict[int, float] = {}
         candidates: list[dict] = []
         progress = bar(total=None, desc="gif: kernel and latency search")
@@ -265,6 +269,8 @@ class GIFModel(Model):
                 def attempt(basis: ExponentialBasis, ref: float, taus: tuple[float, ...],
                             coupling: VoltageCoupling | None | str) -> None:
                     merit, found = structure_merit(basis, ref, taus, coupling)
+                    if coupling == SEARCH and found is None:  # no coupling found: the plain structure, already tried
+                        return
                     tried[(basis, ref, taus, found)] = merit
 
                 for b in self.kernel_bases:
@@ -279,7 +285,7 @@ class GIFModel(Model):
                 if self.voltage_coupling:
                     taus = max((k for k in tried if k[:2] == (basis, ref)), key=tried.get)[2]
                     attempt(basis, ref, taus, SEARCH)
-                coupled = [kv for kv in tried.items() if kv[0][3] is not None and kv[0][3] != coupling0]
+                coupled = [kv for kv in tried.items() if kv[0][3] is not None]
                 (basis, ref, taus, coupling), merit = plain_best
                 if coupled and coupled[0][1] >= plain_best[1] + COUPLING_MARGIN:
                     (basis, ref, taus, coupling), merit = coupled[0]
