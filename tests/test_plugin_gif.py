@@ -142,21 +142,26 @@ TRUE_THRESHOLD_INPUT = EscapeThreshold(VT_mV=-52.0, DV_mV=1.5, gamma_basis=BASIS
                                        input_taus_s=INPUT_TAUS_S, input_mV_per_pA=TRUE_INPUT_MV_PER_PA)
 
 
-def _gif_input_recording() -> TrainingData:
-    """Like :func:`_gif_recording`, the current with a slow (200 ms) component, the threshold with an input term."""
-    rng = np.random.default_rng(7)
+def _slow_current_recording(threshold: EscapeThreshold, seed: int, mean_pA: float, name: str) -> TrainingData:
+    """Like :func:`_gif_recording` (20 s), the current with a slow (200 ms) component, the given threshold."""
+    rng = np.random.default_rng(seed)
     n = int(round(20.0 / DT_S))
     a, b = np.exp(-DT_S / 0.003), np.exp(-DT_S / 0.2)
-    current = (300.0 + lfilter([150.0 * np.sqrt(1 - a * a)], [1.0, -a], rng.standard_normal(n))
+    current = (mean_pA + lfilter([150.0 * np.sqrt(1 - a * a)], [1.0, -a], rng.standard_normal(n))
                + lfilter([100.0 * np.sqrt(1 - b * b)], [1.0, -b], rng.standard_normal(n)))
     volts, trains = [], []
     for _ in range(N_REPS):
-        events = simulate_spikes(TRUE_MEMBRANE, TRUE_THRESHOLD_INPUT, current, DT_S, rng=rng)
+        events = simulate_spikes(TRUE_MEMBRANE, threshold, current, DT_S, rng=rng)
         v, _ = forced_voltage(TRUE_MEMBRANE, current, DT_S, events)
         volts.append(np.where(np.isfinite(v), v, TRUE_MEMBRANE.Vr_mV) + rng.normal(0.0, 0.5, n))
         trains.append(((events + 0.5) * DT_S + LATENCY_S)[events + int(round(LATENCY_S / DT_S)) < n])
     stim = TrainingStimulus("gif", DT_S, current, (0.0, 20.0), np.array(volts), tuple(trains))
-    return TrainingData("known-gif-input", (stim,), 0.004)
+    return TrainingData(name, (stim,), 0.004)
+
+
+def _gif_input_recording() -> TrainingData:
+    """The known GIF with a threshold input term, under a current with a slow component."""
+    return _slow_current_recording(TRUE_THRESHOLD_INPUT, 7, 300.0, "known-gif-input")
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +169,20 @@ def known_gif_input() -> TrainingData:
     return _gif_input_recording()
 
 
-def test_recovers_the_threshold_input_term_of_a_known_gif_and_stays_concave(known_gif_input):
-    assert known_gif_input.spike_times_s[0].size > 120
+def _fit_known(recording: TrainingData, **structure):
+    """Membrane and threshold of a known GIF fitted in its own basis, with the given structure
+    attributes set on the model; returns the model, the membrane and the threshold fit."""
     model = GIFModel(seed=0)
     model.eta_basis = model.gamma_basis = BASIS
-    model.threshold_input_taus_s = INPUT_TAUS_S
-    membrane, fit, _ = model.fit_parameters(known_gif_input, LATENCY_S)
+    for name, value in structure.items():
+        setattr(model, name, value)
+    membrane, fit, _ = model.fit_parameters(recording, LATENCY_S)
+    return model, membrane, fit
+
+
+def test_recovers_the_threshold_input_term_of_a_known_gif_and_stays_concave(known_gif_input):
+    assert known_gif_input.spike_times_s[0].size > 120
+    _, membrane, fit = _fit_known(known_gif_input, threshold_input_taus_s=INPUT_TAUS_S)
     thr = fit.threshold
     assert fit.success and thr.input_taus_s == INPUT_TAUS_S
     np.testing.assert_allclose(thr.input_mV_per_pA, TRUE_INPUT_MV_PER_PA, atol=0.008)  # mV/pA
@@ -197,30 +210,15 @@ TRUE_THRESHOLD_COUPLED = EscapeThreshold(VT_mV=-52.0, DV_mV=1.5, gamma_basis=BAS
 
 @pytest.fixture(scope="module")
 def known_gif_coupled() -> TrainingData:
-    """Like :func:`_gif_recording` (20 s, a slow current component), the threshold coupled to the voltage."""
-    rng = np.random.default_rng(11)
-    n = int(round(20.0 / DT_S))
-    a, b = np.exp(-DT_S / 0.003), np.exp(-DT_S / 0.2)
-    current = (400.0 + lfilter([150.0 * np.sqrt(1 - a * a)], [1.0, -a], rng.standard_normal(n))
-               + lfilter([100.0 * np.sqrt(1 - b * b)], [1.0, -b], rng.standard_normal(n)))
-    volts, trains = [], []
-    for _ in range(N_REPS):
-        events = simulate_spikes(TRUE_MEMBRANE, TRUE_THRESHOLD_COUPLED, current, DT_S, rng=rng)
-        v, _ = forced_voltage(TRUE_MEMBRANE, current, DT_S, events)
-        volts.append(np.where(np.isfinite(v), v, TRUE_MEMBRANE.Vr_mV) + rng.normal(0.0, 0.5, n))
-        trains.append(((events + 0.5) * DT_S + LATENCY_S)[events + int(round(LATENCY_S / DT_S)) < n])
-    stim = TrainingStimulus("gif", DT_S, current, (0.0, 20.0), np.array(volts), tuple(trains))
-    return TrainingData("known-gif-coupled", (stim,), 0.004)
+    """The known GIF with its threshold coupled to the voltage, under a current with a slow component."""
+    return _slow_current_recording(TRUE_THRESHOLD_COUPLED, 11, 400.0, "known-gif-coupled")
 
 
 def test_recovers_the_voltage_coupling_of_a_known_gif_and_stays_concave(known_gif_coupled):
     """Spikes drawn by the free run, the coupling fitted by likelihood on the forced voltage: the
     two must filter the voltage the same way for the strength to come back."""
     assert known_gif_coupled.spike_times_s[0].size > 100
-    model = GIFModel(seed=0)
-    model.eta_basis = model.gamma_basis = BASIS
-    model.coupling = TRUE_COUPLING
-    membrane, fit, _ = model.fit_parameters(known_gif_coupled, LATENCY_S)
+    model, membrane, fit = _fit_known(known_gif_coupled, coupling=TRUE_COUPLING)
     thr = fit.threshold
     assert fit.success and thr.coupling == TRUE_COUPLING
     assert thr.coupling_mV_per_mV == pytest.approx(0.6, abs=0.12)
