@@ -20,28 +20,31 @@ with every readout: one sampled train per repetition (stochastic), or one determ
 train emitted when the hazard reaches a level (a grid of rates; each level judged by its
 held-out Gamma/R averaged with its grid neighbours'), or per stimulus the level whose train
 has about 0.8, 1 or 1.25 times the model's expected spike count (:class:`CountMatched`), each
-minus ``count_penalty`` times the held-out mean |log| spike-count ratio. Latency 0 ms first competes with the default 3 ms
-(at 3 ms alone the 1 kHz 2007 cell's fit once fired tonically); at the better of the two the
-structure is chosen: the kernel basis (time constants out to 10 s or 20 s), then the
-refractory period after the recorded spike (2 ms or :data:`REFRACTORY_CANDIDATES_S`), then
-(with ``threshold_input=True``) whether the threshold gets the input term
-(:data:`THRESHOLD_INPUT_CANDIDATE_S`), then (with ``voltage_coupling``, default
-:data:`VOLTAGE_COUPLING`) whether it follows the filtered voltage as in the inactivating GIF
-(:mod:`~qsnmc_plugins.gif.voltage_coupling`; the coupling's time constant and onset are the
-grid point of highest training likelihood among those whose fitted strength is positive, the
-threshold rising with the voltage as sodium inactivation makes it; the coupled structure must
-beat the plain one by :data:`COUPLING_MARGIN`). From there the latency climbs a 1 ms grid while the
-best readout improves. A candidate whose membrane fit is non-physical drops out. The best latency
-and readout are refitted on the whole training window.
+minus ``count_penalty`` times the held-out mean |log| spike-count ratio. Latency 0 ms first
+competes with the default 3 ms (at 3 ms alone the 1 kHz 2007 cell's fit once fired
+tonically); at the better of the two the structure is chosen: the kernel basis (time
+constants out to 10 s or 20 s), then the refractory period after the recorded spike (2 ms or
+:data:`REFRACTORY_CANDIDATES_S`), then (with ``threshold_input=True``) whether the threshold
+gets the input term (:data:`THRESHOLD_INPUT_CANDIDATE_S`), then (with ``voltage_coupling``,
+default :data:`VOLTAGE_COUPLING`) whether it follows the filtered voltage as in the
+inactivating GIF (:mod:`~qsnmc_plugins.gif.voltage_coupling`; the coupling's time constant
+and onset are the grid point of highest training likelihood among those whose fitted strength
+is positive, the threshold rising with the voltage as sodium inactivation makes it; the
+coupled structure must beat the plain one by :data:`COUPLING_MARGIN`). From there the latency
+climbs a 1 ms grid while the best readout improves. A candidate whose membrane fit is
+non-physical drops out. The best latency and readout are refitted on the whole training window.
 
 Prediction mode: there is no fixed default; the held-out split decides. On both cells measured
-(the embedded one and the 2007 recordings) it chose the deterministic readout, by a wide margin
-(0.77 vs 0.57-0.63 and 0.46 vs 0.18 held-out Gamma/R): an independently sampled train per
-repetition adds the model's escape noise to the cell's own, and Gamma penalises both.
+(the embedded one and the 2007 recordings) it chose the deterministic readout at one level, by
+a wide margin over the stochastic one (0.77 vs 0.57-0.63 and 0.46 vs 0.18 held-out Gamma/R): an
+independently sampled train per repetition adds the model's escape noise to the cell's own,
+and Gamma penalises both. The count-matched readouts were chosen in some of the 2007 cell's
+leave-one-stimulus-out folds (benchmarks/README.md).
 
-Budget: at budget >= 0.5 the fit searches structure and latency as above (6-8 fits of the
-membrane and threshold); below, the default structure (10 s kernels, 2 ms refractory period,
-no input term) at 0 ms and the default latency.
+Budget: at budget >= 0.5 the fit searches structure and latency as above (6-9 fits of the
+membrane and threshold, and nine more threshold likelihoods for the coupling's grid); below,
+the default structure (10 s kernels, 2 ms refractory period, no input term, no coupling) at
+0 ms and the default latency.
 
 The fit record's ``held_out_per_stimulus`` gives, for the chosen settings, each held-out
 stimulus' Gamma/R, R and predicted / recorded spike counts.
@@ -104,6 +107,8 @@ VOLTAGE_COUPLING = True
 COUPLING_MARGIN = 0.02
 #: the readout that samples one train per repetition from the escape rate
 STOCHASTIC = "stochastic"
+#: ``coupling`` marker: search the coupling's time constant and onset by likelihood at the next fit
+SEARCH = "search"
 #: count-matched readouts: per stimulus, the level whose deterministic train has about this
 #: many times the model's expected spike count (the mean over sampled trains)
 COUNT_SCALES = (0.8, 1.0, 1.25)
@@ -121,8 +126,6 @@ class CountMatched:
 
     def __str__(self) -> str:
         return f"count-matched x{self.scale:g}"
-#: ``coupling`` marker: search the coupling's time constant and onset by likelihood at the next fit
-SEARCH = "search"
 
 
 class GIFModel(Model):
@@ -159,7 +162,8 @@ class GIFModel(Model):
 
     # -- fit ---------------------------------------------------------------------------
     def _structure(self) -> dict:
-        """The structural settings being scored: kernel span (s) and the threshold's input time constants (ms)."""
+        """The structural settings being scored: kernel span (s), refractory period after the recorded
+        spike (ms), the threshold's input time constants (ms) and its voltage coupling."""
         coupling = self.coupling if isinstance(self.coupling, str) or self.coupling is None else self.coupling.to_record()
         return {"kernel_span_s": self.eta_basis.taus_s[-1], "refractory_after_spike_ms": 1e3 * self.refractory_after_s,
                 "threshold_input_taus_ms": [1e3 * t for t in self.threshold_input_taus_s],
