@@ -5,11 +5,7 @@ A spike starts at the first bin where ``V_t >= theta_t``, with
 absolute refractory period; after the onset, the voltage resets through the fitted
 spike-history terms. The reported spike time is the interpolated crossing plus a
 fitted latency (the onset bin precedes the 0 mV crossing the recordings are timed by).
-Optionally (:data:`VOLTAGE_COUPLING`) the threshold also follows the current-driven voltage,
-``+ a (k * [V_I - E_V]_+)(t)`` (``k``: a unit-area exponential of time constant ``tau_V``), as the
-inactivating GIF's does (Mensi et al. 2016); ``V_I`` is the voltage without spike-history
-terms, so the term is computed once per stimulus.
-``theta_0``, ``A_theta`` (signed) and ``tau_theta`` (and ``a``, ``tau_V``, ``E_V``) are fitted by a bounded global search
+``theta_0``, ``A_theta`` (signed) and ``tau_theta`` are fitted by a bounded global search
 (differential evolution) started from a grid of fixed thresholds, every latency of a grid
 scored for each; the score is the competition's (Gamma/R per stimulus with R >= 0.3, equal
 weights, :class:`qsnmc.ValidationScore`) minus a penalty on wrong spike counts.
@@ -19,7 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.signal import lfilter
 
 from qsnmc import ValidationScore, coincidence_factor, intrinsic_reliability, score_trains
 from qsnmc_plugins.arx.binning import bin_centre_s
@@ -33,9 +28,6 @@ ADAPTATION_TAU_BOUNDS_S = (0.005, 2.0)  #: search range of the threshold time co
 THRESHOLD_RANGE_MV = 6.0  #: the threshold is searched within this distance of the best fixed one (mV)
 GENERATIONS = 20  #: differential-evolution generations at budget 1
 POPSIZE = 6  #: population per searched parameter
-VOLTAGE_COUPLING = True  #: whether stage 2 also searches a threshold coupled to the current-driven voltage
-COUPLING_BOUNDS_MV_PER_MV = (0.0, 1.5)  #: search range of the coupling's strength (mV per mV)
-COUPLING_TAU_BOUNDS_S = (0.002, 0.2)  #: search range of the coupling filter's time constant (s)
 
 
 @dataclass(frozen=True)
@@ -47,20 +39,9 @@ class SpikeRule:
     adaptation_tau_s: float
     latency_s: float
     refractory_s: float = REFRACTORY_S
-    coupling_mV_per_mV: float = 0.0
-    coupling_tau_s: float = 0.02
-    coupling_onset_mV: float = 0.0
 
     def to_record(self) -> dict:
         return {k: float(v) for k, v in asdict(self).items()}
-
-    def coupling_mV(self, response_mV: np.ndarray, step_s: float) -> np.ndarray:
-        """The coupled threshold term (mV) over the current-driven voltage's bins (0 without a coupling)."""
-        if self.coupling_mV_per_mV == 0.0:
-            return np.zeros_like(response_mV)
-        x = np.maximum(response_mV - self.coupling_onset_mV, 0.0)
-        rho = float(np.exp(-step_s / self.coupling_tau_s))
-        return self.coupling_mV_per_mV * lfilter([1.0 - rho], [1.0, -rho], x, zi=[rho * x[0]])[0]
 
 
 @dataclass
@@ -120,8 +101,7 @@ def _onsets(model: ArxFilter, rule: SpikeRule, v: np.ndarray, stop_bin: int, g: 
     g = spike_kernel(model) if g is None else g
     kappa = threshold_kernel(rule.adaptation_mV, rule.adaptation_tau_s, model.step_s)
     ref = max(0, int(round(rule.refractory_s / model.step_s)) - 1)
-    drive = v - rule.threshold_mV - rule.coupling_mV(v, model.step_s)
-    return generate_spikes(drive, _combined_kernel(g, kappa), ref, stop_bin)
+    return generate_spikes(v - rule.threshold_mV, _combined_kernel(g, kappa), ref, stop_bin)
 
 
 def mean_gamma(recorded: list[np.ndarray], predicted: np.ndarray, delta_s: float, duration_s: float) -> float:
@@ -213,41 +193,29 @@ def fit_spike_rule(
     bounds = [(th0 - THRESHOLD_RANGE_MV, th0 + THRESHOLD_RANGE_MV), ADAPTATION_BOUNDS_MV,
               tuple(float(b) for b in np.log10(ADAPTATION_TAU_BOUNDS_S)),
               (1e3 * float(LATENCIES_S[0]), 1e3 * float(LATENCIES_S[-1]))]
-    x0 = [th0, 0.0, np.log10(0.1), 1e3 * best.latency_s]
-    if VOLTAGE_COUPLING:  # strength, log10 filter time constant, onset (between the voltage's median and maximum)
-        bounds += [COUPLING_BOUNDS_MV_PER_MV, tuple(float(b) for b in np.log10(COUPLING_TAU_BOUNDS_S)),
-                   (float(lo), float(hi))]
-        x0 += [0.0, np.log10(0.02), 0.5 * float(lo + hi)]  # no coupling at the start: filter and onset mid-range
 
     def rule(x: np.ndarray) -> SpikeRule:
-        coupling = (float(x[4]), float(10.0 ** x[5]), float(x[6])) if len(x) > 4 else ()
-        return SpikeRule(float(x[0]), float(x[1]), float(10.0 ** x[2]), float(x[3]) * 1e-3, REFRACTORY_S, *coupling)
+        return SpikeRule(float(x[0]), float(x[1]), float(10.0 ** x[2]), float(x[3]) * 1e-3)
 
     def loss(x: np.ndarray) -> float:
         return -float(evaluate(model, [rule(x)], targets, delta_s, count_penalty, np.array([x[3] * 1e-3]))[0, 0])
 
     generations = max(2, int(round(GENERATIONS * budget)))
     result = differential_evolution(loss, bounds, maxiter=generations, popsize=POPSIZE, init="latinhypercube",
-                                    seed=seed, tol=0.0, polish=False, x0=np.array(x0))
+                                    seed=seed, tol=0.0, polish=False,
+                                    x0=np.array([th0, 0.0, np.log10(0.1), 1e3 * best.latency_s]))
     if -float(result.fun) > best_value:
         best, best_value = rule(result.x), -float(result.fun)
     if progress is not None:
         progress.update(1)
     at = []
-    names = ("threshold_mV", "adaptation_mV", "adaptation_tau_s", "latency_s",
-             "coupling_mV_per_mV", "coupling_tau_s", "coupling_onset_mV")
-    x = (best.threshold_mV, best.adaptation_mV, np.log10(best.adaptation_tau_s), 1e3 * best.latency_s,
-         best.coupling_mV_per_mV, np.log10(best.coupling_tau_s), best.coupling_onset_mV)
+    names = ("threshold_mV", "adaptation_mV", "adaptation_tau_s", "latency_s")
+    x = (best.threshold_mV, best.adaptation_mV, np.log10(best.adaptation_tau_s), 1e3 * best.latency_s)
     for name, v, (b0, b1) in zip(names, x, bounds):
         if best.adaptation_mV == 0.0 and name.startswith("adaptation"):
             continue  # the fixed threshold of stage 1 won: no adaptation parameters
-        if best.coupling_mV_per_mV == 0.0 and name.startswith("coupling_") and name != "coupling_mV_per_mV":
-            continue  # no coupling: its filter and onset mean nothing
         if v <= b0 + 0.01 * (b1 - b0) or v >= b1 - 0.01 * (b1 - b0):
             at.append(name)
     record_bounds = {"threshold_mV": [float(b) for b in bounds[0]], "adaptation_mV": list(ADAPTATION_BOUNDS_MV),
                      "adaptation_tau_s": list(ADAPTATION_TAU_BOUNDS_S), "latency_ms": list(bounds[3])}
-    if VOLTAGE_COUPLING:
-        record_bounds.update({"coupling_mV_per_mV": list(COUPLING_BOUNDS_MV_PER_MV),
-                              "coupling_tau_s": list(COUPLING_TAU_BOUNDS_S), "coupling_onset_mV": list(bounds[6])})
     return best, RuleSearch(best_value, int(result.nfev) + n_thresholds, record_bounds, at)
