@@ -92,7 +92,8 @@ class LeakyIntegrateAndFire(Model):
         scores = self._grid_scores(train, grid)
         objective = np.array([v.performance - self.count_penalty * v.log_count_error for v in scores])
         best = int(np.argmax(objective))
-        self.theta_mV, self.reset_mV, self.latency_s = grid[best]
+        pair, latency = divmod(best, len(LATENCIES_S))
+        (self.theta_mV, self.reset_mV), self.latency_s = grid[pair], LATENCIES_S[latency]
         return {
             "tau_m_ms": self.tau_m_s * 1e3,
             "e_leak_mV": self.e_leak_mV,
@@ -141,34 +142,34 @@ class LeakyIntegrateAndFire(Model):
         self.step_s = step
 
     def _threshold_reset_grid(self, train: TrainingData, factor: int) -> np.ndarray:
-        """(theta mV, reset mV, latency s) triples, reset below theta: thresholds from E_L + 2 mV to
-        10 mV above the 99.5th voltage percentile, resets at :data:`RESET_OFFSETS_MV` from E_L,
-        latencies :data:`LATENCIES_S`; the latency varies fastest."""
+        """(theta, reset) pairs in mV, reset below theta: thresholds from E_L + 2 mV to 10 mV above
+        the 99.5th voltage percentile, resets at :data:`RESET_OFFSETS_MV` from E_L."""
         v_all = np.concatenate([_bin(s.voltage_mV, factor).ravel() for s in train.stimuli])
         e = self.e_leak_mV
         thetas = np.linspace(e + 2.0, np.percentile(v_all, 99.5) + 10.0, N_THRESHOLDS)
         resets = e + np.array(RESET_OFFSETS_MV)
-        return np.array([(t, r, lat) for t in thetas for r in resets if r < t for lat in LATENCIES_S])
+        return np.array([(t, r) for t in thetas for r in resets if r < t])
 
     def _grid_scores(self, train: TrainingData, grid: np.ndarray) -> list[ValidationScore]:
-        """Each grid point's score against the training repetitions of every stimulus (one
-        simulation per (theta, reset) pair; each latency shifts its train)."""
-        pairs, which = np.unique(grid[:, :2], axis=0, return_inverse=True)
+        """The score of each (theta, reset) pair at each latency of :data:`LATENCIES_S` (pair-major)
+        against the training repetitions of every stimulus: one simulation per pair, each latency
+        shifts its train."""
         per_stimulus = []
         for s in train.stimuli:
             # budget < 1 fits the threshold on the first part of the window only (at least 5 s)
             start = s.window_s[0]
             stop = min(s.window_s[1], start + max(5.0, self.budget * (s.window_s[1] - start)))
-            crossings = self._simulate(s.current_pA, s.dt_s, pairs[:, 0], pairs[:, 1], start - max(LATENCIES_S), stop)
+            crossings = self._simulate(s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], start - max(LATENCIES_S), stop)
             rec = [t[t < stop] for t in s.spike_times_s]
             r = training_reliability(s, train.delta_s, stop)
             scores = []
-            for pair, latency in zip(which.ravel(), grid[:, 2]):
-                pred = crossings[pair] + latency
-                pred = pred[(pred >= start) & (pred < stop)]
-                scores.append(score_trains(s.name, rec, pred, (start, stop), train.delta_s, reliability=r))
+            for train_s in crossings:
+                for latency in LATENCIES_S:
+                    pred = train_s + latency
+                    pred = pred[(pred >= start) & (pred < stop)]
+                    scores.append(score_trains(s.name, rec, pred, (start, stop), train.delta_s, reliability=r))
             per_stimulus.append(scores)
-        return [ValidationScore(tuple(stim[j] for stim in per_stimulus)) for j in range(len(grid))]
+        return [ValidationScore(tuple(stim[j] for stim in per_stimulus)) for j in range(len(per_stimulus[0]))]
 
     def _simulate(
         self, current_pA: np.ndarray, dt_s: float, theta: np.ndarray, reset: np.ndarray, start_s: float, stop_s: float

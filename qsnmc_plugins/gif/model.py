@@ -103,7 +103,7 @@ COUNT_PENALTY = 0.1
 #: the held-out split with the plain one
 VOLTAGE_COUPLING = True
 #: the coupled threshold (three more parameters) is kept only when its held-out merit beats the
-#: best plain structure's by this much (see benchmarks/README.md, "gif: a threshold coupled to the voltage")
+#: best plain structure's by this much (benchmarks/README.md, gif, "A threshold coupled to the voltage")
 COUPLING_MARGIN = 0.02
 #: the readout that samples one train per repetition from the escape rate
 STOCHASTIC = "stochastic"
