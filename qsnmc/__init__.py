@@ -21,6 +21,16 @@ Validation on held-out training data (never the test window):
   equally, unreliable stimuli left out, never NaN (:class:`ValidationScore`);
   :func:`score_trains` scores one held-out stretch a plugin chose itself.
 
+The fitting toolkit, shared by every built-in:
+- settings: :func:`setting` (a field of a model's frozen ``Settings`` dataclass),
+  :func:`settings_record`, :func:`settings_schema`, :class:`SettingsError`.
+- signals: :func:`samples_per_step`, :func:`block_mean`, :func:`block_max`, :func:`lowpass`,
+  :func:`lowpass_bank` (unit DC gain, started at steady state).
+- spike trains: :func:`clip_to_window` (half-open windows), :func:`stretch_reliability` (R, NaN guard).
+- objective and search: :class:`CountPenalty`, :class:`Candidate`, :func:`best_candidate`,
+  :func:`candidates_record`, :class:`SearchProgress`.
+- the fit record: :func:`fit_record`, :func:`held_out_record`, :func:`curve`.
+
 Testing and benchmarking a model in-process:
 - :func:`load_challenge`: a challenge folder (``challenge_dir(name)`` finds one by name).
 - :func:`evaluate_in_process`: fit, predict the test window and score, unsandboxed.
@@ -28,7 +38,13 @@ Testing and benchmarking a model in-process:
 from qsnmc.hookspecs import hookimpl
 from qsnmc.data import Fold, HeldOutStimulus, Stimulus, TrainingData, TrainingStimulus
 from qsnmc.model import Model
-from qsnmc.progress import bar
+from qsnmc.progress import SearchProgress, bar
+from qsnmc.settings import SettingsError, setting, settings_record, settings_schema
+from qsnmc.fitting.signals import block_max, block_mean, lowpass, lowpass_bank, samples_per_step
+from qsnmc.scoring.trains import clip_to_window, stretch_reliability
+from qsnmc.fitting.objective import CountPenalty
+from qsnmc.fitting.search import Candidate, best_candidate, candidates_record
+from qsnmc.fitting.record import curve, fit_record, held_out_record
 from qsnmc.scoring.spikes import spike_times_from_voltage
 from qsnmc.scoring.metrics import InvalidPrediction, coincidence_factor, intrinsic_reliability
 from qsnmc.scoring.validation import HeldOutScore, ValidationScore, score_heldout, score_trains, validate_model
@@ -42,5 +58,8 @@ __all__ = [
     "spike_times_from_voltage", "coincidence_factor", "intrinsic_reliability", "InvalidPrediction",
     "Fold", "HeldOutStimulus", "HeldOutScore", "ValidationScore", "score_heldout", "score_trains", "validate_model",
     "load_challenge", "challenge_dir", "evaluate_in_process", "InProcessEvaluation",
+    "setting", "settings_record", "settings_schema", "SettingsError", "SearchProgress",
+    "samples_per_step", "block_mean", "block_max", "lowpass", "lowpass_bank", "clip_to_window", "stretch_reliability",
+    "CountPenalty", "Candidate", "best_candidate", "candidates_record", "fit_record", "held_out_record", "curve",
     "__version__",
 ]

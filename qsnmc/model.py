@@ -15,7 +15,9 @@ harness calls, in a fresh isolated process:
 use small values such as 0.05 for a quick fit). ``seed`` makes the fit and the
 prediction reproducible.
 
-``settings`` are extra keyword arguments, empty in a plain ``qsnmc run``. A class may
+``settings`` are extra keyword arguments, empty in a plain ``qsnmc run``. A model declares
+them as one frozen dataclass (``Settings``, fields made with :func:`qsnmc.setting`); the base
+class then checks every override and keeps the result as ``self.settings``. A class may
 expose ``param_grid = {"setting": [value, ...]}`` (JSON numbers, strings, booleans):
 ``qsnmc sweep NAME`` then constructs it with every combination, fits each on held-out
 folds of the training data (the first part of each training window, or every stimulus but
@@ -29,6 +31,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from qsnmc.data import Stimulus, TrainingData
+from qsnmc.settings import make_settings
 
 SpikeTrains = np.ndarray | Sequence[np.ndarray]
 
@@ -48,15 +51,19 @@ class Model:
     description: ClassVar[str] = ""
     #: optional: settings ``qsnmc sweep`` tries, name -> list of values (each a keyword of ``__init__``)
     param_grid: ClassVar[dict[str, list] | None] = None
+    #: optional: the frozen dataclass of the model's settings (its fields are what ``--param`` may set)
+    Settings: ClassVar[type | None] = None
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **settings: Any) -> None:
         """Args: seed (reproducibility), budget (compute scale, 1.0 = default fit), settings
-        (keyword settings from ``param_grid``; a subclass declares the ones it accepts as
-        named keyword arguments, so a misspelt one is a TypeError, i.e. a failed row)."""
-        if settings:
+        (overrides of the fields of ``Settings``, checked: an unknown name or a wrong value is a
+        :class:`qsnmc.SettingsError`, i.e. a failed row; the CLI checks them before any work)."""
+        if self.Settings is None and settings:
             raise TypeError(f"{type(self).__name__} takes no settings, got {sorted(settings)}")
         self.seed = int(seed)
         self.budget = float(budget)
+        self.settings = make_settings(self.Settings, settings, self.name or type(self).__name__) \
+            if self.Settings is not None else None
 
     def fit(self, train: TrainingData) -> dict[str, Any] | None:  # pragma: no cover - interface
         raise NotImplementedError

@@ -17,10 +17,11 @@ ALLOWED = {
     "base": set(),
     "scoring": {"scoring", "challenges"},  # evaluation reads a Challenge's hidden test
     "challenges": {"challenges", "scoring"},
-    "harness": {"harness", "challenges", "scoring"},
-    "cli": {"cli", "harness", "challenges", "scoring"},
+    "fitting": {"fitting", "scoring"},  # the plugins' toolkit: objectives and records over held-out scores
+    "harness": {"harness", "challenges", "scoring", "fitting"},
+    "cli": {"cli", "harness", "challenges", "scoring", "fitting"},
 }
-LAYERS = {"scoring", "challenges", "harness", "cli"}
+LAYERS = {"scoring", "challenges", "fitting", "harness", "cli"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -28,6 +28,8 @@ class ModelEntry:
         version: the plugin's ``__version__`` or its distribution's version.
         error: why it cannot run (import error, name clash, ...), or None.
         param_grid: the model's ``param_grid`` (setting name -> values) for ``qsnmc sweep``, or None.
+        settings: the model's settings schema (:func:`qsnmc.settings.settings_schema`: name ->
+            type, default, doc, bounds), or None when its constructor takes arbitrary keywords.
     """
 
     name: str
@@ -36,6 +38,7 @@ class ModelEntry:
     version: str = ""
     error: str | None = None
     param_grid: dict[str, list] | None = None
+    settings: dict[str, dict] | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,7 +105,8 @@ def discover_models(submissions_dir: str | Path | None) -> list[ModelEntry]:
         for m in rec["models"]:
             version = m["version"] or (src.dist.split(" ")[-1] if src.dist else "")
             by_name.setdefault(m["name"], []).append(ModelEntry(m["name"], src, m["description"], version,
-                                                                  param_grid=m.get("param_grid")))
+                                                                  param_grid=m.get("param_grid"),
+                                                                  settings=m.get("settings")))
     entries: list[ModelEntry] = []
     for name, group in by_name.items():
         if len(group) > 1:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from qsnmc.settings import schema_of_factory
+
 from qsnmc.harness.plugins import PluginSource, instantiate, load_models
 
 INPUT = "input.pkl"
@@ -55,6 +57,7 @@ def discover(out: Path, sources_file: Path) -> int:
                         "description": str(getattr(factory, "description", "") or (factory.__doc__ or "").strip().split("\n")[0]),
                         "version": str(getattr(sys.modules.get(getattr(factory, "__module__", "")), "__version__", "")),
                         "param_grid": _param_grid(factory),
+                        "settings": schema_of_factory(factory),
                     }
                     for name, factory in models.items()
                 ]
