@@ -8,7 +8,9 @@ import json
 import pytest
 
 from conftest import PROJECT, read_rows, run_cli
+from qsnmc.fitting.record import check_fit_record
 from qsnmc.harness.discovery import discover_models
+from qsnmc.settings import check_overrides
 
 ENTRIES = discover_models(PROJECT / "submissions")
 #: built-ins whose fit chooses settings on held-out training data (all but the chance level)
@@ -49,14 +51,31 @@ def test_model_fits_predicts_and_is_scored(quick_run, name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FITTED_BUILTINS))
-def test_fit_record_shows_held_out_scores_and_counts_per_stimulus(quick_run, name):
-    """One key in every fitted built-in's record: per stimulus, held-out Gamma/R and predicted /
-    recorded spike counts (``ValidationScore.per_stimulus``), so a reader sees where it fails."""
+def test_fit_record_follows_the_one_schema(quick_run, name):
+    """Every fitted built-in returns the one fit-record schema (qsnmc.fit_record): its settings (which
+    rebuild the same settings through the constructor), fitted parameters, and the held-out score its
+    choices were made on, per stimulus with predicted / recorded spike counts."""
     work, rows = quick_run
     assert name in rows
     run_dir = work / "runs" / (work / "runs" / "LATEST").read_text().strip()
-    per = json.loads((run_dir / name / "record.json").read_text())["fit_record"]["held_out_per_stimulus"]
-    assert per, f"{name}: empty held_out_per_stimulus"
-    for stim, row in per.items():
+    fit_record = json.loads((run_dir / name / "record.json").read_text())["fit_record"]
+    check_fit_record(fit_record)
+    entry = next(e for e in ENTRIES if e.name == name)
+    assert entry.settings is not None and set(fit_record["settings"]) == set(entry.settings), name
+    assert check_overrides(entry.settings, fit_record["settings"], name) is not None
+    assert fit_record["fitted"], f"{name}: no fitted parameters in the record"
+    held = fit_record["held_out"]
+    assert held and held["per_stimulus"], f"{name}: no held-out score per stimulus"
+    for stim, row in held["per_stimulus"].items():
         assert {"gamma_over_r", "n_predicted", "n_recorded", "count_ratio", "included"} <= set(row), (name, stim)
         assert row["n_recorded"] > 0, (name, stim)
+
+
+@pytest.mark.parametrize("name", sorted(FITTED_BUILTINS))
+def test_settings_are_one_frozen_dataclass_with_reasons(name):
+    """Each built-in declares its settings as one Settings dataclass, every field with a reason,
+    and its param_grid sweeps only those fields."""
+    entry = next(e for e in ENTRIES if e.name == name)
+    assert entry.settings, f"{name}: no Settings dataclass"
+    assert all(spec["doc"] for spec in entry.settings.values()), f"{name}: a setting without its reason"
+    assert set(entry.param_grid or {}) <= set(entry.settings), f"{name}: param_grid names a non-setting"
