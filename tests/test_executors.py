@@ -73,6 +73,27 @@ def test_dask_run_gives_the_same_table_as_a_local_run(work, data_dir, cluster):
 
 
 @pytest.mark.slow
+def test_dask_runs_each_model_and_seed_as_its_own_task(work, data_dir, cluster):
+    lc, _ = cluster
+    common = ["run", "poisson", "--challenge", "synthetic-test", "--seeds", "0,2", "--no-cache"]
+    local = run_cli(common + ["--jobs", "2", "--json", "local.json"], cwd=work, data_dir=data_dir)
+    assert local.returncode == 0, local.stderr
+    remote = run_cli(common + ["--executor", "dask", "--scheduler", lc.scheduler_address, "--json", "dask.json"],
+                     cwd=work, data_dir=data_dir)
+    assert remote.returncode == 0, remote.stderr
+    row_local, row_dask = read_rows(work / "local.json")["poisson"], read_rows(work / "dask.json")["poisson"]
+    assert [s["seed"] for s in row_dask["seeds"]] == [0, 2] and row_dask["n_scored"] == 2
+    for key in ("performance", "error", "seed_sd", "seeds"):
+        assert row_dask[key] == row_local[key], key
+    run_dir = work / "runs" / (work / "runs" / "LATEST").read_text().strip()
+    import json
+
+    for seed in (0, 2):
+        rec = json.loads((run_dir / "poisson" / f"seed-{seed}" / "record.json").read_text())
+        assert rec["seed"] == seed and rec["executor"] == "dask" and rec["numerics"]["blas"]
+
+
+@pytest.mark.slow
 def test_a_killed_dask_worker_becomes_a_failed_row(work, data_dir, cluster):
     lc, client = cluster
     (work / "submissions" / "sleeper.py").write_text(SLEEPER)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from qsnmc.cli.report import find_curves
+from qsnmc.cli.report import training_curves
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_report_writes_html_with_embedded_figures_and_pngs_beside_it(reported):
         assert png.startswith(b"\x89PNG") and len(png) > 5000
         assert base64.b64encode(png).decode() in text  # self-contained: the same image inline
     assert "lif" in text and "poisson" in text and "14.5-16.5 s" in text
-    assert "No plugin recorded a training curve" in text  # the baselines record none
+    assert "No plugin declared a training curve" in text  # the baselines declare none
     assert not re.search(r"src=['\"](?!data:)", text)  # nothing fetched from elsewhere
 
 
@@ -80,11 +80,80 @@ def test_report_of_a_missing_run_is_a_clear_error(tmp_path):
     assert proc.returncode == 2 and "no run yet" in proc.stderr
 
 
-def test_training_curves_are_found_in_nested_fit_records():
-    record = {"loss_curve": [3.0, 2.0, 1.5], "training": {"best_gamma_per_generation": [0.1, 0.2, 0.3, 0.4]},
-              "tau_ms": 12.0, "grid_history": ["a", "b", "c"], "short_curve": [1.0, 2.0]}
-    assert find_curves(record) == {"loss_curve": [3.0, 2.0, 1.5],
-                                   "training.best_gamma_per_generation": [0.1, 0.2, 0.3, 0.4]}
+def test_only_the_declared_training_curves_are_drawn():
+    # an AdEx-like record: lists per generation that are not curves of training, and the declared curves
+    record = {"blown_up_per_generation": [0, 0, 0, 0], "seconds_per_generation": [1.2, 1.1, 1.3, 1.2],
+              "loss_curve": [3.0, 2.0, 1.5], "training": {"best_gamma_per_generation": [0.1, 0.2, 0.3]},
+              "curves": {"best objective": {"x": [1, 2, 3], "y": [0.2, 0.3, 0.35], "x_label": "generation",
+                                            "y_label": "Γ/R − penalty"},
+                         "no labels": {"x": [0, 1], "y": [1.0, 0.5]},
+                         "unequal": {"x": [1, 2, 3], "y": [1.0, 2.0]},
+                         "not numbers": {"x": [1, 2], "y": ["a", "b"]},
+                         "not finite": {"x": [1, 2], "y": [1.0, float("nan")]}}}
+    assert training_curves(record) == {
+        "best objective": {"x": [1.0, 2.0, 3.0], "y": [0.2, 0.3, 0.35], "x_label": "generation",
+                           "y_label": "Γ/R − penalty"},
+        "no labels": {"x": [0.0, 1.0], "y": [1.0, 0.5], "x_label": "step", "y_label": "no labels"},
+    }
+    assert training_curves({"loss_curve": [3.0, 2.0, 1.5]}) == {} and training_curves(None) == {}
+
+
+def _figures(monkeypatch) -> list:
+    """Figures the report's drawing functions make, kept open instead of written as PNG."""
+    from qsnmc.cli import report
+
+    figs = []
+    monkeypatch.setattr(report, "_png", lambda fig: figs.append(fig) or b"")
+    return figs
+
+
+def _rows_of(n_models: int, n_seeds: int) -> tuple[list[dict], list[dict]]:
+    from qsnmc.scoring.table import ranking_rows
+
+    rng = np.random.default_rng(0)
+    records = [{"model": f"model-{m}", "seed": s, "status": "ok", "performance": 0.1 * m + 0.02 * s,
+                "error": 0.01, "gamma": 0.07 * m, "scores": [{"stimulus": "A", "gammas": list(rng.uniform(0, 0.8, 13))}]}
+               for m in range(n_models) for s in range(n_seeds)]
+    return ranking_rows(records), records
+
+
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_legends_lie_outside_the_data(monkeypatch, n_seeds):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from qsnmc.cli import report
+
+    figs = _figures(monkeypatch)
+    rows, records = _rows_of(10, n_seeds)
+    report.performance_figure(rows, 0.76)
+    report.repetition_figure(rows, records)
+    for fig in figs:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        box, legend = ax.get_window_extent(), ax.get_legend().get_window_extent()
+        assert legend.x0 >= box.x1, (legend, box)  # entirely to the right of the axes
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert len(labels) >= (10 if fig is figs[1] else 2)
+    seed_points = [c for c in figs[0].axes[0].collections if c.get_label() == "each seed"]
+    assert len(seed_points) == (1 if n_seeds > 1 else 0)
+    if n_seeds > 1:
+        assert len(seed_points[0].get_offsets()) == 10 * n_seeds  # every seed of every model drawn
+
+
+def test_the_curves_figure_draws_each_seeds_curve_with_its_labels(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from qsnmc.cli import report
+
+    figs = _figures(monkeypatch)
+    curve = {"x": [1.0, 2.0], "y": [2.0, 1.0], "x_label": "epoch", "y_label": "loss (nats)"}
+    report.curves_figure({"gru": {"loss": {0: curve, 1: curve}}, "adex": {"best": {0: curve}}})
+    axes = [ax for ax in figs[0].axes if ax.axison]
+    assert [ax.get_title() for ax in axes] == ["gru: loss", "adex: best"]
+    assert [len(ax.lines) for ax in axes] == [2, 1]
+    assert axes[0].get_xlabel() == "epoch" and axes[0].get_ylabel() == "loss (nats)"
 
 
 def _browser() -> str | None:

@@ -15,6 +15,7 @@ from qsnmc.harness.discovery import ModelEntry, discover_models
 from qsnmc.harness.runstore import RUN, find_run, load_records
 from qsnmc.harness.sandbox import bwrap_path
 from qsnmc.cli.data import add_data_commands, source_label
+from qsnmc.cli.seeds import add_seed_options, chosen_seeds
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
 
@@ -120,16 +121,18 @@ def _parse_params(pairs: list[str] | None) -> dict:
 def _settings(args: argparse.Namespace):
     from qsnmc.harness.runner import RunSettings
 
+    seeds = chosen_seeds(args)
     return RunSettings(
-        seed=args.seed, budget=args.budget, timeout_s=args.timeout, memory_limit_MB=args.memory_limit,
+        seed=seeds[0], seeds=seeds if len(seeds) > 1 else (),
+        budget=args.budget, timeout_s=args.timeout, memory_limit_MB=args.memory_limit,
         use_cache=not args.no_cache, jobs=args.jobs,
         echo=_interactive(args) and args.jobs == 1 and args.executor == "local",
         executor=args.executor, scheduler=args.scheduler, threads=args.threads,
     )
 
 
-def _progress(args: argparse.Namespace, total: int, desc: str):
-    """A bar over finished rows (off with --quiet and when stderr is not a terminal), and its callback."""
+def _progress(args: argparse.Namespace, total: int, desc: str, several_seeds: bool = False):
+    """A bar over finished jobs (off with --quiet and when stderr is not a terminal), and its callback."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="model", dynamic_ncols=True,
@@ -143,7 +146,8 @@ def _progress(args: argparse.Namespace, total: int, desc: str):
             what = f"Γ/R = {100 * rec['performance']:.1f} %" + (" (cached)" if rec["cached"] else "")
         else:
             what = f"FAILED ({rec['reason'][:200]})"
-        line = f"  {rec['model']}: {what}"
+        which = f" seed {rec['seed']}" if several_seeds else ""
+        line = f"  {rec['model']}{which}: {what}"
         if bar.disable:
             print(line, file=sys.stderr)
         else:
@@ -158,6 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.all and not args.models:
         print("qsnmc run: name models to run, or --all", file=sys.stderr)
         return 2
+    seeds = chosen_seeds(args)  # checked while parsing
     try:
         params = _parse_params(args.param)
     except ValueError as exc:
@@ -180,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         where = f"Dask ({args.scheduler or 'LocalCluster'})" if args.executor == "dask" else f"{args.jobs} at a time"
         print(f"Run folder: {runner.run_dir} ({where})", file=sys.stderr)
-    bar, done = _progress(args, len(entries), "models")
+    bar, done = _progress(args, len(entries) * len(seeds), "models" if len(seeds) == 1 else "fits", len(seeds) > 1)
     with bar:
         records = runner.run([Task(e, params) for e in entries], on_done=done)
     rows = ranking_rows(records)
@@ -276,9 +281,9 @@ def default_jobs() -> int:
     return max(1, min(MAX_DEFAULT_JOBS, cores))
 
 
-def _add_execution(p: argparse.ArgumentParser) -> None:
+def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False) -> None:
     p.add_argument("--challenge", default=EMBEDDED, help=f"challenge to run on (default: {EMBEDDED})")
-    p.add_argument("--seed", type=int, default=0, help="seed passed to every model (default 0)")
+    add_seed_options(p, several=several_seeds)
     p.add_argument("--budget", type=float, default=1.0,
                    help="compute scale passed to every model: 1 = each model's default fit (default 1)")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
@@ -331,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("models", nargs="*", metavar="NAME", help="models to run (see `qsnmc list`)")
     p.add_argument("--all", action="store_true", help="run every model found")
-    _add_execution(p)
+    _add_execution(p, several_seeds=True)
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="a keyword setting for the one named model (e.g. the best of `qsnmc sweep`); repeatable")
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")

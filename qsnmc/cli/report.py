@@ -3,11 +3,14 @@
 Figures (matplotlib, headless):
 1. ``raster.png``: the competition's figure: the injected current over a stretch of the
    test window, the recorded repetitions as a raster, each model's predicted spikes beneath.
-2. ``performance.png``: mean Gamma per model with its bootstrap error (Err x R), and the
-   intrinsic reliability R as a line (Gamma/R = 100 % there).
-3. ``per_repetition.png``: Gamma_i of each model for each recorded repetition.
-4. ``training_curves.png``: lists of numbers that plugins record in their fit record under
-   a key naming a curve (``loss_curve``, ``*_history``, ``*_per_generation``, ...).
+2. ``performance.png``: mean Gamma per model with its error (Err x R; over several seeds the
+   mean over seeds with the combined error Err_c x R, and each seed's Gamma as a point beside
+   the bar), and the intrinsic reliability R as a line (Gamma/R = 100 % there).
+3. ``per_repetition.png``: Gamma_i of each model for each recorded repetition (over several
+   seeds: the mean over the scored seeds).
+4. ``training_curves.png``: the curves a plugin's fit record declares under ``"curves"``:
+   ``{name: {"x": [...], "y": [...], "x_label": str, "y_label": str}}`` (each seed's curve in
+   one panel); nothing else in a fit record is drawn.
 
 The report process is a scoring process: it reads the hidden test spikes to draw them.
 """
@@ -18,7 +21,6 @@ import html
 import io
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +29,11 @@ import numpy as np
 from qsnmc.challenges.store import Challenge, load_challenge
 from qsnmc.challenges.datadir import challenge_dir
 from qsnmc.harness.runner import load_prediction
-from qsnmc.harness.runstore import RUN, load_records
+from qsnmc.harness.runstore import RUN, load_records, record_dir
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
-#: fit-record keys whose numeric lists are drawn as training curves
-CURVE_KEY = re.compile(r"curve|loss|history|per_generation|per_epoch|per_iteration|by_.*iteration", re.I)
+#: the fit-record key under which a plugin declares its training curves
+CURVES = "curves"
 #: at most this many predicted trains drawn per stochastic model
 MAX_MODEL_ROWS = 3
 
@@ -55,17 +57,28 @@ def _challenge_of(info: dict[str, Any]) -> Challenge:
     return challenge
 
 
-def find_curves(record: Any, prefix: str = "") -> dict[str, list[float]]:
-    """Numeric lists (3 values or more) under curve-like keys of a fit record, by dotted key."""
-    out: dict[str, list[float]] = {}
-    if isinstance(record, dict):
-        for key, value in record.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict):
-                out.update(find_curves(value, name + "."))
-            elif (CURVE_KEY.search(str(key)) and isinstance(value, list) and len(value) >= 3
-                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-                out[name] = [float(v) for v in value]
+def training_curves(fit_record: Any) -> dict[str, dict[str, Any]]:
+    """The training curves a fit record declares: ``fit_record["curves"]``, a dict of
+    ``{name: {"x": [numbers], "y": [numbers], "x_label": str, "y_label": str}}``.
+
+    A curve whose x and y are not equally long lists of 2 or more finite numbers is left out;
+    missing labels read ``"step"`` and the curve's name. Nothing outside ``"curves"`` counts.
+    """
+    declared = fit_record.get(CURVES) if isinstance(fit_record, dict) else None
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(declared, dict):
+        return out
+    def numbers(v: Any) -> list[float] | None:
+        ok = isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        return [float(x) for x in v] if ok and all(math.isfinite(x) for x in v) else None
+    for name, curve in declared.items():
+        if not isinstance(curve, dict):
+            continue
+        x, y = numbers(curve.get("x")), numbers(curve.get("y"))
+        if x is None or y is None or len(x) != len(y) or len(x) < 2:
+            continue
+        out[str(name)] = {"x": x, "y": y, "x_label": str(curve.get("x_label") or "step"),
+                          "y_label": str(curve.get("y_label") or name)}
     return out
 
 
@@ -117,59 +130,85 @@ def raster_figure(challenge: Challenge, stimulus: str, predictions: dict[str, li
     return _png(fig)
 
 
-def performance_figure(records: list[dict[str, Any]], reliability: float) -> bytes:
-    """Mean Gamma per model with bootstrap error bars (Err x R) and the R line."""
+#: where a figure's legend goes: to the right of the axes, outside the data
+OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+
+
+def performance_figure(rows: list[dict[str, Any]], reliability: float) -> bytes:
+    """Mean Gamma per model (table rows) with its error bar (Err x R; over several seeds the
+    combined Err_c x R), each scored seed's Gamma as a point beside its bar, and the R line."""
     import matplotlib.pyplot as plt
 
-    ok = sorted((r for r in records if r.get("status") == "ok"), key=lambda r: -r["performance"])
+    ok = [r for r in rows if r["status"] == "ok"]
+    several = any(r.get("n_seeds", 1) > 1 for r in ok)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(ok) + 2), 3.6))
-    names = [r["model"] for r in ok]
+    x = np.arange(len(ok))
     gammas = [r["performance"] * reliability for r in ok]
     errors = [r["error"] * reliability for r in ok]
-    ax.bar(names, gammas, yerr=errors, capsize=4, color="tab:blue", alpha=0.8)
+    ax.bar(x, gammas, yerr=errors, capsize=4, color="tab:blue", alpha=0.8,
+           label="mean over seeds ± Err_c × R" if several else "Γ ± Err × R (bootstrap)")
+    seed_points = [(i, s["performance"] * reliability) for i, r in enumerate(ok) for s in r.get("seeds", [])
+                   if several and s["status"] == "ok"]
+    if seed_points:
+        ax.scatter([i + 0.3 for i, _ in seed_points], [g for _, g in seed_points], s=14, color="black", zorder=3,
+                   label="each seed")
     ax.axhline(reliability, color="tab:red", ls="--", label=f"R = {reliability:.3f} (intrinsic reliability)")
     ax.axhline(0.0, color="black", lw=0.6)
-    for x, r in enumerate(ok):
-        ax.annotate(f"{100 * r['performance']:.1f} %", (x, r["performance"] * reliability), ha="center",
+    for i, r in enumerate(ok):
+        ax.annotate(f"{100 * r['performance']:.1f} %", (i, r["performance"] * reliability), ha="center",
                     va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points")
-    ax.set_ylim(top=1.25 * max([reliability, *gammas]))
+    ax.set_xticks(x, [r["model"] for r in ok])
+    ax.set_ylim(top=1.25 * max([reliability, *gammas, *(g for _, g in seed_points)]))
     ax.set_ylabel("Γ (mean over repetitions)")
-    ax.set_title("Γ per model (bars: bootstrap error; labels: Γ/R)")
-    ax.legend(loc="upper right", fontsize=8, framealpha=1.0)
+    ax.set_title("Γ per model (bars: mean over seeds, error Err_c; labels: Γ/R)" if several else
+                 "Γ per model (bars: bootstrap error; labels: Γ/R)")
+    ax.legend(fontsize=8, **OUTSIDE)
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     return _png(fig)
 
 
-def repetition_figure(records: list[dict[str, Any]]) -> bytes:
-    """Gamma_i of each scored model for each repetition (first test stimulus)."""
+def repetition_figure(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> bytes:
+    """Gamma_i of each scored model (in table order) for each repetition of the first test
+    stimulus; over several seeds, the mean over the scored seeds."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 3.4))
-    for r in sorted((r for r in records if r.get("status") == "ok"), key=lambda r: -r["performance"]):
-        gammas = r.get("scores", [{}])[0].get("gammas", [])
-        ax.plot(np.arange(1, len(gammas) + 1), gammas, marker="o", ms=4, label=r["model"])
+    for row in (r for r in rows if r["status"] == "ok"):
+        per_seed = [r.get("scores", [{}])[0].get("gammas", []) for r in records
+                    if r["model"] == row["model"] and r.get("status") == "ok"]
+        per_seed = [g for g in per_seed if len(g) == len(per_seed[0])]
+        if not per_seed or not per_seed[0]:
+            continue
+        gammas = np.mean(per_seed, axis=0)
+        label = row["model"] if len(per_seed) == 1 else f"{row['model']} (mean of {len(per_seed)} seeds)"
+        ax.plot(np.arange(1, len(gammas) + 1), gammas, marker="o", ms=4, label=label)
     ax.axhline(0.0, color="black", lw=0.6)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("repetition")
     ax.set_ylabel("Γ_i")
     ax.set_title("Γ per repetition")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, **OUTSIDE)
     return _png(fig)
 
 
-def curves_figure(curves: dict[str, dict[str, list[float]]]) -> bytes:
-    """One panel per (model, curve) found in the fit records."""
+def curves_figure(curves: dict[str, dict[str, dict[int | None, dict[str, Any]]]]) -> bytes:
+    """One panel per (model, curve), ``{model: {curve: {seed: curve}}}``, each seed's curve drawn in it."""
     import matplotlib.pyplot as plt
 
-    panels = [(m, k, v) for m, found in curves.items() for k, v in found.items()]
+    panels = [(m, k, by_seed) for m, found in curves.items() for k, by_seed in found.items()]
     cols = min(3, len(panels))
     n_rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 2.8 * n_rows), squeeze=False)
-    for ax, (model, key, values) in zip(axes.ravel(), panels):
-        ax.plot(np.arange(len(values)), values, marker=".", ms=3)
+    for ax, (model, key, by_seed) in zip(axes.ravel(), panels):
+        for seed, c in by_seed.items():
+            ax.plot(c["x"], c["y"], marker=".", ms=3, label=None if len(by_seed) == 1 else f"seed {seed}")
+        first = next(iter(by_seed.values()))
         ax.set_title(f"{model}: {key}", fontsize=8)
-        ax.set_xlabel("step")
+        ax.set_xlabel(first["x_label"], fontsize=8)
+        ax.set_ylabel(first["y_label"], fontsize=8)
+        if len(by_seed) > 1:
+            ax.legend(fontsize=6, **OUTSIDE)
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
@@ -229,32 +268,40 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
         if not stop > start:
             raise ReportError(f"empty stretch --from {start:g} s --to {stop:g} s")
         stretches[name] = (start, stop)
-    ranked = [r for r in sorted(records, key=lambda r: -(r.get("performance") or -1e9)) if r.get("status") == "ok"]
+    rows = ranking_rows(records)
+    several = any(r["n_seeds"] > 1 for r in rows)
+    scored = [r for r in records if r.get("status") == "ok"]
     predictions: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in drawn}
-    for r in ranked:
+    for row in (r for r in rows if r["status"] == "ok"):
+        shown = next(r for r in scored if r["model"] == row["model"])  # its first scored seed
         try:
-            saved = load_prediction(run_dir / r["model"] / "prediction.npz")
+            saved = load_prediction(record_dir(run_dir, shown) / "prediction.npz")
         except (OSError, ValueError):
             continue
+        label = f"{row['model']} (seed {shown.get('seed')})" if several else row["model"]
         for name in drawn:
             if name in saved:
-                predictions[name][r["model"]] = saved[name]
+                predictions[name][label] = saved[name]
     rasters = {name: raster_figure(challenge, name, predictions[name], *stretches[name]) for name in drawn}
     reliability = float(np.mean([challenge.reliability(name) for name in tests]))  # one stimulus: its R
     raster_files = {name: "raster.png" if len(drawn) == 1 else f"raster_{name}.png" for name in drawn}
     figures: dict[str, bytes] = {
         **{raster_files[name]: png for name, png in rasters.items()},
-        "performance.png": performance_figure(records, reliability),
-        "per_repetition.png": repetition_figure(records),
+        "performance.png": performance_figure(rows, reliability),
+        "per_repetition.png": repetition_figure(rows, records),
     }
-    curves = {r["model"]: c for r in ranked if (c := find_curves(r.get("fit_record") or {}))}
+    curves: dict[str, dict[str, dict[int | None, dict[str, Any]]]] = {}
+    for row in (r for r in rows if r["status"] == "ok"):
+        for r in (r for r in scored if r["model"] == row["model"]):
+            for key, curve in training_curves(r.get("fit_record")).items():
+                curves.setdefault(row["model"], {}).setdefault(key, {})[r.get("seed")] = curve
     if curves:
         figures["training_curves.png"] = curves_figure(curves)
     out_dir = Path(out_dir) if out_dir else run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():
         (out_dir / name).write_bytes(png)
-    table = format_table(ranking_rows(records), challenge_header(info))
+    table = format_table(rows, challenge_header(info))
     r_label = f"R = {reliability:.3f}" if len(tests) == 1 else f"mean R over the test stimuli = {reliability:.3f}"
     sections = [
         (f"Recorded and predicted spikes{'' if len(drawn) == 1 else f', stimulus {name}'}",
@@ -265,14 +312,17 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
          f"entry's trains are numbered).", figures[raster_files[name]])
         for name in drawn
     ] + [
-        ("Γ per model", f"Mean coincidence factor Γ (Δ = {1e3 * challenge.delta_s:g} ms) with bootstrap errors; "
-         f"the dashed line is the intrinsic reliability, {r_label}.", figures["performance.png"]),
-        ("Γ per repetition", "Γ_i between each model's prediction and recorded repetition i.",
-         figures["per_repetition.png"]),
+        ("Γ per model", f"Mean coincidence factor Γ (Δ = {1e3 * challenge.delta_s:g} ms) with "
+         + ("its mean over seeds, the combined error Err_c (bootstrap and seed spread) and each seed's Γ as a "
+            "point beside the bar; " if several else "bootstrap errors; ")
+         + f"the dashed line is the intrinsic reliability, {r_label}.", figures["performance.png"]),
+        ("Γ per repetition", "Γ_i between each model's prediction and recorded repetition i"
+         + (" (mean over the scored seeds)." if several else "."), figures["per_repetition.png"]),
         ("Training curves",
-         "Curves the plugins recorded in their fit records." if curves else
-         "No plugin recorded a training curve (a list of numbers under a fit-record key such as "
-         "'loss_curve' or '*_history').", figures.get("training_curves.png")),
+         "The training curves the plugins declared in their fit records: "
+         + "; ".join(f"{m}: {', '.join(found)}" for m, found in curves.items()) + "." if curves else
+         "No plugin declared a training curve (a fit record's 'curves': {name: {x, y, x_label, y_label}}).",
+         figures.get("training_curves.png")),
     ]
     title = f"qsnmc report: {info['challenge']}, run {run_dir.name}"
     path = out_dir / "report.html"

@@ -20,7 +20,7 @@ import pickle
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +30,7 @@ from qsnmc.challenges.store import Challenge
 from qsnmc.harness.discovery import ModelEntry
 from qsnmc.scoring.evaluation import score_predictions
 from qsnmc.harness.executors import DaskExecutor, Job, LocalExecutor, make_executor
+from qsnmc.harness.numerics import numerics_info
 from qsnmc.harness.plugins import source_hash
 from qsnmc.harness.supervise import describe_exit
 from qsnmc.harness.runstore import (
@@ -40,6 +41,7 @@ from qsnmc.harness.runstore import (
     mark_latest,
     new_run_dir,
     package_versions,
+    seed_folder,
     write_json_atomic,
 )
 from qsnmc.scoring.metrics import InvalidPrediction
@@ -51,7 +53,9 @@ class RunSettings:
     """Settings of one ``qsnmc run``.
 
     Attributes:
-        seed: passed to every model.
+        seed: passed to every model (the run's one seed when ``seeds`` is empty).
+        seeds: several seeds: every model is fitted once per seed, each (model, seed) its own
+            job and cache entry, recorded under ``<model>/seed-<k>/``; empty: the one ``seed``.
         budget: compute scale passed to every model (1.0 = each model's default fit).
         timeout_s: wall-clock limit per model, fit and prediction together (s).
         memory_limit_MB: resident-memory limit per model (MB).
@@ -65,6 +69,7 @@ class RunSettings:
     """
 
     seed: int = 0
+    seeds: tuple[int, ...] = ()
     budget: float = 1.0
     timeout_s: float = 1800.0
     memory_limit_MB: float = 8000.0
@@ -75,6 +80,16 @@ class RunSettings:
     scheduler: str | None = None
     threads: int = 1
 
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """Every seed of the run, in order (``(seed,)`` for a single-seed run)."""
+        return tuple(self.seeds) or (self.seed,)
+
+    @property
+    def several_seeds(self) -> bool:
+        """Whether models are fitted with more than one seed (the ``<model>/seed-<k>/`` layout)."""
+        return len(self.seed_list) > 1
+
 
 @dataclass
 class Task:
@@ -84,19 +99,27 @@ class Task:
         entry: the model.
         params: keyword settings passed to the model's factory (e.g. one point of its ``param_grid``).
         label: the row's name and folder name (default: the model's name).
+        seed: the seed of this job (None: every seed of the run, one job each).
     """
 
     entry: ModelEntry
     params: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         self.label = self.label or self.entry.name
 
 
-def cache_key(entry: ModelEntry, challenge: Challenge, settings: RunSettings, params: dict | None = None) -> str:
-    """Same plugin code, qsnmc code, model, challenge files, seed, budget and settings -> same key."""
-    parts = [source_hash(entry.source), entry.name, challenge.fingerprint(), str(settings.seed), repr(settings.budget),
+def cache_key(entry: ModelEntry, challenge: Challenge, settings: RunSettings, params: dict | None = None,
+              seed: int | None = None) -> str:
+    """Same plugin code, qsnmc code, model, challenge files, seed, budget and settings -> same key.
+
+    ``seed`` is the job's (default: ``settings.seed``); the key does not depend on the run's
+    other seeds, so each (model, seed) is cached on its own.
+    """
+    seed = settings.seed if seed is None else seed
+    parts = [source_hash(entry.source), entry.name, challenge.fingerprint(), str(seed), repr(settings.budget),
              f"threads={settings.threads}"]
     if params:
         parts.append(json.dumps(params, sort_keys=True))
@@ -122,7 +145,7 @@ def _base_record(task: Task, challenge: Challenge, settings: RunSettings) -> dic
         "version": entry.version,
         "challenge": challenge.name,
         "challenge_source": challenge.source(),
-        "seed": settings.seed,
+        "seed": settings.seed if task.seed is None else task.seed,
         "budget": settings.budget,
         "status": "failed",
         "reason": "",
@@ -176,6 +199,7 @@ class Runner:
                 "training_only": challenge.training_only_reasons(),
                 "settings": asdict(settings),
                 "versions": package_versions(),
+                "numerics": numerics_info(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 **(extra_info or {}),
             },
@@ -183,11 +207,14 @@ class Runner:
         mark_latest(self.run_dir)
 
     def run(self, entries: list[ModelEntry | Task], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
-        """Run every entry through the executor; return their records in the given order."""
-        tasks = [e if isinstance(e, Task) else Task(e) for e in entries]
-        labels = [t.label for t in tasks]
+        """Run every entry once per seed of the run through the executor; return their records
+        in the given order (entry by entry, each entry's seeds in the run's order)."""
+        rows = [e if isinstance(e, Task) else Task(e) for e in entries]
+        labels = [t.label for t in rows]
         if len(set(labels)) != len(labels):
             raise ValueError(f"two rows of one run share a name: {sorted(labels)}")
+        tasks = [t if t.seed is not None else replace(t, seed=s) for t in rows
+                 for s in ((t.seed,) if t.seed is not None else self.settings.seed_list)]
         executor = self._given_executor
         try:
             if executor is None:
@@ -209,20 +236,19 @@ class Runner:
             record = self._run_one(task, record)
         except Exception as exc:  # noqa: BLE001 - a harness-side surprise still becomes a row
             record.update(status="failed", reason=f"harness error: {type(exc).__name__}: {exc}")
-        model_dir = self.run_dir / task.label
-        write_json_atomic(model_dir / RECORD, record)
+        write_json_atomic(self.folder(task) / RECORD, record)
         if on_done:
             on_done(record)
         return record
 
     def _run_one(self, task: Task, record: dict[str, Any]) -> dict[str, Any]:
         entry = task.entry
-        model_dir = self.run_dir / task.label
+        model_dir = self.folder(task)
         model_dir.mkdir(parents=True, exist_ok=True)
         if entry.error:
             record.update(stage="load", reason=entry.error)
             return record
-        key = cache_key(entry, self.challenge, self.settings, task.params)
+        key = cache_key(entry, self.challenge, self.settings, task.params, task.seed)
         record["source_sha256"] = source_hash(entry.source)
         record["cache_key"] = key
         hit = cache_get(self.runs_dir, key) if self.settings.use_cache else None
@@ -239,6 +265,7 @@ class Runner:
             fit_s=result.get("fit_s"),
             predict_s=result.get("predict_s"),
             fit_record=result.get("record", {}),
+            numerics=result.get("numerics"),
         )
         if result.get("status") != "ok":
             record["reason"] = f"{result.get('stage')}: {result.get('error')}"
@@ -256,6 +283,10 @@ class Runner:
             cache_put(self.runs_dir, key, {PREDICTION: model_dir / PREDICTION, RESULT: model_dir / RESULT})
         return record
 
+    def folder(self, task: Task) -> Path:
+        """Where a job's record goes: ``<label>/``, or ``<label>/seed-<k>/`` in a run of several seeds."""
+        return seed_folder(self.run_dir, task.label, task.seed, self.settings.several_seeds)
+
     def _protected(self) -> list[Path]:
         """Folders no worker may see: the run folders and the challenge's own folder."""
         paths = [self.runs_dir]
@@ -267,7 +298,7 @@ class Runner:
         """Run the worker through the executor; return its result, or None after recording why it gave none."""
         src = task.entry.source
         job = Job(
-            source=src.to_dict(), model=task.entry.name, seed=self.settings.seed, budget=self.settings.budget,
+            source=src.to_dict(), model=task.entry.name, seed=task.seed, budget=self.settings.budget,
             params=dict(task.params), timeout_s=self.settings.timeout_s,
             memory_limit_MB=self.settings.memory_limit_MB, protected=tuple(str(p) for p in self._protected()),
             echo=self.settings.echo, threads=self.settings.threads,

@@ -6,6 +6,7 @@ Layout::
     runs/<YYYYmmdd-HHMMSS>/<model>/record.json  scores, timings, seed, source hash, fit record, errors
     runs/<YYYYmmdd-HHMMSS>/<model>/prediction.npz
     runs/<YYYYmmdd-HHMMSS>/<model>/worker.log
+    runs/<YYYYmmdd-HHMMSS>/<model>/seed-<k>/...  the same three files per seed, in a run of several seeds
     runs/LATEST                                 name of the newest run folder
     runs/cache/<key>/{prediction.npz,result.json}
 """
@@ -90,10 +91,21 @@ def find_run(runs_dir: Path, run: str | None = None) -> Path:
     return runs_dir / marker.read_text().strip()
 
 
+def seed_folder(run_dir: Path, label: str, seed: int | None, several_seeds: bool) -> Path:
+    """A job's folder: ``<label>/`` in a single-seed run, ``<label>/seed-<k>/`` in a run of several seeds."""
+    return run_dir / label / f"seed-{seed}" if several_seeds else run_dir / label
+
+
+def record_dir(run_dir: Path, record: dict[str, Any]) -> Path:
+    """The folder a loaded record came from (its prediction and log lie beside it)."""
+    per_seed = run_dir / record["model"] / f"seed-{record.get('seed')}"
+    return per_seed if (per_seed / RECORD).is_file() else run_dir / record["model"]
+
+
 def load_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every model record of a run (models still running have none yet)."""
+    """Every job record of a run, single- or several-seed (jobs still running have none yet)."""
     records = []
-    for path in sorted(run_dir.glob(f"*/{RECORD}")):
+    for path in sorted([*run_dir.glob(f"*/{RECORD}"), *run_dir.glob(f"*/seed-*/{RECORD}")]):
         try:
             records.append(json.loads(path.read_text()))
         except ValueError:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from qsnmc.settings import schema_of_factory
-
+from qsnmc.harness.numerics import numerics_info
 from qsnmc.harness.plugins import PluginSource, instantiate, load_models
 
 INPUT = "input.pkl"
@@ -122,6 +122,10 @@ def run(jobdir: Path) -> int:
     except BaseException as exc:  # noqa: BLE001 - reported to the scoring process as this row's failure
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc(limit=20)
+    try:  # after fit and prediction: the libraries the model loaded and the settings it left
+        result["numerics"] = numerics_info()
+    except Exception as exc:  # noqa: BLE001 - a record without numerics, never a failed row
+        result["numerics"] = {"error": f"{type(exc).__name__}: {exc}"}
     _write_json(jobdir / RESULT, result)
     return 0
 

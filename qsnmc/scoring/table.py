@@ -4,50 +4,111 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from qsnmc.scoring.metrics import decide_winner
+from qsnmc.scoring.seeds import decide_winner_over_seeds, summarise_seeds
 
 
 def ranking_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for the table and ``--json``: scored models by descending P, then failed ones.
+    """Rows for the table and ``--json``, one per model: scored models by descending P, then failed ones.
 
-    Each row: rank (None if failed), model, source, status, gamma (mean raw Gamma),
-    performance (P = Gamma/R, fraction), error (bootstrap, fraction), verdict, fit_s,
-    predict_s, cached, sandboxed, reason, and spike_counts: per test stimulus, the mean
-    predicted and recorded spike counts per repetition.
+    ``records`` are job records: one per model in a single-seed run, one per (model, seed) in a
+    run of several seeds; a model's seeds are summarised by
+    :func:`qsnmc.scoring.seeds.summarise_seeds` and ranked by :func:`decide_winner_over_seeds`.
+
+    Each row: rank (None if failed), model, source, status ("ok" when at least one seed was
+    scored), gamma (mean raw Gamma), performance (P = Gamma/R, fraction; the mean over scored
+    seeds), error (the combined error Err_c; the bootstrap error for one seed), bootstrap_error
+    (root mean square of the seeds' bootstrap errors), seed_sd (sample SD of P over the scored
+    seeds, 0 for one), n_seeds and n_scored (seeds run and scored), seeds (per seed: seed,
+    status, gamma, performance, error, reason, cached), verdict, fit_s and predict_s (mean per
+    scored seed), cached (every seed reused), sandboxed, reason (the failed seeds' reasons), and
+    spike_counts: per test stimulus, the mean predicted and recorded spike counts per repetition.
     """
-    verdicts = decide_winner(
-        {r["model"]: (r["performance"], r["error"]) for r in records if r.get("status") == "ok"}
-    )
-    ok = sorted((r for r in records if r.get("status") == "ok"), key=lambda r: -r["performance"])
-    bad = sorted((r for r in records if r.get("status") != "ok"), key=lambda r: r["model"])
-    rows = []
-    for rank, r in enumerate(ok + bad, start=1):
-        good = r.get("status") == "ok"
-        rows.append(
-            {
-                "rank": rank if good else None,
-                "model": r["model"],
-                "source": r.get("source", ""),
-                "status": r.get("status", "failed"),
-                "gamma": r.get("gamma"),
-                "performance": r.get("performance"),
-                "error": r.get("error"),
-                "verdict": verdicts.get(r["model"], "") if good else "failed",
-                "fit_s": r.get("fit_s"),
-                "predict_s": r.get("predict_s"),
-                "cached": bool(r.get("cached")),
-                "sandboxed": r.get("sandboxed"),
-                "reason": r.get("reason", ""),
-                "spike_counts": {
-                    sc["stimulus"]: {"predicted": sc["n_predicted"], "recorded": sc["n_recorded"]}
-                    for sc in (r.get("scores") or []) if sc.get("n_predicted") is not None
-                },
-            }
-        )
-    return rows
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_model.setdefault(r["model"], []).append(r)
+    groups = {m: sorted(rs, key=lambda r: (r.get("seed") is None, r.get("seed") or 0)) for m, rs in by_model.items()}
+    scored = {m: [(r["performance"], r["error"]) for r in rs if r.get("status") == "ok"] for m, rs in groups.items()}
+    verdicts = decide_winner_over_seeds(scored)
+    rows = [_model_row(m, rs, verdicts.get(m, "")) for m, rs in groups.items()]
+    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: -r["performance"])
+    bad = sorted((r for r in rows if r["status"] != "ok"), key=lambda r: r["model"])
+    for rank, row in enumerate(ok, start=1):
+        row["rank"] = rank
+    _word_verdicts(ok)
+    return ok + bad
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """Mean of the known values (the value itself for one), None for none."""
+    known = [v for v in values if v is not None]
+    return None if not known else known[0] if len(known) == 1 else float(np.mean(known))
+
+
+def _model_row(model: str, seeds: list[dict[str, Any]], verdict: str) -> dict[str, Any]:
+    """One model's row from its job records (one per seed)."""
+    good = [r for r in seeds if r.get("status") == "ok"]
+    failed = [r for r in seeds if r.get("status") != "ok"]
+    several = len(seeds) > 1
+    if good:
+        summary = summarise_seeds([r["performance"] for r in good], [r["error"] for r in good])
+        performance, error, boot, sd = summary.performance, summary.error, summary.bootstrap_error, summary.seed_sd
+    else:
+        performance = error = boot = sd = None
+    timed = good if several and good else seeds
+    counts: dict[str, dict[str, list[float]]] = {}
+    for r in good:
+        for sc in r.get("scores") or []:
+            if sc.get("n_predicted") is not None:
+                c = counts.setdefault(sc["stimulus"], {"predicted": [], "recorded": []})
+                c["predicted"].append(sc["n_predicted"])
+                c["recorded"].append(sc["n_recorded"])
+    sandboxed = [r.get("sandboxed") for r in seeds]
+    reasons = [f"seed {r.get('seed')}: {r.get('reason', '')}" if several else r.get("reason", "") for r in failed]
+    if several and not good:
+        reasons.insert(0, f"all {len(seeds)} seeds failed")
+    first = seeds[0]
+    return {
+        "rank": None,
+        "model": model,
+        "source": first.get("source", ""),
+        "status": "ok" if good else first.get("status", "failed"),
+        "gamma": _mean([r.get("gamma") for r in good]),
+        "performance": performance,
+        "error": error,
+        "bootstrap_error": boot,
+        "seed_sd": sd,
+        "n_seeds": len(seeds),
+        "n_scored": len(good),
+        "seeds": [{"seed": r.get("seed"), "status": r.get("status", "failed"), "gamma": r.get("gamma"),
+                   "performance": r.get("performance"), "error": r.get("error"), "reason": r.get("reason", ""),
+                   "cached": bool(r.get("cached"))} for r in seeds],
+        "verdict": verdict if good else "failed",
+        "fit_s": _mean([r.get("fit_s") for r in timed]),
+        "predict_s": _mean([r.get("predict_s") for r in timed]),
+        "cached": all(r.get("cached") for r in seeds),
+        "sandboxed": False if False in sandboxed else (True if all(sandboxed) else None),
+        "reason": "; ".join(reasons),
+        "spike_counts": {name: {k: _mean(v) for k, v in c.items()} for name, c in counts.items()},
+    }
+
+
+#: the verdict cell where the competition's words would read wrong
+ONLY_ENTRY = "only entry"
+AHEAD = "ahead, not significant"
+
+
+def _word_verdicts(ok: list[dict[str, Any]]) -> None:
+    """Reword verdicts that the rule's words do not fit: a lone entry ranks against nobody, and
+    a "shared win" held by one entry (possible only with two) is a lead the rule cannot call."""
+    shared = [r for r in ok if r["verdict"] == "shared win"]
+    if len(ok) == 1:
+        ok[0]["verdict"] = ONLY_ENTRY
+    elif len(shared) == 1:
+        shared[0]["verdict"] = AHEAD
 
 
 def count_ratios(row: dict[str, Any]) -> str:
@@ -64,48 +125,87 @@ def _num(x: Any, fmt: str) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
+def _pct(x: float | None) -> str:
+    return _num(None if x is None else 100 * x, ".1f")
+
+
+def several_seeds(rows: list[dict[str, Any]]) -> bool:
+    """Whether any row is over more than one seed (the table then shows the seed columns)."""
+    return any(r.get("n_seeds", 1) > 1 for r in rows)
+
+
 def format_table(rows: list[dict[str, Any]], header: str = "") -> str:
-    """The table as text: Gamma, P = Gamma/R in % of R, its bootstrap error, rank, verdict, and
-    the predicted / recorded spike count per test stimulus."""
+    """The table as text: Gamma, P = Gamma/R in % of R, its error, rank, verdict, and the
+    predicted / recorded spike count per test stimulus. Over several seeds, P is the mean over
+    the scored seeds, the error the combined Err_c, and the columns ``seed SD %``, ``seeds``
+    (scored / run) and ``P per seed %`` are added; a failed seed's reason is in the notes."""
+    several = several_seeds(rows)
     display = []
     for r in rows:
         notes = []
-        if r["status"] != "ok":
-            notes.append(r["reason"].replace("\n", " ")[:160])
+        if r["status"] != "ok" or (several and r["n_scored"] < r["n_seeds"]):
+            notes.append(r["reason"].replace("\n", " ")[:160 * max(1, r["n_seeds"] - r["n_scored"])])
         if r["cached"]:
             notes.append("cached")
+        elif several and any(s["cached"] for s in r["seeds"]):
+            notes.append(f"{sum(s['cached'] for s in r['seeds'])}/{r['n_seeds']} cached")
         if r["sandboxed"] is False:
             notes.append("NOT sandboxed")
-        display.append(
-            {
-                "rank": r["rank"] if r["rank"] is not None else "-",
-                "model": r["model"],
-                "Γ": _num(r["gamma"], ".3f"),
-                "Γ/R %": _num(None if r["performance"] is None else 100 * r["performance"], ".1f"),
-                "± err %": _num(None if r["error"] is None else 100 * r["error"], ".1f"),
-                "verdict": r["verdict"],
-                "spikes pred/rec": count_ratios(r),
-                "fit s": _num(r["fit_s"], ".1f"),
-                "predict s": _num(r["predict_s"], ".2f"),
-                "notes": "; ".join(notes),
-            }
-        )
+        row = {
+            "rank": r["rank"] if r["rank"] is not None else "-",
+            "model": r["model"],
+            "Γ": _num(r["gamma"], ".3f"),
+            "Γ/R %": _pct(r["performance"]),
+            "± err %": _pct(r["error"]),
+        }
+        if several:
+            row.update({
+                "seed SD %": _pct(r["seed_sd"]),
+                "seeds": f"{r['n_scored']}/{r['n_seeds']}",
+                "P per seed %": " · ".join(_pct(s["performance"]) if s["status"] == "ok" else "failed"
+                                          for s in r["seeds"]),
+            })
+        row.update({
+            "verdict": r["verdict"],
+            "spikes pred/rec": count_ratios(r),
+            "fit s": _num(r["fit_s"], ".1f"),
+            "predict s": _num(r["predict_s"], ".2f"),
+            "notes": "; ".join(notes),
+        })
+        display.append(row)
     frame = pd.DataFrame(display)
     text = tabulate(frame, headers="keys", tablefmt="github", showindex=False) if display else "(no models)"
     return (header + "\n" if header else "") + text + "\n" + verdict_note(rows)
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def verdict_note(rows: list[dict[str, Any]]) -> str:
-    """One sentence saying who won and how, in the competition's terms."""
-    winners = [r["model"] for r in rows if r["verdict"] == "significant win"]
-    shared = [r["model"] for r in rows if r["verdict"] == "shared win"]
-    n_ok = sum(r["status"] == "ok" for r in rows)
+    """One sentence saying who won and how, in the competition's terms (over seeds: the seed
+    means and the combined error Err_c), worded for one, two or more scored entries."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    several = several_seeds(rows)
+    if not ok:
+        return "No entry could be scored."
+    if len(ok) == 1:
+        return f"One entry ({ok[0]['model']}): no ranking verdict (the win rule needs at least 3 entries)."
+    winners = [r["model"] for r in ok if r["verdict"] == "significant win"]
     if winners:
-        return f"Winner: {winners[0]} (P - Err above every other entry's P; {n_ok} entries)."
-    if shared:
-        why = "fewer than 3 entries" if n_ok < 3 else "no entry is one error above all others"
-        return f"No significant winner ({why}): the win is shared by {', '.join(shared)}."
-    return "No entry could be scored."
+        if several:
+            return (f"Winner: {winners[0]} (its mean P over seeds minus Err_c is above every other entry's "
+                    f"mean P; {len(ok)} entries).")
+        return f"Winner: {winners[0]} (P - Err above every other entry's P; {len(ok)} entries)."
+    best, second = ok[0], ok[1]
+    if len(ok) == 2:
+        how = (f"{best['model']} is ahead of {second['model']} by more than its error"
+               if best["verdict"] == AHEAD else
+               f"{best['model']} and {second['model']} are within {best['model']}'s error of each other")
+        return f"Two entries, so no significant winner (the win rule needs at least 3): {how}."
+    shared = [r["model"] for r in ok if r["verdict"] == "shared win"]
+    return (f"No significant winner (no entry is one error above all others): the win is shared by "
+            f"{_and(shared)}.")
 
 
 def challenge_header(run_info: dict) -> str:
@@ -128,6 +228,12 @@ def challenge_header(run_info: dict) -> str:
         wins += "; training only: " + ", ".join(f"{k} ({v})" for k, v in why_not.items())
     return (
         f"Challenge {run_info['challenge']!r} (Δ = {1e3 * run_info['delta_s']:g} ms; {wins}; R = {rel})\n"
-        f"Run started {run_info.get('started', '?')}, seed {run_info['settings']['seed']}, "
+        f"Run started {run_info.get('started', '?')}, {_seeds_label(run_info['settings'])}, "
         f"budget {run_info['settings']['budget']:g}"
     )
+
+
+def _seeds_label(settings: dict) -> str:
+    """``seed 0``, or ``seeds 0, 1, 2`` for a run of several seeds."""
+    seeds = settings.get("seeds") or [settings["seed"]]
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
