@@ -96,7 +96,8 @@ def listing(recordings: Sequence[Recording], facts: dict[str, Any], abs_tol_pA: 
     lines += ["", tabulate(rows, headers=["stimulus", "sweeps", "reps", "spikes per sweep", "current mean / SD (pA)",
                                           "largest difference (pA)"], disable_numparse=True), ""]
     repeated = [r.name for r in recordings if r.info["repetitions"] >= 2]
-    lines.append(f"{len(recordings)} stimuli; {len(repeated)} with 2 or more repetitions (R possible)"
+    plural = "us" if len(recordings) == 1 else "i"
+    lines.append(f"{len(recordings)} stimul{plural}; {len(repeated)} with 2 or more repetitions (R possible)"
                  + (f": {', '.join(repeated)}" if repeated else "")
                  + ("; the others are training-only" if repeated and len(repeated) < len(recordings) else ""))
     return "\n".join(lines)
