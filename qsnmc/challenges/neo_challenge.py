@@ -129,10 +129,11 @@ def write_neo(
 
     paths = [Path(f).resolve() for f in files]
     current_files = [f["current_file"] for f in facts["files"] if "current_file" in f]
+    sources = [source_of(p) for p in [*paths, *map(Path, current_files)]]
     provenance = {
-        **source_of(paths[0]),
+        **sources[0],
         "source": f"{', '.join(p.name for p in paths)} read with Neo {neo.__version__}",
-        "source_files": [source_of(p) for p in [*paths, *map(Path, current_files)]],
+        "source_files": sources,
         "importer": IMPORTER,
         "neo": {k: v for k, v in facts.items() if k != "sweep_numbers"},
         "units": "converted from the files' units to mV and pA (quantities); sampling step from the files' rate",
