@@ -180,6 +180,7 @@ def import_neo(
     found, facts = read_sweeps(files, voltage_channel=voltage_channel, current_channel=current_channel,
                                current_files=current_files, current_from_protocol=current_from_protocol, sweeps=sweeps)
     recordings = find_stimuli(found, threshold_mV=threshold_mV, abs_tol_pA=abs_tol_pA, rel_tol_sd=rel_tol_sd)
+    del found  # the stimuli hold copies (peak memory)
     check_importable(recordings, [Path(f) for f in files], threshold_mV)
     split = Split(train_until_s, tuple(test_stimuli), float(r_floor), float(delta_ms) / 1e3)
     return write_neo(recordings, facts, [Path(f) for f in files], dest_dir, name=name, split=split,

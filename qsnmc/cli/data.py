@@ -364,6 +364,7 @@ def _run_neo(args: argparse.Namespace) -> int:
             current_files=args.current_files, current_from_protocol=args.current_from_protocol, sweeps=args.sweeps,
         )
         recordings = find_stimuli(sweeps, threshold_mV=args.threshold_mv, abs_tol_pA=abs_tol, rel_tol_sd=rel_tol)
+        del sweeps  # the stimuli hold copies: free the sweeps before the write (peak memory)
         print(listing(recordings, facts, abs_tol, rel_tol), flush=True)
         check_importable(recordings, args.files, args.threshold_mv)
         if args.dry_run:
