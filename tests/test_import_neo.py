@@ -183,6 +183,17 @@ def test_sweeps_of_different_lengths_are_refused(cells, tmp_path):
         read_sweeps([path])
 
 
+def test_missing_samples_are_refused(cells, tmp_path):
+    current, voltage = cells["A"]
+    holed = voltage[1].copy()
+    holed[2000] = np.nan
+    path = write_nix(tmp_path / "holes.nix", [{"Vm": (voltage[0], "mV"), "I": (current, "pA")},
+                                              {"Vm": (holed, "mV"), "I": (current, "pA")}])
+    with pytest.raises(DataImportError, match=r"holes\.nix: holes\.nix sweep 2: missing \(NaN\) or infinite sample "
+                                              r"at 1 s"):
+        read_sweeps([path])
+
+
 def test_missing_neo_is_a_clear_message(monkeypatch, tmp_path):
     import sys
 

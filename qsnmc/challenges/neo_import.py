@@ -251,12 +251,14 @@ def _file_sweeps(path: Path, voltage_channel: str | None, current_channel: str |
         v_channel = _pick(channels, voltage_channel, "voltage", path, "--voltage-channel")
         facts: dict[str, Any] = {"reader": f"neo.io.{type(io).__name__}", "sweeps": len(block.segments),
                                  "voltage_channel": f"{v_channel.name} ({v_channel.unit})"}
+        i_dts: list[float] | None = None  # the current's sampling steps (s), where it is a recorded channel
         if from_protocol:
             currents, used = _protocol_currents(io, path, len(block.segments))
             facts.update(used)
         elif current_file is None:
             i_channel = _pick(channels, current_channel, "current", path, "--current-channel")
             currents = [_values(s, c, "pA") for s, c in i_channel.signals]
+            i_dts = [_dt_s(s) for s, _ in i_channel.signals]
             facts["current_channel"] = f"{i_channel.name} ({i_channel.unit})"
     finally:
         _close(io)
@@ -278,9 +280,9 @@ def _file_sweeps(path: Path, voltage_channel: str | None, current_channel: str |
     for k, (signal, col) in enumerate(v_channel.signals):
         voltage = _values(signal, col, "mV")
         dt = _dt_s(signal)
-        if current_file is not None and abs(i_dts[k] - dt) > 1e-9 * dt:
-            raise DataImportError(f"{current_file}: sweep {k + 1} sampled at {1 / i_dts[k]:g} Hz, its voltage "
-                                  f"({path.name}) at {1 / dt:g} Hz")
+        if i_dts is not None and abs(i_dts[k] - dt) > 1e-9 * dt:
+            raise DataImportError(f"{current_file or path}: sweep {k + 1}: current sampled at {1 / i_dts[k]:g} Hz, "
+                                  f"voltage ({path.name}) at {1 / dt:g} Hz")
         if currents[k].size != voltage.size:
             raise DataImportError(f"{path}: sweep {k + 1}: {voltage.size} voltage samples, {currents[k].size} "
                                   "current samples")
