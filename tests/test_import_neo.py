@@ -113,6 +113,20 @@ def test_identical_sweeps_are_found_to_be_one_stimulus(protocol):
 
 
 @needs_abf
+def test_protocol_import_says_where_the_current_came_from(tmp_path):
+    folder = import_neo([PULSE], tmp_path / "c", name="pulse", current_from_protocol=True, train_until_s=5.0,
+                        r_floor=0.0)
+    challenge = load_challenge(folder)
+    (stimulus,) = challenge.stimuli
+    assert stimulus.n_repetitions == 3 and np.all(stimulus.current_pA == -35.0)  # the protocol's -35 pA holding
+    prov = challenge.manifest["provenance"]
+    assert "read_raw_protocol()" in prov["neo"]["files"][0]["current"] and "not a recorded current" in \
+        prov["neo"]["files"][0]["current"]
+    assert prov["neo"]["files"][0]["protocol"].endswith("4s-HALO Current Clamp Pulse.pro")
+    assert prov["source_sha256"] == sha256_file(PULSE) and prov["stimuli"]["S1"]["spike_counts"] == [0, 0, 1]
+
+
+@needs_abf
 def test_steps_are_each_a_stimulus_of_their_own():
     sweeps, _ = read_sweeps([STEPS])
     recordings = find_stimuli(sweeps)
