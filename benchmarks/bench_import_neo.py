@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ SWEEP_S, N_STIMULI, N_REPS = 30.0, 4, 5
 
 
 def _cli(args: list[str], data_dir: Path) -> tuple[float, int, int, str, float]:
-    """Wall time (s), the child's peak RSS (MB), exit status, stdout and CPU time (s) of ``python -m qsnmc.cli ARGS``."""
+    """Wall time (s), peak RSS (MB), exit status, stdout and CPU time (s) of ``python -m qsnmc.cli ARGS``."""
     env = {**os.environ, "QSNMC_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     # a fresh interpreter per call: ru_maxrss of RUSAGE_CHILDREN is the largest child so far, so

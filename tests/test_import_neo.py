@@ -78,7 +78,8 @@ def _cli(argv: list[str], data: Path, monkeypatch) -> int:
 @needs_abf
 def test_abf_channels_units_and_spike_counts_match_the_sources():
     sweeps, facts = read_sweeps([STEPS])
-    assert len(sweeps) == 16 and {s.voltage_mV.size for s in sweeps} == {20000} and sweeps[0].dt_s == pytest.approx(1e-4)
+    assert len(sweeps) == 16 and {s.voltage_mV.size for s in sweeps} == {20000}
+    assert sweeps[0].dt_s == pytest.approx(1e-4)
     assert facts["files"][0]["voltage_channel"] == "Potential (mV)"
     assert facts["files"][0]["current_channel"] == "I_Com (pA)"
     assert [len(spike_times_from_voltage(s.voltage_mV[None], s.dt_s)[0]) for s in sweeps] == STEPS_SPIKES

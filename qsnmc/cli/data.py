@@ -1,7 +1,8 @@
 """The ``qsnmc data`` command group: import recordings as challenges, export a challenge as NWB.
 
 ``qsnmc data import-qsnmc2007 DIR``, ``import-qsnmc2009 DIR``, ``import-nwb FILE``,
-``import-arrays FILE`` and ``import-neo FILE...`` (acquisition files read with Neo) write a challenge into the user's data folder
+``import-arrays FILE`` and ``import-neo FILE...`` (acquisition files read with Neo) write a
+challenge into the user's data folder
 (:func:`qsnmc.challenges.datadir.challenges_dir`) and print its summary: source, stimuli,
 repetitions, windows, spike counts, R per test stimulus, Delta. ``export-nwb CHALLENGE FILE``
 writes any challenge as an NWB file.
