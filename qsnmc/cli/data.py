@@ -1,7 +1,8 @@
 """The ``qsnmc data`` command group: import recordings as challenges, export a challenge as NWB.
 
-``qsnmc data import-qsnmc2007 DIR``, ``import-qsnmc2009 DIR``, ``import-nwb FILE`` and
-``import-arrays FILE`` write a challenge into the user's data folder
+``qsnmc data import-qsnmc2007 DIR``, ``import-qsnmc2009 DIR``, ``import-nwb FILE``,
+``import-arrays FILE`` and ``import-neo FILE...`` (acquisition files read with Neo) write a
+challenge into the user's data folder
 (:func:`qsnmc.challenges.datadir.challenges_dir`) and print its summary: source, stimuli,
 repetitions, windows, spike counts, R per test stimulus, Delta. ``export-nwb CHALLENGE FILE``
 writes any challenge as an NWB file.
@@ -28,9 +29,10 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     """Add the ``data`` command group (its import subcommands) to an argparse subparsers object.
 
     Every subcommand sets ``func``: a callable taking the parsed arguments and returning
-    an exit code (0 imported, 1 refused or failed, 2 usage).
+    an exit code (0 imported, 1 refused or failed, 2 usage; import-neo: 2 for any bad input).
     """
-    data = subparsers.add_parser("data", help="import recordings as challenges (2007, 2009, NWB, arrays); export NWB")
+    data = subparsers.add_parser(
+        "data", help="import recordings as challenges (2007, 2009, NWB, arrays, Neo files); export NWB")
     data.set_defaults(func=lambda args: _usage(data))
     commands = data.add_subparsers(title="data commands", metavar="COMMAND")
 
@@ -111,19 +113,82 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     parr.set_defaults(func=_run_arrays)
 
+    _neo_command(commands)
+
     pexp = commands.add_parser(
         "export-nwb",
         help="write a challenge (the embedded one included) as an NWB file",
         description="Write CHALLENGE as an NWB file with the icephys tables filled in: one sweep per repetition, "
         "current and voltage (NaN where the challenge holds none: outside training windows), and the recorded "
         "spike times, windows and settings in processing/qsnmc. The file holds the hidden test spike times: share "
-        "it, never give it to a model. import-nwb restores the challenge unchanged.",
+        "it, never give it to a model. import-nwb restores the challenge unchanged. The file passes the NWB "
+        "Inspector without critical or best-practice-violation messages; its Subject says 'unknown' unless "
+        "--species, --age and --sex are given.",
     )
     pexp.add_argument("challenge", metavar="CHALLENGE", help="a challenge name (see qsnmc list --challenges)")
     pexp.add_argument("out", type=Path, metavar="FILE", help="the .nwb file to write")
     pexp.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    pexp.add_argument("--species", default=None, metavar="NAME",
+                      help="the Subject's species, Latin binomial or NCBI taxonomy IRI (default: unknown, the "
+                      "taxonomy's root)")
+    pexp.add_argument("--age", default=None, metavar="ISO8601", help="the Subject's age, e.g. P21D (default: P0D/)")
+    pexp.add_argument("--sex", default=None, choices=["M", "F", "O", "U"], help="the Subject's sex (default: U)")
     pexp.set_defaults(func=_run_export)
     return data
+
+
+NEO_EPILOG = """\
+sweeps are numbered from 1 across the files in the order given; channels are named as the file
+names them, or numbered from 0 (the error for an unknown channel lists them). Repetitions: sweeps
+whose currents, averaged over 5 ms bins, differ nowhere by more than max(--current-tolerance,
+--current-tolerance-sd x the first sweep's current SD) repeat one stimulus (S1, S2, ...); a
+stimulus of one sweep is training-only (no R). The stimuli found are listed before anything is
+written. Exit status: 0 written (or, with --dry-run, listed and importable); 2 bad input or usage
+(a one-line error on stderr naming the file and the problem; nothing written)."""
+
+
+def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``import-neo FILE...``: acquisition files (ABF, Igor, NIX...) read with Neo."""
+    parser = commands.add_parser(
+        "import-neo",
+        help="import current-clamp sweeps of acquisition files read with Neo (Axon ABF, Igor, NIX, WinWCP, ...)",
+        description="Import the sweeps of acquisition files (any format Neo reads: Axon .abf, Igor .ibw/.pxp, NIX "
+        ".nix, WinWCP, AxoGraph, Spike2...) into <data dir>/challenges/NAME. The voltage and current channels "
+        "come from the files (units converted to mV and pA), the current from a second set of files "
+        "(--current-files) or from the ABF protocol (--current-from-protocol). Sweeps injecting the same "
+        "current are grouped into stimuli and listed (sweeps, repetitions, spike counts) before anything is "
+        "written; --dry-run stops there. Spikes are upward crossings of --threshold-mv. Choose the split with "
+        "--train-until and/or --test-stimuli (stimuli are named S1, S2, ... as listed). Needs the optional "
+        "extra: pip install -e '.[neo]'.",
+        epilog=NEO_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                        help="acquisition files; one may hold many sweeps (ABF) or one sweep each (Igor waves)")
+    parser.add_argument("--voltage-channel", default=None, metavar="NAME|INDEX",
+                        help="the membrane voltage channel (default: the first channel in mV or V)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--current-channel", default=None, metavar="NAME|INDEX",
+                        help="the injected current channel, in FILE or in --current-files (default: the first "
+                        "channel in pA, nA or A)")
+    source.add_argument("--current-from-protocol", action="store_true",
+                        help="ABF only: take the current from the protocol's command waveform (Neo's "
+                        "AxonIO.read_raw_protocol()), where it was not recorded; the manifest says so")
+    parser.add_argument("--current-files", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="files holding the current, one per voltage FILE in the same order (the k-th current "
+                        "file pairs with the k-th FILE, sweep by sweep), e.g. Igor waves of one sweep each")
+    parser.add_argument("--sweeps", default=None, metavar="SPEC",
+                        help="sweeps to import, numbered from 1 across the files: e.g. 1-8,10,12- (default: all)")
+    parser.add_argument("--name", default=None, help="challenge name (default: the first file's name without suffix)")
+    _split_options(parser, delta_default=4.0)
+    parser.add_argument("--current-tolerance", type=float, default=2.0, metavar="PA",
+                        help="repetitions: least tolerance between two sweeps' currents, in pA (default: %(default)g)")
+    parser.add_argument("--current-tolerance-sd", type=float, default=0.1, metavar="FRACTION",
+                        help="repetitions: tolerance as a fraction of the current's SD, when larger "
+                        "(default: %(default)g)")
+    parser.add_argument("--dry-run", action="store_true", help="list the stimuli found and stop; write nothing")
+    parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
+    parser.set_defaults(func=_run_neo)
+    return parser
 
 
 def _recording_import(commands: argparse._SubParsersAction, command: str, suffix: str, *, help: str,
@@ -278,6 +343,46 @@ def _run_arrays(args: argparse.Namespace) -> int:
     )
 
 
+def _run_neo(args: argparse.Namespace) -> int:
+    """import-neo: read, list what was found, check, then (unless --dry-run) split and write; 2 on bad input."""
+    from qsnmc.challenges.split import Split
+    from qsnmc.challenges.store import ChallengeError, load_challenge
+
+    name = _default_name(args.files[0], args.name)
+    dest = None if args.dry_run else _destination(name, args.force)
+    if dest is None and not args.dry_run:
+        return 2
+    abs_tol, rel_tol = args.current_tolerance, args.current_tolerance_sd
+    try:
+        from qsnmc.challenges.neo_challenge import check_importable, find_stimuli, listing, write_neo
+        from qsnmc.challenges.neo_import import read_sweeps
+
+        if not (abs_tol >= 0 and rel_tol >= 0):
+            raise DataImportError(f"--current-tolerance {abs_tol:g} / --current-tolerance-sd {rel_tol:g}: expected "
+                                  "numbers >= 0")
+        sweeps, facts = read_sweeps(
+            args.files, voltage_channel=args.voltage_channel, current_channel=args.current_channel,
+            current_files=args.current_files, current_from_protocol=args.current_from_protocol, sweeps=args.sweeps,
+        )
+        recordings = find_stimuli(sweeps, threshold_mV=args.threshold_mv, abs_tol_pA=abs_tol, rel_tol_sd=rel_tol)
+        del sweeps  # the stimuli hold copies: free the sweeps before the write (peak memory)
+        print(listing(recordings, facts, abs_tol, rel_tol), flush=True)
+        check_importable(recordings, args.files, args.threshold_mv)
+        if args.dry_run:
+            print("dry run: nothing written")
+            return 0
+        split = Split(args.train_until, _test_stimuli(args.test_stimuli), args.r_floor, args.delta_ms / 1e3)
+        folder = write_neo(recordings, facts, args.files, dest, name=name, split=split, threshold_mV=args.threshold_mv,
+                           abs_tol_pA=abs_tol, rel_tol_sd=rel_tol)
+        challenge = load_challenge(folder)
+    except (DataImportError, ChallengeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(summary(challenge))
+    return 0
+
+
 def _run_export(args: argparse.Namespace) -> int:
     import time
 
@@ -295,7 +400,8 @@ def _run_export(args: argparse.Namespace) -> int:
         return 1
     start = time.perf_counter()
     try:
-        path = export_nwb(challenge, args.out)
+        subject = {k: v for k, v in (("species", args.species), ("age", args.age), ("sex", args.sex)) if v}
+        path = export_nwb(challenge, args.out, subject)
     except OSError as exc:
         print(f"error: {args.out}: cannot write: {exc}", file=sys.stderr)
         return 1
