@@ -41,6 +41,16 @@ def _relax(v0: float, vinf: np.ndarray, rho: float) -> np.ndarray:
     return out
 
 
+def kept_spikes(spike_bins: np.ndarray, n_ref: int, n: int) -> np.ndarray:
+    """The spike bins in ``[0, n)``, sorted, less each one inside the ``n_ref``-bin refractory period of the last kept."""
+    used, last = [], -(10**9)
+    for m in np.sort(np.asarray(spike_bins, dtype=np.int64)):
+        if m - last >= n_ref and 0 <= m < n:
+            used.append(int(m))
+            last = int(m)
+    return np.asarray(used, dtype=np.int64)
+
+
 def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, spike_bins: np.ndarray,
                    v0_mV: float | None = None, *, effective: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Model voltage (mV) over ``current_pA``'s bins with the spikes given (NaN in refractory bins).
@@ -53,13 +63,7 @@ def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, sp
     """
     n = current_pA.size
     n_ref = max(1, int(round(membrane.t_ref_s / step_s)))
-    used = []
-    last = -(10**9)
-    for m in np.sort(np.asarray(spike_bins, dtype=np.int64)):
-        if m - last >= n_ref and 0 <= m < n:
-            used.append(int(m))
-            last = int(m)
-    used = np.asarray(used, dtype=np.int64)
+    used = kept_spikes(spike_bins, n_ref, n)
     eta = np.asarray(membrane.eta_pA) @ membrane.eta_basis.spike_features(used, n, step_s)
     drive = current_pA if effective else membrane.effective_current(current_pA, step_s)
     vinf = membrane.EL_mV + (drive - eta) / membrane.gL_nS

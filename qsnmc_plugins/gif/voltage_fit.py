@@ -25,17 +25,13 @@ import numpy as np
 from scipy.signal import lfilter
 
 from qsnmc_plugins.gif.binning import BinnedStimulus
+from qsnmc_plugins.gif.simulate import kept_spikes
 from qsnmc_plugins.gif.subthreshold import Membrane, input_signals, spike_window_mask
 
 
 def _segments(spike_bins: np.ndarray, n: int, n_ref: int) -> tuple[np.ndarray, np.ndarray]:
     """Per bin: the bin of the last reset at or before it (-1 before the first), and the spikes kept."""
-    used, last = [], -(10**9)
-    for m in np.sort(spike_bins):
-        if m - last >= n_ref:
-            used.append(int(m))
-            last = int(m)
-    used = np.asarray(used, dtype=np.int64)
+    used = kept_spikes(spike_bins, n_ref, n)
     marker = np.full(n, -1, dtype=np.int64)
     resets = used + n_ref
     resets = resets[resets < n]
