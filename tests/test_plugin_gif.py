@@ -15,7 +15,7 @@ from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import bin_stimulus
 from qsnmc_plugins.gif.model import GIFModel
 from qsnmc_plugins.gif.readout import STOCHASTIC, FittedGIF, Readout
-from qsnmc_plugins.gif.search import Structure, fit_coupled, fit_parameters
+from qsnmc_plugins.gif.search import Structure, fit_parameters
 from qsnmc_plugins.gif.settings import GIFSettings
 from qsnmc_plugins.gif.simulate import forced_voltage, simulate_spikes
 from qsnmc_plugins.gif.subthreshold import Membrane
@@ -69,7 +69,7 @@ def known_gif() -> TrainingData:
 
 @pytest.fixture(scope="module")
 def fitted(known_gif):
-    return fit_parameters(known_gif, LATENCY_S, STRUCTURE, SETTINGS)
+    return fit_parameters(known_gif, LATENCY_S, STRUCTURE, SETTINGS)[:3]
 
 
 def test_plugin_registers_the_model():
@@ -173,7 +173,7 @@ def test_recovers_the_voltage_coupling_of_a_known_gif_and_stays_concave(known_gi
     """Spikes drawn by the free run, the coupling fitted by likelihood on the forced voltage: the
     two must filter the voltage the same way for the strength to come back."""
     assert known_gif_coupled.spike_times_s[0].size > 100
-    membrane, fit, _ = fit_parameters(known_gif_coupled, LATENCY_S, Structure(BASIS, 0.002, TRUE_COUPLING), SETTINGS)
+    membrane, fit, _, _ = fit_parameters(known_gif_coupled, LATENCY_S, Structure(BASIS, 0.002, TRUE_COUPLING), SETTINGS)
     thr = fit.threshold
     assert fit.success and thr.coupling == TRUE_COUPLING
     assert thr.coupling_mV_per_mV == pytest.approx(0.6, abs=0.12)
@@ -188,10 +188,10 @@ def test_recovers_the_voltage_coupling_of_a_known_gif_and_stays_concave(known_gi
     np.testing.assert_allclose(second.coefficients, fit.coefficients, rtol=1e-3, atol=1e-3)
     # without a coupling the likelihood is lower; the grid search over filters and onsets finds
     # more likelihood than no coupling and keeps the searched coupling on the threshold
-    _, plain, _ = fit_parameters(known_gif_coupled, LATENCY_S, STRUCTURE, SETTINGS)
+    _, plain, _, _ = fit_parameters(known_gif_coupled, LATENCY_S, STRUCTURE, SETTINGS)
     assert plain.log_likelihood < fit.log_likelihood - 5.0
-    _, searched, _, found = fit_coupled(known_gif_coupled, LATENCY_S, STRUCTURE, SETTINGS)
-    assert isinstance(found, VoltageCoupling) and searched.threshold.coupling == found
+    _, searched, _, found = fit_parameters(known_gif_coupled, LATENCY_S, STRUCTURE, SETTINGS, search_coupling=True)
+    assert isinstance(found.coupling, VoltageCoupling) and searched.threshold.coupling == found.coupling
     assert searched.log_likelihood > plain.log_likelihood
 
 

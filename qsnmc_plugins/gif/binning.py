@@ -37,10 +37,6 @@ class BinnedStimulus:
     def n_bins(self) -> int:
         return int(self.voltage_mV.shape[1])
 
-    @property
-    def window_current_pA(self) -> np.ndarray:
-        return self.current_pA[self.first_bin : self.first_bin + self.n_bins]
-
 
 def bin_stimulus(stim: TrainingStimulus, latency_s: float, model_step_s: float) -> BinnedStimulus:
     """Put a training stimulus on the model grid of about ``model_step_s`` (s).

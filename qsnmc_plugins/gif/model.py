@@ -1,38 +1,25 @@
 """The ``gif`` model: a generalized integrate-and-fire neuron fitted as Mensi et al. (2012) and
 Pozzorini et al. (2015) fit cortical cells.
 
-Fit (training window only; every stimulus and repetition pooled), one candidate fit:
-1. The recorded spikes move back by a latency (the model's spike event is the threshold
-   crossing, which precedes the recorded 0 mV crossing by about the upstroke's length).
-2. Membrane and spike-triggered current eta: linear regression of dV/dt outside spike
-   windows (:mod:`~qsnmc_plugins.gif.subthreshold`), then refitted on the voltage the model
-   itself simulates with the recorded spikes imposed (:mod:`~qsnmc_plugins.gif.voltage_fit`),
-   which pins g_L and E_L down. The membrane is driven by the raw current and two short
-   low-pass filtered copies of it, with fitted gains.
-3. Escape-rate threshold V_T, Delta_V, spike-triggered threshold movement gamma and, where
-   chosen, a coupling to the filtered voltage as in the inactivating GIF
-   (:mod:`~qsnmc_plugins.gif.voltage_coupling`), by convex maximum likelihood over every spike
-   (:mod:`~qsnmc_plugins.gif.threshold_mle`).
+One candidate fit (training window only; every stimulus and repetition pooled): the recorded
+spikes move back by a latency (the model's spike event is the threshold crossing, which
+precedes the recorded 0 mV crossing); membrane and spike-triggered current eta by regression
+of dV/dt outside spike windows (:mod:`~qsnmc_plugins.gif.subthreshold`; the raw current and two
+short low-pass filtered copies drive it, with fitted gains), refitted on the voltage the model
+itself simulates with the recorded spikes imposed (:mod:`~qsnmc_plugins.gif.voltage_fit`);
+escape-rate threshold V_T, Delta_V, its spike-triggered movement gamma and, where chosen, a
+coupling to the filtered voltage (inactivating GIF, :mod:`~qsnmc_plugins.gif.voltage_coupling`)
+by convex maximum likelihood over every spike (:mod:`~qsnmc_plugins.gif.threshold_mle`).
 
-:meth:`GIFModel.fit` runs three named steps:
-- ``train.time_split(heldout_fraction)`` (default 25 % held out);
-- :func:`~qsnmc_plugins.gif.search.search`: candidate fits on the first part, each scored on
-  the held-out part with every readout (one sampled train per repetition; one deterministic
-  train at a hazard level of ``levels_hz``, each level judged with its grid neighbours; or per
-  stimulus the level matched to ``count_scales`` times the expected count), the merit being
-  held-out P minus ``count_penalty`` times the held-out mean |log| spike-count ratio. Latency 0
-  competes with the default 3 ms (at 3 ms alone the 1 kHz 2007 cell's fit once fired
-  tonically); at the better one the kernel basis (time constants out to 10 s or 20 s), the
-  refractory period after the recorded spike (2 ms or 6 ms) and, with ``voltage_coupling``,
-  the coupling (its filter and onset by training likelihood among those whose strength is
-  positive; kept only when it beats the plain structure by ``coupling_margin``) are chosen;
-  then the latency climbs its 1 ms grid while the merit improves. A candidate whose membrane
-  fit is non-physical drops out. Below budget 0.5 only the default structure at 0 ms and 3 ms;
-- refit of the chosen structure and latency on the whole training window; the chosen readout
-  predicts.
-
-On both cells measured (embedded, 2007) the deterministic readout at one level won by a wide
-margin over the stochastic one (benchmarks/README.md, "gif").
+:meth:`GIFModel.fit` runs three named steps: ``train.time_split(heldout_fraction)``;
+:func:`~qsnmc_plugins.gif.search.search` (candidate fits on the first part, every readout
+scored on the held-out part: one sampled train per repetition, one train at a hazard level, or
+per stimulus the level matched to a multiple of the expected count; merit = held-out P minus
+``count_penalty`` times the mean |log| count ratio; latency, kernel basis, refractory period
+and coupling chosen in that module's order; below budget 0.5 the default structure at 0 or
+3 ms only); the chosen structure and latency refitted on the whole window, the chosen readout
+predicting. On both cells measured the deterministic level readout won by a wide margin over
+the stochastic one (benchmarks/README.md, "gif").
 
 Prediction simulates the whole protocol from its start, so a test window that continues a
 training recording starts with the adaptation state the current built up before it.
@@ -73,7 +60,7 @@ class GIFModel(Model):
         fold = train.time_split(self.settings.heldout_fraction)
         candidates, chosen, failed = search(fold, self.settings, self.budget, self.seed)
         structure, latency_s = chosen.extra["structure"], chosen.extra["latency_s"]
-        membrane, threshold, v_rmse = fit_parameters(train, latency_s, structure, self.settings)
+        membrane, threshold, v_rmse, _ = fit_parameters(train, latency_s, structure, self.settings)
         self.gif, self.readout = FittedGIF(membrane, threshold.threshold, latency_s), chosen.extra["readout"]
         stochastic = next(c for c in candidates if c.extra["structure"] == structure
                           and c.extra["latency_s"] == latency_s and c.extra["readout"].kind == "stochastic")

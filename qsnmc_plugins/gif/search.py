@@ -50,44 +50,33 @@ def kernel_bases(s: GIFSettings) -> list[ExponentialBasis]:
             for last, n in zip(s.kernel_last_taus_s, s.kernel_sizes)]
 
 
-def _membrane(train: TrainingData, latency_s: float, structure: Structure, s: GIFSettings):
-    binned = [bin_stimulus(st, latency_s, s.model_step_s) for st in train.stimuli]
-    regressed = fit_membrane(binned, structure.basis, latency_s + structure.refractory_after_s, s.cut_before_s,
-                             s.eta_ridge, s.input_taus_s)
-    membrane, v_rmse = fit_on_voltage(binned, regressed, s.cut_before_s, s.membrane_tau_bounds_s, s.voltage_fit_stride)
-    return binned, membrane, v_rmse
-
-
-def fit_parameters(train: TrainingData, latency_s: float, structure: Structure,
-                   s: GIFSettings) -> tuple[Membrane, ThresholdFit, float]:
-    """Membrane, eta, threshold and gamma for one latency (s) and structure; also the voltage RMS error (mV).
+def fit_parameters(train: TrainingData, latency_s: float, structure: Structure, s: GIFSettings,
+                   search_coupling: bool = False) -> tuple[Membrane, ThresholdFit, float, Structure]:
+    """Membrane, eta, threshold and gamma for one latency (s) and structure; also the voltage RMS
+    error (mV) and the structure fitted. With ``search_coupling`` the coupling's filter and onset
+    are the grid point of highest training likelihood among those whose threshold rises with the
+    voltage (sodium inactivation's sign); none such: no coupling (the plain fit).
 
     Raises:
         RuntimeError: the membrane fit is non-physical.
     """
-    binned, membrane, v_rmse = _membrane(train, latency_s, structure, s)
-    data = likelihood_data(membrane, binned, structure.basis, structure.coupling)
-    return membrane, fit_threshold(data, structure.basis, s.threshold_ridge_per_spike), v_rmse
-
-
-def fit_coupled(train: TrainingData, latency_s: float, structure: Structure,
-                s: GIFSettings) -> tuple[Membrane, ThresholdFit, float, VoltageCoupling | None]:
-    """Like :func:`fit_parameters`, the coupling's filter and onset chosen on the grid by training
-    likelihood among those whose threshold rises with the voltage (sodium inactivation's sign);
-    none such: no coupling (the plain fit). Returns the coupling found as well."""
-    binned, membrane, v_rmse = _membrane(train, latency_s, structure, s)
-    plain = likelihood_data(membrane, binned, structure.basis)
-    v_model = plain.features[:, 1] + plain.v_centre_mV
-    fits: dict[VoltageCoupling | None, ThresholdFit] = {None: fit_threshold(plain, structure.basis,
-                                                                            s.threshold_ridge_per_spike)}
-    for c in coupling_grid(v_model, s.coupling_taus_s, s.coupling_onset_quantiles):
+    binned = [bin_stimulus(st, latency_s, s.model_step_s) for st in train.stimuli]
+    regressed = fit_membrane(binned, structure.basis, latency_s + structure.refractory_after_s, s.cut_before_s,
+                             s.eta_ridge, s.input_taus_s)
+    membrane, v_rmse = fit_on_voltage(binned, regressed, s.cut_before_s, s.membrane_tau_bounds_s, s.voltage_fit_stride)
+    data = likelihood_data(membrane, binned, structure.basis, None if search_coupling else structure.coupling)
+    first = fit_threshold(data, structure.basis, s.threshold_ridge_per_spike)
+    if not search_coupling:
+        return membrane, first, v_rmse, structure
+    fits = {None: first}
+    for c in coupling_grid(data.features[:, 1] + data.v_centre_mV, s.coupling_taus_s, s.coupling_onset_quantiles):
         fit = fit_threshold(likelihood_data(membrane, binned, structure.basis, c), structure.basis,
                             s.threshold_ridge_per_spike)
         if fit.threshold.coupling_mV_per_mV > 0.0:
             fits[c] = fit
     coupled = [c for c in fits if c is not None]
     found = max(coupled, key=lambda c: fits[c].log_likelihood) if coupled else None
-    return membrane, fits[found], v_rmse, found
+    return membrane, fits[found], v_rmse, replace(structure, coupling=found)
 
 
 def readouts(s: GIFSettings) -> tuple[Readout, ...]:
@@ -104,15 +93,11 @@ def score_latency(fold: Fold, latency_s: float, structure: Structure, s: GIFSett
     level (or a count-matched scale) the mean over it and its neighbours on the level (scale)
     grid: the held-out Gamma/R is jagged in the level (a few seconds of held-out data), and the
     smoothed value does not chase that noise. With ``search_coupling`` the coupling is searched
-    (:func:`fit_coupled`). Returns the candidates, the structure fitted (with the coupling
+    (:func:`fit_parameters`). Returns the candidates, the structure fitted (with the coupling
     found) and the error of a non-physical fit (then no candidates).
     """
     try:
-        if search_coupling:
-            membrane, thr, _, found = fit_coupled(fold.fit, latency_s, structure, s)
-            structure = replace(structure, coupling=found)
-        else:
-            membrane, thr, _ = fit_parameters(fold.fit, latency_s, structure, s)
+        membrane, thr, _, structure = fit_parameters(fold.fit, latency_s, structure, s, search_coupling)
     except RuntimeError as exc:
         return [], structure, str(exc)
     gif, options = FittedGIF(membrane, thr.threshold, latency_s), readouts(s)
@@ -163,9 +148,8 @@ class _Scores:
         and its merit, or None where no coupling was found (or the fit failed)."""
         latency = self.settings.latency_grid_s[i]
         scored, found, error = score_latency(self.fold, latency, structure, self.settings, self.seed, True)
-        if found.coupling is None:
-            self.failed.extend([] if error is None else [{**structure.to_choice(), "voltage_coupling": "searched",
-                                                          "latency_ms": 1e3 * latency, "error": error}])
+        if found.coupling is None:  # none found (or a failed fit): the plain structure, already scored
+            self.failed += [] if error is None else [{**found.to_choice(), "latency_ms": 1e3 * latency, "error": error}]
             return None, -np.inf
         self.best[(found, i)] = self._add(scored, found, latency, None)
         return found, self.best[(found, i)]

@@ -16,18 +16,15 @@ from qsnmc import SettingsError, setting
 class GIFSettings:
     """Every setting of the GIF fit and prediction (times in s, levels in Hz)."""
 
-    count_penalty: float = setting(0.1, "weight of the held-out spike-count error subtracted from the held-out P "
-                                        "when choosing structure, latency and readout", min=0.0)
+    count_penalty: float = setting(0.1, "weight of the held-out count error in the merit", min=0.0)
     count_error_stimuli: Literal["included", "every"] = setting(
         "included", "stimuli the count error averages over: those in P, or every one")
-    heldout_fraction: float = setting(0.25, "share of each training window held out to choose structure, latency "
-                                            "and readout", min=0.01, max=0.99)
+    heldout_fraction: float = setting(0.25, "share of each training window held out", min=0.01, max=0.99)
     latency_grid_s: tuple[float, ...] = setting(
         (0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006),
         "latencies from threshold crossing to recorded spike (s), climbed while the held-out merit improves")
     default_latency_s: float = setting(0.003, "latency (s) where the climb starts; 0 s competes with it first")
-    refractory_after_spike_s: float = setting(0.002, "refractory period after the recorded spike (s); the "
-                                                     "model's is latency + this", min=0.0)
+    refractory_after_spike_s: float = setting(0.002, "refractory period after the recorded spike (s)", min=0.0)
     refractory_candidates_s: tuple[float, ...] = setting(
         (0.006,), "further refractory periods after the recorded spike (s) that compete on the held-out split")
     kernel_first_tau_s: float = setting(0.003, "first time constant of the eta and gamma bases (s)", min=1e-5)
@@ -37,17 +34,13 @@ class GIFSettings:
     input_taus_s: tuple[float, ...] = setting(
         (0.002, 0.006), "time constants (s) of the filtered currents that drive the membrane beside the raw one")
     cut_before_s: float = setting(0.001, "left out of the membrane fits before each spike event (s)", min=0.0)
-    eta_ridge: float = setting(1e-6, "ridge on the eta weights in the dV/dt regression (fraction of their Gram "
-                                     "diagonal)", min=0.0)
+    eta_ridge: float = setting(1e-6, "relative ridge on the eta weights in the dV/dt regression", min=0.0)
     membrane_tau_bounds_s: tuple[float, float] = setting(
         (0.002, 0.2), "search range of the membrane time constant in the voltage refit (s)")
     voltage_fit_stride: int = setting(2, "every this-many-th kept bin enters the voltage refit", min=1)
-    threshold_ridge_per_spike: float = setting(1e-4, "ridge on the gamma coefficients per spike in the threshold "
-                                                     "likelihood (keeps it strictly concave)", min=0.0)
-    voltage_coupling: bool = setting(True, "whether a threshold coupled to the filtered voltage (iGIF, Mensi "
-                                           "2016) competes on the held-out split")
-    coupling_margin: float = setting(0.02, "held-out merit by which the coupled threshold must beat the best "
-                                           "plain structure")
+    threshold_ridge_per_spike: float = setting(1e-4, "ridge per spike on the gamma coefficients", min=0.0)
+    voltage_coupling: bool = setting(True, "whether a threshold coupled to the voltage (iGIF) competes")
+    coupling_margin: float = setting(0.02, "merit by which the coupled threshold must beat the plain one")
     coupling_taus_s: tuple[float, ...] = setting((0.002, 0.02, 0.2), "candidate coupling filter time constants (s)")
     coupling_onset_quantiles: tuple[float, ...] = setting(
         (0.25, 0.5, 0.75), "candidate coupling onsets, as quantiles of the model's subthreshold voltage")
@@ -56,8 +49,7 @@ class GIFSettings:
     count_scales: tuple[float, ...] = setting(
         (0.8, 1.0, 1.25), "count-matched readouts: multiples of the expected spike count a level is matched to")
     count_samples: int = setting(16, "sampled trains estimating the expected count of a count-matched readout", min=1)
-    model_step_s: float = setting(0.0005, "model step (s): a whole number of recording samples, at least one",
-                                  min=1e-6)
+    model_step_s: float = setting(0.0005, "model step (s), a whole number of recording samples", min=1e-6)
 
     def __post_init__(self) -> None:
         if len(self.kernel_last_taus_s) != len(self.kernel_sizes) or not self.kernel_sizes:

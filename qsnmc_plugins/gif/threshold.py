@@ -56,7 +56,3 @@ class EscapeThreshold:
                 "gamma": self.gamma_basis.to_record(self.gamma_mV, "mV"),
                 "voltage_coupling": None if self.coupling is None else
                 {**self.coupling.to_record(), "mV_per_mV": self.coupling_mV_per_mV}}
-
-    def level_mV(self, rate_hz: float) -> float:
-        """How far above the moving threshold V must be for the hazard to reach ``rate_hz`` (mV)."""
-        return self.DV_mV * float(np.log(rate_hz / self.lambda0_hz))

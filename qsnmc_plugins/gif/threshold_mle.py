@@ -100,13 +100,11 @@ class NegativeLogLikelihood:
         self.ridge = np.zeros(data.features.shape[1])
         self.ridge[2:] = ridge_per_spike * max(data.n_spikes, 1)
         self.spike_sum = data.features.T @ data.spikes
-        self.n_evaluations = 0
 
     def _rate(self, b: np.ndarray) -> np.ndarray:
         return self.data.step_s * np.exp(np.minimum(self.data.features @ b, 50.0))
 
     def value(self, b: np.ndarray) -> float:
-        self.n_evaluations += 1
         return float(-(self.spike_sum @ b) + self._rate(b).sum() + 0.5 * np.sum(self.ridge * b * b))
 
     def gradient(self, b: np.ndarray) -> np.ndarray:
