@@ -8,52 +8,70 @@ count ratios. Folds: the last 25 % of each training window (``time``), and on a 
 with several stimuli each stimulus left out whole (``stimulus``). Appends to
 ``results/folds_<model>.json``.
 
-``--set NAME=VALUE`` overrides a constant of the model's module for the whole run (recorded
-in the result's key); ``--set SUBMODULE.NAME=VALUE`` one of another module of its package
-(e.g. ``spike_rule.THRESHOLD_RANGE_MV=12`` for the ARX).
+Any built-in model works: it is built through its constructor as
+``Model(seed=0, budget=..., **params, **setting)``, where ``--param KEY=VALUE`` (VALUE read
+as JSON, else kept as text) applies to every setting of the run and is recorded in the
+result's key. A name that is not one of the model's settings, or a value of the wrong type,
+is refused before any fit.
 
 Run: ``python benchmarks/bench_folds.py mat '{"n_kernels": 3}' --budget 0.25 --split stimulus``
-or ``python benchmarks/bench_folds.py gif '{"threshold_input": true}' --set THRESHOLD_INPUT_CANDIDATE_S="(5.0, 20.0)"``
+or ``python benchmarks/bench_folds.py gif '{"count_penalty": 0.3}' --param voltage_coupling=false``
 """
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
 import json
 import time
 from pathlib import Path
 
 import qsnmc
-from qsnmc_plugins.arx.model import ArxModel
-from qsnmc_plugins.baselines.lif import LeakyIntegrateAndFire
-from qsnmc_plugins.gif.model import GIFModel
-from qsnmc_plugins.mat.model import MATModel
+from qsnmc.harness.plugins import find_sources, load_models
 
-MODELS = {"mat": MATModel, "arx": ArxModel, "lif": LeakyIntegrateAndFire, "gif": GIFModel}
 RESULTS = Path(__file__).parent / "results"
+
+
+def builtin_models() -> dict:
+    """Every built-in model's factory (its class), by name."""
+    models = {}
+    for source in find_sources(None):
+        if source.kind == "builtin":
+            models.update(load_models(source))
+    return models
+
+
+def parse_params(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs as constructor keyword arguments; VALUE is JSON, else text."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(MODELS))
+    models = builtin_models()
+    parser.add_argument("model", choices=sorted(models))
     parser.add_argument("settings", nargs="*", default=["{}"], help="JSON keyword arguments, one setting each")
     parser.add_argument("--challenge", action="append", help="default: embedded and qsnmc2007a")
     parser.add_argument("--split", action="append", choices=["time", "stimulus"], help="default: both")
     parser.add_argument("--budget", type=float, default=1.0)
-    parser.add_argument("--set", nargs="*", default=[], help="NAME=VALUE overrides of the model module's constants")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting (JSON value) passed to the model's constructor in every run")
     args = parser.parse_args()
-    cls = MODELS[args.model]
-    overrides = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        where, _, const = name.rpartition(".")
-        # NAME: the model's module; SUBMODULE.NAME: a module of the model's package
-        module = importlib.import_module(f"{cls.__module__.rpartition('.')[0]}.{where}" if where else cls.__module__)
-        if not hasattr(module, const):
-            raise SystemExit(f"{module.__name__} has no setting {const}")
-        overrides[name] = ast.literal_eval(value)
-        setattr(module, const, overrides[name])
+    cls = models[args.model]
+    overrides = parse_params(args.param)
+    settings = [{**overrides, **json.loads(setting)} for setting in args.settings]
+    for kwargs in settings:  # a wrong name or value fails here, before any fit
+        try:
+            cls(seed=0, budget=args.budget, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(str(exc)) from None
     out_path = RESULTS / f"folds_{args.model}.json"
     for name in args.challenge or ["embedded", "qsnmc2007a"]:
         folder = qsnmc.challenge_dir(name)
@@ -65,16 +83,15 @@ def main() -> None:
             if split == "stimulus" and len(train.stimuli) < 2:
                 continue
             folds = train.folds(split, 0.25)
-            for setting in args.settings:
-                kwargs = json.loads(setting)
+            for setting, kwargs in zip(args.settings, settings):
                 t0, c0 = time.perf_counter(), time.process_time()
                 scores = [qsnmc.validate_model(cls(seed=0, budget=args.budget, **kwargs), f) for f in folds]
                 merged = scores[0]
                 for sc in scores[1:]:
                     merged = merged.merged(sc)
-                key = f"{name}/{split}/budget {args.budget:g}/{json.dumps(kwargs, sort_keys=True)}"
+                key = f"{name}/{split}/budget {args.budget:g}/{json.dumps(json.loads(setting), sort_keys=True)}"
                 if overrides:
-                    key += f"/{json.dumps({k: repr(v) for k, v in overrides.items()}, sort_keys=True)}"
+                    key += f"/{json.dumps(overrides, sort_keys=True)}"
                 # re-read before each write: several runs may append to the same file
                 results = json.loads(out_path.read_text()) if out_path.is_file() else {}
                 results[key] = {"performance": merged.performance,

@@ -53,8 +53,9 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "fit_record"}, indent=1))
-    print("chosen:", record["prediction_mode"], record["deterministic_level_hz"], "latency ms", record["latency_ms"],
-          "inner validation P", record["validation"]["chosen"]["performance"])
+    fitted = record["fitted"]
+    print("chosen:", fitted["readout"], "latency ms", fitted["latency_ms"], "inner validation P",
+          record["held_out"]["performance"])
 
 
 if __name__ == "__main__":

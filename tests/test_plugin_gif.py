@@ -13,7 +13,10 @@ from qsnmc import TrainingData, TrainingStimulus
 from qsnmc_plugins.gif import qsnmc_register_models
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import bin_stimulus
-from qsnmc_plugins.gif.model import LEVELS_HZ, SEARCH, STOCHASTIC, CountMatched, GIFModel
+from qsnmc_plugins.gif.model import GIFModel
+from qsnmc_plugins.gif.readout import STOCHASTIC, FittedGIF, Readout
+from qsnmc_plugins.gif.search import Structure, fit_parameters
+from qsnmc_plugins.gif.settings import GIFSettings
 from qsnmc_plugins.gif.simulate import forced_voltage, simulate_spikes
 from qsnmc_plugins.gif.subthreshold import Membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
@@ -34,6 +37,10 @@ TRUE_MEMBRANE = Membrane(C_pF=150.0, gL_nS=7.5, EL_mV=-70.0, eta_basis=BASIS, et
                          Vr_mV=-62.0, t_ref_s=LATENCY_S + 0.002)
 TRUE_THRESHOLD = EscapeThreshold(VT_mV=-52.0, DV_mV=1.5, gamma_basis=BASIS, gamma_mV=TRUE_GAMMA_MV)
 LAGS_S = np.array([0.005, 0.01, 0.03, 0.1, 0.3, 1.0])
+SETTINGS = GIFSettings()
+#: the known neuron's basis (so that weights compare) and the default refractory period after the spike
+STRUCTURE = Structure(BASIS, SETTINGS.refractory_after_spike_s)
+RIDGE = SETTINGS.threshold_ridge_per_spike
 
 
 def _gif_recording(seed: int = 5) -> TrainingData:
@@ -62,10 +69,7 @@ def known_gif() -> TrainingData:
 
 @pytest.fixture(scope="module")
 def fitted(known_gif):
-    model = GIFModel(seed=0)
-    model.eta_basis = model.gamma_basis = BASIS  # the known neuron's basis, so that weights compare
-    membrane, threshold_fit, v_rmse = model.fit_parameters(known_gif, LATENCY_S)
-    return membrane, threshold_fit, v_rmse
+    return fit_parameters(known_gif, LATENCY_S, STRUCTURE, SETTINGS)[:3]
 
 
 def test_plugin_registers_the_model():
@@ -97,8 +101,8 @@ def test_recovers_the_threshold_and_gamma_of_a_known_gif(fitted):
 
 def test_threshold_likelihood_is_concave_a_second_start_lands_at_the_same_optimum(known_gif, fitted):
     membrane, first, _ = fitted
-    data = likelihood_data(membrane, [bin_stimulus(s, LATENCY_S) for s in known_gif.stimuli], BASIS)
-    nll = NegativeLogLikelihood(data)
+    data = likelihood_data(membrane, [bin_stimulus(s, LATENCY_S, DT_S) for s in known_gif.stimuli], BASIS)
+    nll = NegativeLogLikelihood(data, RIDGE)
     rng = np.random.default_rng(1)
     for _ in range(3):  # the Hessian is positive definite wherever we look
         b = nll.start() + rng.normal(0.0, 0.3, nll.start().size)
@@ -106,7 +110,7 @@ def test_threshold_likelihood_is_concave_a_second_start_lands_at_the_same_optimu
     # a start far from the optimum: 20x fewer spikes, half the slope, small random gamma weights
     # (the long-tau gamma features sum hundreds of spikes: large weights would overflow the hazard)
     far = np.concatenate([[first.coefficients[0] - 3.0, 0.5 * first.coefficients[1]], rng.normal(0.0, 0.02, BASIS.size)])
-    second = fit_threshold(data, BASIS, start=far)
+    second = fit_threshold(data, BASIS, RIDGE, start=far)
     assert first.success and second.success
     assert second.log_likelihood == pytest.approx(first.log_likelihood, abs=1e-6 * abs(first.log_likelihood))
     np.testing.assert_allclose(second.coefficients, first.coefficients, rtol=1e-3, atol=1e-3)
@@ -130,16 +134,9 @@ def test_end_to_end_fit_and_predict_beats_chance(known_gif):
     gammas = [qsnmc.coincidence_factor(r, p, 0.004, duration=DURATION_S - cut) for r, p in zip(recorded, trains)]
     reliability = qsnmc.intrinsic_reliability(recorded, 0.004, duration=DURATION_S - cut)
     assert np.mean(gammas) / reliability > 0.5  # chance is 0
-    assert record["prediction_mode"] in ("stochastic", "deterministic")
-    assert record["validation"]["chosen"]["performance"] > 0.5
-
-
-# a known GIF whose threshold also follows the current through slow filters (100 ms, 1 s; a
-# 30 ms filter would be hard to tell from the 20 ms membrane)
-INPUT_TAUS_S = (0.1, 1.0)
-TRUE_INPUT_MV_PER_PA = (-0.03, 0.04)
-TRUE_THRESHOLD_INPUT = EscapeThreshold(VT_mV=-52.0, DV_mV=1.5, gamma_basis=BASIS, gamma_mV=TRUE_GAMMA_MV,
-                                       input_taus_s=INPUT_TAUS_S, input_mV_per_pA=TRUE_INPUT_MV_PER_PA)
+    assert record["fitted"]["prediction_mode"] in ("stochastic", "level")
+    assert record["held_out"]["performance"] > 0.5
+    assert record["settings"] == qsnmc.settings_record(SETTINGS)
 
 
 def _slow_current_recording(threshold: EscapeThreshold, seed: int, mean_pA: float, name: str) -> TrainingData:
@@ -159,48 +156,6 @@ def _slow_current_recording(threshold: EscapeThreshold, seed: int, mean_pA: floa
     return TrainingData(name, (stim,), 0.004)
 
 
-def _gif_input_recording() -> TrainingData:
-    """The known GIF with a threshold input term, under a current with a slow component."""
-    return _slow_current_recording(TRUE_THRESHOLD_INPUT, 7, 300.0, "known-gif-input")
-
-
-@pytest.fixture(scope="module")
-def known_gif_input() -> TrainingData:
-    return _gif_input_recording()
-
-
-def _fit_known(recording: TrainingData, **structure):
-    """Membrane and threshold of a known GIF fitted in its own basis, with the given structure
-    attributes set on the model; returns the model, the membrane and the threshold fit."""
-    model = GIFModel(seed=0)
-    model.eta_basis = model.gamma_basis = BASIS
-    for name, value in structure.items():
-        setattr(model, name, value)
-    membrane, fit, _ = model.fit_parameters(recording, LATENCY_S)
-    return model, membrane, fit
-
-
-def test_recovers_the_threshold_input_term_of_a_known_gif_and_stays_concave(known_gif_input):
-    assert known_gif_input.spike_times_s[0].size > 120
-    _, membrane, fit = _fit_known(known_gif_input, threshold_input_taus_s=INPUT_TAUS_S)
-    thr = fit.threshold
-    assert fit.success and thr.input_taus_s == INPUT_TAUS_S
-    np.testing.assert_allclose(thr.input_mV_per_pA, TRUE_INPUT_MV_PER_PA, atol=0.008)  # mV/pA
-    assert thr.VT_mV == pytest.approx(-52.0, abs=1.5)
-    assert thr.DV_mV == pytest.approx(1.5, rel=0.25)
-    # the same optimum from a second start: the input coefficients start at zero
-    data = likelihood_data(membrane, [bin_stimulus(s, LATENCY_S) for s in known_gif_input.stimuli], BASIS, INPUT_TAUS_S)
-    far = np.concatenate([[fit.coefficients[0] - 2.0, 0.5 * fit.coefficients[1]], np.zeros(BASIS.size + 2)])
-    second = fit_threshold(data, BASIS, start=far)
-    assert second.success
-    np.testing.assert_allclose(second.coefficients, fit.coefficients, rtol=1e-3, atol=1e-3)
-    # and the simulation applies the fitted term: with it removed, the rate changes
-    with_term = simulate_spikes(membrane, thr, known_gif_input.current_pA, DT_S, level_hz=100.0).size
-    without = simulate_spikes(membrane, EscapeThreshold(thr.VT_mV, thr.DV_mV, BASIS, thr.gamma_mV),
-                              known_gif_input.current_pA, DT_S, level_hz=100.0).size
-    assert with_term != without
-
-
 # a known GIF whose threshold follows the voltage (inactivating GIF, Mensi et al. 2016): 0.6 mV
 # per mV of the voltage above -58 mV, filtered at 20 ms
 TRUE_COUPLING = VoltageCoupling(tau_s=0.02, onset_mV=-58.0)
@@ -218,27 +173,25 @@ def test_recovers_the_voltage_coupling_of_a_known_gif_and_stays_concave(known_gi
     """Spikes drawn by the free run, the coupling fitted by likelihood on the forced voltage: the
     two must filter the voltage the same way for the strength to come back."""
     assert known_gif_coupled.spike_times_s[0].size > 100
-    model, membrane, fit = _fit_known(known_gif_coupled, coupling=TRUE_COUPLING)
+    membrane, fit, _, _ = fit_parameters(known_gif_coupled, LATENCY_S, Structure(BASIS, 0.002, TRUE_COUPLING), SETTINGS)
     thr = fit.threshold
     assert fit.success and thr.coupling == TRUE_COUPLING
     assert thr.coupling_mV_per_mV == pytest.approx(0.6, abs=0.12)
     assert thr.VT_mV == pytest.approx(-52.0, abs=2.0)
     assert thr.DV_mV == pytest.approx(1.5, rel=0.25)
     # the same optimum from a second start, the coupling's coefficient at zero
-    data = likelihood_data(membrane, [bin_stimulus(s, LATENCY_S) for s in known_gif_coupled.stimuli], BASIS,
-                           (), TRUE_COUPLING)
+    data = likelihood_data(membrane, [bin_stimulus(s, LATENCY_S, DT_S) for s in known_gif_coupled.stimuli], BASIS,
+                           TRUE_COUPLING)
     far = np.concatenate([[fit.coefficients[0] - 2.0, 0.5 * fit.coefficients[1]], np.zeros(BASIS.size + 1)])
-    second = fit_threshold(data, BASIS, start=far)
+    second = fit_threshold(data, BASIS, RIDGE, start=far)
     assert second.success
     np.testing.assert_allclose(second.coefficients, fit.coefficients, rtol=1e-3, atol=1e-3)
     # without a coupling the likelihood is lower; the grid search over filters and onsets finds
     # more likelihood than no coupling and keeps the searched coupling on the threshold
-    model.coupling = None
-    _, plain, _ = model.fit_parameters(known_gif_coupled, LATENCY_S)
+    _, plain, _, _ = fit_parameters(known_gif_coupled, LATENCY_S, STRUCTURE, SETTINGS)
     assert plain.log_likelihood < fit.log_likelihood - 5.0
-    model.coupling = SEARCH
-    _, searched, _ = model.fit_parameters(known_gif_coupled, LATENCY_S)
-    assert isinstance(model.coupling, VoltageCoupling) and searched.threshold.coupling == model.coupling
+    _, searched, _, found = fit_parameters(known_gif_coupled, LATENCY_S, STRUCTURE, SETTINGS, search_coupling=True)
+    assert isinstance(found.coupling, VoltageCoupling) and searched.threshold.coupling == found.coupling
     assert searched.log_likelihood > plain.log_likelihood
 
 
@@ -247,18 +200,18 @@ def test_count_matched_readout_follows_the_expected_count(known_gif, fitted):
     from the escape rate (within one step of the level grid), and a larger scale never fewer spikes."""
     membrane, threshold_fit, _ = fitted
     model = GIFModel(seed=0)
-    model.membrane, model.threshold, model.latency_s = membrane, threshold_fit.threshold, LATENCY_S
+    model.gif = FittedGIF(membrane, threshold_fit.threshold, LATENCY_S)
     stim = known_gif.stimuli[0]
     target = qsnmc.Stimulus("gif", DT_S, stim.current_pA, (10.0, DURATION_S), 8)
     model.readout = STOCHASTIC
     expected = np.mean([t.size for t in model.predict(target)])
     counts = {}
     for scale in (0.8, 1.0, 1.25):
-        model.readout = CountMatched(scale)
+        model.readout = Readout("count-matched", scale)
         train = model.predict(target)
         assert isinstance(train, np.ndarray) and np.all(np.diff(train) > 0)
         counts[scale] = train.size
-    step = LEVELS_HZ[1] / LEVELS_HZ[0]  # a loose tolerance: the level grid is coarse (the counts here move ~2 % per level)
+    step = SETTINGS.levels_hz[1] / SETTINGS.levels_hz[0]  # a loose tolerance: the level grid is coarse (the counts here move ~2 % per level)
     assert 1.0 / step <= counts[1.0] / expected <= step
     assert counts[0.8] <= counts[1.0] <= counts[1.25]
 
@@ -270,9 +223,9 @@ def test_a_refit_does_not_inherit_the_last_structure(known_gif_coupled):
     model = GIFModel(seed=0)
     first = model.fit(known_gif_coupled)
     second = model.fit(known_gif_coupled)
-    for key in ("kernel_span_s", "refractory_after_spike_ms", "voltage_coupling"):
-        assert first["validation"][key] == second["validation"][key], key
-    assert first["latency_ms"] == second["latency_ms"]
+    first, second = first["fitted"], second["fitted"]
+    for key in ("kernel_span_s", "refractory_after_spike_ms", "voltage_coupling", "latency_ms"):
+        assert first[key] == second[key], key
     assert first["threshold"]["VT_mV"] == pytest.approx(second["threshold"]["VT_mV"])
-    assert first["validation"]["voltage_coupling"]["tau_ms"] == pytest.approx(1e3 * TRUE_COUPLING.tau_s)
+    assert first["voltage_coupling"]["tau_ms"] == pytest.approx(1e3 * TRUE_COUPLING.tau_s)
     assert first["threshold"]["voltage_coupling"]["mV_per_mV"] > 0.0

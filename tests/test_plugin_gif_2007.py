@@ -17,6 +17,7 @@ import pytest
 from qsnmc import Stimulus, load_challenge
 
 from qsnmc_plugins.gif.model import GIFModel
+from qsnmc_plugins.gif.readout import STOCHASTIC
 
 os.environ.setdefault("QSNMC_PROGRESS", "0")
 
@@ -53,7 +54,7 @@ def _counts(model: GIFModel, train) -> dict[str, tuple[float, float]]:
 def test_gif_sampled_rate_matches_every_training_stimulus_of_the_2007_cell(fitted_2007):
     train, model, _ = fitted_2007
     chosen = model.readout
-    model.readout = "stochastic"
+    model.readout = STOCHASTIC
     try:
         counts = _counts(model, train)
     finally:
@@ -64,12 +65,12 @@ def test_gif_sampled_rate_matches_every_training_stimulus_of_the_2007_cell(fitte
 
 def test_gif_chosen_readout_count_on_the_reliable_2007_stimuli(fitted_2007):
     train, model, record = fitted_2007
-    reliable = [name for name, s in record["held_out_per_stimulus"].items() if s["included"]]
+    reliable = [name for name, s in record["held_out"]["per_stimulus"].items() if s["included"]]
     assert set(reliable) == {"00", "04", "05", "11"}
     counts = _counts(model, train)
     for name in reliable:
         n_pred, n_rec = counts[name]
         assert n_rec / CHOSEN_FACTOR <= n_pred <= n_rec * CHOSEN_FACTOR, (name, n_pred, n_rec)
-    assert len(record["held_out_per_stimulus"]) == len(train.stimuli)  # every held-out stimulus reported
-    for row in record["held_out_per_stimulus"].values():
+    assert len(record["held_out"]["per_stimulus"]) == len(train.stimuli)  # every held-out stimulus reported
+    for row in record["held_out"]["per_stimulus"].values():
         assert {"gamma_over_r", "n_predicted", "n_recorded", "count_ratio"} <= set(row)

@@ -28,6 +28,8 @@ FIRST_BLOCK = 64
 MAX_BLOCK = 8192
 #: largest exponent of the hazard (keeps exp finite)
 MAX_LOG_HAZARD = 50.0
+#: a free run stops after this mean rate's worth of spikes (Hz; a guard for absurd parameters)
+MAX_RATE_HZ = 500.0
 
 
 def _relax(v0: float, vinf: np.ndarray, rho: float) -> np.ndarray:
@@ -37,6 +39,16 @@ def _relax(v0: float, vinf: np.ndarray, rho: float) -> np.ndarray:
     if vinf.size:
         out[1:] = lfilter([1.0 - rho], [1.0, -rho], vinf, zi=[rho * v0])[0]
     return out
+
+
+def kept_spikes(spike_bins: np.ndarray, n_ref: int, n: int) -> np.ndarray:
+    """The spike bins in ``[0, n)``, sorted, less each one inside the ``n_ref``-bin refractory period of the last kept."""
+    used, last = [], -(10**9)
+    for m in np.sort(np.asarray(spike_bins, dtype=np.int64)):
+        if m - last >= n_ref and 0 <= m < n:
+            used.append(int(m))
+            last = int(m)
+    return np.asarray(used, dtype=np.int64)
 
 
 def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, spike_bins: np.ndarray,
@@ -51,13 +63,7 @@ def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, sp
     """
     n = current_pA.size
     n_ref = max(1, int(round(membrane.t_ref_s / step_s)))
-    used = []
-    last = -(10**9)
-    for m in np.sort(np.asarray(spike_bins, dtype=np.int64)):
-        if m - last >= n_ref and 0 <= m < n:
-            used.append(int(m))
-            last = int(m)
-    used = np.asarray(used, dtype=np.int64)
+    used = kept_spikes(spike_bins, n_ref, n)
     eta = np.asarray(membrane.eta_pA) @ membrane.eta_basis.spike_features(used, n, step_s)
     drive = current_pA if effective else membrane.effective_current(current_pA, step_s)
     vinf = membrane.EL_mV + (drive - eta) / membrane.gL_nS
@@ -82,19 +88,16 @@ def simulate_spikes(
     *,
     rng: np.random.Generator | None = None,
     level_hz: float | None = None,
-    max_rate_hz: float = 500.0,
 ) -> np.ndarray:
     """Spike bins of a free GIF run over every bin of ``current_pA``, from its steady state at ``I[0]``.
 
     Args:
         rng: draw spikes from the escape rate (stochastic run).
         level_hz: instead, emit a spike when the hazard reaches this rate (deterministic run).
-        max_rate_hz: stop after this mean rate's worth of spikes (a guard for absurd parameters).
     """
     if (rng is None) == (level_hz is None):
         raise ValueError("give either rng (stochastic) or level_hz (deterministic)")
     n = current_pA.size
-    theta_input = threshold.input_offset(current_pA, step_s)
     current_pA = membrane.effective_current(current_pA, step_s)
     n_ref = max(1, int(round(membrane.t_ref_s / step_s)))
     rho = float(np.exp(-step_s / membrane.tau_m_s))
@@ -113,7 +116,7 @@ def simulate_spikes(
         rho_v = coupling.decay(step_s)
         drive_reset = float(coupling.drive(np.array([membrane.Vr_mV]), membrane.Vr_mV)[0])
     f_v = None  # the filter's value at the bin before the block (None: steady state at its first bin)
-    max_spikes = int(max_rate_hz * n * step_s) + 1
+    max_spikes = int(MAX_RATE_HZ * n * step_s) + 1
     spikes: list[int] = []
     ref = 0
     start, v_start = 0, el + (current_pA[0]) / gl
@@ -127,7 +130,7 @@ def simulate_spikes(
             eta = amp_eta @ np.exp(lags * log_decay_eta)
             vinf = el + (current_pA[b0:b1] - eta) / gl
             v = _relax(v_b0, vinf, rho)
-            u = (v[:-1] - vt - theta_input[b0:b1] - amp_gamma @ np.exp(lags * log_decay_gamma)) / dv
+            u = (v[:-1] - vt - amp_gamma @ np.exp(lags * log_decay_gamma)) / dv
             if coupling is not None:
                 fv_block = coupling.filtered(v[:-1], membrane.Vr_mV, step_s, f_v)
                 u -= a_v * fv_block / dv

@@ -10,6 +10,11 @@ repetition of every stimulus, on the model grid. dV/dt is the central difference
 (a forward difference would bias ``g_L/C`` upwards). Samples from ``cut_before_s`` before each
 recorded spike to the end of the refractory period after it are left out. The reset ``V_r``
 is the mean recorded voltage at the end of the refractory period.
+
+The membrane's input may be the injected current low-pass filtered (electrode, dendrite):
+``I_eff = g_0 I + sum_j g_j (k_j * I)`` with unit-area exponential kernels ``k_j`` of fixed
+short time constants (:func:`qsnmc.lowpass_bank`) and gains summing to 1, fitted with the
+membrane (linear in the gains).
 """
 from __future__ import annotations
 
@@ -18,12 +23,19 @@ from typing import Sequence
 
 import numpy as np
 
+from qsnmc import lowpass_bank
+
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import BinnedStimulus
-from qsnmc_plugins.gif.input_filter import effective_current, input_signals
 
 #: pA / pF = V/s: the factor to mV/s
 MV_PER_S = 1e3
+
+
+def input_signals(current_pA: np.ndarray, step_s: float, taus_s: Sequence[float]) -> np.ndarray:
+    """The raw current and its low-pass filtered versions, ``(1 + len(taus_s), n)`` (pA)."""
+    current = np.asarray(current_pA, dtype=np.float64)
+    return np.vstack([current[None, :], lowpass_bank(current, step_s, taus_s)])
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,11 @@ class Membrane:
     input_gains: tuple[float, ...] = (1.0,)
 
     def effective_current(self, current_pA: np.ndarray, step_s: float) -> np.ndarray:
-        """The current that drives the membrane (pA), from the injected one (pA) on the model grid."""
-        return effective_current(current_pA, step_s, self.input_taus_s, self.input_gains)
+        """The current that drives the membrane (pA), from the injected one (pA) on the model grid:
+        the gains (raw current first) applied to :func:`input_signals`."""
+        if not self.input_taus_s:
+            return np.asarray(current_pA, dtype=np.float64)
+        return np.asarray(self.input_gains) @ input_signals(current_pA, step_s, self.input_taus_s)
 
     @property
     def tau_m_s(self) -> float:
@@ -88,8 +103,8 @@ def fit_membrane(
     eta_basis: ExponentialBasis,
     t_ref_s: float,
     cut_before_s: float,
-    ridge: float = 1e-6,
-    input_taus_s: Sequence[float] = (),
+    ridge: float,
+    input_taus_s: Sequence[float],
 ) -> Membrane:
     """Least-squares fit of C, g_L, E_L and the eta weights on every repetition of every stimulus.
 

@@ -1,11 +1,8 @@
 """The GIF escape-rate threshold: a spike hazard that rises exponentially with V above a moving threshold.
 
-``lambda(t) = lambda0 exp((V(t) - V_T - sum_spikes gamma(t - t_j) - theta_I(t)) / Delta_V)``, with
+``lambda(t) = lambda0 exp((V(t) - V_T - sum_spikes gamma(t - t_j) - theta_V(t)) / Delta_V)``, with
 ``gamma(s) = sum_k g_k exp(-s / tau_k)`` (mV; positive = the threshold moves up after a spike)
-and an optional slow threshold term driven by the injected current,
-``theta_I(t) = sum_j a_j (k_j * I)(t)`` (``k_j``: unit-area exponentials of long time constants,
-``a_j`` in mV/pA): a threshold that follows the stimulus' recent mean, as a cell's operating
-point does; and an optional coupling to the voltage itself, ``theta_V(t) = a (k * [V - E_V]_+)(t)``
+and an optional coupling to the voltage itself, ``theta_V(t) = a (k * [V - E_V]_+)(t)``
 (:mod:`~qsnmc_plugins.gif.voltage_coupling`, Mensi et al. 2016).
 """
 from __future__ import annotations
@@ -15,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from qsnmc_plugins.gif.basis import ExponentialBasis
-from qsnmc_plugins.gif.input_filter import filtered_currents
 from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling
 
 #: the rate at threshold (Hz): a convention, V_T absorbs any other value
@@ -32,8 +28,6 @@ class EscapeThreshold:
         gamma_basis: basis of the spike-triggered threshold movement.
         gamma_mV: weight of each basis exponential (mV).
         lambda0_hz: hazard at threshold (Hz).
-        input_taus_s: time constants of the current filters that move the threshold (s).
-        input_mV_per_pA: threshold movement per pA of each filtered current (mV/pA).
         coupling: filter and onset of the voltage coupling (None: no coupling).
         coupling_mV_per_mV: threshold movement per mV of the filtered voltage above the onset.
     """
@@ -43,39 +37,22 @@ class EscapeThreshold:
     gamma_basis: ExponentialBasis
     gamma_mV: tuple[float, ...]
     lambda0_hz: float = LAMBDA0_HZ
-    input_taus_s: tuple[float, ...] = ()
-    input_mV_per_pA: tuple[float, ...] = ()
     coupling: VoltageCoupling | None = None
     coupling_mV_per_mV: float = 0.0
 
     @classmethod
     def from_coefficients(cls, beta: np.ndarray, gamma_basis: ExponentialBasis,
-                          input_taus_s: tuple[float, ...] = (),
                           coupling: VoltageCoupling | None = None) -> "EscapeThreshold":
-        """From ``log(lambda / Hz) = b0 + b1 V - sum_k b_k H_k - sum_j c_j F_j - c_V F_V`` (the convex
-        problem's coefficients; ``F_j``: the filtered currents, pA; ``F_V``: the filtered voltage
-        above the coupling's onset, mV, a last coefficient present only with a coupling)."""
+        """From ``log(lambda / Hz) = b0 + b1 V - sum_k b_k H_k - c_V F_V`` (the convex problem's
+        coefficients; ``F_V``: the filtered voltage above the coupling's onset, mV, a last
+        coefficient present only with a coupling)."""
         dv = 1.0 / float(beta[1])
-        k, j = gamma_basis.size, len(input_taus_s)
+        k = gamma_basis.size
         return cls(-float(beta[0]) * dv, dv, gamma_basis, tuple(float(b) * dv for b in beta[2 : 2 + k]),
-                   input_taus_s=tuple(input_taus_s),
-                   input_mV_per_pA=tuple(float(c) * dv for c in beta[2 + k : 2 + k + j]),
-                   coupling=coupling, coupling_mV_per_mV=float(beta[2 + k + j]) * dv if coupling else 0.0)
-
-    def input_offset(self, current_pA: np.ndarray, step_s: float) -> np.ndarray:
-        """``theta_I`` (mV) over the bins of the injected current (pA), filters started at steady state."""
-        if not self.input_taus_s:
-            return np.zeros(np.asarray(current_pA).size)
-        return np.asarray(self.input_mV_per_pA) @ filtered_currents(current_pA, step_s, self.input_taus_s)
+                   coupling=coupling, coupling_mV_per_mV=float(beta[2 + k]) * dv if coupling else 0.0)
 
     def to_record(self) -> dict:
         return {"VT_mV": self.VT_mV, "DV_mV": self.DV_mV, "lambda0_hz": self.lambda0_hz,
                 "gamma": self.gamma_basis.to_record(self.gamma_mV, "mV"),
-                "input_term": {"taus_ms": [1e3 * t for t in self.input_taus_s],
-                               "mV_per_pA": list(self.input_mV_per_pA)},
                 "voltage_coupling": None if self.coupling is None else
                 {**self.coupling.to_record(), "mV_per_mV": self.coupling_mV_per_mV}}
-
-    def level_mV(self, rate_hz: float) -> float:
-        """How far above the moving threshold V must be for the hazard to reach ``rate_hz`` (mV)."""
-        return self.DV_mV * float(np.log(rate_hz / self.lambda0_hz))

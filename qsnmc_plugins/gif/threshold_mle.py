@@ -22,17 +22,16 @@ import numpy as np
 
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import BinnedStimulus
-from qsnmc_plugins.gif.input_filter import filtered_currents
 from qsnmc_plugins.gif.simulate import forced_voltage
 from qsnmc_plugins.gif.subthreshold import Membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
 from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling
 
-#: ridge on the gamma coefficients (per spike): keeps the problem strictly concave
-RIDGE_PER_SPIKE = 1e-4
 #: converged when every gradient component is below this per spike (trust-exact may stop with
 #: "bad approximation" once the loss cannot decrease in floating point, at such a gradient)
 GRADIENT_TOLERANCE_PER_SPIKE = 1e-5
+#: the optimiser's iteration limit (it converges in tens)
+MAX_ITERATIONS = 200
 
 
 @dataclass(eq=False)
@@ -40,13 +39,12 @@ class LikelihoodData:
     """The design of the convex problem: one row per non-refractory bin.
 
     Attributes:
-        features: ``(n_rows, 2 + K + J [+ 1])``: 1, V - v_centre (mV), -H_k, -(F_j - f_centre_j) (pA)
-            and, with a voltage coupling, -(F_V - its centre) (mV).
+        features: ``(n_rows, 2 + K [+ 1])``: 1, V - v_centre (mV), -H_k and, with a voltage
+            coupling, -(F_V - f_centre) (mV).
         spikes: 1.0 where the bin holds a recorded spike.
         step_s: bin width (s).
         v_centre_mV: the voltage subtracted from V (for conditioning).
-        input_taus_s: time constants of the filtered currents ``F_j`` that move the threshold (s).
-        input_centres_pA: the mean subtracted from each ``F_j`` (and, last, from ``F_V``, mV).
+        coupling_centres_mV: the mean subtracted from ``F_V`` (mV; empty without a coupling).
         coupling: the voltage coupling whose filtered drive ``F_V`` is the last column (or None).
     """
 
@@ -54,8 +52,7 @@ class LikelihoodData:
     spikes: np.ndarray
     step_s: float
     v_centre_mV: float
-    input_taus_s: tuple[float, ...] = ()
-    input_centres_pA: tuple[float, ...] = ()
+    coupling_centres_mV: tuple[float, ...] = ()
     coupling: VoltageCoupling | None = None
     n_spikes: int = field(init=False)
 
@@ -64,16 +61,14 @@ class LikelihoodData:
 
 
 def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma_basis: ExponentialBasis,
-                    input_taus_s: Sequence[float] = (), coupling: VoltageCoupling | None = None) -> LikelihoodData:
-    """The model voltage under the recorded spikes, the gamma features, the slowly filtered
-    currents (``input_taus_s``, s) and the filtered voltage of a ``coupling``, every repetition stacked."""
+                    coupling: VoltageCoupling | None = None) -> LikelihoodData:
+    """The model voltage under the recorded spikes, the gamma features and the filtered voltage
+    of a ``coupling``, every repetition stacked."""
     blocks, targets = [], []
     step = stimuli[0].step_s
-    input_taus_s = tuple(float(t) for t in input_taus_s)
     for stim in stimuli:
         # the input filters run from the protocol's start, as in the membrane fits
         current = membrane.effective_current(stim.current_pA, stim.step_s)[stim.first_bin : stim.first_bin + stim.n_bins]
-        slow = filtered_currents(stim.current_pA, stim.step_s, input_taus_s)[:, stim.first_bin : stim.first_bin + stim.n_bins]
         for spikes in stim.spike_bins:
             v, used = forced_voltage(membrane, current, stim.step_s, spikes, effective=True)
             x = gamma_basis.spike_features(used, v.size, stim.step_s)
@@ -81,7 +76,7 @@ def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma
             y[used] = 1.0
             x -= y  # strict history: a spike's own kernel starts after its bin
             keep = np.isfinite(v)
-            columns = [np.ones(v.size), v, -x, -slow]
+            columns = [np.ones(v.size), v, -x]
             if coupling is not None:
                 columns.append(-coupling.filtered(v, membrane.Vr_mV, stim.step_s)[None, :])
             blocks.append(np.vstack(columns)[:, keep].T)
@@ -90,27 +85,26 @@ def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma
     centre = float(np.mean(features[:, 1]))
     features[:, 1] -= centre
     k = 2 + gamma_basis.size
-    input_centres = -features[:, k:].mean(axis=0)
-    features[:, k:] += input_centres
-    return LikelihoodData(features, np.concatenate(targets), step, centre, input_taus_s,
-                          tuple(float(c) for c in input_centres), coupling)
+    coupling_centres = -features[:, k:].mean(axis=0)
+    features[:, k:] += coupling_centres
+    return LikelihoodData(features, np.concatenate(targets), step, centre,
+                          tuple(float(c) for c in coupling_centres), coupling)
 
 
 class NegativeLogLikelihood:
-    """``-L(b)`` (plus a small ridge on the gamma coefficients), its gradient and Hessian."""
+    """``-L(b)`` (plus a small ridge on the gamma coefficients, ``ridge_per_spike`` times the
+    spike count, which keeps the problem strictly concave), its gradient and Hessian."""
 
-    def __init__(self, data: LikelihoodData, ridge_per_spike: float = RIDGE_PER_SPIKE) -> None:
+    def __init__(self, data: LikelihoodData, ridge_per_spike: float) -> None:
         self.data = data
         self.ridge = np.zeros(data.features.shape[1])
         self.ridge[2:] = ridge_per_spike * max(data.n_spikes, 1)
         self.spike_sum = data.features.T @ data.spikes
-        self.n_evaluations = 0
 
     def _rate(self, b: np.ndarray) -> np.ndarray:
         return self.data.step_s * np.exp(np.minimum(self.data.features @ b, 50.0))
 
     def value(self, b: np.ndarray) -> float:
-        self.n_evaluations += 1
         return float(-(self.spike_sum @ b) + self._rate(b).sum() + 0.5 * np.sum(self.ridge * b * b))
 
     def gradient(self, b: np.ndarray) -> np.ndarray:
@@ -151,21 +145,21 @@ class ThresholdFit:
                 "converged": self.success, "max_abs_gradient": self.max_gradient}
 
 
-def fit_threshold(data: LikelihoodData, gamma_basis: ExponentialBasis, start: np.ndarray | None = None,
-                  max_iterations: int = 200) -> ThresholdFit:
+def fit_threshold(data: LikelihoodData, gamma_basis: ExponentialBasis, ridge_per_spike: float,
+                  start: np.ndarray | None = None) -> ThresholdFit:
     """Maximise the likelihood over ``(b0, b1, b_k)``; ``start`` (coefficients, centred V) defaults to :meth:`NegativeLogLikelihood.start`."""
     from scipy.optimize import minimize
 
-    nll = NegativeLogLikelihood(data)
+    nll = NegativeLogLikelihood(data, ridge_per_spike)
     x0 = nll.start() if start is None else np.asarray(start, dtype=np.float64)
     res = minimize(nll.value, x0, jac=nll.gradient, hess=nll.hessian, method="trust-exact",
-                   options={"maxiter": max_iterations, "gtol": 1e-6})
+                   options={"maxiter": MAX_ITERATIONS, "gtol": 1e-6})
     b = np.array(res.x, dtype=np.float64)
     gradient = float(np.abs(nll.gradient(b)).max())
     converged = bool(res.success) or gradient < GRADIENT_TOLERANCE_PER_SPIKE * max(data.n_spikes, 1)
     uncentred = b.copy()
     k = 2 + gamma_basis.size
-    uncentred[0] = b[0] - b[1] * data.v_centre_mV + float(b[k:] @ np.asarray(data.input_centres_pA))
-    threshold = EscapeThreshold.from_coefficients(uncentred, gamma_basis, data.input_taus_s, data.coupling)
+    uncentred[0] = b[0] - b[1] * data.v_centre_mV + float(b[k:] @ np.asarray(data.coupling_centres_mV))
+    threshold = EscapeThreshold.from_coefficients(uncentred, gamma_basis, data.coupling)
     return ThresholdFit(threshold, b, -float(res.fun), data.n_spikes, int(data.features.shape[0]), int(res.nit),
                         converged, gradient)

@@ -14,14 +14,10 @@ free run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy.signal import lfilter
-
-#: candidate time constants of the coupling filter (s)
-TAUS_S = (0.002, 0.02, 0.2)
-#: candidate onsets E_V, as quantiles of the model's subthreshold voltage on the fit data
-ONSET_QUANTILES = (0.25, 0.5, 0.75)
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,8 @@ class VoltageCoupling:
 
     def filtered(self, v_mV: np.ndarray, vr_mV: float, step_s: float, initial_mV: float | None = None) -> np.ndarray:
         """``(k * [V - E_V]_+)`` (mV) over ``v_mV``'s bins of ``step_s`` (s): ``F[n] = rho F[n-1] +
-        (1 - rho) x[n]``, from ``initial_mV`` before the first bin (default: steady state at it)."""
+        (1 - rho) x[n]``, from ``initial_mV`` before the first bin (default: steady state at it, as
+        :func:`qsnmc.lowpass`; the free run carries the filter's state across blocks)."""
         x = self.drive(v_mV, vr_mV)
         if x.size == 0:
             return x
@@ -54,7 +51,8 @@ class VoltageCoupling:
         return {"tau_ms": 1e3 * self.tau_s, "onset_mV": self.onset_mV}
 
 
-def candidates(v_mV: np.ndarray) -> list[VoltageCoupling]:
-    """The grid of :data:`TAUS_S` x onsets at :data:`ONSET_QUANTILES` of the finite voltages ``v_mV``."""
-    onsets = np.quantile(v_mV[np.isfinite(v_mV)], ONSET_QUANTILES)
-    return [VoltageCoupling(float(t), float(e)) for t in TAUS_S for e in onsets]
+def candidates(v_mV: np.ndarray, taus_s: Sequence[float], onset_quantiles: Sequence[float]) -> list[VoltageCoupling]:
+    """The grid of filter time constants ``taus_s`` (s) x onsets at ``onset_quantiles`` of the
+    finite voltages ``v_mV``."""
+    onsets = np.quantile(v_mV[np.isfinite(v_mV)], onset_quantiles)
+    return [VoltageCoupling(float(t), float(e)) for t in taus_s for e in onsets]

@@ -13,7 +13,7 @@ where ``d`` is the number of bins since the last reset, ``rho = exp(-h / tau_m)`
 ``Phi`` the resetting filter ``Phi[n] = rho Phi[n-1] + (1 - rho) u[n-1]``, ``Phi = 0`` at a
 reset. So each ``tau_m`` is one least-squares problem, and ``tau_m`` itself is a bounded
 one-dimensional search (``scipy.optimize.minimize_scalar``) on the residual. ``I_j`` are the
-raw and filtered currents of the membrane's input filter (:mod:`qsnmc_plugins.gif.input_filter`),
+raw and filtered currents of the membrane's input filter (:func:`~qsnmc_plugins.gif.subthreshold.input_signals`),
 ``g_j`` their gains (summing to 1).
 """
 from __future__ import annotations
@@ -25,23 +25,13 @@ import numpy as np
 from scipy.signal import lfilter
 
 from qsnmc_plugins.gif.binning import BinnedStimulus
-from qsnmc_plugins.gif.input_filter import input_signals
-from qsnmc_plugins.gif.subthreshold import Membrane, spike_window_mask
-
-#: search range of the membrane time constant (s)
-TAU_BOUNDS_S = (0.002, 0.2)
-#: every this-many-th kept bin enters the fit (neighbouring bins of a smooth voltage carry little more)
-BIN_STRIDE = 2
+from qsnmc_plugins.gif.simulate import kept_spikes
+from qsnmc_plugins.gif.subthreshold import Membrane, input_signals, spike_window_mask
 
 
 def _segments(spike_bins: np.ndarray, n: int, n_ref: int) -> tuple[np.ndarray, np.ndarray]:
     """Per bin: the bin of the last reset at or before it (-1 before the first), and the spikes kept."""
-    used, last = [], -(10**9)
-    for m in np.sort(spike_bins):
-        if m - last >= n_ref:
-            used.append(int(m))
-            last = int(m)
-    used = np.asarray(used, dtype=np.int64)
+    used = kept_spikes(spike_bins, n_ref, n)
     marker = np.full(n, -1, dtype=np.int64)
     resets = used + n_ref
     resets = resets[resets < n]
@@ -50,9 +40,11 @@ def _segments(spike_bins: np.ndarray, n: int, n_ref: int) -> tuple[np.ndarray, n
 
 
 class VoltageDesign:
-    """The fixed parts of the problem: per repetition, the signals, the target and the kept bins."""
+    """The fixed parts of the problem: per repetition, the signals, the target and the kept bins
+    (every ``stride``-th: neighbouring bins of a smooth voltage carry little more)."""
 
-    def __init__(self, stimuli: Sequence[BinnedStimulus], membrane: Membrane, cut_before_s: float) -> None:
+    def __init__(self, stimuli: Sequence[BinnedStimulus], membrane: Membrane, cut_before_s: float,
+                 stride: int) -> None:
         self.membrane = membrane
         self.rows = []
         for stim in stimuli:
@@ -62,7 +54,7 @@ class VoltageDesign:
             before = int(round(cut_before_s / h))
             for v, spikes in zip(stim.voltage_mV, stim.spike_bins):
                 seg, used = _segments(spikes, n, n_ref)
-                keep = np.flatnonzero((seg >= 0) & ~spike_window_mask(used, n, before, n_ref))[::BIN_STRIDE]
+                keep = np.flatnonzero((seg >= 0) & ~spike_window_mask(used, n, before, n_ref))[::stride]
                 x = membrane.eta_basis.spike_features(used, n, h)
                 inputs = input_signals(stim.current_pA, h, membrane.input_taus_s)[:, stim.first_bin : stim.first_bin + n]
                 signals = np.vstack([inputs, -x])
@@ -88,17 +80,19 @@ class VoltageDesign:
         return coef, rss, count
 
 
-def fit_on_voltage(stimuli: Sequence[BinnedStimulus], membrane: Membrane, cut_before_s: float) -> tuple[Membrane, float]:
-    """The membrane (same basis and refractory period) that best reproduces the recorded voltage.
+def fit_on_voltage(stimuli: Sequence[BinnedStimulus], membrane: Membrane, cut_before_s: float,
+                   tau_bounds_s: tuple[float, float], stride: int) -> tuple[Membrane, float]:
+    """The membrane (same basis and refractory period) that best reproduces the recorded voltage,
+    ``tau_m`` searched in ``tau_bounds_s`` (s), every ``stride``-th kept bin fitted.
 
     Returns:
         The refitted membrane and its RMS voltage error on the fitted bins (mV).
     """
     from scipy.optimize import minimize_scalar
 
-    design = VoltageDesign(stimuli, membrane, cut_before_s)
+    design = VoltageDesign(stimuli, membrane, cut_before_s, stride)
     res = minimize_scalar(lambda lt: design.solve(float(np.exp(lt)))[1], method="bounded",
-                          bounds=tuple(np.log(TAU_BOUNDS_S)), options={"xatol": 1e-2})
+                          bounds=tuple(np.log(tau_bounds_s)), options={"xatol": 1e-2})
     tau = float(np.exp(res.x))
     coef, rss, count = design.solve(tau)
     n_in = 1 + len(membrane.input_taus_s)

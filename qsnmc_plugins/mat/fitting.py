@@ -12,13 +12,13 @@ global: ``scipy.optimize.differential_evolution``, no gradient step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from qsnmc import ValidationScore, intrinsic_reliability, score_trains
+from qsnmc import CountPenalty, SearchProgress, ValidationScore, clip_to_window, score_trains, stretch_reliability
 
-from qsnmc_plugins.mat.threshold import PUBLISHED_TAUS_S, REFRACTORY_S, simulate_spike_indices
+from qsnmc_plugins.mat.threshold import simulate_spike_indices
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class ThresholdParams:
 
     omega_mV: float
     alphas_mV: tuple[float, ...]
-    taus_s: tuple[float, ...] = PUBLISHED_TAUS_S
+    taus_s: tuple[float, ...]
     latency_s: float = 0.0
     membrane: int = 0
 
@@ -76,21 +76,15 @@ class Segment:
     recordings: list[np.ndarray] = field(default_factory=list)
 
     @property
-    def duration_s(self) -> float:
-        return self.stop_s - self.start_s
-
-    def reliability(self, delta_s: float) -> float:
-        """Intrinsic reliability R of the recordings on this stretch (NaN with one repetition)."""
-        if len(self.recordings) < 2:
-            return float("nan")
-        return intrinsic_reliability(self.recordings, delta_s, duration=self.duration_s)
+    def window_s(self) -> tuple[float, float]:
+        return self.start_s, self.stop_s
 
 
 def spike_times(
     potential_mV: np.ndarray,
     dt_s: float,
     params: ThresholdParams,
-    refractory_s: float = REFRACTORY_S,
+    refractory_s: float,
     max_rate_hz: float | None = None,
 ) -> np.ndarray:
     """Spike times (s, from sample 0 of ``potential_mV``) of a MAT neuron, latency included."""
@@ -105,29 +99,24 @@ class MATObjective:
 
     Each segment is scored with :func:`qsnmc.score_trains` (its own R); the objective is
     P of the resulting :class:`qsnmc.ValidationScore` (Gamma/R over segments with R >= 0.3,
-    equal weights) minus ``count_penalty`` times the mean |ln| spike-count ratio over every
-    segment (low-R ones included: a silent model on a barely reliable stimulus is still wrong).
+    equal weights) minus a :class:`qsnmc.CountPenalty` (by default over every segment, low-R
+    ones included: a silent model on a barely reliable stimulus is still wrong).
 
     Args:
         potentials_mV: per candidate membrane filter, per stimulus, the membrane
             potential from protocol time 0 (mV), one value per model step.
         dt_s: model step (s).
         delta_s: coincidence window (s).
-        count_penalty: weight of the spike-count error.
+        penalty: the spike-count penalty subtracted from P.
+        refractory_s: absolute refractory period (s).
     """
 
-    def __init__(
-        self,
-        potentials_mV: Sequence[Sequence[np.ndarray]],
-        dt_s: float,
-        delta_s: float,
-        count_penalty: float,
-        refractory_s: float = REFRACTORY_S,
-    ) -> None:
+    def __init__(self, potentials_mV: Sequence[Sequence[np.ndarray]], dt_s: float, delta_s: float,
+                 penalty: CountPenalty, refractory_s: float) -> None:
         self.potentials_mV = [list(p) for p in potentials_mV]
         self.dt_s = dt_s
         self.delta_s = delta_s
-        self.count_penalty = float(count_penalty)
+        self.penalty = penalty
         self.refractory_s = refractory_s
         #: a model rate that cannot score (2 nu delta >= 1) stops the simulation early
         self.max_rate_hz = 1.0 / (2.0 * delta_s)
@@ -145,8 +134,7 @@ class MATObjective:
             v = self.potentials_mV[membrane][i]
             n = min(v.size, int(np.ceil(stop / self.dt_s)) + 1)
             full[i] = spike_times(v[:n], self.dt_s, params, self.refractory_s, self.max_rate_hz)
-        return [full[seg.stimulus][(full[seg.stimulus] >= seg.start_s) & (full[seg.stimulus] < seg.stop_s)]
-                for seg in segments]
+        return [clip_to_window(full[seg.stimulus], seg.window_s) for seg in segments]
 
     def score(self, params: ThresholdParams, segments: Sequence[Segment]) -> ValidationScore:
         """Every segment scored the competition's way (R cached per segment)."""
@@ -155,15 +143,14 @@ class MATObjective:
         for seg, pred in zip(segments, self.trains(params, segments)):
             key = id(seg)
             if key not in self._reliability:
-                self._reliability[key] = seg.reliability(self.delta_s)
+                self._reliability[key] = stretch_reliability(seg.recordings, seg.window_s, self.delta_s)
             out.append(score_trains(seg.name, seg.recordings, pred, (seg.start_s, seg.stop_s), self.delta_s,
                                     reliability=self._reliability[key]))
         return ValidationScore(tuple(out))
 
     def value(self, params: ThresholdParams, segments: Sequence[Segment]) -> float:
-        """P minus ``count_penalty`` x mean |ln count ratio| over every segment (higher is better)."""
-        sc = self.score(params, segments)
-        return sc.performance - self.count_penalty * sc.count_error(every_stimulus=True)
+        """P minus the count penalty (higher is better)."""
+        return self.penalty.objective(self.score(params, segments))
 
 
 def search_threshold(
@@ -175,7 +162,7 @@ def search_threshold(
     generations: int,
     popsize: int,
     seed: int,
-    callback: Callable[[float], None] | None = None,
+    progress: SearchProgress | None = None,
 ) -> tuple[ThresholdParams, float, list[float]]:
     """Global search of ``(membrane position, omega, jumps, log10 taus, latency ms)`` maximising the objective on ``segments``.
 
@@ -191,8 +178,8 @@ def search_threshold(
 
     def on_generation(intermediate_result) -> None:
         history.append(-float(intermediate_result.fun))
-        if callback is not None:
-            callback(history[-1])
+        if progress is not None:
+            progress.step(best=history[-1])
 
     result = differential_evolution(
         loss,

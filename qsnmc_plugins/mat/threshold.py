@@ -19,10 +19,6 @@ from typing import Sequence
 
 import numpy as np
 
-#: the published time constants of the threshold kernel (s)
-PUBLISHED_TAUS_S = (0.010, 0.200)
-#: the published absolute refractory period (s)
-REFRACTORY_S = 0.002
 #: samples in the first block searched after a spike; each further block doubles
 FIRST_BLOCK = 64
 #: longest block (samples)
@@ -34,8 +30,8 @@ def simulate_spike_indices(
     dt_s: float,
     omega_mV: float,
     alphas_mV: Sequence[float],
-    taus_s: Sequence[float] = PUBLISHED_TAUS_S,
-    refractory_s: float = REFRACTORY_S,
+    taus_s: Sequence[float],
+    refractory_s: float,
     max_spikes: int | None = None,
 ) -> np.ndarray:
     """Sample indices at which the MAT neuron fires.
@@ -45,8 +41,8 @@ def simulate_spike_indices(
         dt_s: sampling step (s).
         omega_mV: resting threshold ``omega`` (mV).
         alphas_mV: threshold jump ``alpha_k`` (mV) of each kernel (may be negative).
-        taus_s: decay time constant ``tau_k`` (s) of each kernel.
-        refractory_s: absolute refractory period after each spike (s): the next spike
+        taus_s: decay time constant ``tau_k`` (s) of each kernel (published: 10 and 200 ms).
+        refractory_s: absolute refractory period after each spike (s; published: 2 ms): the next spike
             comes at least ``round(refractory_s / dt_s)`` samples (and one sample) later.
         max_spikes: stop after this many spikes (a guard for absurd parameters); None: no limit.
 
