@@ -13,6 +13,7 @@ from qsnmc.scoring.metrics import repetition_gammas
 from qsnmc import spike_times_from_voltage
 from qsnmc_plugins.adex import AdExModel, qsnmc_register_models
 from qsnmc_plugins.adex.parameters import AdExParameters
+from qsnmc_plugins.adex.settings import AdExSettings
 
 
 #: the known cell of the synthetic recordings
@@ -48,7 +49,7 @@ def test_dynamic_iv_recovers_known_membrane(synthetic: TrainingData) -> None:
     estimate gives b within 40 % and tau_w between 50 and 300 ms."""
     from qsnmc_plugins.adex.dynamic_iv import fit_dynamic_iv
 
-    div = fit_dynamic_iv(synthetic.stimuli)
+    div = fit_dynamic_iv(synthetic.stimuli, AdExSettings())
     assert div.C_pF == pytest.approx(TRUE.C_pF, rel=0.05)
     assert div.gL_nS == pytest.approx(TRUE.gL_nS, rel=0.10)
     assert div.EL_mV == pytest.approx(TRUE.EL_mV, abs=3.0)
@@ -73,10 +74,12 @@ def test_segmented_simulation_matches_continuous() -> None:
 
 def test_blown_up_candidates_are_penalised_not_fatal(synthetic: TrainingData) -> None:
     """tau_w far below the step makes forward Euler diverge to inf/NaN: penalised, no crash."""
-    from qsnmc_plugins.adex.gamma_fit import PENALTY_GAMMA, GammaObjective, Windows
+    from qsnmc import CountPenalty
+    from qsnmc_plugins.adex.search import PENALTY_GAMMA, GammaObjective, SearchSpace, StimulusScoring, Windows
 
     stim = synthetic.stimuli[0]
-    objective = GammaObjective([stim], TRUE, [Windows.split(stim.window_s, 0.2)], 0.004, 4, 0.5)
+    scoring = StimulusScoring([stim], [Windows((0.0, 9.6), (9.6, 12.0))], 0.004, CountPenalty(0.0))
+    objective = GammaObjective([stim], TRUE, SearchSpace.around(TRUE, AdExSettings()), scoring, 4, 0.5)
     scores, n_blown = objective.gammas([TRUE, TRUE.with_values(tauw_ms=1e-6)])
     assert n_blown == 1
     assert scores[1] == PENALTY_GAMMA
@@ -86,14 +89,15 @@ def test_blown_up_candidates_are_penalised_not_fatal(synthetic: TrainingData) ->
 def test_fit_on_synthetic_recording_predicts_held_out_spikes(synthetic: TrainingData) -> None:
     model = AdExModel(seed=0, budget=0.12)
     record = model.fit(synthetic)
-    params = record["parameters"]
-    assert params["C_pF"]["unit"] == "pF" and params["tauw_ms"]["unit"] == "ms"
+    params = record["fitted"]
     assert set(params) >= {"C_pF", "gL_nS", "EL_mV", "DeltaT_mV", "VT_mV", "Vr_mV", "a_nS", "b_pA", "tauw_ms"}
     # Known-parameter recovery: stage 1 as above; the fitted threshold stays near the truth.
-    assert params["VT_mV"]["value"] == pytest.approx(TRUE.VT_mV, abs=6.5)
+    assert params["VT_mV"] == pytest.approx(TRUE.VT_mV, abs=6.5)
     # The fit generalises to the held-out part of the training window, close to the cell's own reliability.
-    assert record["held_out_performance"] > 0.6
-    assert len(record["stage2"]["best_score_per_generation"]) == model.generations + 1
+    assert record["held_out"]["performance"] > 0.6
+    assert len(record["curves"]["best_score_per_generation"]["y"]) == model.generations + 1
+    assert len(record["candidates"]) == model.settings.n_validated
+    assert max(c["objective"] for c in record["candidates"]) == record["details"]["held_out_score"]
     # Prediction of the last 4 s of the same protocol, warmed up on the training part.
     stim = Stimulus("synthetic", 1e-4, synthetic.current_pA, (8.0, 12.0), 4)
     pred = model.predict(stim)
@@ -110,8 +114,8 @@ def test_fit_is_deterministic_for_a_seed(synthetic: TrainingData) -> None:
                           synthetic.voltage_mV[:, :60000],
                           tuple(t[t < 6.0] for t in synthetic.spike_times_s)),),
     )
-    a = AdExModel(seed=5, budget=0.04).fit(short)["parameters"]
-    b = AdExModel(seed=5, budget=0.04).fit(short)["parameters"]
+    a = AdExModel(seed=5, budget=0.04).fit(short)["fitted"]
+    b = AdExModel(seed=5, budget=0.04).fit(short)["fitted"]
     assert a == b
 
 
@@ -142,7 +146,7 @@ def test_beats_poisson_on_embedded_challenge(embedded_challenge) -> None:
     from qsnmc import evaluate_in_process
 
     result = evaluate_in_process(AdExModel(seed=0, budget=0.08), embedded_challenge)
-    assert result.record["held_out_performance"] > 0.2
+    assert result.record["held_out"]["performance"] > 0.2
     assert result.score.performance > 0.2  # a Poisson train scores about 0
 
 
@@ -157,15 +161,16 @@ def test_coarse_data_integrates_in_substeps():
     from qsnmc_plugins.adex.model import step_factor
     from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population
 
-    assert step_factor(1e-3) == 0.25
-    assert step_factor(1e-4) == 2
+    settings = AdExSettings()
+    assert step_factor(1e-3, settings) == 0.25
+    assert step_factor(1e-4, settings) == 2
     np.testing.assert_array_equal(coarsen_current(np.array([1.0, 2.0]), 0.25), [1, 1, 1, 1, 2, 2, 2, 2])
     rng = np.random.default_rng(3)
     a = np.exp(-1.0 / 5.0)  # 5 ms correlated noise, 4 s at 1 kHz
     x = lfilter([1 - a], [1, -a], rng.standard_normal(4000))
     current = 350.0 + 250.0 * x / x.std()
     ref = simulate_population([TRUE], coarsen_current(current, 1 / 40), 1e-3 / 40, 4.0).spike_times_s[0]
-    k = step_factor(1e-3)
+    k = step_factor(1e-3, settings)
     sub = simulate_population([TRUE], coarsen_current(current, k), 1e-3 * k, 4.0).spike_times_s[0]
     coarse = simulate_population([TRUE], current, 1e-3, 4.0).spike_times_s[0]
     g_sub = coincidence_factor(ref, sub, 0.002, duration=4.0)
@@ -175,18 +180,19 @@ def test_coarse_data_integrates_in_substeps():
 
 
 def test_reset_stays_below_threshold_and_latency_shifts_spikes() -> None:
-    """Every vector of the stage-2 search maps to V_r at least MIN_RESET_GAP_MV below V_T; the
-    latency moves each reported spike by exactly its value."""
-    from qsnmc_plugins.adex.gamma_fit import MIN_RESET_GAP_MV, SearchSpace
+    """Every vector of the stage-2 search maps to V_r at least min_reset_gap_mV below V_T (a
+    setting, here 2 mV); the latency moves each reported spike by exactly its value."""
+    from qsnmc_plugins.adex.search import SearchSpace
     from qsnmc_plugins.adex.simulate import simulate_population
     from qsnmc_plugins.adex.synthetic import synthetic_current
 
-    space = SearchSpace.around(TRUE, search_delta_t=True)
+    settings = AdExModel(min_reset_gap_mV=2.0).settings
+    space = SearchSpace.around(TRUE, settings, search_delta_t=True)
     rng = np.random.default_rng(0)
     lo, hi = np.array(space.bounds).T
     for x in lo + (hi - lo) * rng.random((200, len(space.bounds))):
         p = space.apply(TRUE, x)
-        assert p.Vr_mV <= p.VT_mV - MIN_RESET_GAP_MV + 1e-9
+        assert p.Vr_mV <= p.VT_mV - 2.0 + 1e-9
         assert 0.5 <= p.DeltaT_mV <= 4.0
     current = synthetic_current(6.0, 1e-4, seed=1)
     runs = simulate_population([TRUE, TRUE.with_values(latency_ms=1.5)], current, 1e-4, 6.0).spike_times_s
@@ -246,8 +252,8 @@ def test_real_2007_predicted_counts_follow_every_training_stimulus(real_2007) ->
                                     tuple(t[t < CUT_2007_S] for t in s.spike_times_s)))
     model = AdExModel(seed=0, budget=0.2)
     record = model.fit(TrainingData(full.challenge, tuple(cut), full.delta_s))
-    assert record["parameters"]["Vr_mV"]["value"] < record["parameters"]["VT_mV"]["value"]
-    assert all({"gamma_over_r", "n_predicted", "n_recorded"} <= set(v) for v in record["held_out_per_stimulus"].values())
+    assert record["fitted"]["Vr_mV"] < record["fitted"]["VT_mV"]
+    assert all({"gamma_over_r", "n_predicted", "n_recorded"} <= set(v) for v in record["held_out"]["per_stimulus"].values())
     checked = [s for s in full.stimuli if np.mean([t.size for t in s.spike_times_s]) >= MIN_RECORDED_2007]
     assert len(checked) >= 4
     for s in checked:
