@@ -62,12 +62,12 @@ def test_dynamic_iv_recovers_known_membrane(synthetic: TrainingData) -> None:
 
 def test_segmented_simulation_matches_continuous() -> None:
     from qsnmc import coincidence_factor
-    from qsnmc_plugins.adex.simulate import simulate_population, simulate_segmented
+    from qsnmc_plugins.adex.simulate import simulate_population, simulate_stimuli_segmented
     from qsnmc_plugins.adex.synthetic import synthetic_current
 
     current = synthetic_current(6.0, 1e-4, seed=1)
     cont = simulate_population([TRUE], current, 1e-4, 6.0).spike_times_s[0]
-    seg = simulate_segmented([TRUE], current, 1e-4, 6.0, n_segments=4, warmup_s=0.6).spike_times_s[0]
+    seg = simulate_stimuli_segmented([TRUE], [current], 1e-4, [6.0], n_segments=4, warmup_s=0.6)[0].spike_times_s[0]
     assert cont.size > 20
     assert coincidence_factor(cont, seg, 0.004, duration=6.0) > 0.97
 

@@ -8,8 +8,8 @@ generation costs one run.
 
 Brian2's runtime mode pays a fixed cost per time step (about 15 us here, whatever
 the number of neurons: 1 neuron and 200 neurons over 39 s both take ~6 s on 2
-busy cores, 800 neurons 11 s), so :func:`simulate_segmented` also cuts the window
-into segments simulated side by side, each behind a warm-up stretch, turning a
+busy cores, 800 neurons 11 s), so :func:`simulate_stimuli_segmented` also cuts each
+window into segments simulated side by side, each behind a warm-up stretch, turning a
 long run of few neurons into a short run of many.
 
 Integration: forward Euler at the step the caller gives (the model uses 0.2 ms). The
@@ -133,26 +133,6 @@ def simulate_population(
     return run_with_fallback(lambda: run_columns(parameter_columns(params), col, matrix, dt_s, 0.0))
 
 
-def simulate_segmented(
-    params: Sequence[AdExParameters],
-    current_pA: np.ndarray,
-    dt_s: float,
-    stop_s: float,
-    n_segments: int,
-    warmup_s: float,
-) -> PopulationResult:
-    """Approximate :func:`simulate_population` over ``0..stop_s`` by segments run side by side.
-
-    ``0..stop_s`` is cut into ``n_segments`` equal segments; segment j is simulated by
-    its own copy of every neuron from rest, starting ``warmup_s`` before the segment
-    (with zero current before time 0), and only its spikes inside the segment are
-    kept. The result differs from a continuous run only where the warm-up has not
-    erased the initial state (adaptation decays with tau_w; keep ``warmup_s`` a few
-    tau_w long).
-    """
-    return simulate_stimuli_segmented(params, [current_pA], dt_s, [stop_s], n_segments, warmup_s)[0]
-
-
 def simulate_stimuli_segmented(
     params: Sequence[AdExParameters],
     currents_pA: Sequence[np.ndarray],
@@ -161,7 +141,14 @@ def simulate_stimuli_segmented(
     n_segments: int,
     warmup_s: float,
 ) -> list[PopulationResult]:
-    """:func:`simulate_segmented` of several stimuli in one Brian2 run (one result per stimulus).
+    """Approximate :func:`simulate_population` of each stimulus over ``0..stop_s`` by segments run
+    side by side, all stimuli in one Brian2 run (one result per stimulus).
+
+    Each ``0..stop_s`` is cut into ``n_segments`` equal segments; segment j is simulated by its
+    own copy of every neuron from rest, starting ``warmup_s`` before the segment (zero current
+    before time 0), and only its spikes inside the segment are kept. The result differs from a
+    continuous run only where the warm-up has not erased the initial state (adaptation decays
+    with tau_w; keep ``warmup_s`` a few tau_w long).
 
     Every (stimulus, segment) pair is a current column; segments of all stimuli have the
     length of the longest stimulus' segment (shorter ones padded with zero current, their
