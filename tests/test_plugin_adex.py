@@ -261,3 +261,50 @@ def test_real_2007_predicted_counts_follow_every_training_stimulus(real_2007) ->
         recorded = np.mean([t.size for t in s.spike_times_s])
         ratio = pred.size / recorded
         assert 1 / COUNT_FACTOR_2007 < ratio < COUNT_FACTOR_2007, f"stimulus {s.name}: {pred.size} vs {recorded:.0f}"
+
+
+#: fits a reduced AdEx on the first 12 s of the embedded recording and prints its fitted
+#: parameters and its prediction of 12-16 s (run in a subprocess per CPU code path)
+_FIT_SCRIPT = """
+import sys
+import numpy as np
+from qsnmc import Stimulus, TrainingData, TrainingStimulus, load_challenge
+from qsnmc_plugins.adex import AdExModel
+train = load_challenge(sys.argv[1]).training_data()
+s = train.stimuli[0]
+n = int(round(12.0 / s.dt_s))
+cut = TrainingStimulus(s.name, s.dt_s, s.current_pA, (0.0, 12.0), s.voltage_mV[:, :n],
+                       tuple(t[t < 12.0] for t in s.spike_times_s))
+model = AdExModel(seed=0, budget=0.05)
+fitted = model.fit(TrainingData(train.challenge, (cut,), train.delta_s))["fitted"]
+pred = model.predict(Stimulus(s.name, s.dt_s, s.current_pA, (12.0, 16.0), s.n_repetitions))
+print(repr(sorted(fitted.items())), repr(pred.tolist()))
+"""
+
+
+def _avx512_features() -> list[str]:
+    """The AVX-512 features NumPy dispatches to on this CPU."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    return [k for k, on in __cpu_features__.items() if on and k.startswith("AVX512")]
+
+
+@pytest.mark.slow  # two reduced fits in fresh processes: 1-6 min on 2 busy cores (the first compiles)
+def test_fit_is_the_same_on_every_cpu_code_path(embedded_challenge, tmp_path) -> None:
+    """The same fit with and without NumPy's AVX-512 code paths (which round exp, log and log10
+    differently, as a CPU without AVX-512 would) gives the same parameters and predictions,
+    to the last bit: Brian2's code is compiled without CPU-specific flags and the fit's
+    transcendental functions come from the C library (issue 24)."""
+    import os
+
+    features = _avx512_features()
+    if not features:
+        pytest.skip("this CPU has no AVX-512 code paths to switch off")
+    outputs = []
+    for disabled in ("", " ".join(features)):
+        env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=disabled, QSNMC_PROGRESS="0")
+        proc = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, str(embedded_challenge.path)], env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs.append(proc.stdout.strip().splitlines()[-1])
+    assert "VT_mV" in outputs[0] and outputs[0] == outputs[1]

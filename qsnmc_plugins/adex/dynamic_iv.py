@@ -26,6 +26,7 @@ leak upward (measured in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -62,7 +63,7 @@ class DynamicIV:
         taus = np.asarray(self.adaptation_taus_ms[: len(self.adaptation_pA)])[fast]
         if amps.size == 0 or amps.sum() <= 0:
             return None, None
-        tau = float(np.exp(np.sum(amps * np.log(taus)) / amps.sum()))
+        tau = math.exp(math.fsum(a * math.log(t) for a, t in zip(amps, taus)) / math.fsum(amps))
         return float(amps.sum()), tau
 
     @property
@@ -113,14 +114,21 @@ def _samples(stim: TrainingStimulus, stop_s: float | None, settings: AdExSetting
         train[idx[(idx >= 0) & (idx < n)]] = 1.0
         xs.append(
             np.column_stack(
-                [lfilter([1.0], [1.0, -np.exp(-dt * 1e3 / tau)], train)[k] for tau in settings.adaptation_taus_ms]
+                [lfilter([1.0], [1.0, -math.exp(-dt * 1e3 / tau)], train)[k] for tau in settings.adaptation_taus_ms]
             )
         )
     return np.concatenate(vs), np.concatenate(ds), np.concatenate(cs), np.concatenate(xs)
 
 
+def _exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` by the C library, element by element: NumPy's own ``exp`` takes a CPU-dependent
+    path (AVX-512 or not) that rounds differently, which moved the fitted V_T in the 9th digit."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.fromiter(map(math.exp, x.ravel()), np.float64, x.size).reshape(x.shape)
+
+
 def _iv_model(v: np.ndarray, tau_ms: float, el: float, delta: float, vt: float) -> np.ndarray:
-    return (el - v + delta * np.exp(np.clip((v - vt) / delta, -50.0, 50.0))) / tau_ms
+    return (el - v + delta * _exp(np.clip((v - vt) / delta, -50.0, 50.0))) / tau_ms
 
 
 def fit_dynamic_iv(stimuli: Sequence[TrainingStimulus], settings: AdExSettings,

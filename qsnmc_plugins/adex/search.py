@@ -15,6 +15,7 @@ scores the last generation's best candidates on it.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -62,16 +63,16 @@ class SearchSpace:
             (gap, max(gap + 1.0, base.VT_mV - base.EL_mV + 10.0)),
             (0.0, 2.0 * base.gL_nS),
             (0.0, 30.0 * base.gL_nS),
-            (1.0, np.log10(500.0)),
+            (1.0, math.log10(500.0)),
             (-6.0, 6.0),
             (0.0, 5.0 * base.gL_nS),
-            tuple(np.log10(settings.tauw2_range_ms)),
+            tuple(math.log10(x) for x in settings.tauw2_range_ms),
         ]
         x0 = [
             float(np.clip(base.VT_mV - base.EL_mV - 10.0, *bounds[0])),
             0.2 * base.gL_nS,
             4.0 * base.gL_nS if b_guess_pA is None else float(np.clip(b_guess_pA, *bounds[2])),
-            2.0 if tauw_guess_ms is None else float(np.clip(np.log10(max(tauw_guess_ms, 1e-3)), *bounds[3])),
+            2.0 if tauw_guess_ms is None else float(np.clip(math.log10(max(tauw_guess_ms, 1e-3)), *bounds[3])),
             0.0,
             0.0 if b2_guess_pA is None else float(np.clip(b2_guess_pA, *bounds[5])),
             float(np.mean(bounds[6])),
