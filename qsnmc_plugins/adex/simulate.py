@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qsnmc import block_mean
 from qsnmc_plugins.adex.brian_setup import brian2_module, run_with_fallback
 from qsnmc_plugins.adex.parameters import AdExParameters
 
@@ -75,11 +76,7 @@ def coarsen_current(current_pA: np.ndarray, factor: float) -> np.ndarray:
     cur = np.asarray(current_pA, dtype=np.float64)
     if factor < 1:
         return np.repeat(cur, int(round(1.0 / factor)))
-    factor = int(round(factor))
-    if factor <= 1:
-        return cur
-    n = cur.shape[0] // factor * factor
-    return cur[:n].reshape(-1, factor).mean(axis=1)
+    return block_mean(cur, int(round(factor)))
 
 
 @dataclass
