@@ -34,7 +34,7 @@ import numpy as np
 from qsnmc_plugins.adex import brian_setup
 from qsnmc_plugins.adex.parameters import AdExParameters
 from qsnmc_plugins.adex.simulate import simulate_stimuli_segmented
-from qsnmc_plugins.adex.synthetic import synthetic_current
+from scipy.signal import lfilter
 flags, cache, n, cols, seconds, repeats = json.loads(sys.argv[1])
 b2 = brian_setup.brian2_module()
 if flags is not None:
@@ -45,7 +45,8 @@ cell = AdExParameters(C_pF=200.0, gL_nS=10.0, EL_mV=-70.0, DeltaT_mV=2.0, VT_mV=
 pop = [cell.with_values(a_nS=rng.uniform(0, 20), b_pA=rng.uniform(0, 300), tauw_ms=10 ** rng.uniform(1, 2.7),
                         VT_mV=-50 + rng.uniform(-6, 6), b2_pA=rng.uniform(0, 50)) for _ in range(n)]
 dt = 2e-4
-current = synthetic_current(seconds * cols, dt, seed=1)
+a = np.exp(-dt / 0.003)  # 3 ms correlated noise around 200 pA
+current = 200.0 + 150.0 * lfilter([np.sqrt(1 - a * a)], [1, -a], rng.standard_normal(int(round(seconds * cols / dt))))
 run = lambda: simulate_stimuli_segmented(pop, [current], dt, [seconds * cols], cols, 1.0)[0]
 run()  # compiles
 times = []

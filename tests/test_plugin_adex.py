@@ -25,7 +25,7 @@ RECORDING_NOISE_MV = 0.3
 @pytest.fixture(scope="module")
 def synthetic() -> TrainingData:
     """12 s, 4 repetitions of the known AdEx cell, with 0.3 mV white recording noise."""
-    from qsnmc_plugins.adex.synthetic import synthetic_training_data
+    from adex_synthetic import synthetic_training_data
 
     clean = synthetic_training_data(TRUE, 12.0, n_repetitions=4, noise_pA=20.0, seed=3)
     s = clean.stimuli[0]
@@ -63,7 +63,7 @@ def test_dynamic_iv_recovers_known_membrane(synthetic: TrainingData) -> None:
 def test_segmented_simulation_matches_continuous() -> None:
     from qsnmc import coincidence_factor
     from qsnmc_plugins.adex.simulate import simulate_population, simulate_stimuli_segmented
-    from qsnmc_plugins.adex.synthetic import synthetic_current
+    from adex_synthetic import synthetic_current
 
     current = synthetic_current(6.0, 1e-4, seed=1)
     cont = simulate_population([TRUE], current, 1e-4, 6.0).spike_times_s[0]
@@ -184,7 +184,7 @@ def test_reset_stays_below_threshold_and_latency_shifts_spikes() -> None:
     setting, here 2 mV); the latency moves each reported spike by exactly its value."""
     from qsnmc_plugins.adex.search import SearchSpace
     from qsnmc_plugins.adex.simulate import simulate_population
-    from qsnmc_plugins.adex.synthetic import synthetic_current
+    from adex_synthetic import synthetic_current
 
     settings = AdExModel(min_reset_gap_mV=2.0).settings
     space = SearchSpace.around(TRUE, settings, search_delta_t=True)

@@ -109,7 +109,6 @@ def simulate_population(
     Args:
         params: the parameter sets, one neuron each.
         current_pA: injected current (pA), sample ``k`` at ``k * dt_s``; must cover ``stop_s``.
-            A 2-D array ``(n_samples, len(params))`` gives each neuron its own current.
         dt_s: sampling and integration step (s).
         stop_s: end of the simulation (s).
 
@@ -120,13 +119,7 @@ def simulate_population(
     cur = np.asarray(current_pA, np.float64)
     if cur.shape[0] < n_steps:
         raise ValueError(f"current covers {cur.shape[0] * dt_s:g} s, simulation needs {stop_s:g} s")
-    cur = cur[:n_steps]
-    if cur.ndim == 1:
-        matrix, col = cur[:, None], np.zeros(len(params), np.int64)
-    else:
-        if cur.shape[1] != len(params):
-            raise ValueError(f"{cur.shape[1]} current columns for {len(params)} parameter sets")
-        matrix, col = cur, np.arange(len(params))
+    matrix, col = cur[:n_steps, None], np.zeros(len(params), np.int64)
     return run_with_fallback(lambda: run_columns(parameter_columns(params), col, matrix, dt_s, 0.0))
 
 
