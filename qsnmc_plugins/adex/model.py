@@ -27,7 +27,7 @@ Budget: ``round(generations_at_budget_1 * budget)`` generations (at least 1) of
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,11 @@ from qsnmc import (Model, SearchProgress, Stimulus, TrainingData, best_candidate
                    curve, fit_record, held_out_record, settings_record)
 from qsnmc_plugins.adex.parameters import AdExParameters
 from qsnmc_plugins.adex.settings import AdExSettings
+
+if TYPE_CHECKING:  # Brian2 is imported only when a model fits or predicts
+    from qsnmc_plugins.adex.dynamic_iv import DynamicIV
+    from qsnmc_plugins.adex.search import GammaObjective, SearchResult, Windows
+    from qsnmc_plugins.adex.validate import Validated
 
 
 def step_factor(dt_s: float, settings: AdExSettings) -> float:
@@ -99,7 +104,8 @@ class AdExModel(Model):
         seconds = {"stage1": t_stage1, "total": time.perf_counter() - t_start}
         return self._fit_record(train, fold.label, windows, div, objective, found, validated, best, seconds)
 
-    def _search(self, train: TrainingData, base: AdExParameters, windows: list, div: Any) -> tuple[Any, Any]:
+    def _search(self, train: TrainingData, base: AdExParameters, windows: list[Windows], div: DynamicIV
+                ) -> tuple[GammaObjective, SearchResult]:
         """Stage 2's differential evolution around the stage-1 parameters: (objective, search result)."""
         from qsnmc import CountPenalty
         from qsnmc_plugins.adex.search import GammaObjective, SearchSpace, StimulusScoring, search
@@ -117,8 +123,9 @@ class AdExModel(Model):
             found = search(objective, self.population, self.generations, self.seed, s.n_validated)
         return objective, found
 
-    def _fit_record(self, train: TrainingData, split: str, windows: list, div: Any, objective: Any, found: Any,
-                    validated: list, best: Any, seconds: dict) -> dict[str, Any]:
+    def _fit_record(self, train: TrainingData, split: str, windows: list[Windows], div: DynamicIV,
+                    objective: GammaObjective, found: SearchResult, validated: list[Validated], best: Validated,
+                    seconds: dict[str, float]) -> dict[str, Any]:
         """The one fit-record schema: parameters, the held-out score that chose them, the validated
         candidates, the search's curves and both stages' details."""
         from qsnmc_plugins.adex.brian_setup import current_target
