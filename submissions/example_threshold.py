@@ -4,87 +4,96 @@ Run it:     qsnmc run example-threshold       (fit on the training window, predi
 Sweep it:   qsnmc sweep example-threshold     (param_grid scored on held-out training data)
 Report:     qsnmc report                      (raster, Gamma/R with error bars, ...)
 
-A submission is a plain ``*.py`` file in ``submissions/``; the harness imports it in an
-isolated (sandboxed) worker process and builds ``ExampleThreshold(seed=..., budget=..., **settings)``.
+The harness imports this file in an isolated worker and builds
+``ExampleThreshold(seed=..., budget=..., **overrides)``. Its structure is every built-in's:
 
-1. Subclass :class:`qsnmc.Model` (or write a class with the same members whose
-   ``__init__`` takes ``seed`` and ``budget``, or no arguments at all).
-2. ``fit(train)`` receives the public training data only (current in pA for the whole
-   protocol, recorded voltage in mV and spike times in s inside the training window).
-   Return a JSON-serialisable dict of what you fitted: it lands in the run record.
-3. ``predict(stimulus)`` returns the predicted spike times in seconds, inside
-   ``stimulus.window_s`` and strictly increasing: one array (deterministic) or one
-   array per repetition (stochastic).
-4. Register the class with the ``qsnmc_register_models`` hook.
+1. Settings: one small frozen dataclass of ``qsnmc.setting`` fields (default, reason with units),
+   set as ``Settings``; the base class checks overrides (``--param``) and keeps ``self.settings``.
+2. ``fit(train)`` as named steps: a search that scores candidates on a held-out part of the
+   training data (``train.time_split``, never the test window) and returns them without touching
+   the model; the best one refit on the whole training window; one fit record (``qsnmc.fit_record``).
+3. ``predict(stimulus)``: spike times (s) inside ``stimulus.window_s``, strictly increasing.
+4. The ``qsnmc_register_models`` hook.
 
-The model: the current is low-pass filtered with a time constant tau; the neuron
-spikes when the filtered current crosses a threshold, then stays silent for a dead
-time. tau, threshold and dead time are chosen on a grid by the mean coincidence
-factor against the training repetitions; ``n_thresholds`` (a setting, see ``param_grid``)
-is how many threshold candidates the grid has.
+The model: the injected current, low-pass filtered with time constant tau, spikes when it rises
+through a threshold (a percentile level of the filtered training current), then stays silent for
+a dead time. A random search (its draws seeded by ``seed``, its size scaled by ``budget``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.signal import lfilter
 
 import qsnmc
-from qsnmc import coincidence_factor
 
 
-def _filtered(current_pA: np.ndarray, dt_s: float, tau_s: float) -> np.ndarray:
-    """Current low-pass filtered with time constant ``tau_s`` (pA)."""
-    a = np.exp(-dt_s / tau_s)
-    return lfilter([1 - a], [1, -a], current_pA)
+@dataclass(frozen=True)
+class ThresholdSettings:
+    n_candidates: int = qsnmc.setting(60, "random-search candidates at budget 1", min=1)
+    tau_range_s: tuple[float, float] = qsnmc.setting((0.002, 0.05), "low-pass time constants, log-uniform (s)")
+    dead_time_range_s: tuple[float, float] = qsnmc.setting((0.002, 0.05), "dead times, log-uniform (s)")
+    level_range: tuple[float, float] = qsnmc.setting((90.0, 99.9), "threshold: percentile of the filtered current")
+    heldout_fraction: float = qsnmc.setting(0.25, "last part of each training window that scores the search",
+                                            min=0.05, max=0.5)
 
 
-def _threshold_crossings(x: np.ndarray, theta: float, dead_samples: int) -> np.ndarray:
-    """Sample indices where ``x`` rises through ``theta``, at most one per dead time."""
-    ups = np.flatnonzero((x[:-1] < theta) & (x[1:] >= theta)) + 1
-    kept: list[int] = []
-    for k in ups:  # one pass over the (few) crossings, not over samples
-        if not kept or k - kept[-1] >= dead_samples:
-            kept.append(int(k))
-    return np.asarray(kept, dtype=np.int64)
+def filtered(stim: qsnmc.TrainingStimulus, tau_s: float) -> np.ndarray:
+    """The current low-pass filtered with ``tau_s`` (pA), inside the training window."""
+    return qsnmc.lowpass(stim.current_pA, stim.dt_s, tau_s)[stim.window_slice]
+
+
+def spikes(stim: qsnmc.Stimulus, tau_s: float, dead_s: float, theta_pA: float) -> np.ndarray:
+    """Upward crossings (s) of the filtered current through ``theta_pA``, at most one per dead time."""
+    x = qsnmc.lowpass(stim.current_pA, stim.dt_s, tau_s)
+    kept: list[float] = []
+    for t in (np.flatnonzero((x[:-1] < theta_pA) & (x[1:] >= theta_pA)) + 1) * stim.dt_s:
+        if not kept or t - kept[-1] >= dead_s:
+            kept.append(float(t))
+    return qsnmc.clip_to_window(np.asarray(kept), stim.window_s)
+
+
+def search(fold: qsnmc.Fold, settings: ThresholdSettings, n: int, seed: int) -> list[qsnmc.Candidate]:
+    """``n`` random (tau, dead time, level) candidates, each scored on the held-out part of ``fold``."""
+    rng = np.random.default_rng(seed)
+    candidates = []
+    for _ in range(n):
+        tau_s = float(np.exp(rng.uniform(*np.log(settings.tau_range_s))))
+        dead_s = float(np.exp(rng.uniform(*np.log(settings.dead_time_range_s))))
+        level = float(rng.uniform(*settings.level_range))
+        theta = np.percentile(np.concatenate([filtered(s, tau_s) for s in fold.fit.stimuli]), level)
+        predictions = {h.name: spikes(h.stimulus, tau_s, dead_s, theta) for h in fold.heldout}
+        score = qsnmc.score_heldout(predictions, fold.heldout, fold.fit.delta_s)
+        choice = {"tau_s": tau_s, "dead_time_s": dead_s, "level": level}
+        candidates.append(qsnmc.Candidate(choice, score, score.performance))
+    return candidates
 
 
 class ExampleThreshold(qsnmc.Model):
     name = "example-threshold"  # unique; shown in the table
     description = "example submission: threshold on the low-pass filtered current"
-    param_grid = {"n_thresholds": [6, 12, 24]}  # what `qsnmc sweep` tries
-
-    def __init__(self, seed: int = 0, budget: float = 1.0, n_thresholds: int = 12) -> None:
-        super().__init__(seed, budget)
-        self.n_thresholds = int(n_thresholds)
+    Settings = ThresholdSettings
+    param_grid = {"n_candidates": [30, 60, 120]}  # what `qsnmc sweep` tries
 
     def fit(self, train: qsnmc.TrainingData) -> dict:
-        # train.stimuli: every training stimulus, each with current_pA (whole protocol),
-        # window_s (s), voltage_mV and spike_times_s (recorded, inside the window only)
-        dt = train.dt_s
-        best = (-np.inf, None)
-        for tau_s in (0.005, 0.01, 0.02, 0.04):
-            xs = [_filtered(stim.current_pA, dt, tau_s)[stim.window_slice] for stim in train.stimuli]
-            for dead_s in (0.005, 0.02, 0.05):
-                for theta in np.percentile(np.concatenate(xs), np.linspace(90.0, 99.9, self.n_thresholds)):
-                    gammas = []
-                    for stim, x in zip(train.stimuli, xs):
-                        spikes = stim.window_s[0] + _threshold_crossings(x, theta, int(dead_s / dt)) * dt
-                        duration = stim.window_s[1] - stim.window_s[0]
-                        gammas += [coincidence_factor(r, spikes, train.delta_s, duration=duration)
-                                   for r in stim.spike_times_s]
-                    if np.mean(gammas) > best[0]:
-                        best = (float(np.mean(gammas)), (tau_s, dead_s, float(theta)))
-        self.tau_s, self.dead_s, self.theta_pA = best[1]
-        return {"tau_ms": 1e3 * self.tau_s, "dead_time_ms": 1e3 * self.dead_s,
-                "threshold_pA": self.theta_pA, "training_gamma": best[0]}
+        # 1. search on a held-out part: fit on the first 75 % of each training window, score the rest
+        fold = train.time_split(self.settings.heldout_fraction)
+        n = max(1, round(self.settings.n_candidates * self.budget))
+        candidates = search(fold, self.settings, n, self.seed)
+        best = qsnmc.best_candidate(candidates)
+        # 2. refit the chosen candidate on the whole training window
+        self.tau_s, self.dead_s = best.choice["tau_s"], best.choice["dead_time_s"]
+        x = np.concatenate([filtered(s, self.tau_s) for s in train.stimuli])
+        self.theta_pA = float(np.percentile(x, best.choice["level"]))
+        # 3. one fit record
+        return qsnmc.fit_record(
+            settings=qsnmc.settings_record(self.settings),
+            fitted={"tau_ms": 1e3 * self.tau_s, "dead_time_ms": 1e3 * self.dead_s, "threshold_pA": self.theta_pA},
+            held_out=qsnmc.held_out_record(best.score, fold.label),
+            candidates=qsnmc.candidates_record(candidates))
 
     def predict(self, stimulus: qsnmc.Stimulus) -> np.ndarray:
-        # stimulus.current_pA over the whole protocol; return spike times (s) inside stimulus.window_s
-        dt = stimulus.dt_s
-        x = _filtered(stimulus.current_pA, dt, self.tau_s)
-        t = _threshold_crossings(x, self.theta_pA, int(self.dead_s / dt)) * dt
-        start, stop = stimulus.window_s
-        return t[(t >= start) & (t <= stop)]
+        return spikes(stimulus, self.tau_s, self.dead_s, self.theta_pA)
 
 
 @qsnmc.hookimpl

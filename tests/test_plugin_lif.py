@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from qsnmc import Stimulus, load_challenge
-from qsnmc_plugins.baselines.lif import LATENCIES_S, LeakyIntegrateAndFire
+from qsnmc_plugins.baselines.lif import LeakyIntegrateAndFire
 
 os.environ.setdefault("QSNMC_PROGRESS", "0")
 
@@ -23,17 +23,28 @@ def test_fitted_latency_follows_a_delay_of_the_recorded_spikes(data_dir):
     """The test LIF's recorded spikes are its threshold crossings; delayed by 3 ms, the fit's
     latency grows by 3 ms (within one grid step) and its predictions move with it."""
     train = load_challenge(data_dir / "challenges" / "synthetic-test").training_data()
-    plain = LeakyIntegrateAndFire(seed=0)
-    plain.record_heldout = False
+    plain = LeakyIntegrateAndFire(seed=0, validate_heldout=False)
     rec_plain = plain.fit(train)
-    delayed = LeakyIntegrateAndFire(seed=0)
-    delayed.record_heldout = False
+    delayed = LeakyIntegrateAndFire(seed=0, validate_heldout=False)
     rec_delayed = delayed.fit(_shifted(train, 0.003))
-    assert rec_plain["latency_ms"] <= 3.0 + 1e-9  # room for the shift on the grid
-    assert abs(rec_delayed["latency_ms"] - rec_plain["latency_ms"] - 3.0) <= 1.0 + 1e-9
-    assert rec_delayed["training_score"]["performance"] > 0.5
+    assert rec_plain["held_out"] is None
+    assert rec_plain["fitted"]["latency_ms"] <= 3.0 + 1e-9  # room for the shift on the grid
+    assert abs(rec_delayed["fitted"]["latency_ms"] - rec_plain["fitted"]["latency_ms"] - 3.0) <= 1.0 + 1e-9
+    assert rec_delayed["details"]["training_score"]["performance"] > 0.5
+    assert rec_delayed["candidates"][0]["objective"] == rec_delayed["details"]["training_objective"]
     s = train.stimuli[0]
     stim = Stimulus(s.name, s.dt_s, s.current_pA, (2.0, 12.0), s.n_repetitions)
     pred = delayed.predict(stim)
     assert pred.size > 50 and np.all((pred >= 2.0) & (pred <= 12.0))
-    assert max(LATENCIES_S) >= 0.006
+    assert max(delayed.settings.latencies_s) >= 0.006
+
+
+def test_a_narrower_latency_grid_is_taken_through_the_constructor(data_dir):
+    """Settings reach the fit: with the 3 ms delay and a latency grid ending at 1 ms, the fit
+    chooses the grid's end; the fit record holds the settings used and the held-out score."""
+    train = _shifted(load_challenge(data_dir / "challenges" / "synthetic-test").training_data(), 0.003)
+    model = LeakyIntegrateAndFire(seed=0, budget=0.3, latencies_s=[0.0, 0.001], n_thresholds=8)
+    record = model.fit(train)
+    assert record["settings"]["latencies_s"] == [0.0, 0.001] and record["settings"]["n_thresholds"] == 8
+    assert record["fitted"]["latency_ms"] == 1.0
+    assert record["held_out"]["per_stimulus"] and record["held_out"]["split"].startswith("time split")

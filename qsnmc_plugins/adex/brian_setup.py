@@ -6,16 +6,21 @@ into its own logger; :func:`brian2_module` removes both files, switches file
 logging off, keeps Brian2's console messages at error level and hands Python
 warnings back to Python.
 
-Code-generation target: Cython (``runtime`` mode). Compiled extensions are cached
-under ``$HOME/.cython/brian_extensions`` (Brian2's default), keyed by the generated
-code, which depends only on the equations, never on parameter values or on the
-injected current: one fit compiles each code object once and every later run, fit
-or prediction, reuses it. The numpy target is several times slower on this model
+Code-generation target: Cython (``runtime`` mode), compiled with :data:`COMPILE_ARGS`
+instead of Brian2's default ``-O3 -ffast-math -march=native``: the default makes a fit's
+result depend on the CPU it runs on (instructions, fused multiply-adds, vectorised ``exp``),
+and the AdEx's search turns a last-bit difference into another optimum (issue 24; the speed
+cost is in ``benchmarks/README.md``). Compiled extensions are cached under
+``$HOME/.cython/brian_extensions/<flags hash>`` (Brian2's cache keys the generated code but
+not the flags), keyed by the code, which depends only on the equations, never on parameter
+values or on the injected current: one fit compiles each code object once and every later
+run, fit or prediction, reuses it. The numpy target is several times slower on this model
 (``benchmarks/README.md``), so it is only a fall-back when Cython cannot compile (no
 compiler, read-only cache); :func:`run_with_fallback` switches to it with a warning.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -26,6 +31,9 @@ T = TypeVar("T")
 #: Brian2 code-generation target tried first, then the fall-back
 PREFERRED_TARGET = "cython"
 FALLBACK_TARGET = "numpy"
+#: gcc flags of the generated code: optimised, but neither CPU-specific nor value-changing
+#: (no -march=native, no -ffast-math, no fused multiply-adds), so results are machine-independent
+COMPILE_ARGS = ("-w", "-O3", "-ffp-contract=off", "-std=c++11")
 
 _state: dict[str, Any] = {"module": None, "target": None}
 
@@ -58,12 +66,23 @@ def _silence_logging(b2: Any) -> None:
         py_warnings.removeHandler(logger_cls.console_handler)
 
 
+def _set_compile_args(b2: Any) -> None:
+    """Compile with :data:`COMPILE_ARGS`, caching the extensions in a folder of their own."""
+    from brian2.codegen.runtime.cython_rt.extension_manager import get_cython_cache_dir
+
+    b2.prefs.codegen.cpp.extra_compile_args_gcc = list(COMPILE_ARGS)
+    if b2.prefs.codegen.runtime.cython.cache_dir is None:
+        flags = hashlib.sha256(" ".join(COMPILE_ARGS).encode()).hexdigest()[:12]
+        b2.prefs.codegen.runtime.cython.cache_dir = os.path.join(get_cython_cache_dir(), flags)
+
+
 def brian2_module() -> Any:
-    """The imported ``brian2`` module, silenced and set to the current target."""
+    """The imported ``brian2`` module, silenced, compiling with :data:`COMPILE_ARGS`, set to the current target."""
     if _state["module"] is None:
         import brian2 as b2
 
         _silence_logging(b2)
+        _set_compile_args(b2)
         _state["module"] = b2
         set_target(PREFERRED_TARGET)
     return _state["module"]

@@ -10,8 +10,8 @@ equation ``dV/dt = F(V) + I(t)/C`` is used directly:
 1. C, g_L and E_L: least squares of
    ``dV/dt = beta0 + beta1 V + I / C - sum_k c_k x_k(t)`` on the samples well
    below threshold (where the exponential term is negligible), where ``x_k`` is
-   the recorded spike train filtered by ``exp(-t / tau_k)`` (tau_k in
-   :data:`ADAPTATION_TAUS_MS`): the spike-triggered adaptation current, which
+   the recorded spike train filtered by ``exp(-t / tau_k)`` (tau_k in the setting
+   ``adaptation_taus_ms``): the spike-triggered adaptation current, which
    otherwise biases E_L low and g_L high (Mensi et al. 2012, J Neurophysiol
    107:1756, fit adaptation by the same linear regression).
 2. The dynamic I-V curve, the input-free part of dV/dt averaged in voltage bins,
@@ -26,6 +26,7 @@ leak upward (measured in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -34,22 +35,7 @@ from scipy.optimize import curve_fit
 from scipy.signal import lfilter
 
 from qsnmc import TrainingStimulus
-
-#: samples from this long before a spike's 0 mV crossing ... (s)
-CUT_BEFORE_S = 0.0005
-#: ... to this long after it are cut out (spike, repolarisation, after-hyperpolarisation) (s)
-CUT_AFTER_S = 0.030
-#: only voltages below this enter the I-V curve (mV): the spike upswing above it is too fast to sample
-V_CAP_MV = -30.0
-#: width of the voltage bins of the I-V curve (mV)
-BIN_MV = 0.5
-#: a bin needs this many samples to enter the curve fit
-MIN_BIN_SAMPLES = 50
-#: time constants (ms) of the spike-triggered exponential currents regressed out with the leak
-ADAPTATION_TAUS_MS = (30.0, 100.0, 300.0, 1000.0, 3000.0)
-#: kernels at or above this time constant (ms) make up the slow current, the others the AdEx's w
-SLOW_TAU_MS = 1000.0
-
+from qsnmc_plugins.adex.settings import AdExSettings
 
 @dataclass(frozen=True)
 class DynamicIV:
@@ -65,23 +51,25 @@ class DynamicIV:
     curve_F_mV_per_ms: np.ndarray  #: mean F(V) in each bin
     rms_residual_mV_per_ms: float  #: RMS of the curve fit over the bins
     adaptation_pA: tuple[float, ...] = ()  #: spike-triggered current jump per time constant (pA, > 0 hyperpolarising)
+    adaptation_taus_ms: tuple[float, ...] = ()  #: the time constants of ``adaptation_pA`` (ms)
+    slow_tau_ms: float = 1000.0  #: kernels at or above this (ms) summarise the slow current, the others w
 
     @property
     def adaptation_guess(self) -> tuple[float | None, float | None]:
         """(b in pA, tau_w in ms) summarising the spike-triggered currents: their total jump
         and the jump-weighted geometric mean of their time constants; None if not hyperpolarising."""
-        fast = np.array(ADAPTATION_TAUS_MS[: len(self.adaptation_pA)]) < SLOW_TAU_MS
+        fast = np.array(self.adaptation_taus_ms[: len(self.adaptation_pA)]) < self.slow_tau_ms
         amps = np.clip(np.asarray(self.adaptation_pA, dtype=np.float64), 0.0, None)[fast]
-        taus = np.asarray(ADAPTATION_TAUS_MS[: len(self.adaptation_pA)])[fast]
+        taus = np.asarray(self.adaptation_taus_ms[: len(self.adaptation_pA)])[fast]
         if amps.size == 0 or amps.sum() <= 0:
             return None, None
-        tau = float(np.exp(np.sum(amps * np.log(taus)) / amps.sum()))
+        tau = math.exp(math.fsum(a * math.log(t) for a, t in zip(amps, taus)) / math.fsum(amps))
         return float(amps.sum()), tau
 
     @property
     def slow_adaptation_guess(self) -> float:
-        """b_2 (pA): the total hyperpolarising jump of the kernels at or above :data:`SLOW_TAU_MS`."""
-        slow = np.array(ADAPTATION_TAUS_MS[: len(self.adaptation_pA)]) >= SLOW_TAU_MS
+        """b_2 (pA): the total hyperpolarising jump of the kernels at or above ``slow_tau_ms``."""
+        slow = np.array(self.adaptation_taus_ms[: len(self.adaptation_pA)]) >= self.slow_tau_ms
         return float(np.clip(np.asarray(self.adaptation_pA, dtype=np.float64)[slow], 0.0, None).sum())
 
     def as_record(self) -> dict[str, Any]:
@@ -93,14 +81,13 @@ class DynamicIV:
             "VT_mV": self.VT_mV,
             "n_samples": self.n_samples,
             "rms_residual_mV_per_ms": self.rms_residual_mV_per_ms,
-            "adaptation_taus_ms": list(ADAPTATION_TAUS_MS),
+            "adaptation_taus_ms": list(self.adaptation_taus_ms),
             "adaptation_pA": list(self.adaptation_pA),
         }
 
 
-def _samples(
-    stim: TrainingStimulus, stop_s: float | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _samples(stim: TrainingStimulus, stop_s: float | None, settings: AdExSettings
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(V mV, dV/dt mV/ms, I pA, spike-filtered trains (n, n_taus)) of every kept sample of every repetition."""
     dt = stim.dt_s
     v_all = stim.voltage_mV
@@ -114,9 +101,10 @@ def _samples(
         keep = np.ones(n, dtype=bool)
         for t in stim.spike_times_s[rep]:
             k = int(np.floor((t - stim.window_s[0]) / dt))
-            keep[max(0, k - int(round(CUT_BEFORE_S / dt))) : max(0, k + int(round(CUT_AFTER_S / dt)))] = False
+            keep[max(0, k - int(round(settings.iv_cut_before_s / dt))) :
+                 max(0, k + int(round(settings.iv_cut_after_s / dt)))] = False
         keep[0] = keep[-1] = False
-        keep &= v < V_CAP_MV
+        keep &= v < settings.iv_v_cap_mV
         k = np.flatnonzero(keep)
         vs.append(v[k])
         ds.append((v[k + 1] - v[k - 1]) / (2.0 * dt * 1e3))  # mV/ms
@@ -126,37 +114,37 @@ def _samples(
         train[idx[(idx >= 0) & (idx < n)]] = 1.0
         xs.append(
             np.column_stack(
-                [lfilter([1.0], [1.0, -np.exp(-dt * 1e3 / tau)], train)[k] for tau in ADAPTATION_TAUS_MS]
+                [lfilter([1.0], [1.0, -math.exp(-dt * 1e3 / tau)], train)[k] for tau in settings.adaptation_taus_ms]
             )
         )
     return np.concatenate(vs), np.concatenate(ds), np.concatenate(cs), np.concatenate(xs)
 
 
-#: data sampled coarser than this (s) cannot resolve spike initiation
-COARSE_DT_S = 0.00025
-#: upper bound on Delta_T (mV) for such data (Badel et al. 2008: ~1-3 mV in pyramidal cells)
-COARSE_MAX_DELTA_T_MV = 4.0
+def _exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` by the C library, element by element: NumPy's own ``exp`` takes a CPU-dependent
+    path (AVX-512 or not) that rounds differently, which moved the fitted V_T in the 9th digit."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.fromiter(map(math.exp, x.ravel()), np.float64, x.size).reshape(x.shape)
 
 
 def _iv_model(v: np.ndarray, tau_ms: float, el: float, delta: float, vt: float) -> np.ndarray:
-    return (el - v + delta * np.exp(np.clip((v - vt) / delta, -50.0, 50.0))) / tau_ms
+    return (el - v + delta * _exp(np.clip((v - vt) / delta, -50.0, 50.0))) / tau_ms
 
 
-def fit_dynamic_iv(
-    stimuli: Sequence[TrainingStimulus], stop_s: float | Sequence[float] | None = None
-) -> DynamicIV:
+def fit_dynamic_iv(stimuli: Sequence[TrainingStimulus], settings: AdExSettings,
+                   stop_s: Sequence[float] | None = None) -> DynamicIV:
     """Fit C, g_L, E_L, Delta_T and V_T to recorded voltage (training window only).
 
     Args:
         stimuli: the training stimuli.
-        stop_s: use samples before this protocol time only (s), one value for all
-            stimuli or one per stimulus; None = the whole windows.
+        settings: the AdEx's settings (the ``iv_*`` cuts and bins, adaptation kernels, coarse data).
+        stop_s: per stimulus, use samples before this protocol time only (s); None = the whole windows.
 
     Raises:
         ValueError: too few subthreshold samples, or a curve fit that does not converge.
     """
-    stops = stop_s if isinstance(stop_s, (list, tuple, np.ndarray)) else [stop_s] * len(stimuli)
-    parts = [_samples(s, stop) for s, stop in zip(stimuli, stops)]
+    stops = [None] * len(stimuli) if stop_s is None else stop_s
+    parts = [_samples(s, stop, settings) for s, stop in zip(stimuli, stops)]
     v = np.concatenate([p[0] for p in parts])
     dvdt = np.concatenate([p[1] for p in parts])
     cur = np.concatenate([p[2] for p in parts])
@@ -171,8 +159,8 @@ def fit_dynamic_iv(
     el0 = -beta[0] / beta[1]
     # 2. Dynamic I-V curve: F(V) = dV/dt - I/C, binned in V, fitted by the exponential model.
     f = dvdt - cur / c_pF - spk @ beta[3:]  # pA / pF = mV/ms, adaptation removed
-    centres, means, sigma = _binned_curve(v, f)
-    popt = _fit_iv_curve(centres, means, sigma, tau0, el0, stimuli[0].dt_s)
+    centres, means, sigma = _binned_curve(v, f, settings)
+    popt = _fit_iv_curve(centres, means, sigma, tau0, el0, stimuli[0].dt_s, settings)
     tau_ms, el, delta, vt = (float(x) for x in popt)
     resid = means - _iv_model(centres, *popt)
     return DynamicIV(
@@ -186,6 +174,8 @@ def fit_dynamic_iv(
         curve_F_mV_per_ms=means,
         rms_residual_mV_per_ms=float(np.sqrt(np.mean(resid**2))),
         adaptation_pA=tuple(float(-c * c_pF) for c in beta[3:]),
+        adaptation_taus_ms=tuple(settings.adaptation_taus_ms),
+        slow_tau_ms=settings.slow_tau_ms,
     )
 
 
@@ -204,20 +194,20 @@ def _membrane_regression(v: np.ndarray, dvdt: np.ndarray, cur: np.ndarray, spk: 
     return beta
 
 
-def _binned_curve(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of ``f`` (mV/ms) in :data:`BIN_MV` voltage bins up to :data:`V_CAP_MV` with at least
-    :data:`MIN_BIN_SAMPLES` samples: (bin centres in mV, means, 1 / sqrt(count) as the fit's sigma)."""
-    edges = np.arange(np.floor(v.min()), V_CAP_MV + BIN_MV, BIN_MV)
+def _binned_curve(v: np.ndarray, f: np.ndarray, settings: AdExSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of ``f`` (mV/ms) in voltage bins of ``iv_bin_mV`` up to ``iv_v_cap_mV`` with at least
+    ``iv_min_bin_samples`` samples: (bin centres in mV, means, 1 / sqrt(count) as the fit's sigma)."""
+    edges = np.arange(np.floor(v.min()), settings.iv_v_cap_mV + settings.iv_bin_mV, settings.iv_bin_mV)
     which = np.digitize(v, edges) - 1
     counts = np.bincount(which, minlength=edges.size)[: edges.size - 1]
     sums = np.bincount(which, weights=f, minlength=edges.size)[: edges.size - 1]
-    ok = counts >= MIN_BIN_SAMPLES
+    ok = counts >= settings.iv_min_bin_samples
     centres = 0.5 * (edges[:-1] + edges[1:])[ok]
     return centres, sums[ok] / counts[ok], 1.0 / np.sqrt(counts[ok])
 
 
 def _fit_iv_curve(centres: np.ndarray, means: np.ndarray, sigma: np.ndarray, tau0: float, el0: float,
-                  dt_s: float) -> np.ndarray:
+                  dt_s: float, settings: AdExSettings) -> np.ndarray:
     """``curve_fit`` of :func:`_iv_model` to the binned curve: (tau_m ms, E_L, Delta_T, V_T mV).
 
     Raises:
@@ -227,7 +217,7 @@ def _fit_iv_curve(centres: np.ndarray, means: np.ndarray, sigma: np.ndarray, tau
     # A spike's upstroke lasts well under a millisecond: sampled coarser than 0.25 ms it
     # is not resolved and the curve fit drifts to its upper bound on Delta_T. Bound it
     # then by the range measured in cortical pyramidal cells (Badel et al. 2008: ~1-3 mV).
-    max_delta = 20.0 if dt_s <= COARSE_DT_S else COARSE_MAX_DELTA_T_MV
+    max_delta = 20.0 if dt_s <= settings.coarse_dt_s else settings.coarse_max_delta_t_mV
     p0 = (tau0, el0, min(2.0, 0.5 * max_delta), vt0)
     bounds = ([0.5, -110.0, 0.1, -80.0], [500.0, -20.0, max_delta, -10.0])
     try:

@@ -13,24 +13,6 @@ each stimulus' mean; a spike is reported ``latency`` after the step that crosses
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
-
-#: the unit of each field, for the fit record
-UNITS: dict[str, str] = {
-    "C_pF": "pF",
-    "gL_nS": "nS",
-    "EL_mV": "mV",
-    "DeltaT_mV": "mV",
-    "VT_mV": "mV",
-    "Vpeak_mV": "mV",
-    "Vr_mV": "mV",
-    "a_nS": "nS",
-    "b_pA": "pA",
-    "tauw_ms": "ms",
-    "b2_pA": "pA",
-    "tauw2_ms": "ms",
-    "latency_ms": "ms",
-}
 
 
 @dataclass(frozen=True)
@@ -71,11 +53,8 @@ class AdExParameters:
         """A copy with some fields changed."""
         return replace(self, **{k: float(v) for k, v in changes.items()})
 
-    def as_record(self) -> dict[str, Any]:
-        """``{name: {"value": v, "unit": u}}`` for the fit record."""
-        return {k: {"value": float(v), "unit": UNITS[k]} for k, v in asdict(self).items()}
-
     def as_dict(self) -> dict[str, float]:
+        """Every field as a float, units in the names (the fit record's ``fitted``)."""
         return {k: float(v) for k, v in asdict(self).items()}
 
     @property

@@ -8,8 +8,8 @@ generation costs one run.
 
 Brian2's runtime mode pays a fixed cost per time step (about 15 us here, whatever
 the number of neurons: 1 neuron and 200 neurons over 39 s both take ~6 s on 2
-busy cores, 800 neurons 11 s), so :func:`simulate_segmented` also cuts the window
-into segments simulated side by side, each behind a warm-up stretch, turning a
+busy cores, 800 neurons 11 s), so :func:`simulate_stimuli_segmented` also cuts each
+window into segments simulated side by side, each behind a warm-up stretch, turning a
 long run of few neurons into a short run of many.
 
 Integration: forward Euler at the step the caller gives (the model uses 0.2 ms). The
@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qsnmc import block_mean
 from qsnmc_plugins.adex.brian_setup import brian2_module, run_with_fallback
 from qsnmc_plugins.adex.parameters import AdExParameters
 
@@ -75,11 +76,7 @@ def coarsen_current(current_pA: np.ndarray, factor: float) -> np.ndarray:
     cur = np.asarray(current_pA, dtype=np.float64)
     if factor < 1:
         return np.repeat(cur, int(round(1.0 / factor)))
-    factor = int(round(factor))
-    if factor <= 1:
-        return cur
-    n = cur.shape[0] // factor * factor
-    return cur[:n].reshape(-1, factor).mean(axis=1)
+    return block_mean(cur, int(round(factor)))
 
 
 @dataclass
@@ -112,7 +109,6 @@ def simulate_population(
     Args:
         params: the parameter sets, one neuron each.
         current_pA: injected current (pA), sample ``k`` at ``k * dt_s``; must cover ``stop_s``.
-            A 2-D array ``(n_samples, len(params))`` gives each neuron its own current.
         dt_s: sampling and integration step (s).
         stop_s: end of the simulation (s).
 
@@ -123,34 +119,8 @@ def simulate_population(
     cur = np.asarray(current_pA, np.float64)
     if cur.shape[0] < n_steps:
         raise ValueError(f"current covers {cur.shape[0] * dt_s:g} s, simulation needs {stop_s:g} s")
-    cur = cur[:n_steps]
-    if cur.ndim == 1:
-        matrix, col = cur[:, None], np.zeros(len(params), np.int64)
-    else:
-        if cur.shape[1] != len(params):
-            raise ValueError(f"{cur.shape[1]} current columns for {len(params)} parameter sets")
-        matrix, col = cur, np.arange(len(params))
+    matrix, col = cur[:n_steps, None], np.zeros(len(params), np.int64)
     return run_with_fallback(lambda: run_columns(parameter_columns(params), col, matrix, dt_s, 0.0))
-
-
-def simulate_segmented(
-    params: Sequence[AdExParameters],
-    current_pA: np.ndarray,
-    dt_s: float,
-    stop_s: float,
-    n_segments: int,
-    warmup_s: float,
-) -> PopulationResult:
-    """Approximate :func:`simulate_population` over ``0..stop_s`` by segments run side by side.
-
-    ``0..stop_s`` is cut into ``n_segments`` equal segments; segment j is simulated by
-    its own copy of every neuron from rest, starting ``warmup_s`` before the segment
-    (with zero current before time 0), and only its spikes inside the segment are
-    kept. The result differs from a continuous run only where the warm-up has not
-    erased the initial state (adaptation decays with tau_w; keep ``warmup_s`` a few
-    tau_w long).
-    """
-    return simulate_stimuli_segmented(params, [current_pA], dt_s, [stop_s], n_segments, warmup_s)[0]
 
 
 def simulate_stimuli_segmented(
@@ -161,7 +131,14 @@ def simulate_stimuli_segmented(
     n_segments: int,
     warmup_s: float,
 ) -> list[PopulationResult]:
-    """:func:`simulate_segmented` of several stimuli in one Brian2 run (one result per stimulus).
+    """Approximate :func:`simulate_population` of each stimulus over ``0..stop_s`` by segments run
+    side by side, all stimuli in one Brian2 run (one result per stimulus).
+
+    Each ``0..stop_s`` is cut into ``n_segments`` equal segments; segment j is simulated by its
+    own copy of every neuron from rest, starting ``warmup_s`` before the segment (zero current
+    before time 0), and only its spikes inside the segment are kept. The result differs from a
+    continuous run only where the warm-up has not erased the initial state (adaptation decays
+    with tau_w; keep ``warmup_s`` a few tau_w long).
 
     Every (stimulus, segment) pair is a current column; segments of all stimuli have the
     length of the longest stimulus' segment (shorter ones padded with zero current, their

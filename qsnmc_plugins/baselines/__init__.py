@@ -2,7 +2,8 @@
 
 - ``poisson``: a rate-matched Poisson train (Gamma about 0: the chance level).
 - ``lif``: a leaky integrate-and-fire neuron, membrane fitted by least squares on the
-  subthreshold voltage, threshold and reset fitted by maximising Gamma on training data.
+  subthreshold voltage; threshold, reset and spike latency chosen on a grid by Gamma/R on the
+  training window minus a spike-count penalty.
 """
 from qsnmc import hookimpl
 

@@ -1,65 +1,82 @@
-"""Leaky integrate-and-fire baseline with a fitted membrane and a fitted threshold.
+"""Leaky integrate-and-fire baseline: a fitted membrane, a threshold, a reset and a spike latency.
 
-Fit, on the training window only:
-1. Membrane: ``dV/dt = (E_L - V) / tau_m + I / C`` by linear least squares on the
+``fit`` (training window only) runs three named steps:
+
+1. :func:`fit_membrane`: ``dV/dt = (E_L - V) / tau_m + I / C`` by linear least squares on the
    subthreshold voltage (bins of the model step, spikes and their after-potential cut out).
-2. Threshold ``theta`` and reset ``V_r`` on a grid, scored the competition's way against
-   every training repetition (:class:`qsnmc.ValidationScore`: Gamma/R per stimulus, stimuli
-   weighted equally, stimuli whose training R is under 0.3 left out, since on a barely
-   reliable stimulus Gamma measures little beyond the rate), minus ``count_penalty`` times
-   the mean |log| ratio of predicted to recorded spike counts, so that a threshold that
-   fits one stimulus by firing far too often on another loses. A 2 ms absolute
-   refractory period.
-3. A latency (s) from the model's threshold crossing to the recorded spike, on a grid, chosen
-   jointly with threshold and reset by the same objective: a recorded spike time marks the
-   action potential's upstroke, a few ms after the voltage leaves the subthreshold range
-   that the LIF's threshold stands for.
+2. :func:`search_grid`: threshold ``theta`` and reset ``V_r`` (mV) on a grid, each pair simulated
+   once and its train shifted by every latency of the grid (s: a recorded spike marks the action
+   potential's upstroke, a few ms after the voltage leaves the subthreshold range the LIF's
+   threshold stands for). Each candidate is scored against every training repetition by the
+   competition's rule (:class:`qsnmc.ValidationScore`: Gamma/R per stimulus, stimuli weighted
+   equally, stimuli whose R is under 0.3 left out), minus ``count_penalty`` times the mean
+   |log count ratio| over the included stimuli (:class:`qsnmc.CountPenalty`), so that a threshold
+   that fits one stimulus by firing far too often on another loses. The best candidate is kept.
+3. The held-out record: the same fit on the first 75 % of each window, scored on the rest
+   (``train.time_split``), per stimulus.
 
-The fit record also scores the same fit on held-out training data (fitted on the first 75 %
-of each window, scored on the rest) per stimulus: Gamma/R and predicted / recorded counts.
+A 2 ms absolute refractory period; the model is deterministic (one train for all repetitions).
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 
-from qsnmc import Model, Stimulus, TrainingData, TrainingStimulus, ValidationScore
-from qsnmc import intrinsic_reliability, score_trains, validate_model
+from qsnmc import (Candidate, CountPenalty, Model, Stimulus, TrainingData, TrainingStimulus, ValidationScore,
+                   best_candidate, block_mean, candidates_record, clip_to_window, fit_record, held_out_record,
+                   samples_per_step, score_trains, setting, settings_record, stretch_reliability, validate_model)
 
-HELDOUT_FRACTION = 0.25  #: share of each training window held out for the fit record's validation
-MODEL_STEP_S = 0.0005  #: simulation step (s): 8x finer than the 4 ms coincidence window
-REFRACTORY_S = 0.002
-CUT_BEFORE_S, CUT_AFTER_S = 0.003, 0.025  #: voltage excluded around each spike for the membrane fit
-N_THRESHOLDS = 32  #: threshold grid size
-RESET_OFFSETS_MV = (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0)  #: reset grid, relative to E_L (mV)
-#: latency grid (s): predicted spikes are the threshold crossings moved later by this
-LATENCIES_S = (0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006)
-#: default weight of the spike-count error in the threshold objective (chosen on held-out training data:
-#: benchmarks/README.md, "LIF: the threshold objective and its count penalty")
-COUNT_PENALTY = 0.1
+#: candidates of the grid kept in the fit record (best objective first)
+RECORDED_CANDIDATES = 10
 
 
-def training_reliability(s: TrainingStimulus, delta_s: float, stop_s: float) -> float:
-    """R of a training stimulus' repetitions up to ``stop_s`` (NaN with fewer than 2)."""
-    if s.n_repetitions < 2:
-        return float("nan")
-    return intrinsic_reliability([t[t < stop_s] for t in s.spike_times_s], delta_s, duration=stop_s - s.window_s[0])
+@dataclass(frozen=True)
+class LIFSettings:
+    """The LIF's settings (units in the names)."""
+
+    count_penalty: float = setting(0.1, "weight of the spike-count error in the grid objective (chosen on held-out "
+                                   "data: benchmarks/README.md, 'LIF: the threshold objective and its count penalty')",
+                                   min=0.0)
+    count_error_stimuli: Literal["included", "every"] = setting(
+        "included", "stimuli the count error averages over: those entering P, or every stimulus")
+    model_step_s: float = setting(0.0005, "simulation step (s): 8x finer than the 4 ms coincidence window", min=1e-6)
+    refractory_s: float = setting(0.002, "absolute refractory period (s)", min=0.0)
+    cut_before_s: float = setting(0.003, "voltage left out of the membrane fit before each spike (s)", min=0.0)
+    cut_after_s: float = setting(0.025, "voltage left out of the membrane fit after each spike (s)", min=0.0)
+    n_thresholds: int = setting(32, "threshold grid size, from E_L + 2 mV to 10 mV above the 99.5th voltage "
+                                "percentile", min=2)
+    reset_offsets_mV: tuple[float, ...] = setting((-15.0, -10.0, -5.0, 0.0, 5.0, 10.0),
+                                                  "reset grid, relative to E_L (mV); resets at or above theta skipped")
+    latencies_s: tuple[float, ...] = setting((0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006),
+                                             "latency grid (s): predicted spikes are the crossings this much later")
+    heldout_fraction: float = setting(0.25, "share of each training window held out for the fit record's validation",
+                                      min=0.01, max=0.99)
+    validate_heldout: bool = setting(True, "also fit on the first part of each window and score the rest (the fit "
+                                     "record's held-out score); off inside that validation")
 
 
-def _bin(x: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
-    n = x.shape[-1] // factor * factor
-    return x[..., :n].reshape(*x.shape[:-1], -1, factor).mean(axis=-1)
+@dataclass(frozen=True)
+class Membrane:
+    """The fitted passive membrane: ``dV/dt = (E_L - V) / tau_m + gain I``."""
+
+    tau_m_s: float
+    gain_mV_per_s_per_pA: float  #: 1 / C, C in nF
+    e_leak_mV: float
 
 
-def _membrane_rows(s: TrainingStimulus, factor: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+def _membrane_rows(s: TrainingStimulus, factor: int, step: float, settings: LIFSettings
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Regression rows ``[V, I, 1]`` and targets dV/dt (mV/s) of one training stimulus, on bins
     of ``step`` s, leaving out the voltage around each spike."""
-    v = _bin(s.voltage_mV, factor)  # (reps, n_bins)
-    i = _bin(s.window_current_pA, factor)
+    v = block_mean(s.voltage_mV, factor)  # (reps, n_bins)
+    i = block_mean(s.window_current_pA, factor)
     keep = np.ones_like(v, dtype=bool)
     for r, spikes in enumerate(s.spike_times_s):
         k = ((spikes - s.window_s[0]) / step).astype(int)
-        for off in range(-int(CUT_BEFORE_S / step), int(CUT_AFTER_S / step) + 1):
+        for off in range(-int(settings.cut_before_s / step), int(settings.cut_after_s / step) + 1):
             keep[r, np.clip(k + off, 0, v.shape[1] - 1)] = False
     ok = keep[:, :-1] & keep[:, 1:]
     dv = (v[:, 1:] - v[:, :-1]) / step
@@ -67,146 +84,142 @@ def _membrane_rows(s: TrainingStimulus, factor: int, step: float) -> tuple[np.nd
     return x, dv[ok]
 
 
+def fit_membrane(train: TrainingData, settings: LIFSettings) -> Membrane:
+    """``dV/dt = a V + b I + c`` by least squares on the binned subthreshold voltage of every stimulus.
+
+    Raises:
+        RuntimeError: an unphysical fit (a >= 0 or b <= 0).
+    """
+    factor = samples_per_step(train.dt_s, settings.model_step_s)
+    step = train.dt_s * factor
+    rows, targets = zip(*(_membrane_rows(s, factor, step, settings) for s in train.stimuli))
+    (a, b, c), *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(targets), rcond=None)
+    if a >= 0 or b <= 0:
+        raise RuntimeError(f"membrane fit unphysical: dV/dt = {a:.3g} V + {b:.3g} I + {c:.3g}")
+    return Membrane(tau_m_s=-1.0 / a, gain_mV_per_s_per_pA=b, e_leak_mV=-c / a)
+
+
+def simulate(m: Membrane, current_pA: np.ndarray, dt_s: float, theta: np.ndarray, reset: np.ndarray,
+             window_s: tuple[float, float], settings: LIFSettings) -> list[np.ndarray]:
+    """Threshold-crossing times (s) in ``window_s`` for each (theta, reset) pair (mV), from rest 0.5 s before."""
+    factor = samples_per_step(dt_s, settings.model_step_s)
+    step = dt_s * factor
+    i = block_mean(current_pA, factor)
+    k0 = max(0, int((window_s[0] - 0.5) / step))
+    k1 = min(i.size, int(np.ceil(window_s[1] / step)))
+    decay = np.exp(-step / m.tau_m_s)
+    gain = (1.0 - decay) * m.tau_m_s * m.gain_mV_per_s_per_pA  # exact for piecewise-constant I
+    drive = m.e_leak_mV * (1 - decay) + gain * i[k0:k1]
+    v = np.full(theta.shape, m.e_leak_mV)
+    refr = np.zeros(theta.shape, dtype=np.int64)
+    n_refr = int(round(settings.refractory_s / step))
+    spikes_k, spikes_j = [], []
+    for k in range(k1 - k0):
+        v = v * decay + drive[k]
+        held = refr > 0
+        if held.any():
+            v[held] = reset[held]
+            refr[held] -= 1
+        fired = np.flatnonzero(v >= theta)
+        if fired.size:
+            spikes_k.append(np.full(fired.size, k))
+            spikes_j.append(fired)
+            v[fired] = reset[fired]
+            refr[fired] = n_refr
+    ks = np.concatenate(spikes_k) if spikes_k else np.zeros(0, int)
+    js = np.concatenate(spikes_j) if spikes_j else np.zeros(0, int)
+    times = (k0 + ks + 1) * step  # spike at the end of the step that crossed
+    return [clip_to_window(times[js == j], window_s) for j in range(theta.size)]
+
+
+def threshold_reset_grid(m: Membrane, train: TrainingData, settings: LIFSettings) -> np.ndarray:
+    """(theta, reset) pairs in mV, reset below theta: ``n_thresholds`` thresholds from E_L + 2 mV to
+    10 mV above the 99.5th voltage percentile, resets at ``reset_offsets_mV`` from E_L."""
+    factor = samples_per_step(train.dt_s, settings.model_step_s)
+    v_all = np.concatenate([block_mean(s.voltage_mV, factor).ravel() for s in train.stimuli])
+    e = m.e_leak_mV
+    thetas = np.linspace(e + 2.0, np.percentile(v_all, 99.5) + 10.0, settings.n_thresholds)
+    resets = e + np.array(settings.reset_offsets_mV)
+    return np.array([(t, r) for t in thetas for r in resets if r < t])
+
+
+def _stimulus_scores(m: Membrane, s: TrainingStimulus, grid: np.ndarray, delta_s: float, budget: float,
+                     settings: LIFSettings) -> list:
+    """Scores of every (pair, latency) on one stimulus (pair-major). ``budget < 1`` scores the first
+    part of the window only (at least 5 s)."""
+    start = s.window_s[0]
+    stop = min(s.window_s[1], start + max(5.0, budget * (s.window_s[1] - start)))
+    lead = max(settings.latencies_s)
+    crossings = simulate(m, s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], (start - lead, stop), settings)
+    rec = [clip_to_window(t, (start, stop)) for t in s.spike_times_s]
+    r = stretch_reliability(s.spike_times_s, (start, stop), delta_s)
+    return [score_trains(s.name, rec, clip_to_window(train_s + latency, (start, stop)), (start, stop), delta_s,
+                         reliability=r)
+            for train_s in crossings for latency in settings.latencies_s]
+
+
+def search_grid(m: Membrane, train: TrainingData, budget: float, settings: LIFSettings) -> list[Candidate]:
+    """Every (theta, reset, latency) of the grid with its training-window score and objective
+    (Gamma/R minus the count penalty), pair-major; one simulation per pair."""
+    grid = threshold_reset_grid(m, train, settings)
+    per_stimulus = [_stimulus_scores(m, s, grid, train.delta_s, budget, settings) for s in train.stimuli]
+    penalty = CountPenalty(settings.count_penalty, settings.count_error_stimuli)
+    candidates = []
+    for j in range(len(per_stimulus[0])):
+        score = ValidationScore(tuple(stim[j] for stim in per_stimulus))
+        pair, k = divmod(j, len(settings.latencies_s))
+        (theta, reset), latency = grid[pair], settings.latencies_s[k]
+        choice = {"threshold_mV": float(theta), "reset_mV": float(reset), "latency_s": float(latency)}
+        candidates.append(Candidate(choice, score, penalty.objective(score)))
+    return candidates
+
+
 class LeakyIntegrateAndFire(Model):
     """LIF neuron; deterministic (one train for all repetitions)."""
 
     name = "lif"
-    description = "leaky integrate-and-fire, membrane by least squares, threshold/reset/latency by Gamma/R with a count penalty"
+    description = ("leaky integrate-and-fire, membrane by least squares, threshold/reset/latency by Gamma/R "
+                   "with a count penalty")
+    Settings = LIFSettings
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
 
-    def __init__(self, seed: int = 0, budget: float = 1.0, count_penalty: float = COUNT_PENALTY) -> None:
-        super().__init__(seed, budget)
-        self.count_penalty = float(count_penalty)
-        #: whether ``fit`` also validates on a time split for its record (off inside that validation)
-        self.record_heldout = True
-
-    def _factor(self, dt_s: float) -> int:
-        return max(1, int(round(MODEL_STEP_S / dt_s)))
-
     def fit(self, train: TrainingData) -> dict:
-        """Fit the membrane by least squares, then threshold, reset and latency on a grid by Gamma."""
-        factor = self._factor(train.dt_s)
-        step = train.dt_s * factor
-        self._fit_membrane(train, factor, step)
-        grid = self._threshold_reset_grid(train, factor)
-        scores = self._grid_scores(train, grid)
-        objective = np.array([v.performance - self.count_penalty * v.log_count_error for v in scores])
-        best = int(np.argmax(objective))
-        pair, latency = divmod(best, len(LATENCIES_S))
-        (self.theta_mV, self.reset_mV), self.latency_s = grid[pair], LATENCIES_S[latency]
-        return {
-            "tau_m_ms": self.tau_m_s * 1e3,
-            "e_leak_mV": self.e_leak_mV,
-            "capacitance_pF": 1e3 / self.gain_mV_per_s_per_pA,
-            "threshold_mV": float(self.theta_mV),
-            "reset_mV": float(self.reset_mV),
-            "refractory_ms": REFRACTORY_S * 1e3,
-            "latency_ms": float(self.latency_s * 1e3),
-            "model_step_ms": step * 1e3,
-            "training_objective": float(objective[best]),
-            "objective": "Gamma/R per training stimulus (R >= 0.3), equal weights, minus count_penalty x "
-                         "mean |log count ratio|",
-            "count_penalty": self.count_penalty,
-            "training_score": scores[best].to_dict(),
-            "training_per_stimulus": scores[best].per_stimulus(),
-            **self._heldout_record(train),
-        }
+        """Membrane by least squares, then threshold, reset and latency on the grid; the fit record."""
+        s = self.settings
+        self.membrane = fit_membrane(train, s)
+        candidates = search_grid(self.membrane, train, self.budget, s)
+        best = best_candidate(candidates)
+        self.theta_mV, self.reset_mV = best.choice["threshold_mV"], best.choice["reset_mV"]
+        self.latency_s = best.choice["latency_s"]
+        held_out = self._held_out(train) if s.validate_heldout else None
+        top = sorted(candidates, key=lambda c: -c.objective)[:RECORDED_CANDIDATES]
+        m = self.membrane
+        return fit_record(
+            settings=settings_record(s),
+            fitted={"tau_m_ms": m.tau_m_s * 1e3, "e_leak_mV": m.e_leak_mV,
+                    "capacitance_pF": 1e3 / m.gain_mV_per_s_per_pA, "threshold_mV": self.theta_mV,
+                    "reset_mV": self.reset_mV, "latency_ms": self.latency_s * 1e3},
+            held_out=held_out, candidates=candidates_record(top),
+            details={"model_step_ms": 1e3 * train.dt_s * samples_per_step(train.dt_s, s.model_step_s),
+                     "candidates": f"the {len(top)} best of {len(candidates)} grid points, scored on the training "
+                                   "window (the held-out score is a separate fit on the first part)",
+                     "training_objective": best.objective, "training_score": best.score.to_dict(),
+                     "training_per_stimulus": best.score.per_stimulus()})
 
-    def _heldout_record(self, train: TrainingData) -> dict:
-        """The same fit on the first part of each window, scored on the rest, per stimulus."""
-        if not self.record_heldout:
-            return {}
-        inner = LeakyIntegrateAndFire(self.seed, self.budget, self.count_penalty)
-        inner.record_heldout = False
+    def _held_out(self, train: TrainingData) -> dict | None:
+        """The same fit on the first part of each window, scored on the rest, per stimulus (None if too short)."""
         try:
-            fold = train.time_split(HELDOUT_FRACTION)
+            fold = train.time_split(self.settings.heldout_fraction)
         except ValueError:  # a window too short to split
-            return {}
-        score = validate_model(inner, fold)
-        return {"heldout_gamma_over_R": score.performance, "heldout_fraction": HELDOUT_FRACTION,
-                "heldout_log_count_error": score.count_error(every_stimulus=True),
-                "held_out_per_stimulus": score.per_stimulus()}
-
-    def _fit_membrane(self, train: TrainingData, factor: int, step: float) -> None:
-        """``dV/dt = a V + b I + c`` by least squares on the binned subthreshold voltage of every
-        stimulus; sets tau_m, the gain 1 / C and E_L."""
-        rows, targets = zip(*(_membrane_rows(s, factor, step) for s in train.stimuli))
-        x = np.concatenate(rows)
-        y = np.concatenate(targets)
-        (a, b, c), *_ = np.linalg.lstsq(x, y, rcond=None)
-        if a >= 0 or b <= 0:
-            raise RuntimeError(f"membrane fit unphysical: dV/dt = {a:.3g} V + {b:.3g} I + {c:.3g}")
-        self.tau_m_s = -1.0 / a
-        self.gain_mV_per_s_per_pA = b  # = 1 / C, C in nF
-        self.e_leak_mV = -c / a
-        self.step_s = step
-
-    def _threshold_reset_grid(self, train: TrainingData, factor: int) -> np.ndarray:
-        """(theta, reset) pairs in mV, reset below theta: thresholds from E_L + 2 mV to 10 mV above
-        the 99.5th voltage percentile, resets at :data:`RESET_OFFSETS_MV` from E_L."""
-        v_all = np.concatenate([_bin(s.voltage_mV, factor).ravel() for s in train.stimuli])
-        e = self.e_leak_mV
-        thetas = np.linspace(e + 2.0, np.percentile(v_all, 99.5) + 10.0, N_THRESHOLDS)
-        resets = e + np.array(RESET_OFFSETS_MV)
-        return np.array([(t, r) for t in thetas for r in resets if r < t])
-
-    def _grid_scores(self, train: TrainingData, grid: np.ndarray) -> list[ValidationScore]:
-        """The score of each (theta, reset) pair at each latency of :data:`LATENCIES_S` (pair-major)
-        against the training repetitions of every stimulus: one simulation per pair, each latency
-        shifts its train."""
-        per_stimulus = []
-        for s in train.stimuli:
-            # budget < 1 fits the threshold on the first part of the window only (at least 5 s)
-            start = s.window_s[0]
-            stop = min(s.window_s[1], start + max(5.0, self.budget * (s.window_s[1] - start)))
-            crossings = self._simulate(s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], start - max(LATENCIES_S), stop)
-            rec = [t[t < stop] for t in s.spike_times_s]
-            r = training_reliability(s, train.delta_s, stop)
-            scores = []
-            for train_s in crossings:
-                for latency in LATENCIES_S:
-                    pred = train_s + latency
-                    pred = pred[(pred >= start) & (pred < stop)]
-                    scores.append(score_trains(s.name, rec, pred, (start, stop), train.delta_s, reliability=r))
-            per_stimulus.append(scores)
-        return [ValidationScore(tuple(stim[j] for stim in per_stimulus)) for j in range(len(per_stimulus[0]))]
-
-    def _simulate(
-        self, current_pA: np.ndarray, dt_s: float, theta: np.ndarray, reset: np.ndarray, start_s: float, stop_s: float
-    ) -> list[np.ndarray]:
-        """Spike times (s) in [start_s, stop_s) for each (theta, reset) candidate, from rest 0.5 s before."""
-        factor = self._factor(dt_s)
-        step = dt_s * factor
-        i = _bin(current_pA, factor)
-        k0 = max(0, int((start_s - 0.5) / step))
-        k1 = min(i.size, int(np.ceil(stop_s / step)))
-        decay = np.exp(-step / self.tau_m_s)
-        gain = (1.0 - decay) * self.tau_m_s * self.gain_mV_per_s_per_pA  # exact for piecewise-constant I
-        drive = self.e_leak_mV * (1 - decay) + gain * i[k0:k1]
-        v = np.full(theta.shape, self.e_leak_mV)
-        refr = np.zeros(theta.shape, dtype=np.int64)
-        n_refr = int(round(REFRACTORY_S / step))
-        spikes_k, spikes_j = [], []
-        for k in range(k1 - k0):
-            v = v * decay + drive[k]
-            held = refr > 0
-            if held.any():
-                v[held] = reset[held]
-                refr[held] -= 1
-            fired = np.flatnonzero(v >= theta)
-            if fired.size:
-                spikes_k.append(np.full(fired.size, k))
-                spikes_j.append(fired)
-                v[fired] = reset[fired]
-                refr[fired] = n_refr
-        ks = np.concatenate(spikes_k) if spikes_k else np.zeros(0, int)
-        js = np.concatenate(spikes_j) if spikes_j else np.zeros(0, int)
-        times = (k0 + ks + 1) * step  # spike at the end of the step that crossed
-        return [times[(js == j) & (times >= start_s) & (times < stop_s)] for j in range(theta.size)]
+            return None
+        inner = LeakyIntegrateAndFire(self.seed, self.budget,
+                                      **dict(dataclasses.asdict(self.settings), validate_heldout=False))
+        return held_out_record(validate_model(inner, fold), fold.label)
 
     def predict(self, stimulus: Stimulus) -> np.ndarray:
         """Spike times (s) inside ``stimulus.window_s``: threshold crossings plus the fitted latency."""
         start, stop = stimulus.window_s
-        crossings = self._simulate(stimulus.current_pA, stimulus.dt_s, np.array([self.theta_mV]),
-                                   np.array([self.reset_mV]), start - self.latency_s, stop - self.latency_s)[0]
+        crossings = simulate(self.membrane, stimulus.current_pA, stimulus.dt_s, np.array([self.theta_mV]),
+                             np.array([self.reset_mV]), (start - self.latency_s, stop - self.latency_s),
+                             self.settings)[0]
         return crossings + self.latency_s

@@ -5,8 +5,7 @@ import zlib
 
 import numpy as np
 
-from qsnmc import Stimulus, TrainingData
-from qsnmc import Model
+from qsnmc import Model, Stimulus, TrainingData, fit_record
 
 
 class RateMatchedPoisson(Model):
@@ -16,13 +15,14 @@ class RateMatchedPoisson(Model):
     description = "rate-matched Poisson train (chance level, Gamma ~ 0)"
 
     def fit(self, train: TrainingData) -> dict:
+        """The mean recorded rate over every training repetition (Hz); no settings, nothing held out."""
         n_spikes = sum(len(t) for s in train.stimuli for t in s.spike_times_s)
         time_s = sum((s.window_s[1] - s.window_s[0]) * s.n_repetitions for s in train.stimuli)
         self.rate_Hz = n_spikes / time_s
-        return {"rate_Hz": self.rate_Hz}
+        return fit_record(settings={}, fitted={"rate_Hz": self.rate_Hz})
 
     def predict(self, stimulus: Stimulus) -> list[np.ndarray]:
-        # one independent stream per stimulus, reproducible for a seed
+        """One independent train per repetition (s), one random stream per stimulus and seed."""
         rng = np.random.default_rng([self.seed, zlib.crc32(stimulus.name.encode())])
         start, stop = stimulus.window_s
         trains = []

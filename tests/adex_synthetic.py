@@ -1,4 +1,4 @@
-"""A synthetic AdEx recording with known parameters (for tests and self-checks).
+"""A synthetic AdEx recording with known parameters, for the ``adex`` plugin's tests.
 
 The injected current is 2009-like: an Ornstein-Uhlenbeck noise (tau 3 ms) whose
 mean and standard deviation change every few seconds. Each repetition adds its own
