@@ -255,3 +255,59 @@ def test_a_stimulus_that_does_not_repeat_never_makes_the_held_out_score_nan(rs_r
     record = model.fit(TrainingData("one-reliable", stims))
     assert record["candidates"] and all(c["objective"] is not None for c in record["candidates"])
     assert np.isfinite(record["held_out"]["performance"])
+
+
+#: fits the DDF in a fresh process (argv: recordings .npz) and prints its held-out objectives,
+#: chosen structure and predicted spike times, every float as its exact hex string
+_NUMERICS_PROBE = """
+import json, sys
+import numpy as np
+from qsnmc import Stimulus, TrainingData, TrainingStimulus, spike_times_from_voltage
+from qsnmc_plugins.ddf.model import DDFModel
+rec = np.load(sys.argv[1])
+current, voltage, dt, n = rec["current"], rec["voltage"], 1e-4, 90_000
+spikes = (spike_times_from_voltage(voltage[:n], dt),)
+train = TrainingData("rs", (TrainingStimulus("A", dt, current, (0.0, n * dt), voltage[None, :n], spikes),))
+model = DDFModel(seed=0, budget=0.1, row_stride=4, n_structures=2,
+                 structures=((3, 1, 0, (200.0,), 100, 1.0), (4, 1, 0, (200.0,), 100, 1.0)))
+record = model.fit(train)
+predicted = model.predict(Stimulus("A", dt, current, (9.0, 12.0), 1))
+import threadpoolctl
+blas = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+print(json.dumps({"objectives": [c["objective"] and float(c["objective"]).hex() for c in record["candidates"]],
+                  "chosen": record["fitted"]["centre_seed"], "predicted": [float(t).hex() for t in predicted],
+                  "blas": [(i["architecture"], i["num_threads"]) for i in blas]}))
+"""
+
+
+@pytest.mark.slow  # four fits in fresh processes: about 20 s of CPU
+def test_fit_and_prediction_are_the_same_on_any_blas_kernel_and_thread_count(rs_recording, tmp_path):
+    """The map's weights, held-out scores, choice and predicted spike times are bit-identical
+    under OpenBLAS kernels without and with fused multiply-adds (Sandybridge, Haswell, this
+    machine's default) and one or two threads (issue #24; see ``ddf/ridge.py``). Before the fix
+    the weights differed in their last bits under each of these and so did the predictions.
+    The OPENBLAS_* variables are set in the child processes only."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    current, voltage = rs_recording
+    data = tmp_path / "rs.npz"
+    np.savez(data, current=current, voltage=voltage)
+    root = Path(__file__).resolve().parents[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+    base.update(PYTHONPATH=str(root), QSNMC_PROGRESS="0")
+    outputs = {}
+    for threads, kernel in (("1", None), ("1", "Sandybridge"), ("2", None), ("2", "Haswell")):
+        env = dict(base, OPENBLAS_NUM_THREADS=threads, **({"OPENBLAS_CORETYPE": kernel} if kernel else {}))
+        proc = subprocess.run([sys.executable, "-c", _NUMERICS_PROBE, str(data)], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs[(threads, kernel)] = json.loads(proc.stdout.strip().splitlines()[-1])
+    kernels = {tuple(o.pop("blas")[0]) for o in outputs.values() if o.get("blas")}
+    assert len(kernels) >= 3, kernels  # the variables took effect: other kernels or thread counts ran
+    first = outputs[("1", None)]
+    assert len(first["predicted"]) > 20
+    for key, out in outputs.items():
+        assert out == first, f"{key} differs from one thread on the default kernel"

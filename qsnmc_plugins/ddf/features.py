@@ -143,13 +143,11 @@ class RBFLayer:
 
     centres: np.ndarray
     widths: np.ndarray
-    _c2: np.ndarray = field(init=False, repr=False)
     _gain: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.centres = np.ascontiguousarray(self.centres, dtype=np.float64)
         self.widths = np.asarray(self.widths, dtype=np.float64)
-        self._c2 = np.einsum("qd,qd->q", self.centres, self.centres)
         self._gain = 1.0 / (2.0 * self.widths**2)
 
     @property
@@ -157,9 +155,15 @@ class RBFLayer:
         return int(self.centres.shape[0])
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
-        """Activations ``(n_points, n_centres)`` of inputs ``z`` ``(n_points, n_inputs)``."""
-        d2 = np.einsum("nd,nd->n", z, z)[:, None] + self._c2[None, :] - 2.0 * (z @ self.centres.T)
-        np.maximum(d2, 0.0, out=d2)
+        """Activations ``(n_points, n_centres)`` of inputs ``z`` ``(n_points, n_inputs)``.
+
+        Squared distances are summed coordinate by coordinate (no BLAS product, whose rounding
+        depends on the kernel: see :mod:`ridge`).
+        """
+        d2 = np.zeros((z.shape[0], self.n_centres))
+        for k in range(z.shape[1]):
+            diff = z[:, k, None] - self.centres[None, :, k]
+            d2 += diff * diff
         d2 *= -self._gain
         return np.exp(d2, out=d2)
 
