@@ -131,7 +131,7 @@ def fit_candidate(
     alphas = cfg.slow_alphas(dt_s)
     rng = np.random.default_rng(seed)
     warm = cfg.span + (int(3 * max(cfg.slow_taus_ms) * 1e-3 / dt_s) if cfg.slow_taus_ms else 0)
-    slows = [slow_filters(s.v[:stop], alphas) for s, stop in zip(series, stops)]
+    slows = [slow_filters(s.v[:stop], dt_s, cfg.slow_taus_ms) for s, stop in zip(series, stops)]
     rows = [_rows(s, stop, min(warm, stop - 2), row_stride, rng) for s, stop in zip(series, stops)]
     if rbf is None:  # centres: k-means on a random subset of the rows' RBF inputs
         per = max(2000, 60_000 // max(len(series), 1))
@@ -161,7 +161,8 @@ def history_at(s: Series, sample: int, fitted: FittedMap) -> tuple[np.ndarray, n
     if sample < span:
         raise ValueError(f"sample {sample} has less history than the embedding's span {span}")
     lag = fitted.structure.embedding.input_lag
-    slow = slow_filters(s.v[: sample + 1 - lag], fitted.slow_alphas)[-1] if fitted.slow_alphas.size else np.zeros(0)
+    taus = fitted.structure.embedding.slow_taus_ms
+    slow = slow_filters(s.v[: sample + 1 - lag], s.dt_s, taus)[-1] if taus else np.zeros(0)
     return s.v[sample - span : sample + 1], slow
 
 

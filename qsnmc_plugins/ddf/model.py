@@ -110,7 +110,8 @@ class DDFModel(Model):
         n = int(self.settings.rest_relaxation_s / dt_s)
         res = fm.run(np.zeros((n, 2)), hist, slow0)
         v = np.concatenate([hist, res.v[0]])
-        slow = slow_filters(v, fm.slow_alphas, initial=slow0)[-1 - cfg.input_lag] if fm.slow_alphas.size else np.zeros(0)
+        # started at v0 = v[0], as the steady state the filters start from
+        slow = slow_filters(v, dt_s, cfg.slow_taus_ms)[-1 - cfg.input_lag] if cfg.slow_taus_ms else np.zeros(0)
         return v[-(cfg.span + 1) :], slow
 
     def predict(self, stimulus: Stimulus) -> np.ndarray:

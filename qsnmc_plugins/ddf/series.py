@@ -48,10 +48,6 @@ class Series:
         """The map's (coarse) time step (s)."""
         return self.fine_dt_s * self.step
 
-    def time_s(self, sample: int) -> float:
-        """Absolute time (s) where coarse sample ``sample``'s block starts."""
-        return (self.start_sample + sample * self.step) * self.fine_dt_s
-
     def centre_s(self, sample: int) -> float:
         """Absolute time (s) a block mean stands for: the middle of coarse sample ``sample``'s block."""
         return block_centre_s(self.start_sample + sample * self.step, self.step, self.fine_dt_s)
