@@ -125,12 +125,17 @@ class StructureSearch:
     gram_fit: GramAccumulator  #: normal equations of the fit part
 
 
-def search_structure(prepared: list[PreparedStimulus], basis: np.ndarray, step_s: float, settings: ArxSettings,
-                     budget: float, progress=None) -> StructureSearch:
-    """Choose the orders, then the output-error iterations, by the held-out free-running voltage error."""
+def order_grid(step_s: float, settings: ArxSettings, budget: float) -> list[ArxOrders]:
+    """The structures a budget searches (the reduced grid below ``reduced_search_below``)."""
     n_fine = n_fine_lags(step_s, settings.fine_s)
     n_spike_options = [n_fine + m for m in range(0, settings.n_cosines + 1, 2)]
-    grid = candidate_orders(n_spike_options, settings, reduced=budget < settings.reduced_search_below)
+    return candidate_orders(n_spike_options, settings, reduced=budget < settings.reduced_search_below)
+
+
+def search_structure(prepared: list[PreparedStimulus], basis: np.ndarray, grid: list[ArxOrders], step_s: float,
+                     settings: ArxSettings, progress=None) -> StructureSearch:
+    """Choose the orders among ``grid``, then the output-error iterations, by the held-out free-running
+    voltage error."""
     gram_fit = _gram(prepared, basis, settings, "fit")
     held = _held_out_sets(prepared)
     candidates, n_unstable = search_orders(gram_fit, held, grid, step_s, settings, progress)
@@ -195,9 +200,9 @@ class ArxModel(Model):
         basis = spike_basis(step, s)
         targets = partial(_targets, prepared, step, min_fit_s=s.min_rule_fit_s, budget=self.budget)
         rule_fit = partial(fit_spike_rule, delta_s=train.delta_s, settings=s, budget=self.budget, seed=self.seed)
-        n_orders = len(candidate_orders([0] * (s.n_cosines // 2 + 1), s, self.budget < s.reduced_search_below))
-        with bar(n_orders + 5, desc="arx fit") as progress:
-            search = search_structure(prepared, basis, step, s, self.budget, progress)
+        grid = order_grid(step, s, self.budget)
+        with bar(len(grid) + 5, desc="arx fit") as progress:
+            search = search_structure(prepared, basis, grid, step, s, progress)
             progress.set_postfix(rmse_mV=f"{search.rmse_history[search.n_output_error]:.2f}")
             rule_on_fit, _ = rule_fit(search.fit_filter, targets("fit"), progress=progress)
             held = score_rule(search.fit_filter, rule_on_fit, targets("held"), train.delta_s)

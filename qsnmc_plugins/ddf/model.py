@@ -12,7 +12,7 @@ from qsnmc import (Model, Stimulus, TrainingData, clip_to_window, fit_record, he
 from qsnmc_plugins.ddf.embedding import suggest_embedding
 from qsnmc_plugins.ddf.features import Standardiser, slow_filters
 from qsnmc_plugins.ddf.fitting import FittedMap, HeldOutPart, fit_candidate, forecast_spikes, history_at, validate
-from qsnmc_plugins.ddf.search import SearchPlan, ValidatedMap, held_out_parts, plan_search, search_maps
+from qsnmc_plugins.ddf.search import ValidatedMap, held_out_parts, plan_search, search_maps
 from qsnmc_plugins.ddf.series import Series, block_centre_s, standardiser_for, stimulus_series, window_drive
 from qsnmc_plugins.ddf.settings import DDFSettings
 
