@@ -18,6 +18,7 @@ from qsnmc_plugins.ddf.features import (
 from qsnmc_plugins.ddf.forecast import ForecastResult, free_run
 from qsnmc_plugins.ddf.ridge import NormalEquations, solve_ridge
 from qsnmc_plugins.ddf.series import Series
+from qsnmc_plugins.ddf.settings import DDFSettings
 
 #: rows of the design matrix handled at once when accumulating the normal equations
 CHUNK_ROWS = 20_000
@@ -117,30 +118,31 @@ def fit_candidate(
     penalties: np.ndarray,
     dt_s: float,
     seed: int,
-    row_stride: int,
-    runaway_slack: float,
+    settings: DDFSettings,
     rbf: RBFLayer | None = None,
 ) -> FittedMap:
     """Fit a candidate on ``series[k].v[:stops[k]]`` for every k.
 
-    Centres come from k-means on the RBF inputs of the regression rows (a share from the
-    spike states), unless ``rbf`` gives them; the weights from ridge regression on the
-    normal equations, for every penalty at once.
+    Regression rows: every spike state plus every ``settings.row_stride``-th sample. Centres come
+    from k-means on the RBF inputs of the regression rows (a share from the spike states), unless
+    ``rbf`` gives them; the weights from ridge regression on the normal equations, for every
+    penalty at once.
     """
     cfg = structure.embedding
     alphas = cfg.slow_alphas(dt_s)
     rng = np.random.default_rng(seed)
     warm = cfg.span + (int(3 * max(cfg.slow_taus_ms) * 1e-3 / dt_s) if cfg.slow_taus_ms else 0)
     slows = [slow_filters(s.v[:stop], dt_s, cfg.slow_taus_ms) for s, stop in zip(series, stops)]
-    rows = [_rows(s, stop, min(warm, stop - 2), row_stride, rng) for s, stop in zip(series, stops)]
+    rows = [_rows(s, stop, min(warm, stop - 2), settings.row_stride, rng) for s, stop in zip(series, stops)]
     if rbf is None:  # centres: k-means on a random subset of the rows' RBF inputs
-        per = max(2000, 60_000 // max(len(series), 1))
+        per = max(2000, settings.kmeans_points // max(len(series), 1))
         pts, mask = [], []
         for s, sl, r in zip(series, slows, rows):
             pick = r if r.size <= per else np.sort(rng.choice(r, per, replace=False))
             pts.append(rbf_inputs(s.v, sl, pick, cfg))
             mask.append(s.spike_state[pick])
-        centres = place_centres(np.concatenate(pts), np.concatenate(mask), structure.n_centres, structure.spike_share, seed)
+        centres = place_centres(np.concatenate(pts), np.concatenate(mask), structure.n_centres, structure.spike_share, seed,
+                                settings.kmeans_max_points, settings.kmeans_iterations)
         rbf = RBFLayer(centres, nearest_centre_widths(centres, structure.width_factor))
     eq = NormalEquations(rbf.n_centres + cfg.n_linear)
     for s, sl, r in zip(series, slows, rows):
@@ -151,7 +153,7 @@ def fit_candidate(
     weights, mse = solve_ridge(eq, penalties)
     v_all = np.concatenate([s.v[:stop] for s, stop in zip(series, stops)])
     lo, hi = float(v_all.min()), float(v_all.max())
-    slack = runaway_slack * (hi - lo)
+    slack = settings.runaway_slack * (hi - lo)
     return FittedMap(structure, rbf, weights, np.asarray(penalties, float), mse, (lo - slack, hi + slack), alphas, eq.n_rows)
 
 

@@ -85,8 +85,8 @@ class DDFModel(Model):
         """
         s, j, score = self.settings, best.penalty_index, best.objective
         whole = [x.n_samples for x in series]
-        refit = fit_candidate(series, whole, best.structure, best.fitted.penalties[j : j + 1], series[0].dt_s, 0,
-                              s.row_stride, s.runaway_slack, rbf=best.fitted.rbf)
+        refit = fit_candidate(series, whole, best.structure, best.fitted.penalties[j : j + 1], series[0].dt_s, 0, s,
+                              rbf=best.fitted.rbf)
         refit_val = validate(refit, series, parts, std, delta_s)
         refit_score = float(refit_val["gamma_over_r"][0])
         keep = bool(np.isfinite(score) and np.isfinite(refit_score) and refit_val["runaway_steps"][0] == 0

@@ -87,8 +87,7 @@ def search_maps(plan: SearchPlan, series: list[Series], parts: list[HeldOutPart]
     for k, struct in enumerate(plan.structures):
         for r in range(plan.n_seeds):
             centre_seed = seed + 1000 * r + k
-            fitted = fit_candidate(series, stops, struct, penalties, dt, centre_seed, settings.row_stride,
-                                   settings.runaway_slack)
+            fitted = fit_candidate(series, stops, struct, penalties, dt, centre_seed, settings)
             val = validate(fitted, series, parts, std, delta_s)
             for j, pen in enumerate(penalties):
                 choice = {**struct.to_record(dt), "centre_seed": centre_seed, "ridge_penalty": float(pen)}

@@ -40,6 +40,10 @@ class DDFSettings:
                            "draw sometimes falls silent or runs away in free run", min=1)
     refit_tolerance: float = setting(0.05, "the chosen map's weights are refitted on the whole window when its "
                                      "held-out free run stays within this much Gamma/R of the validated one", min=0.0)
+    kmeans_points: int = setting(60_000, "regression rows sampled as k-means points, shared among the "
+                                 "repetitions (at least 2000 each)", min=1)
+    kmeans_max_points: int = setting(40_000, "most points one k-means clustering sees (a random subset)", min=1)
+    kmeans_iterations: int = setting(20, "k-means iterations", min=1)
     spike_centre_share: float = setting(0.3, "share of the RBF centres clustered from spike states", min=0.0, max=1.0)
     spike_state_window_s: tuple[float, float] = setting((0.001, 0.004), "a sample this long before / after a "
                                                         "recorded spike is a spike state (s)")
