@@ -4,7 +4,9 @@ Measures fit time, prediction time, and Gamma / Gamma/R on the training window
 (final model), the held-out part of the training window (model fitted on the first
 80 % only) and the hidden test window. Writes ``benchmarks/results/arx.json``.
 
-    python benchmarks/bench_arx.py [--budget 1.0]
+    python benchmarks/bench_arx.py [--budget 1.0] [--param KEY=VALUE ...]
+
+``--param`` sets a field of ``ArxSettings`` (a JSON value, e.g. ``--param count_penalty=0.3``).
 """
 from __future__ import annotations
 
@@ -22,27 +24,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0)
     parser.add_argument("--challenge", default=str(ROOT / "reference_data" / "embedded"))
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the model (JSON value), repeatable")
     args = parser.parse_args()
+    params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
 
     from qsnmc import load_challenge
     from qsnmc import evaluate_in_process
     from qsnmc_plugins.arx.model import ArxModel
 
     challenge = load_challenge(args.challenge)
-    model = ArxModel(seed=0, budget=args.budget)
+    model = ArxModel(seed=0, budget=args.budget, **params)
     run = evaluate_in_process(model, challenge)
     record, score, fit_s, predict_s = run.record, run.score, run.fit_s, run.predict_s
-    val = record["validation"]
+    val = record["details"]["validation"]
     result = {
         "model": "arx",
         "challenge": challenge.name,
         "budget": args.budget,
+        "params": params,
         "fit_s": fit_s,
         "predict_s": predict_s,
         "training_gamma": val["training_gamma"],
         "training_gamma_over_R": val["training_gamma_over_R"],
         "held_out_gamma": val["held_out_gamma"],
-        "held_out_gamma_over_R": val["held_out_gamma_over_R"],
+        "held_out_gamma_over_R": record["held_out"]["performance"],
         "test_gamma": score.gamma,
         "test_gamma_over_R": score.performance,
         "test_error": score.error,

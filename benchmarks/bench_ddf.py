@@ -7,10 +7,12 @@ Measures fit time, prediction time of the test window, and Gamma/R on
   from the recording, as used to choose the structure),
 - the hidden test window (39-60 s).
 
-Run: ``python benchmarks/bench_ddf.py``; writes ``benchmarks/results/ddf.json``.
+Run: ``python benchmarks/bench_ddf.py [--budget 1.0] [--param KEY=VALUE ...]`` (``--param`` sets a
+field of ``DDFSettings``, a JSON value); writes ``benchmarks/results/ddf.json``.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -22,7 +24,7 @@ import numpy as np
 from qsnmc import load_challenge
 from qsnmc import Stimulus
 from qsnmc import evaluate_in_process
-from qsnmc import coincidence_factor, intrinsic_reliability
+from qsnmc import clip_to_window, coincidence_factor, intrinsic_reliability
 from qsnmc_plugins.ddf.model import DDFModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,16 +34,16 @@ OUT = ROOT / "benchmarks" / "results" / "ddf.json"
 
 def gamma_over_r(recorded: list[np.ndarray], predicted: np.ndarray, start: float, stop: float, delta: float) -> float:
     """Mean Gamma / R of one predicted train against the recordings, inside ``[start, stop]`` (s)."""
-    rec = [r[(r >= start) & (r <= stop)] for r in recorded]
-    pred = predicted[(predicted >= start) & (predicted <= stop)]
+    rec = [clip_to_window(r, (start, stop)) for r in recorded]
+    pred = clip_to_window(predicted, (start, stop))
     g = np.mean([coincidence_factor(r, pred, delta, duration=stop - start) for r in rec])
     return float(g / intrinsic_reliability(rec, delta, duration=stop - start))
 
 
-def main(seed: int = 0, budget: float = 1.0) -> dict:
+def main(seed: int = 0, budget: float = 1.0, params: dict | None = None) -> dict:
     challenge = load_challenge(CHALLENGE)
     train = challenge.training_data()
-    model = DDFModel(seed=seed, budget=budget)
+    model = DDFModel(seed=seed, budget=budget, **(params or {}))
     run = evaluate_in_process(model, challenge)
     record, test, fit_s, predict_s = run.record, run.score, run.fit_s, run.predict_s
     test_runaway = dict(model.last_forecast)
@@ -50,18 +52,20 @@ def main(seed: int = 0, budget: float = 1.0) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         replay = model.predict(Stimulus("training-replay", stim.dt_s, stim.current_pA, stim.window_s, stim.n_repetitions))
-    fit_stop = record["heldout_start_s"][stim.name]
+    details = record["details"]
+    fit_stop = details["heldout_start_s"][stim.name]
     result = {
         "model": "ddf",
         "challenge": challenge.name,
         "budget": budget,
         "seed": seed,
+        "params": params or {},
         "fit_time_s": fit_s,
         "predict_time_s": predict_s,
         "test_window_s": list(challenge.test_stimuli()[0].window_s),
         "training_gamma_over_r": gamma_over_r(list(stim.spike_times_s), replay, stim.window_s[0], fit_stop, train.delta_s),
         "training_part_s": [stim.window_s[0], fit_stop],
-        "heldout_gamma_over_r": record["heldout_gamma_over_r"],
+        "heldout_gamma_over_r": record["held_out"]["performance"] if record["held_out"] else None,
         "heldout_part_s": [fit_stop, stim.window_s[1]],
         "test_gamma_over_r": test.performance,
         "test_error": test.error,
@@ -69,13 +73,13 @@ def main(seed: int = 0, budget: float = 1.0) -> dict:
         "test_predicted_spikes": int(sum(len(p) for p in run.predictions.values())),
         "test_recorded_spikes_rep0": int(len(challenge.test_recordings(stim.name)[0])),
         "test_forecast": test_runaway,
-        "chosen": record["chosen"],
-        "map_step_ms": record["map_step_ms"],
-        "seeds_per_candidate": record["seeds_per_candidate"],
-        "refitted_on_whole_window": record["refitted_on_whole_window"],
-        "refit_heldout_gamma_over_r_in_sample": record["refit_heldout_gamma_over_r_in_sample"],
-        "embedding_estimates": record["embedding_estimates"],
-        "trials": record["trials"],
+        "fitted": record["fitted"],
+        "map_step_ms": details["map_step_ms"],
+        "seeds_per_candidate": details["seeds_per_candidate"],
+        "refitted_on_whole_window": details["refitted_on_whole_window"],
+        "refit_heldout_gamma_over_r_in_sample": details["refit_heldout_gamma_over_r_in_sample"],
+        "embedding_estimates": details["embedding_estimates"],
+        "candidates": record["candidates"],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "note": "2 shared cores, contended"},
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,13 @@ def main(seed: int = 0, budget: float = 1.0) -> dict:
 
 
 if __name__ == "__main__":
-    res = main()
-    keys = ("refitted_on_whole_window", "fit_time_s", "predict_time_s", "training_gamma_over_r", "heldout_gamma_over_r", "test_gamma_over_r", "test_error")
-    print(json.dumps({k: res[k] for k in keys} | {"chosen": res["chosen"]}, indent=1))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", type=float, default=1.0)
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the model (JSON value), repeatable")
+    args = parser.parse_args()
+    res = main(args.seed, args.budget, {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)})
+    keys = ("refitted_on_whole_window", "fit_time_s", "predict_time_s", "training_gamma_over_r", "heldout_gamma_over_r",
+            "test_gamma_over_r", "test_error")
+    print(json.dumps({k: res[k] for k in keys} | {"fitted": res["fitted"]}, indent=1))

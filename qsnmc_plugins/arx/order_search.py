@@ -14,13 +14,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from qsnmc import Candidate
 from qsnmc_plugins.arx.free_run import teacher_forced_voltage
 from qsnmc_plugins.arx.identification import ArxFilter, ArxOrders, GramAccumulator
-from qsnmc_plugins.arx.stability import MAX_POLE_RADIUS, pole_radius
-
-VOLTAGE_ORDERS = (1, 2, 3, 4, 6)
-CURRENT_ORDERS = (1, 2, 4, 8)
-RIDGES = (1e-6, 1e-3)
+from qsnmc_plugins.arx.settings import ArxSettings
+from qsnmc_plugins.arx.stability import pole_radius
 
 
 @dataclass
@@ -42,51 +40,35 @@ class HeldOutSet:
     start_bin: int
 
 
-@dataclass
-class Candidate:
-    orders: ArxOrders
-    rmse_mV: float
-    one_step_rmse_mV: float
-    pole_radius: float
-
-
-def candidate_orders(n_spike_options: list[int], reduced: bool = False) -> list[ArxOrders]:
+def candidate_orders(n_spike_options: list[int], settings: ArxSettings, reduced: bool = False) -> list[ArxOrders]:
     """The grid of structures searched (240 by default; 8 when ``reduced``, for quick fits)."""
+    nv, nc = settings.voltage_orders, settings.current_orders
     if reduced:
-        return [
-            ArxOrders(na, nb, ns, 1e-3)
-            for na, nb, ns in itertools.product(VOLTAGE_ORDERS[1::2], CURRENT_ORDERS[1::2], n_spike_options[-3::2])
-        ]
-    return [
-        ArxOrders(na, nb, ns, lam)
-        for na, nb, ns, lam in itertools.product(VOLTAGE_ORDERS, CURRENT_ORDERS, n_spike_options, RIDGES)
-    ]
+        return [ArxOrders(na, nb, ns, 1e-3) for na, nb, ns in itertools.product(nv[1::2], nc[1::2],
+                                                                               n_spike_options[-3::2])]
+    return [ArxOrders(na, nb, ns, lam) for na, nb, ns, lam in itertools.product(nv, nc, n_spike_options,
+                                                                                 settings.ridges)]
 
 
-#: repetitions the held-out error is computed on (enough for a stable figure, and fast)
-MAX_VALIDATION_REPS = 4
-
-
-def held_out_rmse(model: ArxFilter, held: list[HeldOutSet]) -> float:
-    """RMS error (mV) of the free-running voltage on the held-out, spike-free bins (first repetitions)."""
+def held_out_rmse(model: ArxFilter, held: list[HeldOutSet], max_reps: int) -> float:
+    """RMS error (mV) of the free-running voltage on the held-out, spike-free bins (first ``max_reps``)."""
     sse, n = 0.0, 0
     for h in held:
-        r = MAX_VALIDATION_REPS
-        v = teacher_forced_voltage(model, h.current_pA, h.onsets[:r])
+        v = teacher_forced_voltage(model, h.current_pA, h.onsets[:max_reps])
         v = v[:, h.start_bin : h.start_bin + h.voltage_mV.shape[1]]
-        err = (v - h.voltage_mV[:r])[h.keep[:r]]
+        err = (v - h.voltage_mV[:max_reps])[h.keep[:max_reps]]
         sse += float(err @ err)
         n += err.size
     return float(np.sqrt(sse / max(n, 1)))
 
 
-def search_orders(
-    gram: GramAccumulator, held: list[HeldOutSet], candidates: list[ArxOrders], step_s: float, progress=None
-) -> tuple[ArxOrders, list[Candidate], int]:
-    """Best candidate by held-out free-running RMSE.
+def search_orders(gram: GramAccumulator, held: list[HeldOutSet], candidates: list[ArxOrders], step_s: float,
+                  settings: ArxSettings, progress=None) -> tuple[list[Candidate], int]:
+    """Every stable candidate scored by its held-out free-running RMSE (objective: minus the RMSE).
 
     Returns:
-        ``(best orders, every stable candidate's figures sorted best first, number rejected as unstable)``.
+        ``(the stable candidates in search order, number rejected as unstable)``; a candidate's
+        ``choice`` is its :class:`ArxOrders` as a dict.
     """
     results: list[Candidate] = []
     n_unstable = 0
@@ -95,20 +77,14 @@ def search_orders(
         radius = pole_radius(model.a)
         if progress is not None:
             progress.update(1)
-        if radius > MAX_POLE_RADIUS:
-            n_unstable += 1
-            continue
-        rmse = held_out_rmse(model, held)
+        rmse = held_out_rmse(model, held, settings.max_validation_reps) if radius <= settings.max_pole_radius \
+            else float("nan")
         if not np.isfinite(rmse):
             n_unstable += 1
             continue
-        results.append(Candidate(orders, rmse, float(np.sqrt(gram.residual_variance(orders, model))), radius))
+        one_step = float(np.sqrt(gram.residual_variance(orders, model)))
+        results.append(Candidate(asdict(orders), None, -rmse, {"held_out_rmse_mV": rmse, "one_step_rmse_mV": one_step,
+                                                               "pole_radius": radius}))
     if not results:
         raise RuntimeError("every ARX candidate was unstable (poles outside the unit circle): no model to fit")
-    results.sort(key=lambda c: c.rmse_mV)
-    return results[0].orders, results, n_unstable
-
-
-def candidate_record(c: Candidate) -> dict:
-    return {**asdict(c.orders), "held_out_rmse_mV": c.rmse_mV, "one_step_rmse_mV": c.one_step_rmse_mV,
-            "pole_radius": c.pole_radius}
+    return results, n_unstable

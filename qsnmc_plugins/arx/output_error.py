@@ -28,7 +28,8 @@ def steiglitz_mcbride(
     max_orders: tuple[int, int],
     parts: Sequence[tuple[Series, slice]],
     score: Callable[[ArxFilter], float] | None,
-    n_iterations: int = 6,
+    n_iterations: int,
+    max_radius: float,
     stop_when_worse: bool = True,
 ) -> tuple[ArxFilter, list[float]]:
     """Iterate prefiltered least squares from ``initial``.
@@ -41,6 +42,7 @@ def steiglitz_mcbride(
         score: held-out error of a candidate (lower is better), or None to take the
             last of ``n_iterations`` iterates (when no data is held out).
         n_iterations: most prefiltered refits.
+        max_radius: largest pole radius of an iterate that is kept (an unstable one ends the iteration).
 
     Returns:
         ``(best filter, score history starting with the initial fit's)``.
@@ -59,7 +61,7 @@ def steiglitz_mcbride(
             start = max(rows.start or 0, PREFILTER_TRANSIENT_BINS)
             gram.add(series, slice(start, rows.stop))
         current = gram.solve(initial.orders, initial.step_s)
-        if not is_stable(current.a):
+        if not is_stable(current.a, max_radius):
             history.append(float("nan"))
             break
         s = score(current)

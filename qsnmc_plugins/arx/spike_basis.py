@@ -1,9 +1,9 @@
 """Basis of the spike-history kernel ``c_k`` (k = 1, 2, ... bins after a spike onset).
 
-The first :data:`FINE_S` are free lags (one coefficient per bin: the reset along the
+The first ``fine_s`` are free lags (one coefficient per bin: the reset along the
 cut-out spike and the fast after-hyperpolarisation); later lags are spanned by
 raised cosines on a logarithmic time axis (Pillow et al. 2008, Nature 454:995),
-peaks from just after the free lags up to :data:`LAST_PEAK_S`, so that a few
+peaks from just after the free lags up to ``last_peak_s``, so that a few
 coefficients describe slow adaptation. The bumps are nested: using the first ``m``
 of them lengthens the kernel, which lets the order search choose its span.
 """
@@ -11,31 +11,30 @@ from __future__ import annotations
 
 import numpy as np
 
-FINE_S = 0.004  #: span of the free lags (s)
-LAST_PEAK_S = 0.4  #: peak of the last raised cosine (s)
-N_COSINES = 10  #: raised cosines available to the order search
-LOG_OFFSET_S = 0.002  #: offset of the logarithmic time axis (s)
+from qsnmc_plugins.arx.settings import ArxSettings
 
 
-def n_fine_lags(step_s: float) -> int:
-    """Number of free lags at this bin width."""
-    return max(1, int(round(FINE_S / step_s)))
+def n_fine_lags(step_s: float, fine_s: float) -> int:
+    """Number of free lags of ``fine_s`` (s) at this bin width (s)."""
+    return max(1, int(round(fine_s / step_s)))
 
 
-def spike_basis(step_s: float, n_cosines: int = N_COSINES) -> np.ndarray:
+def spike_basis(step_s: float, settings: ArxSettings) -> np.ndarray:
     """Basis matrix, shape ``(n_lags, n_fine + n_cosines)``; row ``k-1`` is lag ``k`` bins.
 
-    Columns: the free lags (unit vectors), then the raised cosines in order of their peaks.
+    Columns: the free lags (unit vectors), then the raised cosines in order of their peaks
+    (``settings``: ``fine_s``, ``last_peak_s``, ``n_cosines``, ``log_offset_s``).
     """
-    n_fine = n_fine_lags(step_s)
+    n_fine = n_fine_lags(step_s, settings.fine_s)
+    n_cosines, offset = settings.n_cosines, settings.log_offset_s
     t_first = (n_fine + 1) * step_s
-    lo, hi = np.log(t_first + LOG_OFFSET_S), np.log(LAST_PEAK_S + LOG_OFFSET_S)
+    lo, hi = np.log(t_first + offset), np.log(settings.last_peak_s + offset)
     spacing = (hi - lo) / max(1, n_cosines - 1)
     peaks = lo + spacing * np.arange(n_cosines)
-    t_max = np.exp(hi + 2 * spacing) - LOG_OFFSET_S
+    t_max = np.exp(hi + 2 * spacing) - offset
     n_lags = int(np.ceil(t_max / step_s))
     t = np.arange(1, n_lags + 1) * step_s
-    x = (np.log(t + LOG_OFFSET_S)[:, None] - peaks[None, :]) * np.pi / (2 * spacing)
+    x = (np.log(t + offset)[:, None] - peaks[None, :]) * np.pi / (2 * spacing)
     cos = 0.5 * (1 + np.cos(np.clip(x, -np.pi, np.pi)))
     cos[: n_fine, :] = 0.0  # the free lags own the first bins
     fine = np.zeros((n_lags, n_fine))

@@ -1,7 +1,7 @@
 """Cutting the recorded action potentials out of the voltage the ARX model is fitted to.
 
 Each recorded spike (time ``t_sp`` of its upward 0 mV crossing) occupies the bins
-overlapping ``[t_sp - CUT_BEFORE_S, t_sp + CUT_AFTER_S]``; these bins are replaced
+overlapping ``[t_sp - cut_before_s, t_sp + cut_after_s]``; these bins are replaced
 by a straight line between the bin just before (the *onset* bin, the last
 subthreshold one) and the bin just after (the after-hyperpolarisation). The spike
 indicator ``s`` is 1 at the onset bin: that is the bin at which the free-running
@@ -13,9 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-CUT_BEFORE_S = 0.0005  #: part of the upstroke removed before the 0 mV crossing (s)
-CUT_AFTER_S = 0.0025  #: repolarisation removed after the 0 mV crossing (s)
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,8 @@ class CutVoltage:
     cut: np.ndarray
 
 
-def cut_spikes(voltage_mV: np.ndarray, spike_times_s: np.ndarray, step_s: float, t0_s: float) -> CutVoltage:
+def cut_spikes(voltage_mV: np.ndarray, spike_times_s: np.ndarray, step_s: float, t0_s: float,
+               cut_before_s: float, cut_after_s: float) -> CutVoltage:
     """Remove the spikes of one binned repetition.
 
     Args:
@@ -41,13 +39,14 @@ def cut_spikes(voltage_mV: np.ndarray, spike_times_s: np.ndarray, step_s: float,
         spike_times_s: recorded spike times (s, absolute).
         step_s: bin width (s).
         t0_s: time of the first bin's start (s).
+        cut_before_s, cut_after_s: what is cut before and after each crossing (s).
     """
     v = np.array(voltage_mV, dtype=np.float64)
     n = v.size
     cut = np.zeros(n, dtype=bool)
     onsets = []
-    first = np.floor((np.asarray(spike_times_s) - t0_s - CUT_BEFORE_S) / step_s).astype(int)
-    last = np.floor((np.asarray(spike_times_s) - t0_s + CUT_AFTER_S) / step_s).astype(int)
+    first = np.floor((np.asarray(spike_times_s) - t0_s - cut_before_s) / step_s).astype(int)
+    last = np.floor((np.asarray(spike_times_s) - t0_s + cut_after_s) / step_s).astype(int)
     for k0, k1 in zip(first, last):
         k0, k1 = max(k0, 1), min(k1, n - 2)
         if k1 < k0:

@@ -4,14 +4,11 @@ The ARX recursion ``V_t = sum_i a_i V_{t-i} + ...`` is stable when every root of
 ``z^n - a_1 z^(n-1) - ... - a_n`` lies strictly inside the unit circle. A fitted
 filter with a root on or outside it would make the free-running voltage diverge;
 :func:`stabilise` reflects such roots inside (``p -> 1/conj(p)``, which keeps the
-magnitude response's shape) and shrinks them to at most :data:`MAX_POLE_RADIUS`.
+magnitude response's shape) and shrinks them to at most ``max_radius``.
 """
 from __future__ import annotations
 
 import numpy as np
-
-#: largest pole radius accepted (a time constant of ~1 s at a 1 ms step)
-MAX_POLE_RADIUS = 0.999
 
 
 def ar_polynomial(a: np.ndarray) -> np.ndarray:
@@ -27,12 +24,12 @@ def pole_radius(a: np.ndarray) -> float:
     return float(np.max(np.abs(np.roots(ar_polynomial(a)))))
 
 
-def is_stable(a: np.ndarray, max_radius: float = MAX_POLE_RADIUS) -> bool:
+def is_stable(a: np.ndarray, max_radius: float) -> bool:
     """True when every pole lies within ``max_radius`` of the origin."""
     return pole_radius(a) <= max_radius
 
 
-def stabilise(a: np.ndarray, max_radius: float = MAX_POLE_RADIUS) -> tuple[np.ndarray, str]:
+def stabilise(a: np.ndarray, max_radius: float) -> tuple[np.ndarray, str]:
     """Move every pole of the recursion inside ``max_radius``.
 
     Returns:

@@ -5,9 +5,7 @@ models constructed from observed data", Neural Computation 34(7). A delay embedd
 the recorded voltage feeds a Gaussian RBF network whose output, plus a term linear in
 the injected current, forecasts the next voltage sample; the map free-runs on the
 current alone over the test window and spikes are read with the harness's detector.
-The map's weights come from ridge regression on one-step errors; an optional refinement
-on multi-step free runs (``refine.py``, PyTorch) is off by default (it did not raise the
-held-out Gamma/R, see that module).
+The map's weights come from ridge regression on one-step errors.
 
 Heavy modules are imported lazily so that ``qsnmc list`` stays fast.
 """

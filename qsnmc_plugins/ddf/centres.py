@@ -11,19 +11,18 @@ from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 
 
-def kmeans_centres(points: np.ndarray, n_centres: int, seed: int, max_points: int = 40_000) -> np.ndarray:
+def kmeans_centres(points: np.ndarray, n_centres: int, seed: int, max_points: int, iterations: int) -> np.ndarray:
     """k-means centres of (at most ``max_points`` randomly chosen) points."""
     rng = np.random.default_rng(seed)
     if points.shape[0] > max_points:
         points = points[rng.choice(points.shape[0], max_points, replace=False)]
     n_centres = max(1, min(n_centres, points.shape[0]))
-    centres, _ = kmeans2(points, n_centres, iter=20, minit="++", seed=rng)
+    centres, _ = kmeans2(points, n_centres, iter=iterations, minit="++", seed=rng)
     return centres
 
 
-def place_centres(
-    points: np.ndarray, spike_mask: np.ndarray, n_centres: int, spike_share: float, seed: int
-) -> np.ndarray:
+def place_centres(points: np.ndarray, spike_mask: np.ndarray, n_centres: int, spike_share: float, seed: int,
+                  max_points: int, iterations: int) -> np.ndarray:
     """``n_centres`` centres: ``spike_share`` of them from spike-state points, the rest from all.
 
     Args:
@@ -32,12 +31,13 @@ def place_centres(
         n_centres: total number of centres.
         spike_share: fraction of centres clustered from the spike-state points.
         seed: random seed.
+        max_points, iterations: points one clustering sees at most, and its iterations.
     """
     n_spike = int(round(spike_share * n_centres)) if spike_mask.any() else 0
     n_spike = min(n_spike, int(spike_mask.sum()))
-    parts = [kmeans_centres(points, n_centres - n_spike, seed)]
+    parts = [kmeans_centres(points, n_centres - n_spike, seed, max_points, iterations)]
     if n_spike:
-        parts.append(kmeans_centres(points[spike_mask], n_spike, seed + 1))
+        parts.append(kmeans_centres(points[spike_mask], n_spike, seed + 1, max_points, iterations))
     centres = np.concatenate(parts)
     # drop duplicated centres (empty clusters of k-means can coincide)
     return np.unique(np.round(centres, 9), axis=0)

@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import lfilter
+
+from qsnmc import lowpass_bank
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class EmbeddingConfig:
         return self.input_lag + self.tau * np.arange(self.dimension)
 
     def slow_alphas(self, dt_s: float) -> np.ndarray:
-        """Per-step decay factors ``exp(-dt / tau_j)`` of the slow filters."""
-        return np.exp(-dt_s / (np.asarray(self.slow_taus_ms, dtype=np.float64) * 1e-3))
+        """Per-step decay factors ``exp(-dt / tau_j)`` of the slow filters, as :func:`qsnmc.lowpass` computes them."""
+        return np.array([float(np.exp(-dt_s / (t * 1e-3))) for t in self.slow_taus_ms])
 
     def to_record(self, dt_s: float) -> dict:
         return {
@@ -102,22 +103,10 @@ class Standardiser:
         return np.asarray(current_pA, dtype=np.float64) / self.i_sd_pA
 
 
-def slow_filters(v: np.ndarray, alphas: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
-    """Exponential low-pass filters ``s(n) = a s(n-1) + (1-a) v(n)`` of a series.
-
-    Args:
-        v: standardised voltage, shape ``(n_samples,)``.
-        alphas: per-step decay factors, shape ``(k,)``.
-        initial: ``s(-1)`` per filter (default: ``v(0)``).
-
-    Returns:
-        Array ``(n_samples, k)``.
-    """
-    out = np.empty((v.size, alphas.size))
-    for j, a in enumerate(alphas):
-        s_prev = v[0] if initial is None else initial[j]
-        out[:, j] = lfilter([1.0 - a], [1.0, -a], v, zi=np.array([a * s_prev]))[0]
-    return out
+def slow_filters(v: np.ndarray, dt_s: float, taus_ms: tuple[float, ...]) -> np.ndarray:
+    """Exponential low-pass filters ``s(n) = a s(n-1) + (1-a) v(n)``, ``a = exp(-dt / tau)``, of a series
+    started at steady state (:func:`qsnmc.lowpass`), one column per time constant (ms): ``(n_samples, k)``."""
+    return lowpass_bank(v, dt_s, [t * 1e-3 for t in taus_ms]).T
 
 
 def step_drive(i: np.ndarray) -> np.ndarray:
@@ -143,13 +132,11 @@ class RBFLayer:
 
     centres: np.ndarray
     widths: np.ndarray
-    _c2: np.ndarray = field(init=False, repr=False)
     _gain: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.centres = np.ascontiguousarray(self.centres, dtype=np.float64)
         self.widths = np.asarray(self.widths, dtype=np.float64)
-        self._c2 = np.einsum("qd,qd->q", self.centres, self.centres)
         self._gain = 1.0 / (2.0 * self.widths**2)
 
     @property
@@ -157,9 +144,15 @@ class RBFLayer:
         return int(self.centres.shape[0])
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
-        """Activations ``(n_points, n_centres)`` of inputs ``z`` ``(n_points, n_inputs)``."""
-        d2 = np.einsum("nd,nd->n", z, z)[:, None] + self._c2[None, :] - 2.0 * (z @ self.centres.T)
-        np.maximum(d2, 0.0, out=d2)
+        """Activations ``(n_points, n_centres)`` of inputs ``z`` ``(n_points, n_inputs)``.
+
+        Squared distances are summed coordinate by coordinate (no BLAS product, whose rounding
+        depends on the kernel: see :mod:`ridge`).
+        """
+        d2 = np.zeros((z.shape[0], self.n_centres))
+        for k in range(z.shape[1]):
+            diff = z[:, k, None] - self.centres[None, :, k]
+            d2 += diff * diff
         d2 *= -self._gain
         return np.exp(d2, out=d2)
 

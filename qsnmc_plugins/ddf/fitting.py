@@ -5,8 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsnmc import ValidationScore, intrinsic_reliability, score_trains
-from qsnmc import spike_times_from_voltage
+from qsnmc import ValidationScore, score_trains, spike_times_from_voltage, stretch_reliability
 from qsnmc_plugins.ddf.centres import nearest_centre_widths, place_centres
 from qsnmc_plugins.ddf.features import (
     EmbeddingConfig,
@@ -19,21 +18,37 @@ from qsnmc_plugins.ddf.features import (
 from qsnmc_plugins.ddf.forecast import ForecastResult, free_run
 from qsnmc_plugins.ddf.ridge import NormalEquations, solve_ridge
 from qsnmc_plugins.ddf.series import Series
+from qsnmc_plugins.ddf.settings import DDFSettings
 
 #: rows of the design matrix handled at once when accumulating the normal equations
 CHUNK_ROWS = 20_000
-#: slack added on each side of the training voltage range before a forecast counts as a runaway
-RANGE_SLACK = 0.15
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One setting of the map's structure (chosen by validation)."""
+class HeldOutPart:
+    """The held-out end of one stimulus' training window.
+
+    Attributes:
+        name: the stimulus' name.
+        start: the series' (map step) sample where the held-out part starts.
+        window_s: the held-out window (s), half-open.
+        spike_times_s: the recorded spike times (s) inside it, one array per repetition.
+    """
+
+    name: str
+    start: int
+    window_s: tuple[float, float]
+    spike_times_s: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One structure of the map (chosen on held-out data)."""
 
     embedding: EmbeddingConfig
     n_centres: int
-    width_factor: float = 1.0
-    spike_share: float = 0.3
+    width_factor: float
+    spike_share: float
 
     def to_record(self, dt_s: float) -> dict:
         return {
@@ -49,7 +64,7 @@ class FittedMap:
     """A candidate's fitted map, with one weight vector per ridge penalty.
 
     Attributes:
-        candidate: the structure.
+        structure: the structure.
         rbf: centres and widths (standardised units).
         weights: ``(n_penalties, n_centres + n_linear)`` (see :func:`features.linear_inputs`).
         penalties: relative ridge penalties.
@@ -59,7 +74,7 @@ class FittedMap:
         n_rows: regression rows used.
     """
 
-    candidate: Candidate
+    structure: Structure
     rbf: RBFLayer
     weights: np.ndarray
     penalties: np.ndarray
@@ -71,14 +86,14 @@ class FittedMap:
     def select(self, j: int) -> "FittedMap":
         """The map with penalty ``j``'s weight vector only."""
         return FittedMap(
-            self.candidate, self.rbf, self.weights[j : j + 1], self.penalties[j : j + 1],
+            self.structure, self.rbf, self.weights[j : j + 1], self.penalties[j : j + 1],
             self.train_mse[j : j + 1], self.v_range, self.slow_alphas, self.n_rows,
         )
 
     def run(self, drive: np.ndarray, v_history: np.ndarray, slow_state: np.ndarray, which=slice(None)) -> ForecastResult:
         """Free-run the weight vectors ``which`` on the standardised drive."""
         return free_run(
-            self.candidate.embedding,
+            self.structure.embedding,
             self.rbf,
             self.weights[which],
             drive,
@@ -99,34 +114,36 @@ def _rows(s: Series, stop: int, first: int, stride: int, rng: np.random.Generato
 def fit_candidate(
     series: list[Series],
     stops: list[int],
-    candidate: Candidate,
+    structure: Structure,
     penalties: np.ndarray,
     dt_s: float,
     seed: int,
-    row_stride: int = 4,
+    settings: DDFSettings,
     rbf: RBFLayer | None = None,
 ) -> FittedMap:
     """Fit a candidate on ``series[k].v[:stops[k]]`` for every k.
 
-    Centres come from k-means on the RBF inputs of the regression rows (a share from the
-    spike states), unless ``rbf`` gives them; the weights from ridge regression on the
-    normal equations, for every penalty at once.
+    Regression rows: every spike state plus every ``settings.row_stride``-th sample. Centres come
+    from k-means on the RBF inputs of the regression rows (a share from the spike states), unless
+    ``rbf`` gives them; the weights from ridge regression on the normal equations, for every
+    penalty at once.
     """
-    cfg = candidate.embedding
+    cfg = structure.embedding
     alphas = cfg.slow_alphas(dt_s)
     rng = np.random.default_rng(seed)
     warm = cfg.span + (int(3 * max(cfg.slow_taus_ms) * 1e-3 / dt_s) if cfg.slow_taus_ms else 0)
-    slows = [slow_filters(s.v[:stop], alphas) for s, stop in zip(series, stops)]
-    rows = [_rows(s, stop, min(warm, stop - 2), row_stride, rng) for s, stop in zip(series, stops)]
+    slows = [slow_filters(s.v[:stop], dt_s, cfg.slow_taus_ms) for s, stop in zip(series, stops)]
+    rows = [_rows(s, stop, min(warm, stop - 2), settings.row_stride, rng) for s, stop in zip(series, stops)]
     if rbf is None:  # centres: k-means on a random subset of the rows' RBF inputs
-        per = max(2000, 60_000 // max(len(series), 1))
+        per = max(2000, settings.kmeans_points // max(len(series), 1))
         pts, mask = [], []
         for s, sl, r in zip(series, slows, rows):
             pick = r if r.size <= per else np.sort(rng.choice(r, per, replace=False))
             pts.append(rbf_inputs(s.v, sl, pick, cfg))
             mask.append(s.spike_state[pick])
-        centres = place_centres(np.concatenate(pts), np.concatenate(mask), candidate.n_centres, candidate.spike_share, seed)
-        rbf = RBFLayer(centres, nearest_centre_widths(centres, candidate.width_factor))
+        centres = place_centres(np.concatenate(pts), np.concatenate(mask), structure.n_centres, structure.spike_share, seed,
+                                settings.kmeans_max_points, settings.kmeans_iterations)
+        rbf = RBFLayer(centres, nearest_centre_widths(centres, structure.width_factor))
     eq = NormalEquations(rbf.n_centres + cfg.n_linear)
     for s, sl, r in zip(series, slows, rows):
         for a in range(0, r.size, CHUNK_ROWS):
@@ -136,17 +153,18 @@ def fit_candidate(
     weights, mse = solve_ridge(eq, penalties)
     v_all = np.concatenate([s.v[:stop] for s, stop in zip(series, stops)])
     lo, hi = float(v_all.min()), float(v_all.max())
-    slack = RANGE_SLACK * (hi - lo)
-    return FittedMap(candidate, rbf, weights, np.asarray(penalties, float), mse, (lo - slack, hi + slack), alphas, eq.n_rows)
+    slack = settings.runaway_slack * (hi - lo)
+    return FittedMap(structure, rbf, weights, np.asarray(penalties, float), mse, (lo - slack, hi + slack), alphas, eq.n_rows)
 
 
 def history_at(s: Series, sample: int, fitted: FittedMap) -> tuple[np.ndarray, np.ndarray]:
     """The recorded history ``v[sample-span .. sample]`` and slow state at ``sample - input_lag``."""
-    span = fitted.candidate.embedding.span
+    span = fitted.structure.embedding.span
     if sample < span:
         raise ValueError(f"sample {sample} has less history than the embedding's span {span}")
-    lag = fitted.candidate.embedding.input_lag
-    slow = slow_filters(s.v[: sample + 1 - lag], fitted.slow_alphas)[-1] if fitted.slow_alphas.size else np.zeros(0)
+    lag = fitted.structure.embedding.input_lag
+    taus = fitted.structure.embedding.slow_taus_ms
+    slow = slow_filters(s.v[: sample + 1 - lag], s.dt_s, taus)[-1] if taus else np.zeros(0)
     return s.v[sample - span : sample + 1], slow
 
 
@@ -155,18 +173,11 @@ def forecast_spikes(v: np.ndarray, std: Standardiser, dt_s: float, t0_s: float) 
     return spike_times_from_voltage(std.v_mV(np.atleast_2d(v)), dt_s, 0.0, t0_s)
 
 
-def validate(
-    fitted: FittedMap,
-    series: list[Series],
-    starts: dict[str, int],
-    std: Standardiser,
-    delta_s: float,
-) -> dict[str, np.ndarray]:
+def validate(fitted: FittedMap, series: list[Series], parts: list[HeldOutPart], std: Standardiser,
+             delta_s: float) -> dict[str, np.ndarray]:
     """Free-run every penalty's map over each stimulus' held-out part; score against all repetitions.
 
-    Args:
-        starts: per stimulus, the window sample where the held-out part starts; the
-            free run starts from the first repetition's recorded history there.
+    Each free run starts from the first repetition's recorded history at the part's start.
 
     Returns:
         ``{"gamma": (n_pen,), "gamma_over_r": (n_pen,), "runaway_steps": (n_pen,), "rate_hz": (n_pen,),
@@ -176,18 +187,18 @@ def validate(
     """
     n_pen = fitted.weights.shape[0]
     per_stimulus, runs, rates = [], [], []
-    for name, h0 in starts.items():
-        reps = [s for s in series if s.stimulus == name]
-        first = reps[0]
+    for part in parts:
+        first = next(s for s in series if s.stimulus == part.name)
+        h0 = part.start
         hist, slow = history_at(first, h0, fitted)
         res = fitted.run(first.drive[h0 : first.n_samples - 1], hist, slow)
-        t0, t1 = first.time_s(h0), first.time_s(first.n_samples - 1)
-        trains = forecast_spikes(np.column_stack([np.full(n_pen, first.v[h0]), res.v]), std, first.dt_s, first.centre_s(h0))
-        recorded = [s.spike_times_s[(s.spike_times_s >= t0) & (s.spike_times_s <= t1)] for s in reps]
-        r = intrinsic_reliability(recorded, delta_s, duration=t1 - t0) if len(recorded) > 1 else float("nan")
-        per_stimulus.append([score_trains(name, recorded, t, (t0, t1), delta_s, reliability=r) for t in trains])
+        trains = forecast_spikes(np.column_stack([np.full(n_pen, first.v[h0]), res.v]), std, first.dt_s,
+                                 first.centre_s(h0))
+        r = stretch_reliability(part.spike_times_s, part.window_s, delta_s)
+        per_stimulus.append([score_trains(part.name, part.spike_times_s, t, part.window_s, delta_s, reliability=r)
+                             for t in trains])
         runs.append(res.runaway_steps)
-        rates.append([t.size / (t1 - t0) for t in trains])
+        rates.append([t.size / (part.window_s[1] - part.window_s[0]) for t in trains])
     # the competition's way: Gamma/R per stimulus, equal weights, unreliable stimuli left out, never NaN
     scores = [ValidationScore(tuple(stim[j] for stim in per_stimulus)) for j in range(n_pen)]
     return {

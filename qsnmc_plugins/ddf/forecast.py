@@ -65,8 +65,10 @@ def free_run(
     nc = rbf.n_centres
     n_slow = slow_alphas.size
     w_rbf = np.ascontiguousarray(weights[:, :nc])
-    # bias and current do not depend on the state: one product for the whole run
-    inputs = (weights[:, nc][None, :] + np.asarray(drive, dtype=np.float64) @ weights[:, nc + 1 : nc + 3].T)
+    # bias and current do not depend on the state: computed for the whole run (elementwise, no BLAS)
+    drive = np.asarray(drive, dtype=np.float64)
+    inputs = weights[:, nc][None, :] + drive[:, 0, None] * weights[None, :, nc + 1] \
+        + drive[:, 1, None] * weights[None, :, nc + 2]
     w_slow = weights[:, nc + 3 : nc + 3 + n_slow].copy()
     w_state = weights[:, nc + 3 + n_slow :].copy() if config.linear_state else None
     hist = config.span + 1
@@ -75,8 +77,7 @@ def free_run(
     slow = np.broadcast_to(np.asarray(slow_state, dtype=np.float64), (batch, n_slow)).copy()
     one_minus_a = 1.0 - slow_alphas
     gain = config.slow_gain
-    centres_t2 = 2.0 * rbf.centres.T
-    c2 = rbf._c2
+    centres = rbf.centres[None, :, :]
     neg_gain = -rbf._gain
     lo, hi = v_range
     lag_idx = hist - 1 - config.lags()  # columns of z(0)'s delays in buf
@@ -88,7 +89,8 @@ def free_run(
         z[:, : config.dimension] = buf[:, lag_idx + n]
         if slow_in_rbf:
             z[:, config.dimension :] = gain * slow
-        d2 = (z * z).sum(axis=1)[:, None] + c2 - z @ centres_t2
+        diff = z[:, None, :] - centres  # squared distances coordinate by coordinate: no BLAS (see ridge.py)
+        d2 = (diff * diff).sum(axis=2)
         d2 *= neg_gain
         np.exp(d2, out=d2)
         v_now = buf[:, hist - 1 + n]

@@ -5,13 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scipy.signal import butter, sosfiltfilt
-
-from qsnmc import TrainingData, TrainingStimulus
+from qsnmc import TrainingData, TrainingStimulus, block_mean
 from qsnmc_plugins.ddf.features import Standardiser, step_drive
-
-#: a sample within this window around a recorded spike is a "spike state" (s, before / after)
-SPIKE_STATE_WINDOW_S = (0.001, 0.004)
 
 
 @dataclass
@@ -30,7 +25,7 @@ class Series:
         v: standardised block-mean voltage in the training window ``(n,)``.
         drive: standardised current ``[i(n), i(n+1)]`` for each step ``n -> n+1`` ``(n, 2)`` (the last
             entry uses the current just after the window, or repeats the last sample).
-        spike_state: True within :data:`SPIKE_STATE_WINDOW_S` of a recorded spike ``(n,)``.
+        spike_state: True near a recorded spike (see :func:`spike_state_mask`) ``(n,)``.
         spike_times_s: recorded spike times (s, absolute).
     """
 
@@ -53,10 +48,6 @@ class Series:
         """The map's (coarse) time step (s)."""
         return self.fine_dt_s * self.step
 
-    def time_s(self, sample: int) -> float:
-        """Absolute time (s) where coarse sample ``sample``'s block starts."""
-        return (self.start_sample + sample * self.step) * self.fine_dt_s
-
     def centre_s(self, sample: int) -> float:
         """Absolute time (s) a block mean stands for: the middle of coarse sample ``sample``'s block."""
         return block_centre_s(self.start_sample + sample * self.step, self.step, self.fine_dt_s)
@@ -67,21 +58,7 @@ def block_centre_s(fine_sample: int, step: int, fine_dt_s: float) -> float:
     return (fine_sample + 0.5 * (step - 1)) * fine_dt_s
 
 
-def block_mean(x: np.ndarray, step: int) -> np.ndarray:
-    """Means of consecutive blocks of ``step`` samples along the last axis (a partial last block is dropped)."""
-    x = np.asarray(x, dtype=np.float64)
-    if step == 1:
-        return x
-    n = x.shape[-1] // step
-    return x[..., : n * step].reshape(*x.shape[:-1], n, step).mean(axis=-1)
-
-
-def coarse_step(dt_s: float, target_step_s: float) -> int:
-    """Recorded samples per map step: ``round(target / dt)``, at least 1."""
-    return max(1, int(round(target_step_s / dt_s)))
-
-
-def window_drive(stim_current_pA: np.ndarray, start: int, n: int, std: Standardiser, step: int = 1) -> np.ndarray:
+def window_drive(stim_current_pA: np.ndarray, start: int, n: int, std: Standardiser, step: int) -> np.ndarray:
     """Standardised drive ``(n, 2)`` for the ``n`` coarse steps from protocol sample ``start``.
 
     The current of each coarse sample is the mean over its block of ``step`` samples
@@ -94,13 +71,14 @@ def window_drive(stim_current_pA: np.ndarray, start: int, n: int, std: Standardi
     return step_drive(std.i(block_mean(cur, step)))
 
 
-def spike_state_mask(spike_times_s: np.ndarray, start_s: float, dt_s: float, n: int) -> np.ndarray:
-    """Boolean mask of the samples near the given spikes (see :data:`SPIKE_STATE_WINDOW_S`).
+def spike_state_mask(spike_times_s: np.ndarray, start_s: float, dt_s: float, n: int,
+                     window_s: tuple[float, float]) -> np.ndarray:
+    """Boolean mask of the samples from ``window_s[0]`` before to ``window_s[1]`` after each spike (s).
 
     ``start_s`` is the time sample 0 stands for, ``dt_s`` the sampling step (s).
     """
     mask = np.zeros(n, dtype=bool)
-    before, after = SPIKE_STATE_WINDOW_S
+    before, after = window_s
     for t in np.asarray(spike_times_s):
         a = max(int(np.floor((t - start_s - before) / dt_s)), 0)
         b = min(int(np.ceil((t - start_s + after) / dt_s)), n)
@@ -115,50 +93,21 @@ def standardiser_for(train: TrainingData) -> Standardiser:
     )
 
 
-def denoise(voltage_mV: np.ndarray, dt_s: float, lowpass_hz: float | None) -> np.ndarray:
-    """Zero-phase 4th-order Butterworth low-pass of a recording (last axis); None: unchanged.
+def stimulus_series(stim: TrainingStimulus, std: Standardiser, repetitions: list[int], step: int,
+                    spike_state_window_s: tuple[float, float]) -> list[Series]:
+    """The :class:`Series` of the chosen repetitions of one training stimulus.
 
-    Recording noise (white, ~0.3 mV) dominates the sample-to-sample change of a 10 kHz
-    voltage below threshold; regressing on noisy delays biases the map, so the map
-    learns the smoothed voltage.
-    """
-    v = np.asarray(voltage_mV, dtype=np.float64)
-    if not lowpass_hz or lowpass_hz >= 0.5 / dt_s:
-        return v
-    sos = butter(4, lowpass_hz, fs=1.0 / dt_s, output="sos")
-    return sosfiltfilt(sos, v, axis=-1)
-
-
-def stimulus_series(
-    stim: TrainingStimulus,
-    std: Standardiser,
-    repetitions: list[int] | None = None,
-    lowpass_hz: float | None = None,
-    step: int = 1,
-) -> list[Series]:
-    """The :class:`Series` of the chosen repetitions (default: all) of one training stimulus.
-
-    The voltage is low-pass filtered at ``lowpass_hz`` (Hz) first (see :func:`denoise`),
-    then averaged over blocks of ``step`` samples (the map's time step is ``step * dt``).
+    The voltage is averaged over blocks of ``step`` samples (the map's time step is ``step * dt``).
     """
     start = stim.window_slice.start
     n = stim.voltage_mV.shape[1] // step
     drive = window_drive(stim.current_pA, start, n, std, step)
     t_first = block_centre_s(start, step, stim.dt_s)
     out = []
-    for r in repetitions if repetitions is not None else range(stim.n_repetitions):
+    for r in repetitions:
         spikes = np.asarray(stim.spike_times_s[r])
-        out.append(
-            Series(
-                stimulus=stim.name,
-                repetition=int(r),
-                start_sample=start,
-                fine_dt_s=stim.dt_s,
-                step=step,
-                v=std.v(block_mean(denoise(stim.voltage_mV[r], stim.dt_s, lowpass_hz), step)),
-                drive=drive,
-                spike_state=spike_state_mask(spikes, t_first, stim.dt_s * step, n),
-                spike_times_s=spikes,
-            )
-        )
+        out.append(Series(stimulus=stim.name, repetition=int(r), start_sample=start, fine_dt_s=stim.dt_s, step=step,
+                          v=std.v(block_mean(stim.voltage_mV[r], step)), drive=drive,
+                          spike_state=spike_state_mask(spikes, t_first, stim.dt_s * step, n, spike_state_window_s),
+                          spike_times_s=spikes))
     return out
