@@ -226,7 +226,7 @@ def test_bad_split_is_refused_naming_the_option(cells, tmp_path, case):
 def test_cli_error_is_one_line_and_list_shows_the_source(cells, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
     path = write_nwb(tmp_path / "my-cell.nwb", cells)
-    assert cli_main(["data", "import-nwb", str(path), "--train-until", "9"]) == 1
+    assert cli_main(["data", "import-nwb", str(path), "--train-until", "9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --train-until 9 s") and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "data" / "challenges" / "my-cell").exists()
@@ -240,8 +240,8 @@ def test_cli_error_is_one_line_and_list_shows_the_source(cells, tmp_path, monkey
     assert f"my-cell.nwb (sha256 {sha256_file(path)[:16]})" in listing
     out = tmp_path / "again.nwb"
     assert cli_main(["data", "export-nwb", "my-cell", str(out)]) == 0 and out.is_file()
-    assert cli_main(["data", "export-nwb", "my-cell", str(out)]) == 1
-    assert cli_main(["data", "export-nwb", "no-such", str(tmp_path / "x.nwb")]) == 1
+    assert cli_main(["data", "export-nwb", "my-cell", str(out)]) == 2
+    assert cli_main(["data", "export-nwb", "no-such", str(tmp_path / "x.nwb")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0].endswith("again.nwb exists; use --force to replace it") and "'no-such'" in err[1] and len(err) == 2
     assert not (tmp_path / "x.nwb").exists()

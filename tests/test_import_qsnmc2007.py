@@ -8,6 +8,7 @@ stimuli whose R there is at least the floor."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -19,7 +20,7 @@ import pytest
 import qsnmc
 import qsnmc.challenges.textdata
 from qsnmc import load_challenge
-from qsnmc.challenges.store import ChallengeError
+from qsnmc.challenges.store import ChallengeError, sha256_file
 from qsnmc.cli import main as cli_main
 from qsnmc.challenges.qsnmc2007 import IMPORTER_VERSION, import_qsnmc2007
 from qsnmc.challenges.textdata import DataImportError
@@ -148,6 +149,10 @@ def test_import_holds_out_the_end_of_each_recording(source, tmp_path):
     assert prov["test_window_reliability"][UNRELIABLE] < 0.3
     assert not any("test_excluded" in prov["stimuli"][s] for s in RELIABLE)
     assert "test/ not read" in prov["not_read"]
+    # one digest for the folder source: the sha256 of its files' sha256sum listing, in sorted path order
+    read = sorted(p for p in (source / "training").iterdir() if p.is_file())
+    listing = "".join(f"{sha256_file(p)}  training/{p.name}\n" for p in read)
+    assert challenge.source() == {"file": str(source.resolve()), "sha256": hashlib.sha256(listing.encode()).hexdigest()}
     assert prov["stimuli"]["00"]["current"]["max_abs_deviation_pA"] > 0
     assert prov["stimuli"]["00"]["spike_times_vs_detector"]["matched_within_delta"] == sum(
         prov["stimuli"]["00"]["spike_counts"]
@@ -354,7 +359,7 @@ def test_cli_import_writes_to_the_data_dir_and_refuses_to_overwrite(source, tmp_
     assert "\ntest/ not read: its spike times were made by the organisers' aEIF model" in out
     dest = tmp_path / "data" / "challenges" / "mini07"
     assert (dest / "manifest.json").is_file()
-    assert _cli(base) == 1
+    assert _cli(base) == 2
     assert "--force" in capsys.readouterr().err
     _make_old(dest, None)  # as the previous version of the command left it
     assert _cli(["run", "poisson", "--challenge", "mini07", "--runs-dir", str(tmp_path / "runs")]) == 2
@@ -362,7 +367,7 @@ def test_cli_import_writes_to_the_data_dir_and_refuses_to_overwrite(source, tmp_
     assert _cli(base + ["--force"]) == 0
     load_challenge(dest)
     _non_numeric(source)
-    assert _cli(["data", "import-qsnmc2007", str(source), "--name", "bad07"]) == 1
+    assert _cli(["data", "import-qsnmc2007", str(source), "--name", "bad07"]) == 2
     assert "line 1203" in capsys.readouterr().err
     assert not (tmp_path / "data" / "challenges" / "bad07").exists()
     assert _cli(["data"]) == 2
@@ -372,7 +377,7 @@ def test_cli_import_writes_to_the_data_dir_and_refuses_to_overwrite(source, tmp_
 def test_cli_bad_option_is_one_line_without_traceback(source_template, tmp_path, monkeypatch, capsys, option):
     monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
     argv = ["data", "import-qsnmc2007", str(source_template), "--name", "bad07", "--train-until", "1.5", *option]
-    assert _cli(argv) == 1
+    assert _cli(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {option[0]} ") and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "data" / "challenges" / "bad07").exists()
