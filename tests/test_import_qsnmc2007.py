@@ -359,6 +359,9 @@ def test_cli_import_writes_to_the_data_dir_and_refuses_to_overwrite(source, tmp_
     assert "\ntest/ not read: its spike times were made by the organisers' aEIF model" in out
     dest = tmp_path / "data" / "challenges" / "mini07"
     assert (dest / "manifest.json").is_file()
+    assert _cli(["list", "--challenges"]) == 0  # a folder source is listed with its digest
+    digest = load_challenge(dest).source()["sha256"]
+    assert f"{source.resolve()} (sha256 {digest[:16]})" in capsys.readouterr().out
     assert _cli(base) == 2
     assert "--force" in capsys.readouterr().err
     _make_old(dest, None)  # as the previous version of the command left it
