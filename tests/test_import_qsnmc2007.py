@@ -409,9 +409,17 @@ def _real_files_present() -> bool:
 
 @pytest.fixture(scope="module")
 def real_challenge(tmp_path_factory):
+    """The real recordings imported from a copy whose training/ is the shared one and whose test/
+    holds files that fail any reader (so the import, checked against the files by the tests
+    below, cannot have read test/)."""
     if not _real_files_present():
         pytest.skip(f"the QSNMC 2007 Challenge A recordings are not at {SHARED_2007}")
-    return load_challenge(import_qsnmc2007(SHARED_2007, tmp_path_factory.mktemp("real") / "qsnmc2007a"))
+    root = tmp_path_factory.mktemp("real")
+    copy = root / "challengeA"
+    copy.mkdir()
+    (copy / "training").symlink_to(SHARED_2007 / "training", target_is_directory=True)
+    _write_unreadable_test_folder(copy / "test", ["01", "02", "03", "07"])
+    return load_challenge(import_qsnmc2007(copy, root / "qsnmc2007a"))
 
 
 def test_real_2007_import_tests_recorded_data_only(real_challenge):
@@ -444,18 +452,12 @@ def test_real_2007_reliability_matches_the_files(real_challenge):
             assert r < 0.3
 
 
-def test_real_2007_import_never_reads_test(real_challenge, tmp_path):
-    copy = tmp_path / "challengeA"
-    copy.mkdir()
-    (copy / "training").symlink_to(SHARED_2007 / "training", target_is_directory=True)
-    _write_unreadable_test_folder(copy / "test", ["01", "02", "03", "07"])
-    again = load_challenge(import_qsnmc2007(copy, tmp_path / "again"))
-    for a, b in zip(real_challenge.stimuli, again.stimuli, strict=True):
-        assert (a.name, a.train_window_s, a.test_window_s) == (b.name, b.train_window_s, b.test_window_s)
-        np.testing.assert_array_equal(a.current_pA, b.current_pA)
-        np.testing.assert_array_equal(a.train_voltage_mV, b.train_voltage_mV)
-        for x, y in zip(a.train_spikes_s + (a.test_spikes_s or []), b.train_spikes_s + (b.test_spikes_s or [])):
-            np.testing.assert_array_equal(x, y)
+def test_real_2007_import_never_reads_test(real_challenge):
+    # the fixture's test/ is unreadable garbage: the import went through, and the tests above find
+    # the published spike counts and R of the training files in it
+    assert "test/ not read" in real_challenge.manifest["provenance"]["not_read"]
+    assert (Path(real_challenge.manifest["provenance"]["source_dir"]) / "test" / "01-0.spiketimes").read_text() \
+        == "garbage, not spike times\n"
 
 
 def test_fitted_lif_beats_poisson_on_the_held_out_recordings(real_challenge):
