@@ -394,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("new", help="write a documented submission skeleton that runs and scores out of the box")
     _add_common(p)
-    p.add_argument("name", metavar="NAME", help="the new model's name (letters, digits, - and _; not the name of a model found by qsnmc list)")
+    p.add_argument("name", metavar="NAME",
+                   help="the new model's name (letters, digits, - and _; not the name of a model qsnmc list shows)")
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("table", help="print the ranking table of the last run (or of RUN) without re-running")
