@@ -143,7 +143,8 @@ def test_unknown_param_is_refused_before_any_work_naming_the_settings(work, data
     ("with-settings", "width=abc", "with-settings: setting 'width' must be an integer, got 'abc'"),
     ("with-settings", "width=0", "with-settings: setting 'width' must be at least 1, got 0"),
     ("with-settings", "width=51", "with-settings: setting 'width' must be at most 50, got 51"),
-    ("plain-keywords", "nonsense=1", "plain-keywords has no setting 'nonsense'; its settings: gain (float, default 2.5)"),
+    ("plain-keywords", "nonsense=1",
+     "plain-keywords has no setting 'nonsense'; its settings: gain (float, default 2.5)"),
     ("plain-keywords", "gain=true", "plain-keywords: setting 'gain' must be a number, got True"),
 ])
 def test_param_keys_and_values_are_checked_against_the_declared_settings(work, probes, monkeypatch, capsys,

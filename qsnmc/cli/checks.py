@@ -106,7 +106,8 @@ def runs_dir(value: str) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise InputError(f"--runs-dir {value}: {existing} is a file, not a folder; expected a folder to write runs into")
+        raise InputError(f"--runs-dir {value}: {existing} is a file, not a folder; "
+                         "expected a folder to write runs into")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"--runs-dir {value}: {existing} is not writable; expected a folder to write runs into")
 
