@@ -5,6 +5,7 @@ The real 2009 files are not in ``../shared/``."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from qsnmc import load_challenge
 from qsnmc.cli.main import main as cli_main
 from qsnmc.challenges.qsnmc2009 import import_qsnmc2009
+from qsnmc.challenges.store import sha256_file
 from qsnmc.challenges.textdata import DataImportError
 
 DT = 1e-4
@@ -67,6 +69,10 @@ def test_import_builds_the_substitute_split(source, tmp_path):
     assert "substitute" in challenge.description.lower() and "not the competition's test" in challenge.description
     manifest = json.loads((dest / "manifest.json").read_text())
     assert manifest["provenance"]["split"] == "substitute"
+    # two source files, one digest: the sha256 of their sha256sum listing, in sorted path order
+    listing = "".join(f"{sha256_file(source / n)}  {n}\n" for n in ("current.txt", "voltage_allrep.txt"))
+    assert challenge.source() == {"file": "current.txt, voltage_allrep.txt",
+                                  "sha256": hashlib.sha256(listing.encode()).hexdigest()}
     train = challenge.training_data()
     assert train.window_s == (0.0, 3.0) and train.voltage_mV.shape == (N_REPS, 30000)
     assert train.current_pA.shape == (50000,)  # the whole current, as published
@@ -188,7 +194,7 @@ def _cli(argv: list[str]) -> int:
 def test_cli_import_prints_the_substitute_split(source, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
     # the default windows (train 0-30 s, test 30-38 s) do not fit a 4 s recording
-    assert _cli(["data", "import-qsnmc2009", str(source)]) == 1
+    assert _cli(["data", "import-qsnmc2009", str(source)]) == 2
     assert "voltage recorded for 0-4 s only" in capsys.readouterr().err
     assert not (tmp_path / "data" / "challenges" / "qsnmc2009a").exists()
     argv = ["data", "import-qsnmc2009", str(source), "--train-window", "0", "3", "--test-window", "3", "4"]
@@ -196,6 +202,6 @@ def test_cli_import_prints_the_substitute_split(source, tmp_path, monkeypatch, c
     out = capsys.readouterr().out
     assert "SUBSTITUTE test 3-4 s" in out and "Delta = 4 ms" in out
     assert (tmp_path / "data" / "challenges" / "qsnmc2009a" / "manifest.json").is_file()
-    assert _cli(argv) == 1 and "--force" in capsys.readouterr().err
+    assert _cli(argv) == 2 and "--force" in capsys.readouterr().err
     assert _cli(argv + ["--force", "--name", "other"]) == 0
     assert _cli(argv + ["--current-unit", "nA", "--force"]) == 0  # stated units are trusted

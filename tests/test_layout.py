@@ -76,10 +76,52 @@ def test_the_declared_api_is_importable_and_documented():
             assert f"`{name}" in readme or f"qsnmc.{name}" in readme, f"README does not document qsnmc.{name}"
 
 
-def test_the_readme_shows_the_example_submission_as_it_is():
-    """The README's code block under "Writing a model" is the example file's code, line for line."""
+def _readme_example() -> str:
+    """The README's code block under "Writing a model"."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Writing a model"):]
-    block = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    return section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+
+
+def test_the_readme_shows_the_example_submission_as_it_is():
+    """The README's code block under "Writing a model" is the example file's code, line for line."""
+    block = _readme_example()
     example = (ROOT / "submissions" / "example_threshold.py").read_text()
     assert block.strip() and block in example
+
+
+#: the README example's variables, by what they hold (each documented in the plugin-API table by that name)
+EXAMPLE_VARIABLES = ("train", "stim", "stimulus")
+
+
+def test_the_api_table_lists_every_name_the_readme_example_uses():
+    """Every `qsnmc.X`, name imported from qsnmc, `train.X`, `stim.X` and `stimulus.X` of the
+    README's example, and every member its model class defines, is in the plugin-API table."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### The plugin API"):]
+    table = table[:table.index("To publish a model")]
+    example = ast.parse((ROOT / "submissions" / "example_threshold.py").read_text())
+    from_qsnmc = {a.asname or a.name: a.name for node in ast.walk(example)
+                  if isinstance(node, ast.ImportFrom) and node.module == "qsnmc" for a in node.names}
+    used = set()
+    for node in ast.walk(ast.parse(_readme_example())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "qsnmc" or node.value.id in EXAMPLE_VARIABLES:
+                used.add(f"{node.value.id}.{node.attr}")
+        elif isinstance(node, ast.Name) and node.id in from_qsnmc:
+            used.add(f"qsnmc.{from_qsnmc[node.id]}")
+        elif isinstance(node, ast.ClassDef):  # the model's members: name, description, param_grid, fit, ...
+            for item in node.body:
+                targets = item.targets if isinstance(item, ast.Assign) else [getattr(item, "target", None)]
+                used.update(f"Model.{t.id}" for t in targets if isinstance(t, ast.Name))
+                if isinstance(item, ast.FunctionDef):
+                    used.add(f"Model.{item.name}")
+    assert {"train.dt_s", "stim.window_slice", "qsnmc.coincidence_factor", "Model.fit"} <= used  # the parse works
+
+    def listed(name: str) -> bool:
+        member = name.removeprefix("Model.")
+        forms = [f"`{name}`", f"`{name}("] if member == name else [f"`{member}`", f"`{member}(", f"`{name}`"]
+        return any(form in table for form in forms)
+
+    missing = sorted(n for n in used if not listed(n))
+    assert not missing, f"the README's plugin-API table does not list {missing}, which its example uses"

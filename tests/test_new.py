@@ -8,14 +8,16 @@ from qsnmc.cli.main import main
 
 
 @pytest.mark.slow
-def test_new_skeleton_runs_and_scores(tmp_path, data_dir):
-    proc = run_cli(["new", "my-model"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+def test_new_skeleton_runs_and_scores(tmp_path, data_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "my-model"]) == 0
     path = tmp_path / "submissions" / "my_model.py"
     text = path.read_text()
     assert "class MyModel(qsnmc.Model)" in text and "param_grid" in text and "def predict" in text
-    listing = run_cli(["list"], cwd=tmp_path)
-    assert "my-model" in listing.stdout and "submission" in listing.stdout
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "my-model" in listing and "submission" in listing
     proc = run_cli(["run", "my-model", "poisson", "--challenge", "synthetic-test", "--json", "rows.json", "--quiet"],
                    cwd=tmp_path, data_dir=data_dir)
     assert proc.returncode == 0, proc.stderr

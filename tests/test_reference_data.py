@@ -15,11 +15,11 @@ EMBEDDED = Path(__file__).resolve().parent.parent / "reference_data" / "embedded
 
 
 @pytest.fixture(scope="module")
-def challenge():
+def challenge(request):
     assert (EMBEDDED / "manifest.json").is_file(), (
         f"{EMBEDDED} is missing: run python reference_data/generate.py"
     )
-    return load_challenge(EMBEDDED)  # verifies the sha256 of every file
+    return request.getfixturevalue("embedded_challenge")  # loaded once per session, every file's sha256 verified
 
 
 def test_layout_and_shapes(challenge):

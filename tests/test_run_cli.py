@@ -10,6 +10,7 @@ import pytest
 
 from conftest import read_rows, run_cli
 from qsnmc.challenges.store import ChallengeError, load_challenge
+from qsnmc.cli.main import main
 
 
 @pytest.fixture()
@@ -22,40 +23,52 @@ def _latest(work):
     return work / "runs" / (work / "runs" / "LATEST").read_text().strip()
 
 
-def test_cache_reuses_unchanged_models_and_no_cache_refits(work, data_dir):
+def _poisson_train(run_dir):
+    with np.load(run_dir / "poisson" / "prediction.npz") as z:
+        return z["A/0"].copy()
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory, data_dir):
+    """``run poisson lif`` fresh, again (cached), and again with --no-cache: each run's stdout, rows and folder."""
+    work = tmp_path_factory.mktemp("cache")
+    (work / "submissions").mkdir()
     args = ["run", "poisson", "lif", "--challenge", "synthetic-test", "--json", "rows.json"]
-    first = run_cli(args, cwd=work, data_dir=data_dir)
-    assert first.returncode == 0, first.stderr
-    rows1 = read_rows(work / "rows.json")
-    assert not rows1["lif"]["cached"]
-    second = run_cli(args, cwd=work, data_dir=data_dir)
-    rows2 = read_rows(work / "rows.json")
-    assert rows2["lif"]["cached"] and rows2["lif"]["performance"] == rows1["lif"]["performance"]
-    assert "cached" in second.stdout
-    third = run_cli(args + ["--no-cache"], cwd=work, data_dir=data_dir)
-    assert third.returncode == 0
-    assert not read_rows(work / "rows.json")["lif"]["cached"]
-
-
-def test_seed_makes_stochastic_models_reproducible(work, data_dir):
-    perf = {}
-    for seed in ("1", "1", "2"):
-        proc = run_cli(["run", "poisson", "--challenge", "synthetic-test", "--seed", seed, "--no-cache",
-                        "--json", "rows.json"], cwd=work, data_dir=data_dir)
+    runs = []
+    for extra in ([], [], ["--no-cache"]):
+        proc = run_cli(args + extra, cwd=work, data_dir=data_dir)
         assert proc.returncode == 0, proc.stderr
-        with np.load(_latest(work) / "poisson" / "prediction.npz") as z:
-            perf.setdefault(seed, []).append(z["A/0"].copy())
-    assert np.array_equal(perf["1"][0], perf["1"][1])
-    assert not np.array_equal(perf["1"][0], perf["2"][0])
+        runs.append((proc.stdout, read_rows(work / "rows.json"), _latest(work)))
+    return work, runs
 
 
-def test_unknown_model_and_missing_challenge_are_clear_errors(work, data_dir):
-    proc = run_cli(["run", "no-such-model", "--challenge", "synthetic-test"], cwd=work, data_dir=data_dir)
-    assert proc.returncode == 2 and "unknown model(s) no-such-model" in proc.stderr
-    proc = run_cli(["run", "--all", "--challenge", "nope"], cwd=work, data_dir=data_dir)
-    assert proc.returncode == 2 and "nope" in proc.stderr and "manifest.json" in proc.stderr
-    proc = run_cli(["table"], cwd=work)
-    assert proc.returncode == 2 and "no run yet" in proc.stderr
+def test_cache_reuses_unchanged_models_and_no_cache_refits(three_runs):
+    _, [(_, rows1, _), (out2, rows2, _), (_, rows3, _)] = three_runs
+    assert not rows1["lif"]["cached"]
+    assert rows2["lif"]["cached"] and rows2["lif"]["performance"] == rows1["lif"]["performance"]
+    assert "cached" in out2
+    assert not rows3["lif"]["cached"]
+
+
+def test_seed_makes_stochastic_models_reproducible(three_runs, data_dir):
+    work, [(_, _, first), _, (_, _, refitted)] = three_runs
+    assert np.array_equal(_poisson_train(first), _poisson_train(refitted))  # seed 0, fitted twice
+    proc = run_cli(["run", "poisson", "--challenge", "synthetic-test", "--seed", "2", "--no-cache"], cwd=work,
+                   data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert not np.array_equal(_poisson_train(first), _poisson_train(_latest(work)))
+
+
+def test_unknown_model_and_missing_challenge_are_clear_errors(work, data_dir, monkeypatch, capsys):
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("QSNMC_DATA_DIR", str(data_dir))
+    assert main(["run", "no-such-model", "--challenge", "synthetic-test"]) == 2
+    assert "unknown model(s) no-such-model" in capsys.readouterr().err
+    assert main(["run", "--all", "--challenge", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--challenge nope: no such challenge" in err and "synthetic-test" in err
+    assert main(["table"]) == 2
+    assert "no run yet" in capsys.readouterr().err
 
 
 def test_corrupt_or_missing_files_are_named(tmp_path, data_dir):
@@ -101,25 +114,51 @@ def qsnmc_register_models():
 '''
 
 
-@pytest.mark.parametrize("threads", [None, 3])
-def test_each_worker_gets_the_thread_count_of_the_run(work, data_dir, threads):
+@pytest.fixture(scope="module")
+def probe_run(tmp_path_factory, data_dir):
+    """One run of the thread and where probes, with OMP_NUM_THREADS=7 in the environment and this
+    checkout's qsnmc copied to another folder on PYTHONPATH (as a git worktree is)."""
+    import qsnmc
+
+    work = tmp_path_factory.mktemp("probes")
+    (work / "submissions").mkdir()
+    checkout = work / "checkout"
+    shutil.copytree(Path(qsnmc.__file__).parent, checkout / "qsnmc", ignore=shutil.ignore_patterns("__pycache__"))
     (work / "submissions" / "thread_probe.py").write_text(THREAD_PROBE)
-    extra = [] if threads is None else ["--threads", str(threads)]
-    proc = run_cli(["run", "thread-probe", "--challenge", "synthetic-test", *extra], cwd=work, data_dir=data_dir,
-                   env={"OMP_NUM_THREADS": "7"})
+    (work / "submissions" / "where_probe.py").write_text(WHERE_PROBE)
+    proc = run_cli(["run", "thread-probe", "where-probe", "--challenge", "synthetic-test"], cwd=work,
+                   data_dir=data_dir, env={"OMP_NUM_THREADS": "7", "PYTHONPATH": str(checkout)})
     assert proc.returncode == 0, proc.stderr
-    record = json.loads((_latest(work) / "thread-probe" / "record.json").read_text())
-    want = str(threads or 1)
-    assert record["threads"] == int(want)
-    assert record["fit_record"] == {"OMP_NUM_THREADS": want, "OPENBLAS_NUM_THREADS": want, "MKL_NUM_THREADS": want}
-    settings = json.loads((_latest(work) / "run.json").read_text())["settings"]
-    assert settings["threads"] == int(want) and settings["jobs"] >= 1
+    return work, checkout
 
 
-def test_jobs_and_threads_below_one_are_refused(work, data_dir):
-    for flag in ("--jobs", "--threads"):
-        proc = run_cli(["run", "lif", "--challenge", "synthetic-test", flag, "0"], cwd=work, data_dir=data_dir)
-        assert proc.returncode == 2 and "must be at least 1" in proc.stderr
+def _assert_threads(run_dir, want: int) -> None:
+    record = json.loads((run_dir / "thread-probe" / "record.json").read_text())
+    assert record["threads"] == want
+    assert record["fit_record"] == {name: str(want) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                                 "MKL_NUM_THREADS")}
+    settings = json.loads((run_dir / "run.json").read_text())["settings"]
+    assert settings["threads"] == want and settings["jobs"] >= 1
+
+
+def test_each_worker_gets_one_thread_by_default(probe_run):
+    work, _ = probe_run
+    _assert_threads(_latest(work), 1)
+
+
+def test_each_worker_gets_the_thread_count_of_the_run(work, data_dir):
+    (work / "submissions" / "thread_probe.py").write_text(THREAD_PROBE)
+    proc = run_cli(["run", "thread-probe", "--challenge", "synthetic-test", "--threads", "3"], cwd=work,
+                   data_dir=data_dir, env={"OMP_NUM_THREADS": "7"})
+    assert proc.returncode == 0, proc.stderr
+    _assert_threads(_latest(work), 3)
+
+
+@pytest.mark.parametrize("flag", ["--jobs", "--threads"])
+def test_jobs_and_threads_below_one_are_refused(capsys, flag):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "lif", "--challenge", "synthetic-test", flag, "0"])
+    assert exit_.value.code == 2 and "must be at least 1" in capsys.readouterr().err
 
 
 WHERE_PROBE = '''
@@ -139,17 +178,10 @@ def qsnmc_register_models():
 '''
 
 
-def test_workers_import_qsnmc_from_the_checkout_the_run_uses(work, data_dir, tmp_path):
+def test_workers_import_qsnmc_from_the_checkout_the_run_uses(probe_run):
     """A checkout that is not the installed one (a git worktree on PYTHONPATH) runs its own code
     in the sandboxed worker, not the installed copy (which the sandbox does not expose)."""
-    import qsnmc
-
-    checkout = tmp_path / "checkout"
-    shutil.copytree(Path(qsnmc.__file__).parent, checkout / "qsnmc", ignore=shutil.ignore_patterns("__pycache__"))
-    (work / "submissions" / "where_probe.py").write_text(WHERE_PROBE)
-    proc = run_cli(["run", "where-probe", "--challenge", "synthetic-test"], cwd=work, data_dir=data_dir,
-                   env={"PYTHONPATH": str(checkout)})
-    assert proc.returncode == 0, proc.stderr
+    work, checkout = probe_run
     record = json.loads((_latest(work) / "where-probe" / "record.json").read_text())
     assert record["status"] == "ok", record["reason"]
     assert record["fit_record"]["qsnmc"] == str(checkout / "qsnmc" / "__init__.py")

@@ -64,6 +64,13 @@ def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recor
     path = Path(path).resolve()
     if not path.is_file():
         raise DataImportError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":  # numpy.save's single array
+        raise DataImportError(f"{path}: a single array, expected an .npz of named arrays (see the README)")
+    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle
+        raise DataImportError(f"{path}: not a .npz file (expected a zip archive of named arrays written by "
+                              "numpy.savez; see the README)")
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:

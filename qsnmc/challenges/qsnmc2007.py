@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from qsnmc.challenges.split import Recording, Split, split_recordings
-from qsnmc.challenges.store import Challenge, ChallengeError, sha256_file, write_challenge
+from qsnmc.challenges.store import Challenge, ChallengeError, files_digest, sha256_file, write_challenge
 from qsnmc.challenges.textdata import DataImportError, check_voltage_mV, current_in_pA, read_table, voltage_storage
 from qsnmc.scoring.metrics import n_coincidences
 from qsnmc.scoring.spikes import spike_times_from_voltage
@@ -201,13 +201,14 @@ def _stimulus_current(stim: str, currents: list[np.ndarray], unit: str | None, f
     }
 
 
-def _read_recordings(folder: Path, unit: str | None) -> tuple[list[Recording], int]:
-    """Every stimulus of ``training/``, checked, and the number of samples per trace."""
+def _read_recordings(folder: Path, unit: str | None) -> tuple[list[Recording], int, dict[str, str]]:
+    """Every stimulus of ``training/``, checked, the number of samples per trace, and the
+    sha256 of every file read (by path relative to the folder's parent: ``training/NN-r...``)."""
     scanned = _scan(folder)
     if not scanned:
         raise DataImportError(f"{folder}: no NN-r.voltage / NN-r.spiketimes files")
     n_reps = _check_repetitions(scanned, folder)
-    recordings, n_rows = [], None
+    recordings, n_rows, digests = [], None, {}
     for stim, files in sorted(scanned.items()):
         currents, voltages = [], []
         for r in range(n_reps):
@@ -224,10 +225,13 @@ def _read_recordings(folder: Path, unit: str | None) -> tuple[list[Recording], i
             "current": current_info,
             "spike_counts": [int(t.size) for t in trains],
             "spike_times_vs_detector": _detector_agreement(voltage, trains),
-            "files_sha256": {p.name: sha256_file(p)[:16] for kind in files.values() for p in kind.values()},
         }
+        for p in (p for kind in files.values() for p in kind.values()):
+            digests[f"{folder.name}/{p.name}"] = sha256_file(p)
+        info["files_sha256"] = {p.name: digests[f"{folder.name}/{p.name}"][:16]
+                                for kind in files.values() for p in kind.values()}
         recordings.append(Recording(stim, DT_S, mean_current, voltage, trains, info))
-    return recordings, n_rows
+    return recordings, n_rows, digests
 
 
 def _source_root(src_dir: Path) -> Path:
@@ -286,7 +290,7 @@ def import_qsnmc2007(
     """
     root = _source_root(Path(src_dir).resolve())
     folder = root / "training"
-    recordings, n_rows = _read_recordings(folder, current_unit)
+    recordings, n_rows, digests = _read_recordings(folder, current_unit)
     duration = n_rows * DT_S
     train_until_s, r_floor = float(train_until_s), float(r_floor)
     _check_options(train_until_s, r_floor, duration, folder)
@@ -305,6 +309,9 @@ def import_qsnmc2007(
     provenance = {
         "source": REFERENCE,
         "source_dir": str(root),
+        "source_sha256": files_digest(digests),
+        "source_sha256_of": f"the {len(digests)} files read ({folder.name}/*), each file's sha256 listed in sorted "
+        "path order (qsnmc.challenges.store.files_digest)",
         "importer": IMPORTER,
         "importer_version": IMPORTER_VERSION,
         "sampling": f"{1 / DT_S:g} Hz (first column: sample index in ms)",

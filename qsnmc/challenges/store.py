@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -157,17 +157,21 @@ class Challenge:
     def source(self) -> dict[str, str | None]:
         """Where the challenge came from, from its manifest: ``{"file": path or name, "sha256": digest or None}``.
 
-        An imported file names the file and its sha256; the 2009 importer lists its two files and
-        the 2007 one its folder (each file's sha256 is in the provenance), the embedded one its generator.
+        An imported file names the file and its sha256. A source of several files (the 2009
+        importer's two files, the 2007 importer's folder) gets one digest over them all:
+        :func:`files_digest` of each file's sha256, in sorted path order. The embedded
+        challenge names its generator (no digest); a folder imported before qsnmc recorded
+        its digest has none either.
         """
         prov = self.manifest.get("provenance") or {}
         if prov.get("source_file"):
             return {"file": str(prov["source_file"]), "sha256": prov.get("source_sha256")}
         if isinstance(prov.get("source_files"), dict) and prov["source_files"]:
             files = prov["source_files"]
-            return {"file": ", ".join(sorted(files)), "sha256": next(iter(files.values())) if len(files) == 1 else None}
+            digest = next(iter(files.values())) if len(files) == 1 else files_digest(files)
+            return {"file": ", ".join(sorted(files)), "sha256": digest}
         if prov.get("source_dir"):
-            return {"file": str(prov["source_dir"]), "sha256": None}
+            return {"file": str(prov["source_dir"]), "sha256": prov.get("source_sha256")}
         if prov.get("generator"):
             return {"file": f"{prov['generator']} (seed {prov.get('seed')})", "sha256": None}
         return {"file": None, "sha256": None}
@@ -189,6 +193,13 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def files_digest(digests: Mapping[str, str]) -> str:
+    """One sha256 for a source of several files: the digest of their ``sha256sum``-style listing,
+    ``"<sha256>  <path>\\n"`` per file (paths relative to the source), in sorted path order."""
+    listing = "".join(f"{digests[path]}  {path}\n" for path in sorted(digests))
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _pack_trains(prefix: str, trains: Sequence[np.ndarray], out: dict[str, np.ndarray]) -> None:

@@ -24,12 +24,20 @@ if TYPE_CHECKING:
 #: the manifest file that marks a challenge folder (see :mod:`qsnmc.challenges.store`)
 MANIFEST = "manifest.json"
 
+#: exit statuses of every ``qsnmc data`` command
+EXIT_WRITTEN = 0  # the challenge (or the NWB file) was written
+EXIT_FAILED = 1  # the input was good but writing or re-reading the result failed
+EXIT_BAD_INPUT = 2  # a bad file, option or name (or usage): nothing was written
+EXIT_STATUSES = ("Exit status: 0 written; 1 writing failed; 2 bad input or usage (a file, option or name refused; "
+                 "nothing written)")
+
 
 def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``data`` command group (its import subcommands) to an argparse subparsers object.
 
     Every subcommand sets ``func``: a callable taking the parsed arguments and returning
-    an exit code (0 imported, 1 refused or failed, 2 usage; import-neo: 2 for any bad input).
+    an exit status (:data:`EXIT_WRITTEN`, :data:`EXIT_FAILED`, :data:`EXIT_BAD_INPUT`); each
+    subcommand's ``--help`` ends with them.
     """
     data = subparsers.add_parser(
         "data", help="import recordings as challenges (2007, 2009, NWB, arrays, Neo files); export NWB")
@@ -134,6 +142,9 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     pexp.add_argument("--age", default=None, metavar="ISO8601", help="the Subject's age, e.g. P21D (default: P0D/)")
     pexp.add_argument("--sex", default=None, choices=["M", "F", "O", "U"], help="the Subject's sex (default: U)")
     pexp.set_defaults(func=_run_export)
+    data.epilog = EXIT_STATUSES
+    for parser in commands.choices.values():
+        parser.epilog = parser.epilog or EXIT_STATUSES
     return data
 
 
@@ -259,15 +270,22 @@ def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path],
 
     dest = _destination(name, args.force)
     if dest is None:
-        return 1
+        return EXIT_BAD_INPUT
     try:
         folder = do_import(dest)
-        challenge = load_challenge(folder)
-    except (DataImportError, ChallengeError) as exc:
+    except DataImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"error: cannot write challenge {name!r} to {dest}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        challenge = load_challenge(folder)
+    except ChallengeError as exc:
+        print(f"error: the written challenge does not read back: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(summary(challenge))
-    return 0
+    return EXIT_WRITTEN
 
 
 def _run_2007(args: argparse.Namespace) -> int:
@@ -386,37 +404,44 @@ def _run_neo(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     import time
 
-    from qsnmc.challenges.datadir import challenge_dir
+    from qsnmc.challenges.datadir import available_challenges, challenge_dir
     from qsnmc.challenges.nwb import export_nwb
     from qsnmc.challenges.store import ChallengeError, load_challenge
 
     if args.out.exists() and not args.force:
         print(f"error: {args.out} exists; use --force to replace it", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
+    if args.challenge not in (names := available_challenges()):
+        print(f"error: no challenge {args.challenge!r}; challenges: {', '.join(names) or 'none'}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         challenge = load_challenge(challenge_dir(args.challenge))
     except ChallengeError as exc:
         print(f"error: challenge {args.challenge!r}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     start = time.perf_counter()
     try:
         subject = {k: v for k, v in (("species", args.species), ("age", args.age), ("sex", args.sex)) if v}
         path = export_nwb(challenge, args.out, subject)
     except OSError as exc:
         print(f"error: {args.out}: cannot write: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     n_sweeps = sum(s.n_repetitions for s in challenge.stimuli)
     print(f"challenge {challenge.name!r} written to {path} ({n_sweeps} sweeps, {path.stat().st_size / 1e6:.1f} MB, "
           f"{time.perf_counter() - start:.1f} s); it holds the hidden test spike times: never give it to a model")
-    return 0
+    return EXIT_WRITTEN
 
 
 def source_label(challenge: Challenge) -> str:
-    """Where a challenge came from, in one cell: the file and the start of its sha256."""
+    """Where a challenge came from, in one cell: the file (or folder) and the start of its sha256."""
     source = challenge.source()
     if not source["file"]:
         return "-"
-    return source["file"] + (f" (sha256 {source['sha256'][:16]})" if source["sha256"] else "")
+    if source["sha256"]:
+        return f"{source['file']} (sha256 {source['sha256'][:16]})"
+    if (challenge.manifest.get("provenance") or {}).get("source_dir"):
+        return f"{source['file']} (no sha256: imported before qsnmc recorded one; re-import with --force)"
+    return source["file"]
 
 
 def _window(win: tuple[float, float] | None) -> str:

@@ -11,17 +11,19 @@ from typing import Sequence
 from qsnmc import __version__
 from qsnmc.challenges.store import ChallengeError, load_challenge
 from qsnmc.challenges.datadir import EMBEDDED, available_challenges, challenge_dir
-from qsnmc.harness.discovery import ModelEntry, discover_models
+from qsnmc.harness.discovery import discover_models
 from qsnmc.harness.runstore import RUN, find_run, load_records
 from qsnmc.harness.sandbox import bwrap_path
+from qsnmc.cli import checks
+from qsnmc.cli.checks import EXIT_USAGE, InputError
 from qsnmc.cli.data import add_data_commands, source_label
 from qsnmc.cli.seeds import add_seed_options, chosen_seeds
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--submissions", default="submissions", metavar="DIR",
-                   help="folder of drop-in plugin files (default: ./submissions)")
+    p.add_argument("--submissions", default=checks.DefaultPath(checks.SUBMISSIONS), metavar="DIR",
+                   help="folder of drop-in plugin files (default: ./submissions, if there is one)")
 
 
 def _grid_size(grid: dict | None) -> str:
@@ -37,6 +39,11 @@ def _grid_size(grid: dict | None) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     if args.challenges:
         return _list_challenges()
+    try:
+        checks.submissions_dir(args.submissions)
+    except InputError as exc:
+        print(f"qsnmc list: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     entries = discover_models(args.submissions)
     rows = [
         [e.name, e.source.label, e.version, _grid_size(e.param_grid), e.description if e.ok else f"FAILED: {e.error}"]
@@ -92,16 +99,6 @@ def _warn_unsandboxed() -> None:
             "hidden test data. Install bubblewrap (apt-get install bubblewrap) for an honest run.",
             file=sys.stderr,
         )
-
-
-def _select(command: str, names: list[str], entries: list[ModelEntry]) -> list[ModelEntry] | None:
-    known = {e.name: e for e in entries}
-    missing = [m for m in names if m not in known]
-    if missing:
-        print(f"qsnmc {command}: unknown model(s) {', '.join(missing)}; known: {', '.join(sorted(known))}",
-              file=sys.stderr)
-        return None
-    return [known[m] for m in names]
 
 
 def _parse_params(pairs: list[str] | None) -> dict:
@@ -171,15 +168,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if params and (args.all or len(args.models) != 1):
         print("qsnmc run: --param applies to one named model", file=sys.stderr)
         return 2
+    try:
+        _check_execution(args)
+    except InputError as exc:
+        print(f"qsnmc run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     challenge = _load_for("run", args.challenge)
     if challenge is None:
         return 2
     _warn_unsandboxed()
     entries = discover_models(args.submissions)
-    if args.models:
-        entries = _select("run", args.models, entries)
-        if entries is None:
-            return 2
+    try:
+        if args.models:
+            entries = checks.select_models(args.models, entries)
+            params = checks.model_params(entries[0], params)
+    except InputError as exc:
+        print(f"qsnmc run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     settings = _settings(args)
     runner = Runner(challenge, Path(args.runs_dir), settings)
     if not args.quiet:
@@ -193,7 +198,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_table(rows, challenge_header(info)))
     if args.json:
         _write_rows(Path(args.json), rows)
-    return 0
+    return checks.run_status(records)
+
+
+def _check_execution(args: argparse.Namespace) -> None:
+    """The input shared by run and sweep that needs no plugin code: numbers, paths, the challenge's name."""
+    checks.execution_numbers(args)
+    checks.submissions_dir(args.submissions)
+    checks.runs_dir(args.runs_dir)
+    checks.challenge_name(args.challenge)
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -204,14 +217,26 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from qsnmc.harness.sweep import format_sweep, grid_points, run_sweep
 
+    try:
+        checks.sweep_numbers(args)
+        _check_execution(args)
+    except InputError as exc:
+        print(f"qsnmc sweep: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     challenge = _load_for("sweep", args.challenge)
     if challenge is None:
         return 2
+    try:
+        checks.sweep_split(args.split, challenge)
+    except InputError as exc:
+        print(f"qsnmc sweep: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     _warn_unsandboxed()
-    selected = _select("sweep", [args.model], discover_models(args.submissions))
-    if selected is None:
-        return 2
-    entry = selected[0]
+    try:
+        entry = checks.select_models([args.model], discover_models(args.submissions))[0]
+    except InputError as exc:
+        print(f"qsnmc sweep: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if entry.error:
         print(f"qsnmc sweep: {entry.name}: {entry.error}", file=sys.stderr)
         return 2
@@ -232,7 +257,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"Sweep of {entry.name} on {where} (never the test window; held-out parts with R < {args.r_floor:g} "
           f"not scored); run folder {result.run_dir}")
     print(format_sweep(result))
-    return 0 if result.best else 1
+    return checks.run_status(result.records)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -250,9 +275,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from qsnmc.cli.new import write_skeleton
+    from qsnmc.cli.new import check_new, write_skeleton
 
     try:
+        check_new(args.name, Path(args.submissions))
+        checks.new_model_name(args.name, discover_models(args.submissions))
         path = write_skeleton(args.name, Path(args.submissions))
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"qsnmc new: {exc}", file=sys.stderr)
@@ -332,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--challenges", action="store_true", help="list the challenges instead")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="fit, predict the hidden test window, score and rank models")
+    p = sub.add_parser("run", help="fit, predict the hidden test window, score and rank models",
+                       epilog="Every input (models, --param settings, numbers, paths, the challenge) is checked "
+                              "before any work starts. " + checks.EXIT_STATUSES)
     _add_common(p)
     p.add_argument("models", nargs="*", metavar="NAME", help="models to run (see `qsnmc list`)")
     p.add_argument("--all", action="store_true", help="run every model found")
@@ -342,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("sweep", help="evaluate a model's param_grid on held-out training data (never the test window)")
+    p = sub.add_parser("sweep", help="evaluate a model's param_grid on held-out training data (never the test window)",
+                       epilog="Every input is checked before any work starts. "
+                              + checks.EXIT_STATUSES.replace("row", "setting"))
     _add_common(p)
     p.add_argument("model", metavar="NAME", help="a model exposing param_grid")
     p.add_argument("--split", choices=["time", "stimulus"], default="time",
@@ -368,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("new", help="write a documented submission skeleton that runs and scores out of the box")
     _add_common(p)
-    p.add_argument("name", metavar="NAME", help="the new model's name (letters, digits, - and _)")
+    p.add_argument("name", metavar="NAME",
+                   help="the new model's name (letters, digits, - and _; not the name of a model qsnmc list shows)")
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("table", help="print the ranking table of the last run (or of RUN) without re-running")

@@ -49,6 +49,25 @@ def skeleton_text(name: str) -> str:
     return first + "\n" + rest
 
 
+def skeleton_path(name: str, submissions_dir: Path) -> Path:
+    """Where ``qsnmc new NAME`` writes: ``submissions_dir/<name>.py`` (dashes become underscores)."""
+    return Path(submissions_dir) / (re.sub(r"\W", "_", name) + ".py")
+
+
+def check_new(name: str, submissions_dir: Path) -> None:
+    """Refuse, before anything else, a name that is not a model name or whose file exists.
+
+    Raises:
+        ValueError: ``name`` is not a valid model name.
+        FileExistsError: the file exists (it is never overwritten).
+    """
+    if not MODEL_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid model name (letters, digits, '-', '_', '.'; up to 64)")
+    path = skeleton_path(name, submissions_dir)
+    if path.exists():
+        raise FileExistsError(f"{path} exists: choose another name or edit that file")
+
+
 def write_skeleton(name: str, submissions_dir: Path) -> Path:
     """Write ``submissions_dir/<name>.py`` (dashes become underscores) and return its path.
 
@@ -57,11 +76,8 @@ def write_skeleton(name: str, submissions_dir: Path) -> Path:
         FileExistsError: the file exists (it is never overwritten).
         FileNotFoundError: no example to copy (see :func:`example_path`).
     """
-    if not MODEL_NAME.match(name):
-        raise ValueError(f"{name!r} is not a valid model name (letters, digits, '-', '_', '.'; up to 64)")
-    path = Path(submissions_dir) / (re.sub(r"\W", "_", name) + ".py")
-    if path.exists():
-        raise FileExistsError(f"{path} exists: choose another name or edit that file")
+    check_new(name, submissions_dir)
+    path = skeleton_path(name, submissions_dir)
     text = skeleton_text(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

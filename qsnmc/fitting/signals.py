@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.signal import lfilter
 
 
 def samples_per_step(dt_s: float, step_s: float) -> int:
@@ -50,6 +49,8 @@ def lowpass(x: np.ndarray, dt_s: float, tau_s: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     a = float(np.exp(-dt_s / tau_s))
     zi = a * x[..., :1]
+    from scipy.signal import lfilter  # here, not at the top: scipy.signal costs every `import qsnmc` ~1 s
+
     return lfilter([1.0 - a], [1.0, -a], x, axis=-1, zi=zi)[0]
 
 

@@ -70,16 +70,16 @@ def validate_prediction(
     start, stop = window_s
     for i, t in enumerate(trains):
         if not np.all(np.isfinite(t)):
-            raise InvalidPrediction(f"train {i}: spike times not finite (NaN or inf)")
+            raise InvalidPrediction(f"predicted train {i}: spike times not finite (NaN or inf)")
         if t.size > 1 and np.any(np.diff(t) <= 0):
-            raise InvalidPrediction(f"train {i}: spike times not strictly increasing")
+            raise InvalidPrediction(f"predicted train {i}: spike times not strictly increasing")
         if t.size and (t[0] < start or t[-1] > stop):
             raise InvalidPrediction(
-                f"train {i}: spike times {t[0]:.4f}-{t[-1]:.4f} s outside the window {start:g}-{stop:g} s"
+                f"predicted train {i}: spike times {t[0]:.4f}-{t[-1]:.4f} s outside the window {start:g}-{stop:g} s"
             )
         rate = t.size / (stop - start)
         if rate > MAX_RATE_HZ:
-            raise InvalidPrediction(f"train {i}: rate {rate:.0f} Hz above {MAX_RATE_HZ:.0f} Hz")
+            raise InvalidPrediction(f"predicted train {i}: rate {rate:.0f} Hz above {MAX_RATE_HZ:.0f} Hz")
     return trains
 
 
