@@ -56,19 +56,6 @@ def test_rollout_forces_exactly_on_schedule():
     np.testing.assert_allclose(pred[0, :, 0].detach().numpy(), expected)
 
 
-def test_generalised_teacher_forcing_mixes_observed_units():
-    """With gtf_alpha, each unforced step pulls the observed unit a fraction alpha towards the data."""
-    net = _identity_network()
-    T, alpha = 12, 0.25
-    obs = torch.full((1, T, 1), 10.0)
-    forcing = torch.zeros(T, dtype=torch.bool)
-    forcing[6] = True  # a sparse forcing step sets the unit to the data outright
-    pred = net.rollout(torch.tensor([[0.0, 5.0, 5.0]]), torch.zeros(1, T, 1), obs, forcing, gtf_alpha=alpha)[0, :, 0]
-    t = np.arange(1, 7)
-    np.testing.assert_allclose(pred[1:7].detach().numpy(), 10.0 * (1 - (1 - alpha) ** (t - 1)), rtol=1e-6)
-    np.testing.assert_allclose(pred[7:].detach().numpy(), 10.0, rtol=1e-6)  # forced at 6, then at the data
-
-
 def test_numpy_free_run_matches_torch_rollout():
     g = torch.Generator().manual_seed(1)
     net = DendPLRNN(6, 4, generator=g)
@@ -223,24 +210,54 @@ def test_multi_stimulus_fit_and_predict_with_filter_bank():
         stims.append(TrainingStimulus(name, dt, currents[name], (0.0, n * dt), np.array([r[0] for r in reps]),
                                       tuple(r[1] for r in reps)))
     train_data = TrainingData("toy", tuple(stims))
-    model = DendPLRNNModel(seed=0, budget=0.02)
-    model.input_taus_s = (0.02, 0.2)
+    model = DendPLRNNModel(seed=0, budget=0.02, input_taus_s=[0.02, 0.2])
     record = model.fit(train_data)
-    assert record["input_filter_taus_s"] == [0.02, 0.2] and len(record["input_sd"]) == 3
-    assert np.asarray(record["params"][0]["C"]).shape == (record["members"][0]["latent_dim_M"], 3)
+    assert record["settings"]["input_taus_s"] == [0.02, 0.2] and len(record["fitted"]["input_sd"]) == 3
+    assert np.asarray(record["fitted"]["params"][0]["C"]).shape == (record["details"]["members"][0]["latent_dim_M"], 3)
     for name, window in (("a", (n * dt, (n + 2000) * dt)), ("c", (0.0, (n + 2000) * dt))):
         spikes = model.predict(Stimulus(name, dt, currents[name], window, 2))
         assert np.all(np.diff(spikes) > 0)
         assert spikes.size == 0 or (spikes[0] >= window[0] and spikes[-1] < window[1])
-    again = DendPLRNNModel(seed=0, budget=0.02)
-    again.input_taus_s = (0.02, 0.2)
+    again = DendPLRNNModel(seed=0, budget=0.02, input_taus_s=[0.02, 0.2])
     again_record = again.fit(train_data)
-    assert again_record["loss_curve"] == record["loss_curve"]  # deterministic per seed
-    assert again_record["heldout_P_by_predictor"] == record["heldout_P_by_predictor"]
+    assert again_record["curves"] == record["curves"]  # deterministic per seed
+    assert again_record["candidates"] == record["candidates"]
     for name, window in (("a", (n * dt, (n + 2000) * dt)), ("c", (0.0, (n + 2000) * dt))):
         stim = Stimulus(name, dt, currents[name], window, 2)
         for predictor in model.predictors:  # every member and ensemble, the same spikes again
             np.testing.assert_array_equal(model.predict_with(stim, predictor), again.predict_with(stim, predictor))
+
+
+#: a tiny ensemble: two members (tau 5 and none; M = 4, B = 2), short windows, few steps
+TINY = {"members": [[5, 4, 2], [0, 4, 2]], "steps": 20, "min_steps": 20, "eval_every": 10, "seq_len": 20,
+        "burn_in": 5, "batch_size": 4, "warmup_s": 0.2}
+
+
+def test_fit_is_bit_identical_per_seed_and_settings_are_checked():
+    """Two fits of the same seed give the same predictions (np.array_equal), the same curves and
+    candidates: torch is seeded from the model's seed and runs deterministic kernels."""
+    from qsnmc import SettingsError, Stimulus, TrainingData, TrainingStimulus
+    from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
+
+    dt, n, rng = 1e-4, 12000, np.random.default_rng(5)
+    current = 200.0 + 80.0 * np.convolve(rng.standard_normal(n + 3000), np.ones(50) / 7, "same")
+    reps = [_toy_cell(current[:n], dt, rng) for _ in range(2)]
+    data = TrainingData("toy", (TrainingStimulus("a", dt, current, (0.0, n * dt), np.array([r[0] for r in reps]),
+                                                 tuple(r[1] for r in reps)),))
+    stim = Stimulus("a", dt, current, (n * dt, (n + 3000) * dt), 2)
+    fits = []
+    for _ in range(2):
+        model = DendPLRNNModel(seed=3, budget=0.01, **TINY)
+        record = model.fit(data)
+        fits.append((model.predict(stim), [model.predict_with(stim, p) for p in sorted(model.predictors)], record))
+    assert np.array_equal(fits[0][0], fits[1][0])
+    assert all(np.array_equal(a, b) for a, b in zip(fits[0][1], fits[1][1]))
+    assert fits[0][2]["curves"] == fits[1][2]["curves"] and fits[0][2]["candidates"] == fits[1][2]["candidates"]
+    assert [c["choice"]["predictor"] for c in record["candidates"]][:2] == ["member 0", "member 1"]
+    assert record["settings"]["members"] == [[5, 4, 2], [0, 4, 2]]
+    assert [m["latent_dim_M"] for m in record["details"]["members"]] == [4, 4]
+    with pytest.raises(SettingsError, match="members"):
+        DendPLRNNModel(members=[[5, 4]] * 2 + [["x", 1, 2]])
 
 
 # ----------------------------------------------------------------- the embedded challenge
@@ -252,9 +269,10 @@ def test_quick_fit_beats_poisson_on_embedded_challenge(embedded_challenge):
     ch = embedded_challenge
     model = DendPLRNNModel(seed=0, budget=0.1)
     record = model.fit(ch.training_data())
-    assert record["heldout_gamma_over_R"] > 0.2
-    assert len(record["loss_curve"]) == record["training"]["iterations_per_member"]
-    assert all(math.isfinite(v) for v in record["loss_curve"])
+    assert record["held_out"]["performance"] > 0.2
+    loss = record["curves"]["member 0 loss"]["y"]
+    assert len(loss) == record["details"]["training"]["iterations_per_member"] == 90
+    assert all(math.isfinite(v) for v in loss)
     stim = ch.test_stimuli()[0]
     spikes = model.predict(stim)
     assert np.all(np.diff(spikes) > 0)

@@ -13,17 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
-def block_mean(x: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
-    n = x.shape[-1] // factor
-    return x[..., : n * factor].reshape(*x.shape[:-1], n, factor).mean(axis=-1)
-
-
-def block_max(x: np.ndarray, factor: int) -> np.ndarray:
-    """Maximum over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
-    n = x.shape[-1] // factor
-    return x[..., : n * factor].reshape(*x.shape[:-1], n, factor).max(axis=-1)
+from qsnmc import block_max, block_mean
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,6 @@ class TrainConfig:
     #: (0: the raw weights): at lr 2e-2 the raw weights' score swings between checks, the
     #: average over the last ~1 / (1 - decay) steps is steadier
     ema_decay: float = 0.97
-    #: generalised teacher forcing between the sparse forcing steps (0: off, pure sparse TF)
-    gtf_alpha: float = 0.0
     #: weight of the spike hazard's mean binary cross-entropy in the loss (0: voltage only)
     spike_loss_weight: float = 0.0
     base_rate: float = 0.01  #: mean spike probability per step (the hazard's initial bias)
@@ -129,17 +127,11 @@ def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor
     z0 = torch.zeros(x.shape[0], net.m, device=x.device)
     z0 = torch.cat([x[:, 0], z0[:, net.n_obs:]], dim=1)
     b = cfg.burn_in
-    if cfg.gtf_alpha > 0.0:
-        pred = net.rollout(z0, s, x, forcing, cfg.gtf_alpha)
-        states = None
-    else:
-        states = fast_rollout(net, z0, s, x, forcing)
-        pred = states[..., : net.n_obs]
+    states = fast_rollout(net, z0, s, x, forcing)
+    pred = states[..., : net.n_obs]
     err = (pred[:, b:] - x[:, b:]).squeeze(-1) ** 2
     loss = (err * w[:, b:]).sum() / w[:, b:].sum()
     if cfg.spike_loss_weight > 0.0 and y is not None:
-        if states is None:
-            raise ValueError("the spike likelihood needs gtf_alpha = 0")
         logits = net.hazard_logits(states[:, b:])
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y[:, b:])
         p = min(max(cfg.base_rate, 1e-4), 0.5)
