@@ -9,7 +9,7 @@ import torch
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_weights
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling, spike_weights
 from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence
 from qsnmc_plugins.dendplrnn.training import FitFailed, TrainConfig, new_state, train
@@ -107,17 +107,19 @@ def test_scaling_round_trip_and_spike_weights():
     assert w[heavy].sum() / w.sum() == pytest.approx(0.25)
 
 
-def test_filter_bank_is_causal_with_unit_dc_gain():
+def test_inputs_are_causal_with_unit_dc_gain_and_start_at_steady_state():
+    from qsnmc_plugins.hazard.inputs import input_columns
+
     dt, taus = 1e-3, (0.01, 0.1)
-    s = np.zeros(3000)
+    s = np.full(3000, 0.5)
     s[1000:] = 2.0  # a step at 1 s
-    bank = filter_bank(s, dt, taus)
+    bank = input_columns(s, dt, taus)
     assert bank.shape == (3000, 3)
     np.testing.assert_array_equal(bank[:, 0], s)
-    assert np.all(bank[:1000] == 0.0)  # causal: nothing before the step
+    assert np.all(bank[:1000] == 0.5)  # started at steady state: no start-up transient, nothing before the step
     for j, tau in enumerate(taus, start=1):
         k = 1000 + int(round(tau / dt)) - 1  # one time constant after the step: 1 - 1/e of the way
-        assert bank[k, j] == pytest.approx(2.0 * (1 - np.exp(-1)), rel=0.01)
+        assert bank[k, j] == pytest.approx(0.5 + 1.5 * (1 - np.exp(-1)), rel=0.01)
     assert bank[-1, 1] == pytest.approx(2.0, rel=1e-6)
 
 
@@ -132,8 +134,8 @@ def test_weight_average_is_what_gets_evaluated_and_kept():
     st = new_state(cfg, 0, torch.device("cpu"))
     train(st, data, 30, lambda net: seen.append(net) or float(len(seen)), 10, torch.device("cpu"))
     assert all(net is st.ema.module for net in seen) and len(seen) == 3
-    assert st.best_iteration == 30
-    np.testing.assert_array_equal(st.best_state["A"].numpy(), st.ema.module.A.detach().numpy())
+    assert st.best.step == 30
+    np.testing.assert_array_equal(st.best.state["A"].numpy(), st.ema.module.A.detach().numpy())
     assert not torch.allclose(st.ema.module.W, st.net.W)  # an average, not the last weights
     off = new_state(TrainConfig(m=4, n_bases=2, ema_decay=0.0), 0, torch.device("cpu"))
     assert off.ema is None and off.evaluated is off.net
@@ -176,9 +178,9 @@ def test_learns_driven_damped_oscillator():
     st = new_state(cfg, 0, torch.device("cpu"))
     first = free_run_nmse(NetworkParams.from_module(st.net))
     train(st, data, 200, lambda net: -free_run_nmse(NetworkParams.from_module(net)), 25, torch.device("cpu"))
-    st.net.load_state_dict(st.best_state)
+    st.net.load_state_dict(st.best.state)
     nmse = free_run_nmse(NetworkParams.from_module(st.net))
-    assert nmse == pytest.approx(-st.best_score)
+    assert nmse == pytest.approx(-st.best.score)
     assert nmse < 0.25 < first, f"normalised free-run MSE {nmse:.3f} (untrained {first:.3f})"
 
 

@@ -151,7 +151,7 @@ def test_weight_average_is_deterministic_and_kept_at_the_last_step():
     assert torch.equal(a, b)  # deterministic per seed
     assert not torch.allclose(a, r)  # the average, not the raw weights
     assert runs[0].loss_curve == raw.loss_curve  # averaging does not change the training itself
-    assert runs[0].best_step == 12 and [e["step"] for e in runs[0].ema_curve] == [12]
+    assert runs[0].best.step == 12 and [e["step"] for e in runs[0].ema_curve] == [12]
     with pytest.raises(ValueError, match="keep"):
         train_network(seqs, TrainConfig(hidden=4, steps=2, batch_size=2, seq_bins=50, burn_bins=5, keep="x"), 0,
                       0.05, evaluate, torch.device("cpu"))

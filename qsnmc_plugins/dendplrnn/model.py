@@ -3,7 +3,9 @@
 Fit (on ``TrainingData`` only), in named steps:
 1. ``_prepare``: recording -> network grid of ``step_s`` (1 ms; current block-averaged,
    voltage max-pooled and clipped at ``clip_mV``, both standardised; see :mod:`preprocessing`).
-   The network's inputs are the current and its causal low-pass filtrates (``input_taus_s``).
+   The network's inputs are the current and its causal low-pass filtrates (``input_taus_s``;
+   :func:`qsnmc.lowpass_bank`, started at steady state as in ``gru``: before 2026-12-02 they
+   started from 0, a start-up transient of up to 500 ms at each protocol's start).
    ``train.time_split``: the last ``heldout_fraction`` of every stimulus' training window is
    held out. Each stimulus' fit part is a sequence of its own (:mod:`sequences`): training
    windows never cross from one stimulus into another, and each starts with its own forced
@@ -40,8 +42,9 @@ from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, block_max, candidat
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams
 from qsnmc_plugins.dendplrnn.heldout import HeldOutRuns, SpikeReadout, mean_run
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_weights
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling, spike_weights
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, spike_fraction
+from qsnmc_plugins.hazard.inputs import input_columns
 from qsnmc_plugins.hazard.predictors import best_predictor, compare_predictors
 from qsnmc_plugins.hazard.readout import ReadoutSettings
 from qsnmc_plugins.hazard.torch_setup import configure_torch
@@ -141,7 +144,7 @@ class DendPLRNNModel(Model):
         factor = samples_per_step(train.dt_s, s.step_s)
         dt = factor * train.dt_s
         self.scaling = _scaling(fold.fit, factor, s.clip_mV)
-        raw = {q.name: filter_bank(self.scaling.current(q.current_pA), dt, s.input_taus_s) for q in train.stimuli}
+        raw = {q.name: input_columns(self.scaling.current(q.current_pA), dt, s.input_taus_s) for q in train.stimuli}
         fit_rows = [raw[q.name][int(round(q.window_s[0] / dt)):int(round(q.window_s[1] / dt))] for q in fold.fit.stimuli]
         self.input_sd = np.concatenate(fit_rows).std(axis=0) + 1e-12  # each input channel to unit SD
         inputs = {k: (x / self.input_sd).astype(np.float32) for k, x in raw.items()}
@@ -182,15 +185,15 @@ class DendPLRNNModel(Model):
             for k, (tau, m, b) in enumerate(s.members):
                 st = new_state(replace(config, tau=tau, m=m, n_bases=b), MEMBER_SEED_STRIDE * self.seed + k, device)
                 train(st, sequences, steps, evaluate, eval_every, device, pb, lr_end_factor=s.lr_end_factor)
-                if st.best_state is not None:
-                    st.net.load_state_dict(st.best_state)
+                if st.best.state is not None:
+                    st.net.load_state_dict(st.best.state)
                 states.append(st)
         return config, states
 
     def _details(self, config, states: list, device, t_start: float, c_start: float) -> dict[str, Any]:
         return {"members": [{"seed": MEMBER_SEED_STRIDE * self.seed + k, "tau_steps": st.config.tau,
                              "latent_dim_M": st.config.m, "n_bases_B": st.config.n_bases,
-                             "best_iteration": st.best_iteration, "heldout_P_at_best_checkpoint": st.best_score,
+                             "best_iteration": st.best.step, "heldout_P_at_best_checkpoint": st.best.score,
                              "restarts": st.restarts, "samples_per_s": st.samples_per_s} for k, st in enumerate(states)],
                 "training": {"seq_len_steps": config.seq_len, "iterations_per_member": len(states[0].losses),
                              "base_rate": config.base_rate, "grad_clip": config.grad_clip,
@@ -235,7 +238,7 @@ class DendPLRNNModel(Model):
 
     def _inputs(self, current: np.ndarray, dt_model_s: float) -> np.ndarray:
         """Standardised current (T,) on the network grid -> the network's inputs (T, n_in), float32."""
-        return (filter_bank(current, dt_model_s, self.settings.input_taus_s) / self.input_sd).astype(np.float32)
+        return (input_columns(current, dt_model_s, self.settings.input_taus_s) / self.input_sd).astype(np.float32)
 
 
 def _scaling(fit: TrainingData, factor: int, clip_mV: float) -> Scaling:

@@ -24,6 +24,7 @@ import torch
 
 from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, sample_windows
 from qsnmc_plugins.gru.network import SpikeHazardNet
+from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
 
 
 class TrainingDiverged(RuntimeError):
@@ -62,8 +63,7 @@ class TrainResult:
     """A trained network (at its best checkpoint) and its history."""
 
     net: SpikeHazardNet
-    best_step: int
-    best_score: float
+    best: BestCheckpoint  #: the kept checkpoint: step, held-out Gamma/R, state
     loss_curve: list[float] = field(default_factory=list)
     heldout_curve: list[dict[str, float]] = field(default_factory=list)
     recoveries: list[dict[str, Any]] = field(default_factory=list)
@@ -100,7 +100,7 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
             progress.update(1)
         if run.step % config.eval_every == 0 or run.step == config.steps:
             run.checkpoint(evaluate)
-    run.net.load_state_dict(run.best_state)
+    run.net.load_state_dict(run.result.best.state)
     run.net.eval()
     run.result.samples_per_s = samples / seconds if seconds > 0 else 0.0
     return run.result
@@ -121,8 +121,7 @@ class _Run:
         _set_lr(self.opt, 0, config, self.lr_scale)
         self.good = (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.opt.state_dict()), 0,
                      copy.deepcopy(self.net.state_dict()))
-        self.result = TrainResult(self.net, 0, -math.inf)
-        self.best_state = copy.deepcopy(self.net.state_dict())
+        self.result = TrainResult(self.net, BestCheckpoint(self.net.state_dict()))
         self.ema = copy.deepcopy(self.net) if config.ema_decay > 0 else None
 
     def optimiser_step(self, fault) -> tuple[float | None, int]:
@@ -146,8 +145,8 @@ class _Run:
             return None, 0
         self.opt.step()
         self.step += 1
-        if self.ema is not None:  # average warms up: decay (1 + step) / (10 + step) early on
-            d = min(cfg.ema_decay, (1.0 + self.step) / (10.0 + self.step))
+        if self.ema is not None:
+            d = averaging_decay(cfg.ema_decay, self.step)
             with torch.no_grad():
                 torch._foreach_lerp_(list(self.ema.parameters()), list(net.parameters()), 1.0 - d)
         _set_lr(self.opt, self.step, cfg, self.lr_scale)
@@ -182,9 +181,7 @@ class _Run:
             if ema is not None:
                 ev = _evaluated(ema, evaluate, self.step)
                 res.ema_curve.append(ev)
-            if ev["gamma_over_r"] > res.best_score or cfg.keep == "last":
-                res.best_score, res.best_step = ev["gamma_over_r"], self.step
-                self.best_state = copy.deepcopy(kept.state_dict())
+            res.best.offer(self.step, ev["gamma_over_r"], kept, keep=cfg.keep == "last")
         if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             self.good = (copy.deepcopy(net.state_dict()), copy.deepcopy(self.opt.state_dict()), self.step,
                          copy.deepcopy(kept.state_dict()))
