@@ -109,7 +109,7 @@ def test_ensemble_fit_is_deterministic_per_seed():
     stim = qsnmc.Stimulus("A", DT_S, train.stimuli[0].current_pA, (4.0, 6.0), 3)
     runs = []
     for _ in range(2):
-        m = GRUModel(seed=5, budget=0.0125, hidden=8, members=2, **SHORT_WINDOWS)  # 10 steps each
+        m = GRUModel(seed=5, budget=0.0125, hidden=8, members=2, predict_burn_bins=100, **SHORT_WINDOWS)  # 10 steps
         rec = m.fit(train)
         runs.append((m.predict(stim), rec["curves"], [m.predict_with(stim, p) for p in sorted(m.predictors)]))
     assert np.array_equal(runs[0][0], runs[1][0])
@@ -126,7 +126,8 @@ def test_settings_are_checked_and_reach_the_fit():
         GRUModel(cell="rnn")
     with pytest.raises(qsnmc.SettingsError, match="no setting"):
         GRUModel(inputs="slow")
-    model = GRUModel(seed=0, budget=0.0125, hidden=4, input_taus_s=[0.05], batch_size=4, **SHORT_WINDOWS)
+    model = GRUModel(seed=0, budget=0.0125, hidden=4, input_taus_s=[0.05], batch_size=4, predict_burn_bins=100,
+                     **SHORT_WINDOWS)
     rec = model.fit(_small_two_stimulus_training())
     assert model.scaling.taus_s == (0.05,) and rec["details"]["channels"] == ["current", "lowpass 50 ms"]
     assert rec["details"]["training"]["batch_size"] == 4 and rec["settings"]["input_taus_s"] == [0.05]

@@ -25,7 +25,7 @@ part settles too), then the readout: one deterministic train.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -36,7 +36,7 @@ from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, candidates_record, 
 from qsnmc_plugins.gru.batching import StimulusSequence
 from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction, window_bins
 from qsnmc_plugins.hazard.heldout import HeldOutScorer
-from qsnmc_plugins.hazard.predictors import Predictor, best_predictor, compare_predictors
+from qsnmc_plugins.hazard.predictors import best_predictor, compare_predictors
 from qsnmc_plugins.hazard.readout import Readout, ReadoutSettings, choose_readout, spikes_from_hazard
 from qsnmc_plugins.hazard.torch_setup import configure_torch
 
