@@ -7,7 +7,9 @@ Writes ``benchmarks/results/dendplrnn.json`` (or ``--out``).
 
 Usage::
 
-    python benchmarks/bench_dendplrnn.py [--seeds 0 1 2] [--budget 1.0] [--challenge DIR] [--out PATH]
+    python benchmarks/bench_dendplrnn.py [--seeds 0 1 2] [--budget 1.0] [--param KEY=VALUE] [--challenge DIR] [--out PATH]
+
+``--param KEY=VALUE`` (VALUE as JSON, repeatable) sets the model's settings.
 """
 from __future__ import annotations
 
@@ -27,10 +29,24 @@ from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def parse_params(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs, VALUE read as JSON (else kept as text)."""
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", type=float, default=1.0)
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of the dendplrnn model (VALUE as JSON); repeatable")
     ap.add_argument("--challenge", default=str(ROOT / "reference_data" / "embedded"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dendplrnn.json"))
     args = ap.parse_args()
@@ -40,7 +56,7 @@ def main() -> None:
     stims = ch.test_stimuli()
     runs = []
     for seed in args.seeds:
-        model = DendPLRNNModel(seed=seed, budget=args.budget)
+        model = DendPLRNNModel(seed=seed, budget=args.budget, **parse_params(args.param))
         t0, c0 = time.perf_counter(), time.process_time()
         record = model.fit(train)
         fit_s, fit_cpu_s = time.perf_counter() - t0, time.process_time() - c0
@@ -48,23 +64,26 @@ def main() -> None:
         chosen = {s.name: model.predict(s) for s in stims}
         predict_s = time.perf_counter() - t0
         test = {}
+        chosen_name = record["fitted"]["chosen_predictor"]
         for name in model.predictors:
-            preds = chosen if name == record["chosen_predictor"] else {s.name: model.predict_with(s, name) for s in stims}
+            preds = chosen if name == chosen_name else {s.name: model.predict_with(s, name) for s in stims}
             test[name] = score_predictions(ch, preds).performance
         chosen_score = score_predictions(ch, chosen)
         run = {
             "seed": seed, "fit_time_s": fit_s, "fit_cpu_time_s": fit_cpu_s, "predict_time_s": predict_s,
-            "device": record["training"]["device"], "training_samples_per_s": record["training"]["samples_per_s"],
-            "chosen_predictor": record["chosen_predictor"], "readout": record["readout"],
-            "heldout_P": record["heldout_P_by_predictor"], "test_P": test,
-            "test_P_chosen": test[record["chosen_predictor"]], "test_error_chosen": chosen_score.error,
+            "device": record["details"]["device"],
+            "training_samples_per_s": record["details"]["training"]["samples_per_s"],
+            "chosen_predictor": chosen_name, "readout": record["fitted"]["readout"],
+            "heldout_P": {c["choice"]["predictor"]: c["objective"] for c in record["candidates"]}, "test_P": test,
+            "test_P_chosen": test[chosen_name], "test_error_chosen": chosen_score.error,
             "members": [{k: m[k] for k in ("tau_steps", "best_iteration", "heldout_P_at_best_checkpoint", "restarts")}
-                        for m in record["members"]],
+                        for m in record["details"]["members"]],
         }
         runs.append(run)
         print(json.dumps({k: run[k] for k in ("seed", "fit_time_s", "fit_cpu_time_s", "predict_time_s", "chosen_predictor",
                                                 "heldout_P", "test_P")}, indent=1), flush=True)
     result = {"challenge": ch.name if hasattr(ch, "name") else str(args.challenge), "budget": args.budget,
+              "params": parse_params(args.param),
               "machine": platform.processor() or platform.machine(), "load_average_at_end": os.getloadavg(),
               "runs": runs,
               "test_P_chosen_mean": float(np.mean([r["test_P_chosen"] for r in runs]))}

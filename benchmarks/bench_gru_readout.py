@@ -27,17 +27,17 @@ import qsnmc
 from qsnmc_plugins.gru.ensemble import ensemble_hazard
 from qsnmc_plugins.gru.inputs import window_bins
 from qsnmc_plugins.hazard.heldout import HeldOutScorer
-from qsnmc_plugins.hazard.readout import (REFRACTORY_MS, SMOOTHING_MS, Readout, _peaks, _smooth, choose_readout,
+from qsnmc_plugins.hazard.readout import (Readout, ReadoutSettings, _peaks, _smooth, choose_readout,
                                           spikes_from_hazard)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def count_readout(hz, t0, bin_s, scorer, win, n_rec: float) -> Readout:
+def count_readout(hz, t0, bin_s, scorer, win, n_rec: float, grid: ReadoutSettings) -> Readout:
     best = None
-    for sd in SMOOTHING_MS:
+    for sd in grid.readout_smoothing_ms:
         sm = _smooth(hz, sd * 1e-3 / bin_s)
-        for gap_ms in REFRACTORY_MS:
+        for gap_ms in grid.readout_refractory_ms:
             heights = np.sort(sm[_peaks(sm, int(round(gap_ms * 1e-3 / bin_s)), 1e-6)])[::-1]
             if heights.size == 0:
                 continue
@@ -57,7 +57,7 @@ def main() -> None:
     halves = [(start, (start + hi) / 2), ((start + hi) / 2, hi)]
     for path in sys.argv[1:]:
         model = pickle.loads(Path(path).read_bytes())
-        sc, cfg = model.scaling, model._config
+        sc, st = model.scaling, model.settings
         x = sc.inputs(s.current_pA, s.dt_s)
         parts = []
         for w in halves:
@@ -65,7 +65,7 @@ def main() -> None:
             stim = qsnmc.Stimulus("X", s.dt_s, s.current_pA, w, len(spikes))
             held = (qsnmc.HeldOutStimulus(stim, spikes, np.zeros((len(spikes), 1))),)
             a, b = window_bins(w, sc.bin_s)
-            hz = ensemble_hazard(model.nets, x, a, b, cfg.seq_bins, cfg.burn_bins, model._device)
+            hz = ensemble_hazard(model.nets, x, a, b, model._seq_bins, st.burn_bins, model._device)
             parts.append(dict(hz=hz, t0=a * sc.bin_s, win=w, scorer=HeldOutScorer(held, train.delta_s),
                               n_rec=float(np.mean([len(t) for t in spikes]))))
         out = {"model": path}
@@ -74,9 +74,9 @@ def main() -> None:
             for i, j in ((0, 1), (1, 0)):
                 p, q = parts[i], parts[j]
                 if rule == "gamma":
-                    r, _ = choose_readout({"X": p["hz"]}, {"X": p["t0"]}, sc.bin_s, p["scorer"], {"X": p["win"]})
+                    r, _ = choose_readout({"X": p["hz"]}, {"X": p["t0"]}, sc.bin_s, p["scorer"], {"X": p["win"]}, st)
                 else:
-                    r = count_readout(p["hz"], p["t0"], sc.bin_s, p["scorer"], p["win"], p["n_rec"])
+                    r = count_readout(p["hz"], p["t0"], sc.bin_s, p["scorer"], p["win"], p["n_rec"], st)
                 pred = spikes_from_hazard(q["hz"], q["t0"], sc.bin_s, r, q["win"])
                 scores.append(q["scorer"]({"X": pred}))
                 ratios.append(len(pred) / q["n_rec"])

@@ -15,9 +15,10 @@ rounds taking turns, the fastest round counting:
   window, a linear voltage readout, Adam: the throughput the issue asks the dendPLRNN to reach;
 - ``gru-entry``: the ``gru`` entry's network (64 units, batch 32, 200 + 1000 bins, BCE on a hazard).
 
-Writes ``results/rnn_throughput.json`` with the device, the CPU, the thread count and the
-machine's load average at the start (the 2-core machine is often shared).
-Run: ``python benchmarks/bench_rnn_throughput.py [--iterations N]``.
+Writes ``results/rnn_throughput.json`` (or ``--out``) with the device, the CPU, the thread count,
+whether torch ran deterministic algorithms (``--deterministic 1``, as the fits do; 0 to measure
+what determinism costs) and the machine's load average at the start (the 2-core machine is often shared).
+Run: ``python benchmarks/bench_rnn_throughput.py [--iterations N] [--deterministic 0|1]``.
 """
 from __future__ import annotations
 
@@ -104,7 +105,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all cases; the fastest round counts")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the fits use 1)")
+    parser.add_argument("--deterministic", type=int, choices=(0, 1), default=1,
+                        help="torch.use_deterministic_algorithms (the fits use 1)")
+    parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
+    torch.use_deterministic_algorithms(bool(args.deterministic))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = TrainConfig(n_in=4)
     cases = {
@@ -116,7 +121,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = {"device": str(device), "device_name": torch.cuda.get_device_name(0) if device.type == "cuda"
                else platform.processor() or platform.machine(), "torch": torch.__version__,
-               "threads": torch.get_num_threads(), "load_average_at_start": os.getloadavg(), "cases": {}}
+               "threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled(),
+               "load_average_at_start": os.getloadavg(), "cases": {}}
     best: dict[str, tuple[float, float]] = {}
     for _ in range(args.rounds):  # the cases take turns, so that a shared machine's load hits them alike
         for name, (step, samples) in cases.items():
@@ -130,7 +136,7 @@ def main() -> None:
                                   "samples_per_cpu_s": samples / cpu}
         print(f"{name}: {seconds * 1e3:.0f} ms per iteration ({cpu * 1e3:.0f} ms CPU), "
               f"{samples / seconds / 1e6:.2f} M samples/s ({samples / cpu / 1e6:.2f} M per CPU s)", flush=True)
-    OUT.write_text(json.dumps(results, indent=1))
+    Path(args.out).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

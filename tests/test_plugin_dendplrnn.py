@@ -9,7 +9,7 @@ import torch
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling, filter_bank, spike_weights
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling, spike_weights
 from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence
 from qsnmc_plugins.dendplrnn.training import FitFailed, TrainConfig, new_state, train
@@ -54,19 +54,6 @@ def test_rollout_forces_exactly_on_schedule():
     last_forced = np.maximum.accumulate(np.where(forcing, np.arange(T), 0))
     expected = 100.0 + np.concatenate([[0], last_forced[:-1]])
     np.testing.assert_allclose(pred[0, :, 0].detach().numpy(), expected)
-
-
-def test_generalised_teacher_forcing_mixes_observed_units():
-    """With gtf_alpha, each unforced step pulls the observed unit a fraction alpha towards the data."""
-    net = _identity_network()
-    T, alpha = 12, 0.25
-    obs = torch.full((1, T, 1), 10.0)
-    forcing = torch.zeros(T, dtype=torch.bool)
-    forcing[6] = True  # a sparse forcing step sets the unit to the data outright
-    pred = net.rollout(torch.tensor([[0.0, 5.0, 5.0]]), torch.zeros(1, T, 1), obs, forcing, gtf_alpha=alpha)[0, :, 0]
-    t = np.arange(1, 7)
-    np.testing.assert_allclose(pred[1:7].detach().numpy(), 10.0 * (1 - (1 - alpha) ** (t - 1)), rtol=1e-6)
-    np.testing.assert_allclose(pred[7:].detach().numpy(), 10.0, rtol=1e-6)  # forced at 6, then at the data
 
 
 def test_numpy_free_run_matches_torch_rollout():
@@ -120,17 +107,19 @@ def test_scaling_round_trip_and_spike_weights():
     assert w[heavy].sum() / w.sum() == pytest.approx(0.25)
 
 
-def test_filter_bank_is_causal_with_unit_dc_gain():
+def test_inputs_are_causal_with_unit_dc_gain_and_start_at_steady_state():
+    from qsnmc_plugins.hazard.inputs import input_columns
+
     dt, taus = 1e-3, (0.01, 0.1)
-    s = np.zeros(3000)
+    s = np.full(3000, 0.5)
     s[1000:] = 2.0  # a step at 1 s
-    bank = filter_bank(s, dt, taus)
+    bank = input_columns(s, dt, taus)
     assert bank.shape == (3000, 3)
     np.testing.assert_array_equal(bank[:, 0], s)
-    assert np.all(bank[:1000] == 0.0)  # causal: nothing before the step
+    assert np.all(bank[:1000] == 0.5)  # started at steady state: no start-up transient, nothing before the step
     for j, tau in enumerate(taus, start=1):
         k = 1000 + int(round(tau / dt)) - 1  # one time constant after the step: 1 - 1/e of the way
-        assert bank[k, j] == pytest.approx(2.0 * (1 - np.exp(-1)), rel=0.01)
+        assert bank[k, j] == pytest.approx(0.5 + 1.5 * (1 - np.exp(-1)), rel=0.01)
     assert bank[-1, 1] == pytest.approx(2.0, rel=1e-6)
 
 
@@ -145,8 +134,8 @@ def test_weight_average_is_what_gets_evaluated_and_kept():
     st = new_state(cfg, 0, torch.device("cpu"))
     train(st, data, 30, lambda net: seen.append(net) or float(len(seen)), 10, torch.device("cpu"))
     assert all(net is st.ema.module for net in seen) and len(seen) == 3
-    assert st.best_iteration == 30
-    np.testing.assert_array_equal(st.best_state["A"].numpy(), st.ema.module.A.detach().numpy())
+    assert st.best.step == 30
+    np.testing.assert_array_equal(st.best.state["A"].numpy(), st.ema.module.A.detach().numpy())
     assert not torch.allclose(st.ema.module.W, st.net.W)  # an average, not the last weights
     off = new_state(TrainConfig(m=4, n_bases=2, ema_decay=0.0), 0, torch.device("cpu"))
     assert off.ema is None and off.evaluated is off.net
@@ -189,9 +178,9 @@ def test_learns_driven_damped_oscillator():
     st = new_state(cfg, 0, torch.device("cpu"))
     first = free_run_nmse(NetworkParams.from_module(st.net))
     train(st, data, 200, lambda net: -free_run_nmse(NetworkParams.from_module(net)), 25, torch.device("cpu"))
-    st.net.load_state_dict(st.best_state)
+    st.net.load_state_dict(st.best.state)
     nmse = free_run_nmse(NetworkParams.from_module(st.net))
-    assert nmse == pytest.approx(-st.best_score)
+    assert nmse == pytest.approx(-st.best.score)
     assert nmse < 0.25 < first, f"normalised free-run MSE {nmse:.3f} (untrained {first:.3f})"
 
 
@@ -223,24 +212,54 @@ def test_multi_stimulus_fit_and_predict_with_filter_bank():
         stims.append(TrainingStimulus(name, dt, currents[name], (0.0, n * dt), np.array([r[0] for r in reps]),
                                       tuple(r[1] for r in reps)))
     train_data = TrainingData("toy", tuple(stims))
-    model = DendPLRNNModel(seed=0, budget=0.02)
-    model.input_taus_s = (0.02, 0.2)
+    model = DendPLRNNModel(seed=0, budget=0.02, input_taus_s=[0.02, 0.2])
     record = model.fit(train_data)
-    assert record["input_filter_taus_s"] == [0.02, 0.2] and len(record["input_sd"]) == 3
-    assert np.asarray(record["params"][0]["C"]).shape == (record["members"][0]["latent_dim_M"], 3)
+    assert record["settings"]["input_taus_s"] == [0.02, 0.2] and len(record["fitted"]["input_sd"]) == 3
+    assert np.asarray(record["fitted"]["params"][0]["C"]).shape == (record["details"]["members"][0]["latent_dim_M"], 3)
     for name, window in (("a", (n * dt, (n + 2000) * dt)), ("c", (0.0, (n + 2000) * dt))):
         spikes = model.predict(Stimulus(name, dt, currents[name], window, 2))
         assert np.all(np.diff(spikes) > 0)
         assert spikes.size == 0 or (spikes[0] >= window[0] and spikes[-1] < window[1])
-    again = DendPLRNNModel(seed=0, budget=0.02)
-    again.input_taus_s = (0.02, 0.2)
+    again = DendPLRNNModel(seed=0, budget=0.02, input_taus_s=[0.02, 0.2])
     again_record = again.fit(train_data)
-    assert again_record["loss_curve"] == record["loss_curve"]  # deterministic per seed
-    assert again_record["heldout_P_by_predictor"] == record["heldout_P_by_predictor"]
+    assert again_record["curves"] == record["curves"]  # deterministic per seed
+    assert again_record["candidates"] == record["candidates"]
     for name, window in (("a", (n * dt, (n + 2000) * dt)), ("c", (0.0, (n + 2000) * dt))):
         stim = Stimulus(name, dt, currents[name], window, 2)
         for predictor in model.predictors:  # every member and ensemble, the same spikes again
             np.testing.assert_array_equal(model.predict_with(stim, predictor), again.predict_with(stim, predictor))
+
+
+#: a tiny ensemble: two members (tau 5 and none; M = 4, B = 2), short windows, few steps
+TINY = {"members": [[5, 4, 2], [0, 4, 2]], "steps": 20, "min_steps": 20, "eval_every": 10, "seq_len": 20,
+        "burn_in": 5, "batch_size": 4, "warmup_s": 0.2}
+
+
+def test_fit_is_bit_identical_per_seed_and_settings_are_checked():
+    """Two fits of the same seed give the same predictions (np.array_equal), the same curves and
+    candidates: torch is seeded from the model's seed and runs deterministic kernels."""
+    from qsnmc import SettingsError, Stimulus, TrainingData, TrainingStimulus
+    from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
+
+    dt, n, rng = 1e-4, 12000, np.random.default_rng(5)
+    current = 200.0 + 80.0 * np.convolve(rng.standard_normal(n + 3000), np.ones(50) / 7, "same")
+    reps = [_toy_cell(current[:n], dt, rng) for _ in range(2)]
+    data = TrainingData("toy", (TrainingStimulus("a", dt, current, (0.0, n * dt), np.array([r[0] for r in reps]),
+                                                 tuple(r[1] for r in reps)),))
+    stim = Stimulus("a", dt, current, (n * dt, (n + 3000) * dt), 2)
+    fits = []
+    for _ in range(2):
+        model = DendPLRNNModel(seed=3, budget=0.01, **TINY)
+        record = model.fit(data)
+        fits.append((model.predict(stim), [model.predict_with(stim, p) for p in sorted(model.predictors)], record))
+    assert np.array_equal(fits[0][0], fits[1][0])
+    assert all(np.array_equal(a, b) for a, b in zip(fits[0][1], fits[1][1]))
+    assert fits[0][2]["curves"] == fits[1][2]["curves"] and fits[0][2]["candidates"] == fits[1][2]["candidates"]
+    assert [c["choice"]["predictor"] for c in record["candidates"]][:2] == ["member 0", "member 1"]
+    assert record["settings"]["members"] == [[5, 4, 2], [0, 4, 2]]
+    assert [m["latent_dim_M"] for m in record["details"]["members"]] == [4, 4]
+    with pytest.raises(SettingsError, match="members"):
+        DendPLRNNModel(members=[[5, 4]] * 2 + [["x", 1, 2]])
 
 
 # ----------------------------------------------------------------- the embedded challenge
@@ -252,9 +271,10 @@ def test_quick_fit_beats_poisson_on_embedded_challenge(embedded_challenge):
     ch = embedded_challenge
     model = DendPLRNNModel(seed=0, budget=0.1)
     record = model.fit(ch.training_data())
-    assert record["heldout_gamma_over_R"] > 0.2
-    assert len(record["loss_curve"]) == record["training"]["iterations_per_member"]
-    assert all(math.isfinite(v) for v in record["loss_curve"])
+    assert record["held_out"]["performance"] > 0.2
+    loss = record["curves"]["member 0 loss"]["y"]
+    assert len(loss) == record["details"]["training"]["iterations_per_member"] == 90
+    assert all(math.isfinite(v) for v in loss)
     stim = ch.test_stimuli()[0]
     spikes = model.predict(stim)
     assert np.all(np.diff(spikes) > 0)

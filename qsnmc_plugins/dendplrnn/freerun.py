@@ -49,6 +49,31 @@ class NetworkParams:
                       for k, v in rec.items()})
 
 
+def _states(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None, forcing: np.ndarray | None,
+            z0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Latent states (T, m) before forcing, and the final state (after forcing)."""
+    T = inputs.shape[0]
+    m, k = p.A.shape[0], p.n_obs
+    drive = inputs @ p.C.T + p.h0
+    z = np.zeros(m) if z0 is None else np.array(z0, np.float64)
+    if z0 is None and observations is not None:
+        z[:k] = observations[0]
+    states = np.empty((T, m))
+    states[0] = z
+    A, WT, alpha, th = p.A, p.W.T, p.alpha, p.thresholds
+    for t in range(1, T):
+        phi = alpha @ (np.maximum(z - th, 0.0) - np.maximum(z, 0.0))
+        z = A * z + phi @ WT + drive[t]
+        states[t] = z
+        if forcing is not None and forcing[t]:
+            z[:k] = observations[t]
+        if t % 256 == 0 and not (np.all(np.isfinite(z)) and np.abs(z).max() < DIVERGENCE_LIMIT):
+            raise FreeRunDiverged(f"latent state diverged at step {t} (max |z| = {np.abs(z).max():.3g})")
+    if not (np.all(np.isfinite(states)) and np.abs(states).max() < DIVERGENCE_LIMIT):
+        raise FreeRunDiverged(f"latent state diverged by step {T}")
+    return states, z
+
+
 def simulate(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None = None,
              forcing: np.ndarray | None = None, z0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run the network (batch-free) over ``inputs`` (T, n_in).
@@ -63,26 +88,8 @@ def simulate(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | No
     Raises:
         FreeRunDiverged: when the state becomes non-finite or exceeds DIVERGENCE_LIMIT.
     """
-    T = inputs.shape[0]
-    m, k = p.A.shape[0], p.n_obs
-    drive = inputs @ p.C.T + p.h0
-    z = np.zeros(m) if z0 is None else np.array(z0, np.float64)
-    if z0 is None and observations is not None:
-        z[:k] = observations[0]
-    out = np.empty((T, k))
-    out[0] = z[:k]
-    A, WT, alpha, th = p.A, p.W.T, p.alpha, p.thresholds
-    for t in range(1, T):
-        phi = alpha @ (np.maximum(z - th, 0.0) - np.maximum(z, 0.0))
-        z = A * z + phi @ WT + drive[t]
-        out[t] = z[:k]
-        if forcing is not None and forcing[t]:
-            z[:k] = observations[t]
-        if t % 256 == 0 and not (np.all(np.isfinite(z)) and np.abs(z).max() < DIVERGENCE_LIMIT):
-            raise FreeRunDiverged(f"latent state diverged at step {t} (max |z| = {np.abs(z).max():.3g})")
-    if not (np.all(np.isfinite(z)) and np.abs(z).max() < DIVERGENCE_LIMIT):
-        raise FreeRunDiverged(f"latent state diverged by step {T} (max |z| = {np.abs(z).max():.3g})")
-    return out, z
+    states, z = _states(p, inputs, observations, forcing, z0)
+    return states[:, : p.n_obs].copy(), z
 
 
 def free_run(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None = None,
@@ -96,25 +103,6 @@ def free_run(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | No
     """
     if p.hazard_w is None:
         raise ValueError("these parameters have no hazard readout")
-    T = inputs.shape[0]
-    m, k = p.A.shape[0], p.n_obs
-    drive = inputs @ p.C.T + p.h0
-    z = np.zeros(m)
-    if observations is not None:
-        z[:k] = observations[0]
-    states = np.empty((T, m))
-    states[0] = z
-    A, WT, alpha, th = p.A, p.W.T, p.alpha, p.thresholds
-    for t in range(1, T):
-        phi = alpha @ (np.maximum(z - th, 0.0) - np.maximum(z, 0.0))
-        z = A * z + phi @ WT + drive[t]
-        states[t] = z
-        if forcing is not None and forcing[t]:
-            z = z.copy()
-            z[:k] = observations[t]
-        if t % 256 == 0 and not (np.all(np.isfinite(z)) and np.abs(z).max() < DIVERGENCE_LIMIT):
-            raise FreeRunDiverged(f"latent state diverged at step {t} (max |z| = {np.abs(z).max():.3g})")
-    if not (np.all(np.isfinite(states)) and np.abs(states).max() < DIVERGENCE_LIMIT):
-        raise FreeRunDiverged(f"latent state diverged by step {T}")
+    states, _ = _states(p, inputs, observations, forcing, None)
     logits = states @ p.hazard_w + p.hazard_b
     return states[:, 0].copy(), 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))

@@ -12,13 +12,21 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from qsnmc import HeldOutStimulus
+from qsnmc import HeldOutStimulus, spike_times_from_voltage
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, free_run
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling
-from qsnmc_plugins.dendplrnn.readout import predicted_spikes
 from qsnmc_plugins.hazard.heldout import HeldOutScorer
-from qsnmc_plugins.hazard.readout import Readout, choose_readout as choose_hazard_readout, spikes_from_hazard
+from qsnmc_plugins.hazard.readout import (Readout, ReadoutSettings, choose_readout as choose_hazard_readout,
+                                          spikes_from_hazard)
+
+
+def predicted_spikes(voltage_mV: np.ndarray, dt_s: float, threshold_mV: float, t0_s: float,
+                     window_s: tuple[float, float]) -> np.ndarray:
+    """Upward crossings of ``threshold_mV`` by the predicted voltage (the harness's own
+    detector, on the network's grid), kept inside ``window_s``."""
+    t = spike_times_from_voltage(voltage_mV, dt_s, threshold_mV=threshold_mV, t0_s=t0_s)
+    return t[(t >= window_s[0]) & (t < window_s[1])]
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,15 @@ class HeldOutRuns:
         inputs: per stimulus name, the network inputs over the whole protocol (T, n_in), step k at k dt.
         warm_voltage: per stimulus name, the standardised median voltage of the fit part's last steps.
         dt_s: network step (s).
+        grid: the hazard readout's grid.
+        thresholds_mV, shifts_s: the voltage readout's detection levels (mV) and time shifts (s).
     """
 
     def __init__(self, heldout: tuple[HeldOutStimulus, ...], inputs: dict[str, np.ndarray],
                  warm_voltage: dict[str, np.ndarray], scaling: Scaling, dt_s: float, delta_s: float,
-                 thresholds_mV: tuple[float, ...], shifts_s: tuple[float, ...]) -> None:
+                 grid: ReadoutSettings, thresholds_mV: tuple[float, ...], shifts_s: tuple[float, ...]) -> None:
         self.scorer = HeldOutScorer(heldout, delta_s)
-        self.scaling, self.dt_s = scaling, dt_s
+        self.scaling, self.dt_s, self.grid = scaling, dt_s, grid
         self.thresholds_mV, self.shifts_s = thresholds_mV, shifts_s
         self.runs = {}
         for h in heldout:
@@ -97,9 +107,13 @@ class HeldOutRuns:
             out[name] = (v, h, lo * self.dt_s)
         return out
 
+    def predictions(self, outputs, readout: SpikeReadout) -> dict[str, np.ndarray]:
+        """Spike times (s) per held-out stimulus of a readout applied to :meth:`outputs`."""
+        return {k: readout.spikes(v, h, t0, self.dt_s, self.runs[k][4]) for k, (v, h, t0) in outputs.items()}
+
     def score(self, outputs, readout: SpikeReadout) -> float:
         """Held-out P of a readout applied to :meth:`outputs`."""
-        return self.scorer({k: readout.spikes(v, h, t0, self.dt_s, self.runs[k][4]) for k, (v, h, t0) in outputs.items()})
+        return self.scorer(self.predictions(outputs, readout))
 
     def best_readout(self, params: list[NetworkParams], kinds: tuple[str, ...] = ("hazard", "voltage"),
                      shifts_s: tuple[float, ...] | None = None) -> tuple[SpikeReadout, float]:
@@ -114,7 +128,7 @@ class HeldOutRuns:
             hz = {k: o[1] for k, o in outs.items()}
             t0 = {k: o[2] for k, o in outs.items()}
             win = {k: self.runs[k][4] for k in outs}
-            r, p = choose_hazard_readout(hz, t0, self.dt_s, self.scorer, win)
+            r, p = choose_hazard_readout(hz, t0, self.dt_s, self.scorer, win, self.grid)
             best = (SpikeReadout("hazard", hazard=r), p)
         if "voltage" in kinds:
             for th in self.thresholds_mV:

@@ -67,16 +67,14 @@ class DendPLRNN(nn.Module):
         self.A.clamp_(-A_MAX, A_MAX)
 
     def rollout(self, z0: torch.Tensor, inputs: torch.Tensor, observations: torch.Tensor | None = None,
-                forcing: torch.Tensor | None = None, gtf_alpha: float = 0.0) -> torch.Tensor:
+                forcing: torch.Tensor | None = None) -> torch.Tensor:
         """Run the network over ``inputs`` (batch, T, n_in) from state ``z0`` (batch, m).
 
         Step t (1 <= t < T) maps z_{t-1} to z_t with input s_t. Where ``forcing[t]`` is
         True the observed units of z_t are replaced by ``observations[:, t]`` *after* the
-        prediction for step t has been recorded (sparse teacher forcing). With
-        ``gtf_alpha > 0`` every step that is not sparsely forced pulls the observed units
-        part of the way to the data, ``z_obs <- (1 - gtf_alpha) z_obs + gtf_alpha x_t``
-        (generalised teacher forcing, Hess et al. 2023; gtf_alpha = 1 at every step is
-        classical teacher forcing).
+        prediction for step t has been recorded (sparse teacher forcing). Plain autograd:
+        training uses :func:`qsnmc_plugins.dendplrnn.fast_rollout.fast_rollout`, which returns
+        the same predictions with a hand-written backward pass.
 
         Returns:
             the predicted observations, (batch, T, n_obs); entry 0 is ``z0``'s.
@@ -92,6 +90,4 @@ class DendPLRNN(nn.Module):
             preds.append(z[:, :k])
             if forcing is not None and bool(forcing[t]):
                 z = torch.cat([observations[:, t], z[:, k:]], dim=1)
-            elif gtf_alpha > 0.0:
-                z = torch.cat([torch.lerp(z[:, :k], observations[:, t], gtf_alpha), z[:, k:]], dim=1)
         return torch.stack(preds, dim=1)

@@ -13,17 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
-def block_mean(x: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
-    n = x.shape[-1] // factor
-    return x[..., : n * factor].reshape(*x.shape[:-1], n, factor).mean(axis=-1)
-
-
-def block_max(x: np.ndarray, factor: int) -> np.ndarray:
-    """Maximum over consecutive blocks of ``factor`` samples along the last axis (tail dropped)."""
-    n = x.shape[-1] // factor
-    return x[..., : n * factor].reshape(*x.shape[:-1], n, factor).max(axis=-1)
+from qsnmc import block_max, block_mean
 
 
 @dataclass(frozen=True)
@@ -92,21 +82,3 @@ def spike_weights(spike_times_s: list[np.ndarray], n_steps: int, dt_model_s: flo
     if 0 < frac < 1:
         w[mask] = spike_share * (1 - frac) / ((1 - spike_share) * frac)
     return w
-
-
-def filter_bank(current: np.ndarray, dt_s: float, taus_s: tuple[float, ...]) -> np.ndarray:
-    """The network's inputs: the standardised current (T,) and its causal exponential
-    low-pass filtrates with time constants ``taus_s`` (s), as columns (T, 1 + len(taus_s)).
-
-    Each filtrate has unit gain at DC (y_k = a y_{k-1} + (1 - a) s_k, a = exp(-dt / tau),
-    starting from y = 0 at the first sample), so slow drifts of the current, which set the
-    cell's adaptation, are available to the network without it having to integrate them.
-    """
-    from scipy.signal import lfilter
-
-    s = np.asarray(current, np.float64)
-    cols = [s]
-    for tau in taus_s:
-        a = float(np.exp(-dt_s / tau))
-        cols.append(lfilter([1.0 - a], [1.0, -a], s))
-    return np.stack(cols, axis=1)

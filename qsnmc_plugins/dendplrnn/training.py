@@ -20,6 +20,7 @@ from qsnmc_plugins.dendplrnn.fast_rollout import fast_rollout
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, make_batch, sample_windows
 from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
+from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
 
 
 class FitFailed(RuntimeError):
@@ -44,8 +45,6 @@ class TrainConfig:
     #: (0: the raw weights): at lr 2e-2 the raw weights' score swings between checks, the
     #: average over the last ~1 / (1 - decay) steps is steadier
     ema_decay: float = 0.97
-    #: generalised teacher forcing between the sparse forcing steps (0: off, pure sparse TF)
-    gtf_alpha: float = 0.0
     #: weight of the spike hazard's mean binary cross-entropy in the loss (0: voltage only)
     spike_loss_weight: float = 0.0
     base_rate: float = 0.01  #: mean spike probability per step (the hazard's initial bias)
@@ -63,9 +62,7 @@ class TrainState:
     #: (iteration, score) at every checkpoint: what ``evaluate`` returned (the dendPLRNN model's
     #: selection score, a free run over the whole training window)
     checkpoint_scores: list[tuple[int, float]] = field(default_factory=list)
-    best_score: float = -math.inf
-    best_iteration: int = 0
-    best_state: dict | None = None
+    best: BestCheckpoint = field(default_factory=BestCheckpoint)  #: iteration, score and state of the best
     restarts: int = 0
     ema: torch.optim.swa_utils.AveragedModel | None = None  #: moving average of ``net`` (None: off)
     train_seconds: float = 0.0  #: wall time spent in optimiser iterations (batching, forward, backward, step)
@@ -101,13 +98,11 @@ def new_state(config: TrainConfig, seed: int, device: torch.device) -> TrainStat
 
 
 def _ema_with_warmup(decay: float) -> Callable:
-    """Exponential moving average whose decay ramps up as min(decay, (1 + n) / (10 + n)) over
-    the first updates (n averaged so far), so that short fits are not dominated by the
-    untrained initial weights."""
+    """Exponential moving average whose decay ramps up over the first updates
+    (:func:`~qsnmc_plugins.hazard.checkpoints.averaging_decay` of the number averaged so far)."""
 
     def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged) -> torch.Tensor:
-        n = float(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
+        d = averaging_decay(decay, float(num_averaged))
         return averaged * d + current * (1.0 - d)
 
     return avg_fn
@@ -129,17 +124,11 @@ def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor
     z0 = torch.zeros(x.shape[0], net.m, device=x.device)
     z0 = torch.cat([x[:, 0], z0[:, net.n_obs:]], dim=1)
     b = cfg.burn_in
-    if cfg.gtf_alpha > 0.0:
-        pred = net.rollout(z0, s, x, forcing, cfg.gtf_alpha)
-        states = None
-    else:
-        states = fast_rollout(net, z0, s, x, forcing)
-        pred = states[..., : net.n_obs]
+    states = fast_rollout(net, z0, s, x, forcing)
+    pred = states[..., : net.n_obs]
     err = (pred[:, b:] - x[:, b:]).squeeze(-1) ** 2
     loss = (err * w[:, b:]).sum() / w[:, b:].sum()
     if cfg.spike_loss_weight > 0.0 and y is not None:
-        if states is None:
-            raise ValueError("the spike likelihood needs gtf_alpha = 0")
         logits = net.hazard_logits(states[:, b:])
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y[:, b:])
         p = min(max(cfg.base_rate, 1e-4), 0.5)
@@ -152,12 +141,12 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
           eval_every: int, device: torch.device, progress=None, max_restarts: int = 3,
           lr_end_factor: float = 1.0) -> TrainState:
     """Run ``n_iterations`` optimiser steps, scoring the network with ``evaluate`` every ``eval_every``
-    steps (higher is better); the best-scoring checkpoint is kept in ``state.best_state``.
+    steps (higher is better); the best-scoring checkpoint is kept in ``state.best``.
 
     The learning rate decays geometrically by ``lr_end_factor`` over these steps (1: constant).
 
     With ``config.ema_decay > 0`` the moving average of the weights (``state.evaluated``) is
-    what gets evaluated and stored as ``state.best_state``.
+    what gets evaluated and stored as ``state.best``.
 
     A non-finite or exploding loss (or a free run that diverges in evaluation, scored
     -inf) restores the last good checkpoint and halves the learning rate; after
@@ -197,11 +186,9 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
                 _restart(state, f"free run diverged at iteration {state.iterations}", max_restarts)
                 continue
             state._good = _snapshot(state)
-            if score > state.best_score:
-                state.best_score, state.best_iteration = score, state.iterations
-                state.best_state = copy.deepcopy(state.evaluated.state_dict())
+            state.best.offer(state.iterations, score, state.evaluated)
             if progress is not None:
-                progress.set_postfix(loss=f"{value:.3f}", score=f"{score:.3f}", best=f"{state.best_score:.3f}")
+                progress.set_postfix(loss=f"{value:.3f}", score=f"{score:.3f}", best=f"{state.best.score:.3f}")
     return state
 
 

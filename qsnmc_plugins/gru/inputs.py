@@ -9,34 +9,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from qsnmc import block_mean, samples_per_step
 
-def bin_factor(dt_s: float, bin_s: float) -> int:
-    """Recording samples per bin (at least 1)."""
-    return max(1, int(round(bin_s / dt_s)))
-
-
-def block_mean(x: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over consecutive blocks of ``factor`` samples (an incomplete tail block is dropped)."""
-    n = x.shape[-1] // factor
-    return np.asarray(x, np.float64)[..., : n * factor].reshape(*x.shape[:-1], n, factor).mean(axis=-1)
-
-
-def lowpass_bank(current: np.ndarray, bin_s: float, taus_s: tuple[float, ...]) -> np.ndarray:
-    """The current (T,) and its causal exponential low-pass filtrates with time constants
-    ``taus_s`` (s), as columns (T, 1 + len(taus_s)).
-
-    Each filter has unit DC gain and starts at the first value (y_0 = x_0), i.e. as if the
-    current had been constant before the protocol's start.
-    """
-    from scipy.signal import lfilter, lfiltic
-
-    x = np.asarray(current, np.float64)
-    cols = [x]
-    for tau in taus_s:
-        a = float(np.exp(-bin_s / tau))
-        zi = lfiltic([1.0 - a], [1.0, -a], y=[x[0]], x=[x[0]])
-        cols.append(lfilter([1.0 - a], [1.0, -a], x, zi=zi)[0])
-    return np.stack(cols, axis=1)
+from qsnmc_plugins.hazard.inputs import input_columns
 
 
 @dataclass(frozen=True)
@@ -60,20 +35,20 @@ class InputScaling:
     @classmethod
     def fit(cls, currents_pA: list[np.ndarray], dt_s: float, bin_s: float, taus_s: tuple[float, ...]) -> "InputScaling":
         """From the fit-part currents (pA, one array per stimulus, recording grid)."""
-        f = bin_factor(dt_s, bin_s)
+        f = samples_per_step(dt_s, bin_s)
         binned = [block_mean(c, f) for c in currents_pA]
         allc = np.concatenate(binned)
         mean, sd = float(allc.mean()), float(allc.std()) or 1.0
-        bank = np.concatenate([lowpass_bank((b - mean) / sd, f * dt_s, taus_s) for b in binned])
+        bank = np.concatenate([input_columns((b - mean) / sd, f * dt_s, taus_s) for b in binned])
         ch = bank.std(axis=0)
         ch[ch == 0] = 1.0
         return cls(f * dt_s, tuple(taus_s), mean, sd, tuple(float(c) for c in ch))
 
     def inputs(self, current_pA: np.ndarray, dt_s: float) -> np.ndarray:
         """The whole protocol's current (pA, recording grid) -> inputs (n_bins, n_in), float32."""
-        f = bin_factor(dt_s, self.bin_s)
+        f = samples_per_step(dt_s, self.bin_s)
         c = (block_mean(current_pA, f) - self.current_mean_pA) / self.current_sd_pA
-        return (lowpass_bank(c, f * dt_s, self.taus_s) / np.asarray(self.channel_sd)).astype(np.float32)
+        return (input_columns(c, f * dt_s, self.taus_s) / np.asarray(self.channel_sd)).astype(np.float32)
 
     @property
     def n_inputs(self) -> int:

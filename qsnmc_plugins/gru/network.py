@@ -25,10 +25,3 @@ class SpikeHazardNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.rnn(x)
         return self.spike(h)[..., 0]
-
-    def forward_after_burn_in(self, x: torch.Tensor, burn_bins: int) -> torch.Tensor:
-        """Log-odds of bins ``burn_bins:`` only; the burn-in runs without building a graph."""
-        with torch.no_grad():
-            _, state = self.rnn(x[:, :burn_bins])
-        h, _ = self.rnn(x[:, burn_bins:], state)
-        return self.spike(h)[..., 0]

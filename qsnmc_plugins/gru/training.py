@@ -17,13 +17,14 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, sample_windows
 from qsnmc_plugins.gru.network import SpikeHazardNet
+from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
 
 
 class TrainingDiverged(RuntimeError):
@@ -32,7 +33,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings (bins are ``bin_s`` wide, see the model)."""
+    """One network's training plan (bins are ``bin_s`` wide, see the model's settings)."""
 
     hidden: int = 64
     cell: str = "gru"
@@ -44,8 +45,6 @@ class TrainConfig:
     grad_clip: float = 1.0
     #: Adam's second-moment decay
     adam_beta2: float = 0.999
-    #: burn-in bins run without gradient (forward only; the loss never sees them anyway)
-    burn_no_grad: bool = False
     eval_every: int = 25
     max_recoveries: int = 3
     #: decay of an exponential moving average of the weights per step (0: no average);
@@ -64,8 +63,7 @@ class TrainResult:
     """A trained network (at its best checkpoint) and its history."""
 
     net: SpikeHazardNet
-    best_step: int
-    best_score: float
+    best: BestCheckpoint  #: the kept checkpoint: step, held-out Gamma/R, state
     loss_curve: list[float] = field(default_factory=list)
     heldout_curve: list[dict[str, float]] = field(default_factory=list)
     recoveries: list[dict[str, Any]] = field(default_factory=list)
@@ -76,30 +74,8 @@ class TrainResult:
 
 def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: int, base_rate: float,
                   evaluate: Callable[[SpikeHazardNet], dict[str, float]], device: torch.device,
-                  progress=None, lr_schedule_steps: int | None = None,
-                  fault: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
-    """Train one network from seed ``seed`` to ``config.steps`` (see :func:`training_run`)."""
-    return finish(training_run(sequences, config, seed, base_rate, evaluate, device, progress, lr_schedule_steps,
-                               fault))
-
-
-def finish(run: Generator[tuple[int, TrainResult], None, TrainResult]) -> TrainResult:
-    """Drive a :func:`training_run` to its end; its result."""
-    while True:
-        try:
-            next(run)
-        except StopIteration as stop:
-            return stop.value
-
-
-def training_run(sequences: list[StimulusSequence], config: TrainConfig, seed: int, base_rate: float,
-                 evaluate: Callable[[SpikeHazardNet], dict[str, float]], device: torch.device,
-                 progress=None, lr_schedule_steps: int | None = None,
-                 fault: Callable[[int, torch.Tensor], torch.Tensor] | None = None
-                 ) -> Generator[tuple[int, TrainResult], None, TrainResult]:
-    """Train one network from seed ``seed``, as a generator: it yields ``(step, result so far)``
-    after every held-out evaluation (so that a caller can compare runs part-way and drop one)
-    and returns the :class:`TrainResult` (network at its kept checkpoint) after ``config.steps``.
+                  progress=None, fault: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
+    """Train one network from seed ``seed`` for ``config.steps`` steps; the network at its kept checkpoint.
 
     Args:
         sequences: the fit part of every stimulus, one sequence each.
@@ -109,100 +85,118 @@ def training_run(sequences: list[StimulusSequence], config: TrainConfig, seed: i
         progress: optional progress bar (``update(1)`` per step).
         fault: test hook, (step, loss) -> loss, e.g. to inject a NaN.
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    n_in = sequences[0].inputs.shape[1]
-    net = SpikeHazardNet(n_in, config.hidden, config.cell, base_rate).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
-    lr_scale = 1.0
-    _set_lr(opt, 0, config, lr_schedule_steps, lr_scale)
-    good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), 0, copy.deepcopy(net.state_dict()))
-    result = TrainResult(net, 0, -math.inf)
-    best_state = copy.deepcopy(net.state_dict())
-    ema = copy.deepcopy(net) if config.ema_decay > 0 else None
     if config.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {config.keep!r}")
-    losses: list[float] = []
+    run = _Run(sequences, config, seed, base_rate, device)
     seconds, samples = 0.0, 0
-    step = 0
-    while step < config.steps:
+    while run.step < config.steps:
         t = time.perf_counter()
+        loss, n = run.optimiser_step(fault)
+        if loss is None:
+            continue
+        seconds += time.perf_counter() - t
+        samples += n
+        if progress is not None:
+            progress.update(1)
+        if run.step % config.eval_every == 0 or run.step == config.steps:
+            run.checkpoint(evaluate)
+    run.net.load_state_dict(run.result.best.state)
+    run.net.eval()
+    run.result.samples_per_s = samples / seconds if seconds > 0 else 0.0
+    return run.result
+
+
+class _Run:
+    """One network's training in progress: network, optimiser, weight average and last good checkpoint."""
+
+    def __init__(self, sequences: list[StimulusSequence], config: TrainConfig, seed: int, base_rate: float,
+                 device: torch.device) -> None:
+        torch.manual_seed(seed)
+        self.sequences, self.config, self.seed, self.device = sequences, config, seed, device
+        self.rng = np.random.default_rng(seed)
+        self.net = SpikeHazardNet(sequences[0].inputs.shape[1], config.hidden, config.cell, base_rate).to(device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
+        self.lr_scale = 1.0
+        self.step = 0
+        _set_lr(self.opt, 0, config, self.lr_scale)
+        self.good = (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.opt.state_dict()), 0,
+                     copy.deepcopy(self.net.state_dict()))
+        self.result = TrainResult(self.net, BestCheckpoint(self.net.state_dict()))
+        self.ema = copy.deepcopy(self.net) if config.ema_decay > 0 else None
+
+    def optimiser_step(self, fault) -> tuple[float | None, int]:
+        """One step on a random batch: (its loss, samples), or (None, 0) after a recovery."""
+        cfg, net = self.config, self.net
         net.train()
-        x, y = make_batch(sequences, sample_windows(sequences, config.batch_size, config.seq_bins, rng),
-                          config.seq_bins, config.burn_bins)
-        x = torch.from_numpy(x).to(device)
-        y = torch.from_numpy(y).to(device)
-        if config.burn_no_grad:
-            logits = net.forward_after_burn_in(x, config.burn_bins)
-        else:
-            logits = net(x)[:, config.burn_bins:]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        x, y = make_batch(self.sequences, sample_windows(self.sequences, cfg.batch_size, cfg.seq_bins, self.rng),
+                          cfg.seq_bins, cfg.burn_bins)
+        x = torch.from_numpy(x).to(self.device)
+        y = torch.from_numpy(y).to(self.device)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, cfg.burn_bins:], y)
         if fault is not None:
-            loss = fault(step, loss)
-        opt.zero_grad(set_to_none=True)
+            loss = fault(self.step, loss)
+        self.opt.zero_grad(set_to_none=True)
         finite = bool(torch.isfinite(loss))
         if finite:
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            finite = bool(torch.isfinite(norm))
+            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)))
         if not finite:
-            if len(result.recoveries) >= config.max_recoveries:
-                raise TrainingDiverged(
-                    f"{config.cell} network (seed {seed}): non-finite loss at step {step} after "
-                    f"{len(result.recoveries)} restarts from the last good checkpoint at lower learning rates")
-            net.load_state_dict(good[0])
-            opt.load_state_dict(good[1])
-            if ema is not None:
-                ema.load_state_dict(good[3])
-            lr_scale *= 0.5
-            result.recoveries.append({"step": step, "restart_from_step": good[2], "lr_scale": lr_scale})
-            step = good[2]
-            _set_lr(opt, step, config, lr_schedule_steps, lr_scale)
-            continue
-        opt.step()
-        step += 1
-        if ema is not None:  # average warms up: decay (1 + step) / (10 + step) early on
-            d = min(config.ema_decay, (1.0 + step) / (10.0 + step))
+            self._recover()
+            return None, 0
+        self.opt.step()
+        self.step += 1
+        if self.ema is not None:
+            d = averaging_decay(cfg.ema_decay, self.step)
             with torch.no_grad():
-                torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - d)
-        _set_lr(opt, step, config, lr_schedule_steps, lr_scale)
-        losses.append(float(loss.detach()))
-        seconds += time.perf_counter() - t
-        samples += x.shape[0] * x.shape[1]
-        if progress is not None:
-            progress.update(1)
-        if step % config.eval_every == 0 or step == config.steps:
-            kept = ema if ema is not None else net
-            if config.keep == "best" or step == config.steps:
-                if ema is None or step == config.steps:  # with an average, the raw weights only at the end
-                    net.eval()
-                    with torch.no_grad():
-                        ev = {"step": step, **evaluate(net)}
-                    result.heldout_curve.append(ev)
-                if ema is not None:
-                    ema.eval()
-                    with torch.no_grad():
-                        ev = {"step": step, **evaluate(ema)}
-                    result.ema_curve.append(ev)
-                if ev["gamma_over_r"] > result.best_score or config.keep == "last":
-                    result.best_score, result.best_step = ev["gamma_over_r"], step
-                    best_state = copy.deepcopy(kept.state_dict())
-            if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-                good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), step,
-                        copy.deepcopy(kept.state_dict()))
-            result.samples_per_s = samples / seconds if seconds > 0 else 0.0
-            yield step, result
-    net.load_state_dict(best_state)
+                torch._foreach_lerp_(list(self.ema.parameters()), list(net.parameters()), 1.0 - d)
+        _set_lr(self.opt, self.step, cfg, self.lr_scale)
+        self.result.loss_curve.append(float(loss.detach()))
+        return self.result.loss_curve[-1], x.shape[0] * x.shape[1]
+
+    def _recover(self) -> None:
+        """Back to the last good checkpoint at half the learning rate, or :class:`TrainingDiverged`."""
+        if len(self.result.recoveries) >= self.config.max_recoveries:
+            raise TrainingDiverged(
+                f"{self.config.cell} network (seed {self.seed}): non-finite loss at step {self.step} after "
+                f"{len(self.result.recoveries)} restarts from the last good checkpoint at lower learning rates")
+        net_sd, opt_sd, good_step, ema_sd = self.good
+        self.net.load_state_dict(net_sd)
+        self.opt.load_state_dict(opt_sd)
+        if self.ema is not None:
+            self.ema.load_state_dict(ema_sd)
+        self.lr_scale *= 0.5
+        self.result.recoveries.append({"step": self.step, "restart_from_step": good_step, "lr_scale": self.lr_scale})
+        self.step = good_step
+        _set_lr(self.opt, self.step, self.config, self.lr_scale)
+
+    def checkpoint(self, evaluate: Callable[[SpikeHazardNet], dict[str, float]]) -> None:
+        """Score the network (its average, with one) on held-out data, keep the best, mark a good state."""
+        cfg, net, ema, res = self.config, self.net, self.ema, self.result
+        last = self.step == cfg.steps
+        kept = ema if ema is not None else net
+        if cfg.keep == "best" or last:
+            if ema is None or last:  # with an average, the raw weights only at the end
+                ev = _evaluated(net, evaluate, self.step)
+                res.heldout_curve.append(ev)
+            if ema is not None:
+                ev = _evaluated(ema, evaluate, self.step)
+                res.ema_curve.append(ev)
+            res.best.offer(self.step, ev["gamma_over_r"], kept, keep=cfg.keep == "last")
+        if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            self.good = (copy.deepcopy(net.state_dict()), copy.deepcopy(self.opt.state_dict()), self.step,
+                         copy.deepcopy(kept.state_dict()))
+
+
+def _evaluated(net: SpikeHazardNet, evaluate: Callable[[SpikeHazardNet], dict[str, float]], step: int) -> dict:
     net.eval()
-    result.loss_curve = losses
-    result.samples_per_s = samples / seconds if seconds > 0 else 0.0
-    return result
+    with torch.no_grad():
+        return {"step": step, **evaluate(net)}
 
 
-def _set_lr(opt, step: int, config: TrainConfig, schedule_steps: int | None, scale: float) -> None:
+def _set_lr(opt, step: int, config: TrainConfig, scale: float) -> None:
     """Learning rate at ``step``: a linear warm-up over the first tenth of the steps, then cosine
     decay to 2 % of ``lr``; times ``scale`` (halved after each recovery)."""
-    total = schedule_steps or config.steps
+    total = config.steps
     warm = max(1, total // 10)
     lo = config.lr * 0.02
     if step < warm:

@@ -16,14 +16,21 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: smoothing widths (Gaussian SD, ms) tried by :func:`choose_readout`
-SMOOTHING_MS = (0.0, 1.0, 2.0)
-#: refractory gaps between predicted spikes (ms) tried by :func:`choose_readout`
-REFRACTORY_MS = (3.0, 6.0)
-#: thresholds tried per (smoothing, gap): quantiles of the candidate peaks' heights
-N_THRESHOLDS = 25
-#: factors on the hazard's expected count tried by :func:`choose_readout` (count-matched readouts)
-COUNT_SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
+from qsnmc import setting
+
+
+@dataclass(frozen=True)
+class ReadoutSettings:
+    """The readout grid :func:`choose_readout` searches; a recurrent entry's settings derive from it."""
+
+    readout_smoothing_ms: tuple[float, ...] = setting(
+        (0.0, 1.0, 2.0), "Gaussian smoothing SDs of the hazard tried by the readout (ms)")
+    readout_refractory_ms: tuple[float, ...] = setting(
+        (3.0, 6.0), "minimum gaps between predicted spikes tried by the readout (ms)")
+    readout_thresholds: int = setting(
+        25, "fixed thresholds tried per (smoothing, gap): quantiles of the peaks' heights", min=1)
+    readout_count_scales: tuple[float, ...] = setting(
+        (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3), "factors on the hazard's expected count tried (count-matched readouts)")
 
 
 @dataclass(frozen=True)
@@ -103,10 +110,10 @@ def spikes_from_hazard(hazard: np.ndarray, t0_s: float, bin_s: float, readout: R
 
 
 def choose_readout(hazards: dict[str, np.ndarray], t0s_s: dict[str, float], bin_s: float, score,
-                   windows_s: dict[str, tuple[float, float]]) -> tuple[Readout, float]:
-    """The readout that maximises ``score({name: spike times})`` (held-out Gamma/R) over the grid:
-    fixed thresholds (quantiles of the peaks' heights) and count-matched thresholds
-    (``COUNT_SCALES``), for every smoothing width and refractory gap.
+                   windows_s: dict[str, tuple[float, float]], grid: ReadoutSettings) -> tuple[Readout, float]:
+    """The readout that maximises ``score({name: spike times})`` (held-out Gamma/R) over ``grid``:
+    fixed thresholds (quantiles of the peaks' heights) and count-matched thresholds, for every
+    smoothing width and refractory gap.
 
     Args:
         hazards: per held-out stimulus, the hazard per bin; ``t0s_s`` its first bin's start (s).
@@ -116,20 +123,20 @@ def choose_readout(hazards: dict[str, np.ndarray], t0s_s: dict[str, float], bin_
         (best readout, its score).
     """
     best: tuple[float, Readout] | None = None
-    for sd in SMOOTHING_MS:
+    for sd in grid.readout_smoothing_ms:
         smoothed = {k: _smooth(h, sd * 1e-3 / bin_s) for k, h in hazards.items()}
-        for gap_ms in REFRACTORY_MS:
+        for gap_ms in grid.readout_refractory_ms:
             gap = int(round(gap_ms * 1e-3 / bin_s))
             heights = np.concatenate([smoothed[k][_peaks(smoothed[k], gap, 1e-6)] for k in hazards])
             if heights.size == 0:
                 continue
-            levels = np.unique(np.quantile(heights, np.linspace(0.0, 0.98, N_THRESHOLDS)))
+            levels = np.unique(np.quantile(heights, np.linspace(0.0, 0.98, grid.readout_thresholds)))
             for r in [Readout(float(sd), float(th), float(gap_ms)) for th in levels] + \
-                     [Readout(float(sd), 0.0, float(gap_ms), float(c)) for c in COUNT_SCALES]:
+                     [Readout(float(sd), 0.0, float(gap_ms), float(c)) for c in grid.readout_count_scales]:
                 pred = {k: spikes_from_hazard(h, t0s_s[k], bin_s, r, windows_s[k]) for k, h in hazards.items()}
                 p = score(pred)
                 if best is None or p > best[0]:
                     best = (p, r)
     if best is None:
-        return Readout(0.0, 0.5, REFRACTORY_MS[0]), 0.0
+        return Readout(0.0, 0.5, grid.readout_refractory_ms[0]), 0.0
     return best[1], float(best[0])

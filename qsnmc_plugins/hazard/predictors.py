@@ -1,0 +1,52 @@
+"""The predictor an ensemble entry keeps: each member alone or an ensemble of its best members.
+
+A recurrent entry trains several networks (members); each member alone, and the ensembles of
+its best 2, 3, ... members (their outputs averaged before spike detection), are predictors.
+Each gets its own best readout on the held-out part, and the one of highest held-out P is kept.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from qsnmc import Candidate, best_candidate
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A predictor: its name, the members it averages (indices), its readout and held-out P."""
+
+    name: str
+    members: tuple[int, ...]
+    readout: Any  #: has ``as_record()``
+    held_out_p: float
+
+    def candidate(self) -> Candidate:
+        return Candidate({"predictor": self.name, "members": list(self.members)}, None, self.held_out_p,
+                         {"readout": self.readout.as_record()})
+
+
+def compare_predictors(n_members: int, best_readout: Callable[[tuple[int, ...]], tuple[Any, float]]
+                       ) -> list[Predictor]:
+    """Every member alone (``"member k"``), then the ensembles of the best 2 .. n members of finite
+    held-out P (``"ensemble of best n"``; all of them: ``"ensemble"``), each member ranked by its P alone.
+
+    Args:
+        best_readout: member indices -> (their ensemble's best readout, its held-out P).
+    """
+    singles = [Predictor(f"member {k}", (k,), *best_readout((k,))) for k in range(n_members)]
+    ranked = sorted(range(n_members), key=lambda k: -singles[k].held_out_p)
+    finite = [k for k in ranked if math.isfinite(singles[k].held_out_p)]
+    ensembles = []
+    for n_best in range(2, len(finite) + 1):
+        idx = tuple(sorted(finite[:n_best]))
+        name = "ensemble" if n_best == n_members else f"ensemble of best {n_best}"
+        ensembles.append(Predictor(name, idx, *best_readout(idx)))
+    return singles + ensembles
+
+
+def best_predictor(predictors: list[Predictor]) -> Predictor:
+    """The predictor of highest held-out P (the first on ties)."""
+    best = best_candidate([p.candidate() for p in predictors])
+    return next(p for p in predictors if p.name == best.choice["predictor"])
