@@ -44,6 +44,20 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     data.set_defaults(func=lambda args: _usage(data))
     commands = data.add_subparsers(title="data commands", metavar="COMMAND")
 
+    _add_import_2007(commands)
+    _add_import_2009(commands)
+    _add_import_nwb(commands)
+    _add_import_arrays(commands)
+    _neo_command(commands)
+    _add_export_nwb(commands)
+    data.epilog = EXIT_STATUSES
+    for parser in commands.choices.values():
+        parser.epilog = parser.epilog or EXIT_STATUSES
+    return data
+
+
+def _add_import_2007(commands: argparse._SubParsersAction) -> None:
+    """Add ``data import-qsnmc2007``."""
     p07 = commands.add_parser(
         "import-qsnmc2007",
         help="import the QSNMC 2007 Challenge A recordings (training/; test/ holds model-made spikes, not read)",
@@ -67,6 +81,9 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     _common_options(p07)
     p07.set_defaults(func=_run_2007)
 
+
+def _add_import_2009(commands: argparse._SubParsersAction) -> None:
+    """Add ``data import-qsnmc2009``."""
     p09 = commands.add_parser(
         "import-qsnmc2009",
         help="import QSNMC 2009 Challenge A/B files (current.txt, voltage_allrep.txt) on a substitute split",
@@ -88,6 +105,9 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     _common_options(p09)
     p09.set_defaults(func=_run_2009)
 
+
+def _add_import_nwb(commands: argparse._SubParsersAction) -> None:
+    """Add ``data import-nwb``."""
     pnwb = _recording_import(
         commands, "import-nwb", ".nwb",
         help="import current-clamp recordings of an NWB file (your own cell)",
@@ -110,6 +130,9 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     pnwb.set_defaults(func=_run_nwb)
 
+
+def _add_import_arrays(commands: argparse._SubParsersAction) -> None:
+    """Add ``data import-arrays``."""
     parr = _recording_import(
         commands, "import-arrays", ".npz",
         help="import a plain .npz of recordings (dt_s, units, current/NAME, voltage/NAME; see the README)",
@@ -121,8 +144,9 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     parr.set_defaults(func=_run_arrays)
 
-    _neo_command(commands)
 
+def _add_export_nwb(commands: argparse._SubParsersAction) -> None:
+    """Add ``data export-nwb``."""
     pexp = commands.add_parser(
         "export-nwb",
         help="write a challenge (the embedded one included) as an NWB file",
@@ -142,10 +166,6 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     pexp.add_argument("--age", default=None, metavar="ISO8601", help="the Subject's age, e.g. P21D (default: P0D/)")
     pexp.add_argument("--sex", default=None, choices=["M", "F", "O", "U"], help="the Subject's sex (default: U)")
     pexp.set_defaults(func=_run_export)
-    data.epilog = EXIT_STATUSES
-    for parser in commands.choices.values():
-        parser.epilog = parser.epilog or EXIT_STATUSES
-    return data
 
 
 NEO_EPILOG = """\
