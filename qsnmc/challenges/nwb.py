@@ -434,16 +434,19 @@ def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] |
     Returns:
         ``dest`` as a Path.
     """
-    import os
-    import tempfile
-
-    from hdmf.backends.hdf5 import H5DataIO
-    from hdmf.common import DynamicTable, VectorData, VectorIndex
-    from pynwb import NWBHDF5IO, NWBFile
-    from pynwb.file import Subject
-    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
-
     dest = Path(dest)
+    nwbfile, electrode = _new_nwbfile(challenge, subject)
+    sweep_rows = _add_sweeps(nwbfile, electrode, challenge)
+    _add_qsnmc_tables(nwbfile, challenge, sweep_rows)
+    _write_whole(nwbfile, dest)
+    return dest
+
+
+def _new_nwbfile(challenge: Challenge, subject: dict[str, str] | None) -> tuple[Any, Any]:
+    """An empty NWBFile for ``challenge`` with its Subject, amplifier and electrode; returns (file, electrode)."""
+    from pynwb import NWBFile
+    from pynwb.file import Subject
+
     nwbfile = NWBFile(
         session_description=challenge.description or challenge.name,
         identifier=f"qsnmc-{challenge.name}-{challenge.fingerprint()[:16]}",
@@ -456,6 +459,18 @@ def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] |
     device = nwbfile.create_device(name="amplifier", description="as recorded for the challenge")
     electrode = nwbfile.create_icephys_electrode(name="electrode", description="whole-cell current clamp",
                                                  device=device, cell_id=cell)
+    return nwbfile, electrode
+
+
+def _add_sweeps(nwbfile: Any, electrode: Any, challenge: Challenge) -> dict[str, list]:
+    """Add one current-clamp sweep per repetition and the icephys tables that group them.
+
+    Returns the per-sweep rows (response name, stimulus, repetition, spike times in s) for the
+    qsnmc sweeps table.
+    """
+    from hdmf.backends.hdf5 import H5DataIO
+    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
+
     sweep_rows: dict[str, list] = {"response": [], "stimulus": [], "repetition": [], "spike_times": []}
     start_s, number = 0.0, 0
     for s in challenge.stimuli:
@@ -495,6 +510,12 @@ def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] |
             number += 1
         nwbfile.add_icephys_sequential_recording(simultaneous_recordings=simultaneous, stimulus_type=s.name)
     nwbfile.add_icephys_repetition(sequential_recordings=list(range(len(challenge.stimuli))))
+    return sweep_rows
+
+
+def _add_qsnmc_tables(nwbfile: Any, challenge: Challenge, sweep_rows: dict[str, list]) -> None:
+    """Add processing/qsnmc: the recorded spike times per sweep, the windows per stimulus, the settings."""
+    from hdmf.common import DynamicTable, VectorData, VectorIndex
 
     module = nwbfile.create_processing_module(MODULE, "qsnmc challenge: recorded spike times, windows, settings")
     flat = np.concatenate(sweep_rows["spike_times"]) if sweep_rows["spike_times"] else np.zeros(0)
@@ -529,6 +550,14 @@ def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] |
         VectorData(name="dt_s", description="sampling step (s)", data=[float(challenge.stimuli[0].dt_s)]),
     ]))
 
+
+def _write_whole(nwbfile: Any, dest: Path) -> None:
+    """Write ``nwbfile`` to ``dest`` through a temporary file beside it: whole or not at all."""
+    import os
+    import tempfile
+
+    from pynwb import NWBHDF5IO
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     os.close(fd)
@@ -542,4 +571,3 @@ def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] |
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return dest
