@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from qsnmc.challenges.store import Challenge, ChallengeStimulus, sha256_file, write_challenge
 from qsnmc.scoring.spikes import spike_times_from_voltage
 from qsnmc.challenges.textdata import (
@@ -104,6 +106,30 @@ def import_qsnmc2009(
         raise DataImportError(f"challenge {challenge!r}: only {' and '.join(REPETITIONS)} are supported")
     n_reps = REPETITIONS[letter]
     name = name or f"qsnmc2009{letter.lower()}"
+    current_file, voltage_file, current, voltage = _read_recording(src_dir, n_reps, current_unit)
+    recorded_s = voltage.shape[1] * DT_S
+    train_window_s = (float(train_window_s[0]), float(train_window_s[1]))
+    test_window_s = (float(test_window_s[0]), float(test_window_s[1]))
+    _check_windows(train_window_s, test_window_s, recorded_s, voltage_file)
+    stimulus, lsb, rounding = _stimulus(letter, n_reps, current, voltage, train_window_s, test_window_s)
+    split = (
+        f"train {train_window_s[0]:g}-{train_window_s[1]:g} s, SUBSTITUTE test {test_window_s[0]:g}-"
+        f"{test_window_s[1]:g} s inside the published training recording"
+    )
+    description = (
+        f"QSNMC 2009 Challenge {letter} ({n_reps} repetitions, 10 kHz) on a substitute split: {split}. "
+        "This is not the competition's test (its test window, after 38 s, was never published); "
+        f"Delta = {DELTA_S * 1e3:g} ms"
+    )
+    provenance = _provenance(letter, current_file, voltage_file, current_unit, current.size, recorded_s, split,
+                             lsb, rounding)
+    result = Challenge(name=name, stimuli=[stimulus], delta_s=DELTA_S, threshold_mV=0.0, description=description)
+    return write_challenge(dest_dir, result, voltage_lsb_mV=lsb, provenance=provenance)
+
+
+def _read_recording(src_dir: str | Path, n_reps: int, current_unit: str | None,
+                    ) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """Find, read and check the current (pA) and voltage (mV, shape (n_reps, n_samples)) files of ``src_dir``."""
     src = Path(src_dir).resolve()
     if not src.is_dir():
         raise DataImportError(f"{src}: not a folder")
@@ -118,11 +144,12 @@ def import_qsnmc2009(
             f"{voltage_file}: {voltage.shape[1]} rows of voltage but {current_file.name} has only {current.size} "
             "samples: mismatched lengths (truncated current file?)"
         )
-    recorded_s = voltage.shape[1] * DT_S
-    train_window_s = (float(train_window_s[0]), float(train_window_s[1]))
-    test_window_s = (float(test_window_s[0]), float(test_window_s[1]))
-    _check_windows(train_window_s, test_window_s, recorded_s, voltage_file)
+    return current_file, voltage_file, current, voltage
 
+
+def _stimulus(letter: str, n_reps: int, current: np.ndarray, voltage: np.ndarray,
+              train_window_s: tuple[float, float], test_window_s: tuple[float, float]) -> tuple[ChallengeStimulus, float | None, float]:
+    """The challenge's one stimulus (spikes = upward 0 mV crossings), with its voltage storage (lsb mV, rounding mV)."""
     detected = spike_times_from_voltage(voltage, DT_S, 0.0)
     train_spikes = [t[(t >= train_window_s[0]) & (t < train_window_s[1])] for t in detected]
     test_spikes = [t[(t >= test_window_s[0]) & (t < test_window_s[1])] for t in detected]
@@ -139,23 +166,20 @@ def import_qsnmc2009(
         test_window_s=test_window_s,
         test_spikes_s=test_spikes,
     )
-    split = (
-        f"train {train_window_s[0]:g}-{train_window_s[1]:g} s, SUBSTITUTE test {test_window_s[0]:g}-"
-        f"{test_window_s[1]:g} s inside the published training recording"
-    )
-    description = (
-        f"QSNMC 2009 Challenge {letter} ({n_reps} repetitions, 10 kHz) on a substitute split: {split}. "
-        "This is not the competition's test (its test window, after 38 s, was never published); "
-        f"Delta = {DELTA_S * 1e3:g} ms"
-    )
-    provenance = {
+    return stimulus, lsb, rounding
+
+
+def _provenance(letter: str, current_file: Path, voltage_file: Path, current_unit: str | None, n_current: int,
+                recorded_s: float, split: str, lsb: float | None, rounding: float) -> dict[str, object]:
+    """The challenge's provenance: source files, assumptions, the substitute split and the voltage storage."""
+    return {
         "source": REFERENCE,
         "source_files": {p.name: sha256_file(p) for p in (current_file, voltage_file)},
         "importer": "qsnmc.challenges.qsnmc2009",
         "challenge": letter,
         "sampling": f"{1 / DT_S:g} Hz (assumed: the files hold no time column)",
         "current_unit": f"{current_unit} (given)" if current_unit else "pA (assumed; amplitude plausible)",
-        "current_duration_s": current.size * DT_S,
+        "current_duration_s": n_current * DT_S,
         "voltage_recorded_s": recorded_s,
         "split": "substitute",
         "split_note": (
@@ -166,5 +190,3 @@ def import_qsnmc2009(
         "delta_s": DELTA_S,
         "voltage_storage": f"int16 counts of {lsb} mV (largest rounding error {rounding:.2g} mV)" if lsb else "float32",
     }
-    result = Challenge(name=name, stimuli=[stimulus], delta_s=DELTA_S, threshold_mV=0.0, description=description)
-    return write_challenge(dest_dir, result, voltage_lsb_mV=lsb, provenance=provenance)
