@@ -260,28 +260,11 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
     if stimulus is not None and stimulus not in tests:
         raise ReportError(f"stimulus {stimulus!r} is not a test stimulus of {challenge.name} ({', '.join(tests)})")
     drawn = [stimulus] if stimulus else list(tests)
-    stretches = {}
-    for name in drawn:
-        win = tests[name].test_window_s
-        start = busiest_stretch(challenge.test_recordings(name), win) if t_from is None else t_from
-        stop = min(win[1], start + 2.0) if t_to is None else t_to
-        if not stop > start:
-            raise ReportError(f"empty stretch --from {start:g} s --to {stop:g} s")
-        stretches[name] = (start, stop)
+    stretches = _stretches(challenge, drawn, t_from, t_to)
     rows = ranking_rows(records)
     several = any(r["n_seeds"] > 1 for r in rows)
     scored = [r for r in records if r.get("status") == "ok"]
-    predictions: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in drawn}
-    for row in (r for r in rows if r["status"] == "ok"):
-        shown = next(r for r in scored if r["model"] == row["model"])  # its first scored seed
-        try:
-            saved = load_prediction(record_dir(run_dir, shown) / "prediction.npz")
-        except (OSError, ValueError):
-            continue
-        label = f"{row['model']} (seed {shown.get('seed')})" if several else row["model"]
-        for name in drawn:
-            if name in saved:
-                predictions[name][label] = saved[name]
+    predictions = _predictions(run_dir, rows, scored, drawn, several)
     rasters = {name: raster_figure(challenge, name, predictions[name], *stretches[name]) for name in drawn}
     reliability = float(np.mean([challenge.reliability(name) for name in tests]))  # one stimulus: its R
     raster_files = {name: "raster.png" if len(drawn) == 1 else f"raster_{name}.png" for name in drawn}
@@ -290,11 +273,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
         "performance.png": performance_figure(rows, reliability),
         "per_repetition.png": repetition_figure(rows, records),
     }
-    curves: dict[str, dict[str, dict[int | None, dict[str, Any]]]] = {}
-    for row in (r for r in rows if r["status"] == "ok"):
-        for r in (r for r in scored if r["model"] == row["model"]):
-            for key, curve in training_curves(r.get("fit_record")).items():
-                curves.setdefault(row["model"], {}).setdefault(key, {})[r.get("seed")] = curve
+    curves = _curves(rows, scored)
     if curves:
         figures["training_curves.png"] = curves_figure(curves)
     out_dir = Path(out_dir) if out_dir else run_dir / "report"
@@ -303,15 +282,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
         (out_dir / name).write_bytes(png)
     table = format_table(rows, challenge_header(info))
     r_label = f"R = {reliability:.3f}" if len(tests) == 1 else f"mean R over the test stimuli = {reliability:.3f}"
-    sections = [
-        (f"Recorded and predicted spikes{'' if len(drawn) == 1 else f', stimulus {name}'}",
-         f"Stimulus {name}, {stretches[name][0]:g}-{stretches[name][1]:g} s of the test window "
-         f"{tests[name].test_window_s[0]:g}-{tests[name].test_window_s[1]:g} s: the "
-         f"{len(challenge.test_recordings(name))} recorded repetitions (black) and the predictions of "
-         f"{len(predictions[name])} scored models beneath (up to {MAX_MODEL_ROWS} trains each; a stochastic "
-         f"entry's trains are numbered).", figures[raster_files[name]])
-        for name in drawn
-    ] + [
+    sections = _raster_sections(challenge, drawn, stretches, predictions, figures, raster_files) + [
         ("Γ per model", f"Mean coincidence factor Γ (Δ = {1e3 * challenge.delta_s:g} ms) with "
          + ("its mean over seeds, the combined error Err_c (bootstrap and seed spread) and each seed's Γ as a "
             "point beside the bar; " if several else "bootstrap errors; ")
@@ -330,3 +301,62 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
     tmp.write_text(_page(title, table, sections))
     tmp.replace(path)
     return path
+
+
+def _stretches(challenge: Challenge, drawn: list[str], t_from: float | None,
+               t_to: float | None) -> dict[str, tuple[float, float]]:
+    """Per drawn stimulus, the raster's stretch (s): --from/--to, or the busiest 2 s of its test window."""
+    tests = {s.name: s for s in challenge.stimuli if s.test_window_s is not None}
+    stretches = {}
+    for name in drawn:
+        win = tests[name].test_window_s
+        start = busiest_stretch(challenge.test_recordings(name), win) if t_from is None else t_from
+        stop = min(win[1], start + 2.0) if t_to is None else t_to
+        if not stop > start:
+            raise ReportError(f"empty stretch --from {start:g} s --to {stop:g} s")
+        stretches[name] = (start, stop)
+    return stretches
+
+
+def _predictions(run_dir: Path, rows: list[dict[str, Any]], scored: list[dict[str, Any]], drawn: list[str],
+                 several: bool) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Per drawn stimulus, the saved predicted trains of each scored model's first scored seed, by label."""
+    predictions: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in drawn}
+    for row in (r for r in rows if r["status"] == "ok"):
+        shown = next(r for r in scored if r["model"] == row["model"])  # its first scored seed
+        try:
+            saved = load_prediction(record_dir(run_dir, shown) / "prediction.npz")
+        except (OSError, ValueError):
+            continue
+        label = f"{row['model']} (seed {shown.get('seed')})" if several else row["model"]
+        for name in drawn:
+            if name in saved:
+                predictions[name][label] = saved[name]
+    return predictions
+
+
+def _curves(rows: list[dict[str, Any]],
+            scored: list[dict[str, Any]]) -> dict[str, dict[str, dict[int | None, dict[str, Any]]]]:
+    """The training curves the scored records declare: model -> curve name -> seed -> curve."""
+    curves: dict[str, dict[str, dict[int | None, dict[str, Any]]]] = {}
+    for row in (r for r in rows if r["status"] == "ok"):
+        for r in (r for r in scored if r["model"] == row["model"]):
+            for key, curve in training_curves(r.get("fit_record")).items():
+                curves.setdefault(row["model"], {}).setdefault(key, {})[r.get("seed")] = curve
+    return curves
+
+
+def _raster_sections(challenge: Challenge, drawn: list[str], stretches: dict[str, tuple[float, float]],
+                     predictions: dict[str, dict[str, list[np.ndarray]]], figures: dict[str, bytes],
+                     raster_files: dict[str, str]) -> list[tuple[str, str, bytes | None]]:
+    """The report's raster sections (title, caption, PNG), one per drawn stimulus."""
+    tests = {s.name: s for s in challenge.stimuli if s.test_window_s is not None}
+    return [
+        (f"Recorded and predicted spikes{'' if len(drawn) == 1 else f', stimulus {name}'}",
+         f"Stimulus {name}, {stretches[name][0]:g}-{stretches[name][1]:g} s of the test window "
+         f"{tests[name].test_window_s[0]:g}-{tests[name].test_window_s[1]:g} s: the "
+         f"{len(challenge.test_recordings(name))} recorded repetitions (black) and the predictions of "
+         f"{len(predictions[name])} scored models beneath (up to {MAX_MODEL_ROWS} trains each; a stochastic "
+         f"entry's trains are numbered).", figures[raster_files[name]])
+        for name in drawn
+    ]
