@@ -242,31 +242,14 @@ def write_challenge(
         p = s.name
         public[f"{p}.current_pA"] = np.asarray(s.current_pA, np.float32)
         if s.train_window_s is not None:
-            if voltage_lsb_mV:
-                counts = np.round(np.asarray(s.train_voltage_mV) / voltage_lsb_mV)
-                if np.abs(counts).max() > 32767:
-                    raise ChallengeError(f"stimulus {p!r}: voltage exceeds int16 range at {voltage_lsb_mV} mV/count")
-                public[f"{p}.voltage_counts"] = counts.astype(np.int16)
-                public[f"{p}.voltage_lsb_mV"] = np.array(voltage_lsb_mV)
-            else:
-                public[f"{p}.voltage_mV"] = np.asarray(s.train_voltage_mV, np.float32)
+            _pack_voltage(s, voltage_lsb_mV, public)
             _pack_trains(f"{p}.train", s.train_spikes_s, public)
         if s.test_window_s is not None:
             _pack_trains(f"{p}.test", s.test_spikes_s, hidden)
             if compute_reliability and s.n_repetitions >= 2:
                 win = s.test_window_s
                 reliability[p] = intrinsic_reliability(s.test_spikes_s, challenge.delta_s, duration=win[1] - win[0])
-        stim_meta.append(
-            {
-                "name": p,
-                "n_repetitions": s.n_repetitions,
-                "n_samples": int(s.current_pA.shape[0]),
-                "train_window_s": list(s.train_window_s) if s.train_window_s else None,
-                "test_window_s": list(s.test_window_s) if s.test_window_s else None,
-                "train_spike_counts": [len(t) for t in s.train_spikes_s] if s.train_spikes_s else None,
-                "test_spike_counts": [len(t) for t in s.test_spikes_s] if s.test_spikes_s else None,
-            }
-        )
+        stim_meta.append(_stimulus_meta(s))
     dts = {s.dt_s for s in challenge.stimuli}
     if len(dts) != 1:
         raise ChallengeError(f"all stimuli must share one sampling step, got {sorted(dts)}")
@@ -292,18 +275,49 @@ def write_challenge(
             "provenance": provenance or {},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        _replace_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _pack_voltage(s: ChallengeStimulus, voltage_lsb_mV: float | None, public: dict[str, np.ndarray]) -> None:
+    """Put a stimulus' training voltage into ``public``: int16 counts of ``voltage_lsb_mV`` (mV), or float32 mV."""
+    p = s.name
+    if voltage_lsb_mV:
+        counts = np.round(np.asarray(s.train_voltage_mV) / voltage_lsb_mV)
+        if np.abs(counts).max() > 32767:
+            raise ChallengeError(f"stimulus {p!r}: voltage exceeds int16 range at {voltage_lsb_mV} mV/count")
+        public[f"{p}.voltage_counts"] = counts.astype(np.int16)
+        public[f"{p}.voltage_lsb_mV"] = np.array(voltage_lsb_mV)
+    else:
+        public[f"{p}.voltage_mV"] = np.asarray(s.train_voltage_mV, np.float32)
+
+
+def _stimulus_meta(s: ChallengeStimulus) -> dict[str, Any]:
+    """A stimulus' manifest entry: name, repetitions, samples, windows (s) and spike counts."""
+    return {
+        "name": s.name,
+        "n_repetitions": s.n_repetitions,
+        "n_samples": int(s.current_pA.shape[0]),
+        "train_window_s": list(s.train_window_s) if s.train_window_s else None,
+        "test_window_s": list(s.test_window_s) if s.test_window_s else None,
+        "train_spike_counts": [len(t) for t in s.train_spikes_s] if s.train_spikes_s else None,
+        "test_spike_counts": [len(t) for t in s.test_spikes_s] if s.test_spikes_s else None,
+    }
+
+
+def _replace_folder(tmp: Path, folder: Path) -> None:
+    """Rename the written folder ``tmp`` to ``folder``, replacing (then deleting) the old one if there is one."""
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
 
 
 def load_challenge(folder: str | Path, *, verify: bool = True) -> Challenge:
