@@ -294,7 +294,6 @@ def import_qsnmc2007(
     duration = n_rows * DT_S
     train_until_s, r_floor = float(train_until_s), float(r_floor)
     _check_options(train_until_s, r_floor, duration, folder)
-    train_window, test_window = (0.0, train_until_s), (train_until_s, duration)
     span = f"{train_until_s:g}-{duration:g} s"
 
     stimuli, tested, reliability = split_recordings(recordings, Split(train_until_s, (), r_floor, DELTA_S))
@@ -306,7 +305,18 @@ def import_qsnmc2007(
         f"({', '.join(tested)}) from the current alone ({n_reps} repetitions, 1 kHz); "
         f"Delta = {DELTA_S * 1e3:g} ms; score = mean over test stimuli of Gamma/R (equal weight)"
     )
-    provenance = {
+    provenance = _provenance(root, folder, digests, recordings, current_unit=current_unit, train_until_s=train_until_s,
+                             duration_s=duration, r_floor=r_floor, reliability=reliability, lsb=lsb, rounding=rounding)
+    challenge = Challenge(name=name, stimuli=stimuli, delta_s=DELTA_S, threshold_mV=0.0, description=description)
+    return write_challenge(dest_dir, challenge, voltage_lsb_mV=lsb, provenance=provenance)
+
+
+def _provenance(root: Path, folder: Path, digests: dict[str, str], recordings: list[Recording], *,
+                current_unit: str | None, train_until_s: float, duration_s: float, r_floor: float,
+                reliability: dict[str, float], lsb: float | None, rounding: float) -> dict[str, Any]:
+    """The challenge's provenance: source files and digest, the split (s), units, spike times and storage."""
+    train_window, test_window = (0.0, train_until_s), (train_until_s, duration_s)
+    return {
         "source": REFERENCE,
         "source_dir": str(root),
         "source_sha256": files_digest(digests),
@@ -335,5 +345,3 @@ def import_qsnmc2007(
         ),
         "stimuli": {rec.name: rec.info for rec in recordings},
     }
-    challenge = Challenge(name=name, stimuli=stimuli, delta_s=DELTA_S, threshold_mV=0.0, description=description)
-    return write_challenge(dest_dir, challenge, voltage_lsb_mV=lsb, provenance=provenance)
