@@ -1,5 +1,6 @@
-"""The package's layers, checked from the source: lower layers never import higher ones, and
-built-in plugins use only the declared plugin API, as a third-party plugin would."""
+"""The package's layers, checked from the source: lower layers never import higher ones,
+built-in plugins use only the declared plugin API, as a third-party plugin would, and no
+function is longer than MAX_FUNCTION_LINES."""
 from __future__ import annotations
 
 import ast
@@ -22,6 +23,8 @@ ALLOWED = {
     "cli": {"cli", "harness", "challenges", "scoring", "fitting"},
 }
 LAYERS = {"scoring", "challenges", "fitting", "harness", "cli"}
+#: the longest function (def line to last line, docstring included) allowed in qsnmc/ and qsnmc_plugins/
+MAX_FUNCTION_LINES = 80
 
 
 def _imports(path: Path) -> set[str]:
@@ -126,3 +129,14 @@ def test_the_api_table_lists_every_name_the_readme_example_uses():
 
     missing = sorted(n for n in used if not listed(n))
     assert not missing, f"the README's plugin-API table does not list {missing}, which its example uses"
+
+
+def test_no_function_is_longer_than_the_limit():
+    lengths = {}
+    for path in sorted([*CORE.rglob("*.py"), *(ROOT / "qsnmc_plugins").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lengths[f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"] = node.end_lineno - node.lineno + 1
+    assert len(lengths) > 100  # the scan found the package's functions
+    long = sorted(f"{where} ({n} lines)" for where, n in lengths.items() if n > MAX_FUNCTION_LINES)
+    assert not long, f"functions longer than {MAX_FUNCTION_LINES} lines (split them into helpers): {long}"
