@@ -22,23 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from qsnmc.settings import parse_overrides as parse_params
 from qsnmc import load_challenge
 from qsnmc.scoring.evaluation import score_predictions
 from qsnmc_plugins.dendplrnn.model import DendPLRNNModel
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def parse_params(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` pairs, VALUE read as JSON (else kept as text)."""
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def main() -> None:

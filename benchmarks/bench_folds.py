@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import qsnmc
+from qsnmc.settings import parse_overrides as parse_params
 from qsnmc.harness.plugins import find_sources, load_models
 
 RESULTS = Path(__file__).parent / "results"
@@ -37,20 +38,6 @@ def builtin_models() -> dict:
         if source.kind == "builtin":
             models.update(load_models(source))
     return models
-
-
-def parse_params(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` pairs as constructor keyword arguments; VALUE is JSON, else text."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--param {pair!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from qsnmc import load_challenge, settings_record
 from qsnmc.scoring.evaluation import score_predictions
 from qsnmc_plugins.gru.model import GRUModel, GRUSettings
 
-from bench_gru_variants import parse_params
+from qsnmc.settings import parse_overrides as parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

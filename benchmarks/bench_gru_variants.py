@@ -17,22 +17,11 @@ import json
 import time
 from pathlib import Path
 
+from qsnmc.settings import parse_overrides as parse_params
 from qsnmc import load_challenge
 from qsnmc_plugins.gru.model import GRUModel
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def parse_params(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` pairs, VALUE read as JSON (else kept as text)."""
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def main() -> None:

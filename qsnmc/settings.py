@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import typing
 from typing import Any, Literal, Mapping
 
@@ -173,3 +174,22 @@ def make_settings(settings_cls: type, overrides: Mapping[str, Any] | None = None
 def settings_record(settings: Any) -> dict[str, Any]:
     """A settings dataclass as a JSON-ready dict (tuples as lists), for the fit record."""
     return {k: _json(v) for k, v in dataclasses.asdict(settings).items()}
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (``--param``) as a dict; VALUE is read as JSON (numbers, true/false,
+    lists) and else kept as text.
+
+    Raises:
+        ValueError: a pair without ``=`` or without a key.
+    """
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out

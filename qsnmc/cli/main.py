@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from qsnmc import __version__
+from qsnmc.settings import parse_overrides
 from qsnmc.challenges.store import ChallengeError, load_challenge
 from qsnmc.challenges.datadir import EMBEDDED, available_challenges, challenge_dir
 from qsnmc.harness.discovery import discover_models
@@ -101,20 +102,6 @@ def _warn_unsandboxed() -> None:
         )
 
 
-def _parse_params(pairs: list[str] | None) -> dict:
-    """``KEY=VALUE`` pairs; VALUE is read as JSON (numbers, true/false) and else kept as text."""
-    out = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param {pair!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
 def _settings(args: argparse.Namespace):
     from qsnmc.harness.runner import RunSettings
 
@@ -161,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     seeds = chosen_seeds(args)  # checked while parsing
     try:
-        params = _parse_params(args.param)
+        params = parse_overrides(args.param)
     except ValueError as exc:
         print(f"qsnmc run: {exc}", file=sys.stderr)
         return 2
