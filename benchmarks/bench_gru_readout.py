@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import qsnmc
-from qsnmc_plugins.gru.ensemble import ensemble_hazard
+from qsnmc_plugins.gru.network import ensemble_hazard
 from qsnmc_plugins.gru.inputs import window_bins
 from qsnmc_plugins.hazard.heldout import HeldOutScorer
 from qsnmc_plugins.hazard.readout import (Readout, ReadoutSettings, _peaks, _smooth, choose_readout,

@@ -50,10 +50,6 @@ class InputScaling:
         c = (block_mean(current_pA, f) - self.current_mean_pA) / self.current_sd_pA
         return (input_columns(c, f * dt_s, self.taus_s) / np.asarray(self.channel_sd)).astype(np.float32)
 
-    @property
-    def n_inputs(self) -> int:
-        return 1 + len(self.taus_s)
-
     def as_record(self) -> dict:
         return asdict(self)
 

@@ -25,7 +25,7 @@ part settles too), then the readout: one deterministic train.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -70,6 +70,12 @@ class GRUSettings(ReadoutSettings):
                                      "average", min=0.0, max=1.0)
     keep: Literal["best", "last"] = setting("best", "checkpoint kept: the best on held-out, or the last")
     eval_every: int = setting(100, "optimiser steps between held-out evaluations (at most)", min=1)
+    grad_clip: float = setting(1.0, "maximum norm of the gradient per optimiser step", min=0.0)
+    max_recoveries: int = setting(3, "restarts from the last good checkpoint at half the learning rate after a "
+                                     "non-finite loss, before training fails", min=0)
+
+    def as_record(self) -> dict:
+        return settings_record(self)
 
 
 class GRUModel(Model):
@@ -95,7 +101,7 @@ class GRUModel(Model):
         self._device = configure_torch(self.seed)
         fold = train.time_split(self.settings.heldout_fraction)
         self.scaling, sequences, held = _prepare(fold, train.delta_s, self.settings)
-        config = self._train_config(sequences)
+        config = self._train_config(held.seq_bins)
         self._seq_bins = config.seq_bins
         members = self._train_members(sequences, config, held)
         nets = [m.net for m in members]
@@ -114,16 +120,12 @@ class GRUModel(Model):
             curves=_curves(members),
             details=self._details(config, members, t_start))
 
-    def _train_config(self, sequences: list[StimulusSequence]):
-        from qsnmc_plugins.gru.training import TrainConfig
-
+    def _train_config(self, seq_bins: int) -> GRUSettings:
+        """The settings with this budget's steps, windows of ``seq_bins`` (no longer than the longest
+        fit part) and at least 8 held-out evaluations (at least 5 steps apart)."""
         s = self.settings
         steps = max(s.min_steps, int(round(s.steps * self.budget)))
-        longest = max(q.n_target_bins for q in sequences)  # short recordings: windows as long as the longest
-        return TrainConfig(hidden=s.hidden, cell=s.cell, steps=steps, batch_size=s.batch_size,
-                           seq_bins=min(s.seq_bins, longest), burn_bins=s.burn_bins,
-                           eval_every=max(5, min(s.eval_every, steps // 8)), lr=s.lr, ema_decay=s.ema_decay,
-                           keep=s.keep, adam_beta2=s.adam_beta2)
+        return replace(s, steps=steps, seq_bins=seq_bins, eval_every=max(5, min(s.eval_every, steps // 8)))
 
     def _train_members(self, sequences: list[StimulusSequence], config, held: "_HeldOut") -> list:
         from qsnmc_plugins.gru.training import train_network
@@ -161,7 +163,7 @@ class GRUModel(Model):
         return self._predict(stimulus, nets, readout)
 
     def _predict(self, stimulus: Stimulus, nets: list, readout: Readout) -> np.ndarray:
-        from qsnmc_plugins.gru.ensemble import ensemble_hazard
+        from qsnmc_plugins.gru.network import ensemble_hazard
 
         sc = self.scaling
         x = sc.inputs(stimulus.current_pA, stimulus.dt_s)
@@ -183,7 +185,7 @@ def _prepare(fold: Fold, delta_s: float, s: GRUSettings) -> tuple[InputScaling, 
         a, b = window_bins(q.window_s, sc.bin_s)
         sequences.append(StimulusSequence(q.name, x, spike_fraction(q.spike_times_s, x.shape[0], sc.bin_s), a,
                                           min(b, x.shape[0])))
-    longest = max(q.n_target_bins for q in sequences)
+    longest = max(q.n_target_bins for q in sequences)  # short recordings: windows as long as the longest
     return sc, sequences, _HeldOut(fold, delta_s, sc, min(s.seq_bins, longest), s.predict_burn_bins, s)
 
 
@@ -203,7 +205,7 @@ class _HeldOut:
         self.recorded_count = float(sum(np.mean([len(t) for t in h.spike_times_s]) for h in fold.heldout))
 
     def hazards(self, nets: list) -> dict[str, np.ndarray]:
-        from qsnmc_plugins.gru.ensemble import ensemble_hazard
+        from qsnmc_plugins.gru.network import ensemble_hazard
 
         return {k: ensemble_hazard(nets, self.inputs[k], *self.bins[k], self.seq_bins, self.burn_bins,
                                    nets[0].spike.weight.device) for k in self.bins}

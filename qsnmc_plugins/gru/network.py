@@ -1,10 +1,14 @@
-"""The network: a one-layer GRU or LSTM with a linear readout of the spike log-odds per bin."""
+"""The network: a one-layer GRU or LSTM with a linear readout of the spike log-odds per bin, and the
+hazard of an ensemble of them over a window."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
+
+from qsnmc_plugins.gru.batching import prediction_chunks
 
 CELLS = ("gru", "lstm")
 
@@ -25,3 +29,17 @@ class SpikeHazardNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.rnn(x)
         return self.spike(h)[..., 0]
+
+
+def ensemble_hazard(nets: list[SpikeHazardNet], inputs: np.ndarray, start: int, stop: int, seq_bins: int,
+                    burn_bins: int, device: torch.device) -> np.ndarray:
+    """Mean hazard (spike probability per bin) of the networks over bins ``[start, stop)`` of one
+    stimulus' inputs (combined before spike detection), computed in chunks of ``seq_bins`` each with
+    its own ``burn_bins`` burn-in, as in training."""
+    chunks, _ = prediction_chunks(inputs, start, stop, seq_bins, burn_bins)
+    hazards = []
+    with torch.no_grad():
+        for net in nets:
+            logits = net(torch.from_numpy(chunks).to(device))[:, burn_bins:]
+            hazards.append(torch.sigmoid(logits).double().cpu().numpy().reshape(-1)[: stop - start])
+    return np.mean(hazards, axis=0)

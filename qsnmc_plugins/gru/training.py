@@ -16,13 +16,14 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, sample_windows
+from qsnmc_plugins.gru.model import GRUSettings
 from qsnmc_plugins.gru.network import SpikeHazardNet
 from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
 
@@ -31,31 +32,9 @@ class TrainingDiverged(RuntimeError):
     """The loss stayed non-finite after every recovery (restart from the last good checkpoint at a lower rate)."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """One network's training plan (bins are ``bin_s`` wide, see the model's settings)."""
-
-    hidden: int = 64
-    cell: str = "gru"
-    steps: int = 300
-    batch_size: int = 32
-    seq_bins: int = 1000
-    burn_bins: int = 200
-    lr: float = 5e-3
-    grad_clip: float = 1.0
-    #: Adam's second-moment decay
-    adam_beta2: float = 0.999
-    eval_every: int = 25
-    max_recoveries: int = 3
-    #: decay of an exponential moving average of the weights per step (0: no average);
-    #: with an average, the averaged network is evaluated and may be kept at each checkpoint
-    ema_decay: float = 0.0
-    #: "best": keep the evaluated checkpoint with the highest held-out Gamma/R;
-    #: "last": keep the network (its average, with ``ema_decay``) after the last step
-    keep: str = "best"
-
-    def as_record(self) -> dict:
-        return asdict(self)
+#: one network's training plan: the gru's settings, with ``steps``, ``seq_bins`` and ``eval_every``
+#: as the model sets them for its budget and data (bins are ``bin_s`` wide)
+TrainConfig = GRUSettings
 
 
 @dataclass
