@@ -34,7 +34,7 @@ from typing import Callable
 import torch
 
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
-from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
+from qsnmc_plugins.dendplrnn.training import forcing_schedule
 from qsnmc_plugins.dendplrnn.training import TrainConfig, batch_loss
 
 OUT = Path(__file__).parent / "results" / "rnn_throughput.json"

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from qsnmc import HeldOutStimulus, spike_times_from_voltage
+from qsnmc import HeldOutStimulus, clip_to_window, spike_times_from_voltage
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, free_run
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling
@@ -21,20 +21,13 @@ from qsnmc_plugins.hazard.readout import (Readout, ReadoutSettings, choose_reado
                                           spikes_from_hazard)
 
 
-def predicted_spikes(voltage_mV: np.ndarray, dt_s: float, threshold_mV: float, t0_s: float,
-                     window_s: tuple[float, float]) -> np.ndarray:
-    """Upward crossings of ``threshold_mV`` by the predicted voltage (the harness's own
-    detector, on the network's grid), kept inside ``window_s``."""
-    t = spike_times_from_voltage(voltage_mV, dt_s, threshold_mV=threshold_mV, t0_s=t0_s)
-    return t[(t >= window_s[0]) & (t < window_s[1])]
-
-
 @dataclass(frozen=True)
 class SpikeReadout:
     """How spike times are read from a (mean) free run.
 
     ``kind`` is ``"hazard"`` (peak-picking of the spike probability, :mod:`qsnmc_plugins.hazard.readout`)
-    or ``"voltage"`` (upward crossings of ``threshold_mV``, shifted by ``shift_s``).
+    or ``"voltage"`` (upward crossings of ``threshold_mV``, shifted by ``shift_s``; the harness's own
+    detector on the network's grid).
     """
 
     kind: str
@@ -43,16 +36,15 @@ class SpikeReadout:
     shift_s: float = 0.0
 
     def as_record(self) -> dict:
-        d = asdict(self)
-        d["hazard"] = self.hazard.as_record() if self.hazard is not None else None
-        return d
+        return asdict(self)  # the hazard readout's record too
 
     def spikes(self, voltage_mV: np.ndarray, hazard: np.ndarray, t0_s: float, dt_s: float,
                window_s: tuple[float, float]) -> np.ndarray:
         """Spike times (s) inside ``window_s`` from a run whose step 0 starts at ``t0_s``."""
         if self.kind == "hazard":
             return spikes_from_hazard(hazard, t0_s, dt_s, self.hazard, window_s)
-        return predicted_spikes(voltage_mV, dt_s, self.threshold_mV, t0_s + self.shift_s, window_s)
+        t = spike_times_from_voltage(voltage_mV, dt_s, threshold_mV=self.threshold_mV, t0_s=t0_s + self.shift_s)
+        return clip_to_window(t, window_s)
 
 
 def mean_run(params: list[NetworkParams], inputs: np.ndarray, observations: np.ndarray | None,
@@ -111,10 +103,6 @@ class HeldOutRuns:
         """Spike times (s) per held-out stimulus of a readout applied to :meth:`outputs`."""
         return {k: readout.spikes(v, h, t0, self.dt_s, self.runs[k][4]) for k, (v, h, t0) in outputs.items()}
 
-    def score(self, outputs, readout: SpikeReadout) -> float:
-        """Held-out P of a readout applied to :meth:`outputs`."""
-        return self.scorer(self.predictions(outputs, readout))
-
     def best_readout(self, params: list[NetworkParams], kinds: tuple[str, ...] = ("hazard", "voltage"),
                      shifts_s: tuple[float, ...] | None = None) -> tuple[SpikeReadout, float]:
         """The readout with the highest held-out P for these networks (mean of their outputs),
@@ -134,7 +122,7 @@ class HeldOutRuns:
             for th in self.thresholds_mV:
                 for sh in self.shifts_s if shifts_s is None else shifts_s:
                     r = SpikeReadout("voltage", threshold_mV=float(th), shift_s=float(sh))
-                    p = self.score(outs, r)
+                    p = self.scorer(self.predictions(outs, r))
                     if p > best[1]:
                         best = (r, p)
         return best

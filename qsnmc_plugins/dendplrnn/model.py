@@ -4,13 +4,9 @@ Fit (on ``TrainingData`` only), in named steps:
 1. ``_prepare``: recording -> network grid of ``step_s`` (1 ms; current block-averaged,
    voltage max-pooled and clipped at ``clip_mV``, both standardised; see :mod:`preprocessing`).
    The network's inputs are the current and its causal low-pass filtrates (``input_taus_s``;
-   :func:`qsnmc.lowpass_bank`, started at steady state as in ``gru``: before 2026-12-02 they
-   started from 0, a start-up transient of up to 500 ms at each protocol's start).
-   ``train.time_split``: the last ``heldout_fraction`` of every stimulus' training window is
-   held out. Each stimulus' fit part is a sequence of its own (:mod:`sequences`): training
-   windows never cross from one stimulus into another, and each starts with its own forced
-   burn-in. With several stimuli the time split is used too (leave-one-stimulus-out folds would
-   multiply the training cost by the number of stimuli).
+   :mod:`qsnmc_plugins.hazard.inputs`, as in ``gru``). ``train.time_split``: the last
+   ``heldout_fraction`` of every stimulus' training window is held out, with several stimuli too
+   (as in ``gru``); each stimulus' fit part is a sequence of its own (:mod:`sequences`).
 2. ``_train_members``: the ``members`` networks (seeds ``1000 * seed + k``; sparse teacher
    forcing interval tau, latent units M and bases B per member, tau 0 meaning none after the
    burn-in) are trained by BPTT on the voltage (weighted MSE) jointly with a Bernoulli spike
@@ -218,7 +214,8 @@ class DendPLRNNModel(Model):
     def _predict(self, stimulus: Stimulus, members: list[NetworkParams], readout: SpikeReadout) -> np.ndarray:
         sc = self.scaling
         dt = sc.factor * stimulus.dt_s
-        s = self._inputs(sc.current(stimulus.current_pA), dt).astype(np.float64)
+        s = input_columns(sc.current(stimulus.current_pA), dt, self.settings.input_taus_s) / self.input_sd
+        s = s.astype(np.float32).astype(np.float64)  # as the training inputs
         stop = min(s.shape[0], int(math.ceil(stimulus.window_s[1] / dt)) + 1)
         tr = self._train.stimulus(stimulus.name) if self._train is not None else None
         if tr is not None and tr.window_s[1] <= stimulus.window_s[1]:
@@ -235,10 +232,6 @@ class DendPLRNNModel(Model):
             lo, obs, forcing = 0, np.zeros((stop, 1)), None
         v, h = mean_run(members, s[lo:stop], obs, forcing, sc)  # FreeRunDiverged propagates: a failed row
         return readout.spikes(v, h, lo * dt, dt, stimulus.window_s)
-
-    def _inputs(self, current: np.ndarray, dt_model_s: float) -> np.ndarray:
-        """Standardised current (T,) on the network grid -> the network's inputs (T, n_in), float32."""
-        return (input_columns(current, dt_model_s, self.settings.input_taus_s) / self.input_sd).astype(np.float32)
 
 
 def _scaling(fit: TrainingData, factor: int, clip_mV: float) -> Scaling:

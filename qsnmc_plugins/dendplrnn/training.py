@@ -19,7 +19,6 @@ import torch
 from qsnmc_plugins.dendplrnn.fast_rollout import fast_rollout
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, make_batch, sample_windows
-from qsnmc_plugins.dendplrnn.teacher_forcing import forcing_schedule
 from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
 
 
@@ -108,10 +107,22 @@ def _ema_with_warmup(decay: float) -> Callable:
     return avg_fn
 
 
-def _batch(sequences: list[StimulusSequence], cfg: TrainConfig, rng: np.random.Generator, device: torch.device):
-    """Voltage, inputs, voltage weights and spike targets of ``cfg.batch_size`` random windows."""
-    windows = sample_windows(sequences, cfg.batch_size, cfg.burn_in + cfg.seq_len, rng)
-    return tuple(torch.from_numpy(a).to(device) for a in make_batch(sequences, windows))
+def forcing_schedule(n_steps: int, tau: int, burn_in: int = 0) -> np.ndarray:
+    """Sparse teacher forcing's schedule (Mikhaeil, Monfared & Durstewitz 2022): a boolean mask
+    (n_steps,), True where the observed units are replaced by the data.
+
+    Steps ``0 .. burn_in - 1`` are all forced (the hidden units settle onto the
+    recording; no loss is taken there). From the anchor ``a = max(burn_in - 1, 0)`` on,
+    forcing happens exactly every ``tau`` steps (``t = a + k * tau``) and the network
+    runs freely in between. ``tau = 1`` is classical teacher forcing.
+    """
+    if tau < 1:
+        raise ValueError(f"tau must be >= 1 step, got {tau}")
+    if not 0 <= burn_in <= n_steps:
+        raise ValueError(f"burn_in must be in [0, {n_steps}], got {burn_in}")
+    anchor = max(burn_in - 1, 0)
+    t = np.arange(n_steps)
+    return (t <= anchor) | ((t - anchor) % tau == 0)
 
 
 def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor, cfg: TrainConfig,
@@ -159,7 +170,9 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
     decay = lr_end_factor ** (1.0 / max(n_iterations, 1))
     while done < n_iterations:
         t0 = time.perf_counter()
-        x, s, w, y = _batch(data, cfg, state.rng, device)
+        windows = sample_windows(data, cfg.batch_size, cfg.burn_in + cfg.seq_len, state.rng)
+        # voltage, inputs, voltage weights and spike targets of the windows
+        x, s, w, y = (torch.from_numpy(a).to(device) for a in make_batch(data, windows))
         loss = batch_loss(net, x, s, w, cfg, y)
         value = float(loss.detach())
         if not math.isfinite(value) or (state.losses and value > 1e3 * max(min(state.losses), 1e-3)):
