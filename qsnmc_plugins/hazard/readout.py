@@ -68,9 +68,7 @@ def _peaks(smoothed: np.ndarray, gap_bins: int, height: float) -> np.ndarray:
 def _times(hazard: np.ndarray, peaks: np.ndarray, t0_s: float, bin_s: float) -> np.ndarray:
     """Hazard-weighted mean time (s) of bins peak-1..peak+1 around each peak (bin centres at t0 + (k + 0.5) bin_s)."""
     h = np.asarray(hazard, np.float64)
-    n = h.size
-    offs = np.array([-1, 0, 1])
-    idx = np.clip(peaks[:, None] + offs[None, :], 0, n - 1)
+    idx = np.clip(peaks[:, None] + np.array([-1, 0, 1]), 0, h.size - 1)
     w = h[idx] + 1e-12
     centre = (idx + 0.5) * w
     return t0_s + bin_s * centre.sum(axis=1) / w.sum(axis=1)
