@@ -90,8 +90,7 @@ def brian2_module() -> Any:
 
 def set_target(target: str) -> None:
     """Set Brian2's runtime code-generation target (``"cython"`` or ``"numpy"``)."""
-    b2 = brian2_module() if _state["module"] is None else _state["module"]
-    b2.prefs.codegen.target = target
+    brian2_module().prefs.codegen.target = target
     _state["target"] = target
 
 
@@ -113,34 +112,22 @@ def run_with_fallback(simulate: Callable[[], T]) -> T:
     except Exception as exc:  # Brian2 wraps compiler errors in several exception types
         if _state["target"] != PREFERRED_TARGET or not _looks_like_compilation_error(exc):
             raise
-        root = _root_cause(exc)
-        warnings.warn(
-            f"Brian2 Cython compilation failed ({type(root).__name__}: {str(root).strip()[:300]}); "
-            "falling back to the numpy target (about 5x slower)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        root = _chain(exc)[-1]
+        warnings.warn(f"Brian2 Cython compilation failed ({type(root).__name__}: {str(root).strip()[:300]}); "
+                      "falling back to the numpy target (about 5x slower)", RuntimeWarning, stacklevel=2)
         set_target(FALLBACK_TARGET)
         return simulate()
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception of a chain (Brian2 wraps the compiler's error)."""
-    for _ in range(10):
-        inner = exc.__cause__ or exc.__context__
-        if inner is None:
-            break
-        exc = inner
-    return exc
+def _chain(exc: BaseException) -> list[BaseException]:
+    """An exception and up to 9 of its causes, outermost first (Brian2 wraps the compiler's error)."""
+    chain = [exc]
+    while len(chain) < 10 and (chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    return chain
 
 
 def _looks_like_compilation_error(exc: BaseException) -> bool:
     """True for errors raised while building a Cython extension."""
-    seen = 0
-    while exc is not None and seen < 10:
-        text = f"{type(exc).__name__} {exc}".lower()
-        if any(k in text for k in ("compil", "cython", "distutils", "setuptools", "gcc", "linker", "importerror")):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+    keys = ("compil", "cython", "distutils", "setuptools", "gcc", "linker", "importerror")
+    return any(k in f"{type(e).__name__} {e}".lower() for e in _chain(exc) for k in keys)

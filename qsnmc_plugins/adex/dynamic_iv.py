@@ -27,7 +27,7 @@ leak upward (measured in ``benchmarks/README.md``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,6 +36,7 @@ from scipy.signal import lfilter
 
 from qsnmc import TrainingStimulus
 from qsnmc_plugins.adex.settings import AdExSettings
+
 
 @dataclass(frozen=True)
 class DynamicIV:
@@ -73,17 +74,9 @@ class DynamicIV:
         return float(np.clip(np.asarray(self.adaptation_pA, dtype=np.float64)[slow], 0.0, None).sum())
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "C_pF": self.C_pF,
-            "gL_nS": self.gL_nS,
-            "EL_mV": self.EL_mV,
-            "DeltaT_mV": self.DeltaT_mV,
-            "VT_mV": self.VT_mV,
-            "n_samples": self.n_samples,
-            "rms_residual_mV_per_ms": self.rms_residual_mV_per_ms,
-            "adaptation_taus_ms": list(self.adaptation_taus_ms),
-            "adaptation_pA": list(self.adaptation_pA),
-        }
+        """The fitted values and the fit's quality, without the binned curve (tuples as lists)."""
+        skip = ("curve_V_mV", "curve_F_mV_per_ms", "slow_tau_ms")
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k not in skip}
 
 
 def _samples(stim: TrainingStimulus, stop_s: float | None, settings: AdExSettings
@@ -145,10 +138,7 @@ def fit_dynamic_iv(stimuli: Sequence[TrainingStimulus], settings: AdExSettings,
     """
     stops = [None] * len(stimuli) if stop_s is None else stop_s
     parts = [_samples(s, stop, settings) for s, stop in zip(stimuli, stops)]
-    v = np.concatenate([p[0] for p in parts])
-    dvdt = np.concatenate([p[1] for p in parts])
-    cur = np.concatenate([p[2] for p in parts])
-    spk = np.concatenate([p[3] for p in parts])
+    v, dvdt, cur, spk = (np.concatenate(column) for column in zip(*parts))
     if v.size < 1000:
         raise ValueError(f"dynamic I-V: only {v.size} subthreshold samples")
 
@@ -163,20 +153,11 @@ def fit_dynamic_iv(stimuli: Sequence[TrainingStimulus], settings: AdExSettings,
     popt = _fit_iv_curve(centres, means, sigma, tau0, el0, stimuli[0].dt_s, settings)
     tau_ms, el, delta, vt = (float(x) for x in popt)
     resid = means - _iv_model(centres, *popt)
-    return DynamicIV(
-        C_pF=float(c_pF),
-        gL_nS=float(c_pF / tau_ms),
-        EL_mV=el,
-        DeltaT_mV=delta,
-        VT_mV=vt,
-        n_samples=int(v.size),
-        curve_V_mV=centres,
-        curve_F_mV_per_ms=means,
-        rms_residual_mV_per_ms=float(np.sqrt(np.mean(resid**2))),
-        adaptation_pA=tuple(float(-c * c_pF) for c in beta[3:]),
-        adaptation_taus_ms=tuple(settings.adaptation_taus_ms),
-        slow_tau_ms=settings.slow_tau_ms,
-    )
+    return DynamicIV(C_pF=float(c_pF), gL_nS=float(c_pF / tau_ms), EL_mV=el, DeltaT_mV=delta, VT_mV=vt,
+                     n_samples=int(v.size), curve_V_mV=centres, curve_F_mV_per_ms=means,
+                     rms_residual_mV_per_ms=float(np.sqrt(np.mean(resid**2))),
+                     adaptation_pA=tuple(float(-c * c_pF) for c in beta[3:]),
+                     adaptation_taus_ms=tuple(settings.adaptation_taus_ms), slow_tau_ms=settings.slow_tau_ms)
 
 
 def _membrane_regression(v: np.ndarray, dvdt: np.ndarray, cur: np.ndarray, spk: np.ndarray) -> np.ndarray:

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qsnmc import (Model, SearchProgress, Stimulus, TrainingData, best_candidate, candidates_record, clip_to_window,
-                   curve, fit_record, held_out_record, settings_record)
+from qsnmc import (CountPenalty, Model, SearchProgress, Stimulus, TrainingData, best_candidate, candidates_record,
+                   clip_to_window, curve, fit_record, held_out_record, settings_record)
 from qsnmc_plugins.adex.parameters import AdExParameters
 from qsnmc_plugins.adex.settings import AdExSettings
 
@@ -107,7 +107,6 @@ class AdExModel(Model):
     def _search(self, train: TrainingData, base: AdExParameters, windows: list[Windows], div: DynamicIV
                 ) -> tuple[GammaObjective, SearchResult]:
         """Stage 2's differential evolution around the stage-1 parameters: (objective, search result)."""
-        from qsnmc import CountPenalty
         from qsnmc_plugins.adex.search import GammaObjective, SearchSpace, StimulusScoring, search
 
         s = self.settings

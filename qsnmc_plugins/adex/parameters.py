@@ -56,8 +56,3 @@ class AdExParameters:
     def as_dict(self) -> dict[str, float]:
         """Every field as a float, units in the names (the fit record's ``fitted``)."""
         return {k: float(v) for k, v in asdict(self).items()}
-
-    @property
-    def tau_m_ms(self) -> float:
-        """Membrane time constant C / g_L (ms)."""
-        return self.C_pF / self.gL_nS

@@ -6,12 +6,9 @@ the threshold), a, b, tau_w, an offset of V_T, a slow spike-triggered current (b
 and, for coarsely sampled data, Delta_T, with SciPy's differential evolution (Storn & Price
 1997) in its vectorised form: every generation is one Brian2 run of the whole population on
 every stimulus (one neuron per candidate and column, each stimulus' fit window cut into
-segments run side by side, :func:`qsnmc_plugins.adex.simulate.simulate_stimuli_segmented`).
-The score (:class:`StimulusScoring`) is the competition's: Gamma/R per stimulus against every
-training repetition inside the fit window, stimuli weighted equally, those whose R is under
-0.3 left out (:class:`qsnmc.ValidationScore`), minus the count penalty (:class:`qsnmc.CountPenalty`).
-The held-out part of the training window is never seen here; :mod:`qsnmc_plugins.adex.validate`
-scores the last generation's best candidates on it.
+segments run side by side, :func:`qsnmc_plugins.adex.simulate.simulate_stimuli_segmented`),
+scored the competition's way on the fit windows (:class:`StimulusScoring`). The held-out part of
+the training window is never seen here; :mod:`qsnmc_plugins.adex.validate` scores on it.
 """
 from __future__ import annotations
 
@@ -108,20 +105,16 @@ class Windows:
 
 
 class StimulusScoring:
-    """Candidates scored the competition's way on one window kind of every stimulus.
-
-    The recordings cut to each stimulus' ``"fit"`` or ``"held_out"`` window, with their R,
-    are fixed; a candidate's trains are scored by :func:`qsnmc.score_trains` and combined by
-    :class:`qsnmc.ValidationScore` (Gamma/R per stimulus, R floor, equal weights), minus
-    ``penalty`` (:class:`qsnmc.CountPenalty`).
+    """Candidates scored the competition's way on one window kind (``"fit"`` or ``"held_out"``) of
+    every stimulus: Gamma/R per stimulus against every repetition inside the window (R computed once),
+    stimuli weighted equally, those whose R is under 0.3 left out (:class:`qsnmc.ValidationScore`),
+    minus ``penalty`` (:class:`qsnmc.CountPenalty`).
     """
 
     def __init__(self, stimuli: Sequence[TrainingStimulus], windows_by_stimulus: Sequence[Windows],
                  delta_s: float, penalty: CountPenalty) -> None:
-        self.names = [s.name for s in stimuli]
+        self.names, self.delta_s, self.penalty = [s.name for s in stimuli], delta_s, penalty
         self.windows = {kind: [getattr(w, kind) for w in windows_by_stimulus] for kind in ("fit", "held_out")}
-        self.delta_s = delta_s
-        self.penalty = penalty
         self.recordings = {kind: [[clip_to_window(t, win) for t in s.spike_times_s] for s, win in zip(stimuli, wins)]
                            for kind, wins in self.windows.items()}
         self.reliability = {kind: [stretch_reliability(rec, win, delta_s) for rec, win in zip(recs, self.windows[kind])]
@@ -172,14 +165,9 @@ class GammaObjective:
     def __init__(self, stimuli: Sequence[TrainingStimulus], base: AdExParameters, space: SearchSpace,
                  scoring: StimulusScoring, n_segments: int, warmup_s: float, step_factor: float = 1,
                  on_generation: Callable[[float], None] | None = None) -> None:
-        self.stimuli = list(stimuli)
-        self.base = base
-        self.space = space
-        self.scoring = scoring
-        self.n_segments = n_segments
-        self.warmup_s = warmup_s
+        self.stimuli, self.base, self.space, self.scoring = list(stimuli), base, space, scoring
+        self.n_segments, self.warmup_s, self.step_factor = n_segments, warmup_s, step_factor
         self.on_generation = on_generation
-        self.step_factor = step_factor
         self.currents = [coarsen_current(s.current_pA, step_factor) for s in self.stimuli]
         self.log = GenerationLog()
         self.best_so_far = -np.inf

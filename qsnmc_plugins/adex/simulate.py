@@ -31,40 +31,19 @@ from qsnmc_plugins.adex.parameters import AdExParameters
 #: upper clip of the exponent (V - V_T) / Delta_T: exp(30) ~ 1e13 keeps every step finite
 EXP_CLIP = 30.0
 
+#: SI value and Brian2 unit of one unit of each field's suffix
+_UNITS = {"pF": (1e-12, "farad"), "nS": (1e-9, "siemens"), "mV": (1e-3, "volt"), "ms": (1e-3, "second"),
+          "pA": (1e-12, "amp")}
+#: field of AdExParameters -> (Brian2 variable: the field's name before its unit, scale to SI units, Brian2 unit)
+_SI = {f.name: (f.name.rsplit("_", 1)[0], *_UNITS[f.name.rsplit("_", 1)[1]])
+       for f in fields(AdExParameters) if f.name != "latency_ms"}
+
+#: the dynamics, then every parameter as a per-neuron constant, then the neuron's current column
 EQUATIONS = """
 dv/dt = (-gL*(v - EL) + gL*DeltaT*exp(clip((v - VT)/DeltaT, -100, EXP_CLIP)) - w - w2 + adex_current(t, col)) / C : volt
 dw/dt = (a*(v - EL) - w) / tauw : amp
 dw2/dt = -w2 / tauw2 : amp
-C : farad (constant)
-gL : siemens (constant)
-EL : volt (constant)
-DeltaT : volt (constant)
-VT : volt (constant)
-Vpeak : volt (constant)
-Vr : volt (constant)
-a : siemens (constant)
-b : amp (constant)
-tauw : second (constant)
-b2 : amp (constant)
-tauw2 : second (constant)
-col : integer (constant)
-"""
-
-#: field of AdExParameters -> (Brian2 variable, scale to SI units)
-_SI = {
-    "C_pF": ("C", 1e-12),
-    "gL_nS": ("gL", 1e-9),
-    "EL_mV": ("EL", 1e-3),
-    "DeltaT_mV": ("DeltaT", 1e-3),
-    "VT_mV": ("VT", 1e-3),
-    "Vpeak_mV": ("Vpeak", 1e-3),
-    "Vr_mV": ("Vr", 1e-3),
-    "a_nS": ("a", 1e-9),
-    "b_pA": ("b", 1e-12),
-    "tauw_ms": ("tauw", 1e-3),
-    "b2_pA": ("b2", 1e-12),
-    "tauw2_ms": ("tauw2", 1e-3),
-}
+""" + "".join(f"{var} : {unit} (constant)\n" for var, _, unit in _SI.values()) + "col : integer (constant)\n"
 
 
 def coarsen_current(current_pA: np.ndarray, factor: float) -> np.ndarray:
@@ -98,39 +77,31 @@ def parameter_columns(params: Sequence[AdExParameters]) -> dict[str, np.ndarray]
     return {f.name: np.array([getattr(p, f.name) for p in params], dtype=np.float64) for f in fields(AdExParameters)}
 
 
-def simulate_population(
-    params: Sequence[AdExParameters],
-    current_pA: np.ndarray,
-    dt_s: float,
-    stop_s: float,
-) -> PopulationResult:
-    """Simulate every parameter set from rest (V = E_L, w = 0) over ``0..stop_s`` in one run.
+def _protocol_current(current_pA: np.ndarray, dt_s: float, stop_s: float) -> np.ndarray:
+    """The current (pA) of the steps ``0..stop_s``, or ValueError if it does not cover them."""
+    n_steps = int(round(stop_s / dt_s))
+    cur = np.asarray(current_pA, np.float64)
+    if cur.shape[0] < n_steps:
+        raise ValueError(f"current covers {cur.shape[0] * dt_s:g} s, simulation needs {stop_s:g} s")
+    return cur[:n_steps]
+
+
+def simulate_population(params: Sequence[AdExParameters], current_pA: np.ndarray, dt_s: float,
+                        stop_s: float) -> PopulationResult:
+    """Simulate every parameter set from rest (V = E_L, w = 0) over ``0..stop_s`` in one run:
+    the spike times (s) of each neuron and a finiteness flag per neuron.
 
     Args:
         params: the parameter sets, one neuron each.
         current_pA: injected current (pA), sample ``k`` at ``k * dt_s``; must cover ``stop_s``.
         dt_s: sampling and integration step (s).
-        stop_s: end of the simulation (s).
-
-    Returns:
-        The spike times (s) of each neuron and a finiteness flag per neuron.
     """
-    n_steps = int(round(stop_s / dt_s))
-    cur = np.asarray(current_pA, np.float64)
-    if cur.shape[0] < n_steps:
-        raise ValueError(f"current covers {cur.shape[0] * dt_s:g} s, simulation needs {stop_s:g} s")
-    matrix, col = cur[:n_steps, None], np.zeros(len(params), np.int64)
+    matrix, col = _protocol_current(current_pA, dt_s, stop_s)[:, None], np.zeros(len(params), np.int64)
     return run_with_fallback(lambda: run_columns(parameter_columns(params), col, matrix, dt_s, 0.0))
 
 
-def simulate_stimuli_segmented(
-    params: Sequence[AdExParameters],
-    currents_pA: Sequence[np.ndarray],
-    dt_s: float,
-    stops_s: Sequence[float],
-    n_segments: int,
-    warmup_s: float,
-) -> list[PopulationResult]:
+def simulate_stimuli_segmented(params: Sequence[AdExParameters], currents_pA: Sequence[np.ndarray], dt_s: float,
+                               stops_s: Sequence[float], n_segments: int, warmup_s: float) -> list[PopulationResult]:
     """Approximate :func:`simulate_population` of each stimulus over ``0..stop_s`` by segments run
     side by side, all stimuli in one Brian2 run (one result per stimulus).
 
@@ -148,11 +119,7 @@ def simulate_stimuli_segmented(
     warm = int(round(warmup_s / dt_s)) if n_segments > 1 else 0
     blocks = []
     for cur, stop in zip(currents_pA, stops_s):
-        n_steps = int(round(stop / dt_s))
-        cur = np.asarray(cur, np.float64)
-        if cur.shape[0] < n_steps:
-            raise ValueError(f"current covers {cur.shape[0] * dt_s:g} s, simulation needs {stop:g} s")
-        padded = np.concatenate([np.zeros(warm), cur[:n_steps], np.zeros(seg * n_segments)])
+        padded = np.concatenate([np.zeros(warm), _protocol_current(cur, dt_s, stop), np.zeros(seg * n_segments)])
         blocks.extend(padded[j * seg : j * seg + warm + seg] for j in range(n_segments))
     matrix = np.stack(blocks, axis=1)
     base = parameter_columns(params)
@@ -177,14 +144,8 @@ def simulate_stimuli_segmented(
     return out
 
 
-def run_columns(
-    columns: dict[str, np.ndarray],
-    col: np.ndarray,
-    current_pA: np.ndarray,
-    dt_s: float,
-    t0_s: float,
-    record_voltage: bool = False,
-) -> PopulationResult:
+def run_columns(columns: dict[str, np.ndarray], col: np.ndarray, current_pA: np.ndarray, dt_s: float, t0_s: float,
+                record_voltage: bool = False) -> PopulationResult:
     """One Brian2 run: neuron i has parameters ``columns[*][i]`` and current ``current_pA[:, col[i]]``.
 
     Args:
@@ -202,17 +163,9 @@ def run_columns(
     dt = dt_s * b2.second
     # A fixed name keeps the generated code identical from run to run (cache hits).
     current = b2.TimedArray(np.ascontiguousarray(current_pA) * 1e-12 * b2.amp, dt=dt, name="adex_current")
-    group = b2.NeuronGroup(
-        n,
-        EQUATIONS,
-        threshold="v > Vpeak",
-        reset="v = Vr; w += b; w2 += b2",
-        method="euler",
-        dt=dt,
-        namespace={"adex_current": current, "EXP_CLIP": EXP_CLIP},
-        name="adex_population",
-    )
-    for field, (var, scale) in _SI.items():
+    group = b2.NeuronGroup(n, EQUATIONS, threshold="v > Vpeak", reset="v = Vr; w += b; w2 += b2", method="euler",
+                           dt=dt, namespace={"adex_current": current, "EXP_CLIP": EXP_CLIP}, name="adex_population")
+    for field, (var, scale, _) in _SI.items():
         setattr(group, var + "_", columns[field] * scale)  # "name_" sets plain SI floats
     group.col = col
     group.v_ = columns["EL_mV"] * 1e-3
