@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,8 +18,10 @@ from qsnmc import HeldOutStimulus, clip_to_window, spike_times_from_voltage
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, free_run
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling
 from qsnmc_plugins.hazard.heldout import HeldOutScorer
-from qsnmc_plugins.hazard.readout import (Readout, ReadoutSettings, choose_readout as choose_hazard_readout,
-                                          spikes_from_hazard)
+from qsnmc_plugins.hazard.readout import Readout, choose_readout as choose_hazard_readout, spikes_from_hazard
+
+if TYPE_CHECKING:
+    from qsnmc_plugins.dendplrnn.model import DendPLRNNSettings
 
 
 @dataclass(frozen=True)
@@ -70,16 +73,15 @@ class HeldOutRuns:
         inputs: per stimulus name, the network inputs over the whole protocol (T, n_in), step k at k dt.
         warm_voltage: per stimulus name, the standardised median voltage of the fit part's last steps.
         dt_s: network step (s).
-        grid: the hazard readout's grid.
-        thresholds_mV, shifts_s: the voltage readout's detection levels (mV) and time shifts (s).
+        settings: the model's settings: the hazard readout's grid, the voltage readout's detection
+            levels (mV) and time shifts (s).
     """
 
     def __init__(self, heldout: tuple[HeldOutStimulus, ...], inputs: dict[str, np.ndarray],
                  warm_voltage: dict[str, np.ndarray], scaling: Scaling, dt_s: float, delta_s: float,
-                 grid: ReadoutSettings, thresholds_mV: tuple[float, ...], shifts_s: tuple[float, ...]) -> None:
+                 settings: DendPLRNNSettings) -> None:
         self.scorer = HeldOutScorer(heldout, delta_s)
-        self.scaling, self.dt_s, self.grid = scaling, dt_s, grid
-        self.thresholds_mV, self.shifts_s = thresholds_mV, shifts_s
+        self.scaling, self.dt_s, self.settings = scaling, dt_s, settings
         self.runs = {}
         for h in heldout:
             w = warm_voltage[h.name]
@@ -103,26 +105,22 @@ class HeldOutRuns:
         """Spike times (s) per held-out stimulus of a readout applied to :meth:`outputs`."""
         return {k: readout.spikes(v, h, t0, self.dt_s, self.runs[k][4]) for k, (v, h, t0) in outputs.items()}
 
-    def best_readout(self, params: list[NetworkParams], kinds: tuple[str, ...] = ("hazard", "voltage"),
-                     shifts_s: tuple[float, ...] | None = None) -> tuple[SpikeReadout, float]:
-        """The readout with the highest held-out P for these networks (mean of their outputs),
-        and that P; (voltage readout, -inf) when a free run diverges."""
+    def best_readout(self, params: list[NetworkParams], shifts_s: tuple[float, ...] | None = None
+                     ) -> tuple[SpikeReadout, float]:
+        """The readout (hazard, or voltage threshold and one of ``shifts_s``, by default the settings')
+        with the highest held-out P for these networks (mean of their outputs), and that P;
+        (voltage readout, -inf) when a free run diverges."""
         try:
             outs = self.outputs(params)
         except FreeRunDiverged:
             return SpikeReadout("voltage"), -math.inf
-        best = (SpikeReadout("voltage"), -math.inf)
-        if "hazard" in kinds:
-            hz = {k: o[1] for k, o in outs.items()}
-            t0 = {k: o[2] for k, o in outs.items()}
-            win = {k: self.runs[k][4] for k in outs}
-            r, p = choose_hazard_readout(hz, t0, self.dt_s, self.scorer, win, self.grid)
-            best = (SpikeReadout("hazard", hazard=r), p)
-        if "voltage" in kinds:
-            for th in self.thresholds_mV:
-                for sh in self.shifts_s if shifts_s is None else shifts_s:
-                    r = SpikeReadout("voltage", threshold_mV=float(th), shift_s=float(sh))
-                    p = self.scorer(self.predictions(outs, r))
-                    if p > best[1]:
-                        best = (r, p)
+        hz, t0 = {k: o[1] for k, o in outs.items()}, {k: o[2] for k, o in outs.items()}
+        r, p = choose_hazard_readout(hz, t0, self.dt_s, self.scorer, {k: self.runs[k][4] for k in outs}, self.settings)
+        best = (SpikeReadout("hazard", hazard=r), p)
+        for th in self.settings.voltage_thresholds_mV:
+            for sh in self.settings.voltage_shifts_s if shifts_s is None else shifts_s:
+                r = SpikeReadout("voltage", threshold_mV=float(th), shift_s=float(sh))
+                p = self.scorer(self.predictions(outs, r))
+                if p > best[1]:
+                    best = (r, p)
         return best

@@ -2,14 +2,11 @@
 
 Binary cross-entropy between the network's hazard and the fraction of repetitions spiking
 in each bin (a Bernoulli likelihood per bin), over windows drawn from the fit part of every
-stimulus (burn-in bins excluded from the loss). Adam, with a linear warm-up of the learning
-rate over the first tenth of the steps then cosine decay, and gradient clipping. Every
-``eval_every`` steps the network (with ``ema_decay``: the exponential moving average of its
-weights, and the raw weights only after the last step) is scored on the held-out part
-(Gamma/R of its best readout) and the best checkpoint (of the average, if there is one) is
-kept, or with ``keep="last"`` the weights after the last step. A non-finite loss or gradient
-restores the last good checkpoint and halves the learning rate; after ``max_recoveries`` such
-events :class:`TrainingDiverged` is raised.
+stimulus (burn-in bins excluded from the loss); Adam (learning rate: :func:`_set_lr`) with
+gradient clipping. Every ``eval_every`` steps the network (with ``ema_decay``: the moving average
+of its weights, and the raw weights only after the last step) is scored on the held-out part
+(Gamma/R of its best readout) and the best checkpoint is kept, or with ``keep="last"`` the weights
+after the last step. A non-finite loss or gradient: :meth:`_Run._recover`.
 """
 from __future__ import annotations
 
