@@ -60,15 +60,10 @@ def coarsen_current(current_pA: np.ndarray, factor: float) -> np.ndarray:
 
 @dataclass
 class PopulationResult:
-    """Spike trains of a simulated population.
+    """Spike trains of a simulated population."""
 
-    Attributes:
-        spike_times_s: one sorted array of spike times (s, protocol time) per parameter set.
-        finite: False for a parameter set whose final state is not finite (a blown-up simulation).
-    """
-
-    spike_times_s: list[np.ndarray]
-    finite: np.ndarray
+    spike_times_s: list[np.ndarray]  #: one sorted array of spike times (s, protocol time) per parameter set
+    finite: np.ndarray  #: False for a parameter set whose final state is not finite (a blown-up simulation)
     voltage_mV: np.ndarray | None = None  #: (n_neurons, n_steps) membrane voltage, when recorded
 
 

@@ -156,8 +156,7 @@ class DendPLRNNModel(Model):
                 q.name, v, inputs[q.name][k0:k0 + n], spike_fraction(spikes, n, dt, q.window_s[0]).astype(np.float32),
                 spike_weights(spikes, n, dt, q.window_s[0], s.spike_share)))
             warm[q.name] = np.median(v, axis=0)[-n_warm:]
-        held = HeldOutRuns(fold.heldout, inputs, warm, self.scaling, dt, train.delta_s, s)
-        return sequences, held
+        return sequences, HeldOutRuns(fold.heldout, inputs, warm, self.scaling, dt, train.delta_s, s)
 
     def _train_members(self, sequences: list[StimulusSequence], held: HeldOutRuns, device) -> tuple[Any, list]:
         """Each member trained from its seed, at its best checkpoint (held-out P of its best readout)."""

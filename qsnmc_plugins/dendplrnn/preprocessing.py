@@ -18,21 +18,14 @@ from qsnmc import block_max, block_mean
 
 @dataclass(frozen=True)
 class Scaling:
-    """Affine maps between physical units and the network's standardised units.
+    """Affine maps between physical units and the network's standardised units."""
 
-    Attributes:
-        factor: samples of the recording per network step.
-        clip_mV: voltage clipping level (mV).
-        v_mean_mV, v_sd_mV: mean and SD of the clipped, pooled training voltage (mV).
-        i_mean_pA, i_sd_pA: mean and SD of the training current (pA).
-    """
-
-    factor: int
-    clip_mV: float
-    v_mean_mV: float
-    v_sd_mV: float
-    i_mean_pA: float
-    i_sd_pA: float
+    factor: int  #: samples of the recording per network step
+    clip_mV: float  #: voltage clipping level (mV)
+    v_mean_mV: float  #: mean of the clipped, pooled training voltage (mV)
+    v_sd_mV: float  #: its SD (mV)
+    i_mean_pA: float  #: mean of the training current (pA)
+    i_sd_pA: float  #: its SD (pA)
 
     @classmethod
     def fit(cls, voltage_mV: np.ndarray, current_pA: np.ndarray, factor: int, clip_mV: float) -> "Scaling":

@@ -13,21 +13,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StimulusSequence:
-    """One stimulus' fit part on the network grid.
-
-    Attributes:
-        name: the stimulus' name.
-        voltage: (n_reps, n_steps) standardised voltage.
-        inputs: (n_steps, n_in) network inputs (float32), aligned with ``voltage``.
-        target: (n_steps,) fraction of repetitions with a spike in each step.
-        weights: (n_reps, n_steps) loss weights of the voltage (see ``preprocessing.spike_weights``).
-    """
+    """One stimulus' fit part on the network grid."""
 
     name: str
-    voltage: np.ndarray
-    inputs: np.ndarray
-    target: np.ndarray
-    weights: np.ndarray
+    voltage: np.ndarray  #: (n_reps, n_steps) standardised voltage
+    inputs: np.ndarray  #: (n_steps, n_in) network inputs (float32), aligned with ``voltage``
+    target: np.ndarray  #: (n_steps,) fraction of repetitions with a spike in each step
+    weights: np.ndarray  #: (n_reps, n_steps) loss weights of the voltage (see ``preprocessing.spike_weights``)
 
     @property
     def n_steps(self) -> int:

@@ -15,18 +15,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StimulusSequence:
-    """One stimulus on the bin grid.
-
-    Attributes:
-        name: the stimulus' name.
-        inputs: (n_bins, n_in) network inputs from the protocol's start, float32.
-        target: (n_bins,) fraction of repetitions spiking per bin (0 outside the targets' span).
-        target_start, target_stop: bins ``[target_start, target_stop)`` hold targets to fit.
-    """
+    """One stimulus on the bin grid; bins ``[target_start, target_stop)`` hold targets to fit."""
 
     name: str
-    inputs: np.ndarray
-    target: np.ndarray
+    inputs: np.ndarray  #: (n_bins, n_in) network inputs from the protocol's start, float32
+    target: np.ndarray  #: (n_bins,) fraction of repetitions spiking per bin (0 outside the targets' span)
     target_start: int
     target_stop: int
 

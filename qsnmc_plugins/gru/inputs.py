@@ -16,20 +16,14 @@ from qsnmc_plugins.hazard.inputs import input_columns
 
 @dataclass(frozen=True)
 class InputScaling:
-    """How the binned current and its filtrates become the network's standardised inputs.
+    """How the binned current and its filtrates become the network's standardised inputs."""
 
-    Attributes:
-        bin_s: bin width (s).
-        taus_s: time constants of the low-pass filtrates (s).
-        current_mean_pA, current_sd_pA: mean and SD of the binned fit-part current (pA).
-        channel_sd: SD of each input channel (current, filtrates) over the fit part, after
-            standardising the current (so each channel has unit SD).
-    """
-
-    bin_s: float
-    taus_s: tuple[float, ...]
-    current_mean_pA: float
-    current_sd_pA: float
+    bin_s: float  #: bin width (s)
+    taus_s: tuple[float, ...]  #: time constants of the low-pass filtrates (s)
+    current_mean_pA: float  #: mean of the binned fit-part current (pA)
+    current_sd_pA: float  #: SD of the binned fit-part current (pA)
+    #: SD of each input channel (current, filtrates) over the fit part, after standardising the
+    #: current (so each channel has unit SD)
     channel_sd: tuple[float, ...]
 
     @classmethod

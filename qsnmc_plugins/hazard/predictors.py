@@ -1,9 +1,6 @@
-"""The predictor an ensemble entry keeps: each member alone or an ensemble of its best members.
-
-A recurrent entry trains several networks (members); each member alone, and the ensembles of
-its best 2, 3, ... members (their outputs averaged before spike detection), are predictors.
-Each gets its own best readout on the held-out part, and the one of highest held-out P is kept.
-"""
+"""The predictor an ensemble entry keeps: each member alone or an ensemble of its best members
+(their outputs averaged before spike detection), each with its own best readout on the held-out
+part; the one of highest held-out P is kept."""
 from __future__ import annotations
 
 import math
