@@ -133,6 +133,25 @@ def test_settings_are_checked_and_reach_the_fit():
     assert rec["details"]["training"]["batch_size"] == 4 and rec["settings"]["input_taus_s"] == [0.05]
 
 
+def test_the_non_recurrent_control_is_causal_with_a_128_bin_field_and_fits_with_the_same_recipe():
+    from qsnmc_plugins.gru.network import LN_FILTER_BINS, SpikeHazardNet
+
+    torch.manual_seed(0)
+    net = SpikeHazardNet(3, 8, "ln")
+    x = torch.randn(2, 400, 3)
+    with torch.no_grad():
+        y = net(x)
+        x[:, 200] += 3.0  # one input bin moves the output only in the filter's field after it
+        changed = (net(x) != y).any(0).nonzero().flatten()
+    assert changed.min() == 200 and changed.max() == 200 + LN_FILTER_BINS - 1
+    train = _small_two_stimulus_training()
+    model = GRUModel(seed=0, budget=0.0125, cell="ln", hidden=4, predict_burn_bins=100, **SHORT_WINDOWS)
+    rec = model.fit(train)
+    assert rec["settings"]["cell"] == "ln" and np.isfinite(rec["held_out"]["performance"])
+    pred = model.predict(qsnmc.Stimulus("A", DT_S, train.stimuli[0].current_pA, (4.0, 6.0), 3))
+    assert pred.size == 0 or (pred.min() >= 4.0 and pred.max() < 6.0)
+
+
 def test_weight_average_is_deterministic_and_kept_at_the_last_step():
     """With ``ema_decay`` and ``keep="last"`` the kept network is the weight average after the last
     step: the same for the same seed, different from the raw weights, not a picked checkpoint."""

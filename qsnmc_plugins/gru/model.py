@@ -47,7 +47,8 @@ MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s +
 class GRUSettings(ReadoutSettings):
     """The gru entry's settings (the readout grid's are inherited)."""
 
-    cell: Literal["gru", "lstm"] = setting("gru", "recurrent cell")
+    cell: Literal["gru", "lstm", "ln"] = setting(
+        "gru", "recurrent cell; \"ln\": a non-recurrent control (128-bin causal filters, pointwise nonlinearity)")
     hidden: int = setting(64, "hidden units of the recurrent layer", min=1)
     members: int = setting(1, "networks in the ensemble (seeds 1000 seed + k); one trained longer beat two", min=1)
     bin_s: float = setting(1e-3, "bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)", min=1e-5)
@@ -82,7 +83,7 @@ class GRUModel(Model):
     name = "gru"
     description = "GRU (or LSTM) spike hazard on the current and its filtrates, weight-averaged, peak-picking readout"
     Settings = GRUSettings
-    param_grid = {"cell": ["gru", "lstm"], "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}
+    param_grid = {"cell": ["gru", "lstm", "ln"], "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
         super().__init__(seed, budget, **overrides)

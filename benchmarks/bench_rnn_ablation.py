@@ -1,0 +1,97 @@
+"""The recurrent entries' ablation: which part of the gru carries its lead over the fitted models.
+
+Every arm is a ``qsnmc run`` of the gru (or the dendplrnn) with settings changed through
+``--param``, so it is fitted, predicted and scored exactly as a table row is (sandboxed worker,
+official scoring, seed-aware verdict). Arms (each against the default gru: a GRU cell, the
+current plus 20 ms - 20 s filtrates, the spike hazard as target, the shared recipe):
+
+- ``gru``: the default;
+- ``lstm``: another recurrent cell;
+- ``ln``: no recurrence: 16 causal 128-bin filters of the same inputs and a pointwise nonlinearity;
+- ``gru-fast``: the GRU with the fast filtrates only (20, 100, 500 ms);
+- ``dendplrnn``: the dendPLRNN entry (its own recipe: voltage and hazard, sparse teacher forcing,
+  the fast filtrates only);
+- ``dendplrnn-slow``: the dendPLRNN with the gru's inputs (the 5 and 20 s filtrates added).
+
+Test windows are read here as in any table: every default was fixed before this ran (on held-out
+training data). Writes ``results/rnn_ablation.json`` (the rows of each run) and prints a
+Markdown table of the mean P over seeds, the seed SD and each seed's P.
+
+Usage::
+
+    python benchmarks/bench_rnn_ablation.py --challenge embedded --seeds 0-2 --arms ln,gru-fast
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: arm -> (model, --param settings)
+ARMS = {
+    "gru": ("gru", []),
+    "lstm": ("gru", ["cell=lstm"]),
+    "ln": ("gru", ["cell=ln"]),
+    "gru-fast": ("gru", ["input_taus_s=[0.02,0.1,0.5]"]),
+    "dendplrnn": ("dendplrnn", []),
+    "dendplrnn-slow": ("dendplrnn", ["input_taus_s=[0.02,0.1,0.5,5.0,20.0]"]),
+}
+
+
+def run_arm(arm: str, challenge: str, seeds: str, runs_dir: str, jobs: int) -> dict:
+    """One arm's ``qsnmc run``: its table row (mean over seeds, SD, each seed) as ``--json`` writes it."""
+    model, params = ARMS[arm]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        cmd = [sys.executable, "-c", "import sys; from qsnmc.cli.main import main; sys.exit(main())", "run", model, "--challenge", challenge, "--seeds", seeds, "--quiet",
+               "--runs-dir", runs_dir, "--jobs", str(jobs), "--json", str(out),
+               *[a for p in params for a in ("--param", p)]]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)  # this checkout's code
+        if not out.exists():
+            return {"arm": arm, "challenge": challenge, "status": "failed", "reason": proc.stderr.strip()[-500:]}
+        row = json.loads(out.read_text())[0]
+    return {"arm": arm, "challenge": challenge, "params": params, **{k: row.get(k) for k in (
+        "status", "performance", "error", "seed_sd", "n_seeds", "n_scored", "fit_s", "reason")},
+        "seeds": [{"seed": s["seed"], "performance": s.get("performance")} for s in row.get("seeds") or []]}
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| challenge | arm | P % (mean) | seed SD % | P per seed % | fit s |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("status") != "ok":
+            lines.append(f"| {r['challenge']} | {r['arm']} | failed | | {r.get('reason', '')} | |")
+            continue
+        each = " / ".join("failed" if s["performance"] is None else f"{100 * s['performance']:.1f}"
+                          for s in r["seeds"])
+        lines.append(f"| {r['challenge']} | {r['arm']} | {100 * r['performance']:.1f} | {100 * r['seed_sd']:.1f} | "
+                     f"{each} | {r['fit_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--challenge", action="append", default=[], help="repeatable (default: embedded)")
+    ap.add_argument("--seeds", default="0-2")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    ap.add_argument("--runs-dir", default=str(ROOT / "runs"), help="shares the run cache with `qsnmc run`")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rnn_ablation.json"))
+    args = ap.parse_args()
+    arms = args.arms.split(",")
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        ap.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    rows = [run_arm(a, c, args.seeds, args.runs_dir, args.jobs) for c in args.challenge or ["embedded"] for a in arms]
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if out.exists() else []
+    keep = [r for r in old if (r["arm"], r["challenge"]) not in {(n["arm"], n["challenge"]) for n in rows}]
+    out.write_text(json.dumps(keep + rows, indent=1))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
