@@ -47,6 +47,22 @@ def test_a_lead_larger_than_the_seed_spread_is_a_significant_win():
     assert decide_winner_over_seeds(seeds) == {"a": "significant win", "b": "", "c": ""}
 
 
+def test_an_entry_with_one_scored_seed_of_several_cannot_win_significantly():
+    # a leads by far on its one scored seed, but its seed spread is unknown: the win is shared
+    seeds = {"a": [(0.90, 0.01)], "b": [(0.60, 0.01)] * 3, "c": [(0.50, 0.01)] * 3}
+    assert decide_winner_over_seeds(seeds) == {"a": "significant win", "b": "", "c": ""}  # one seed was run
+    assert decide_winner_over_seeds(seeds, n_run={"a": 3, "b": 3, "c": 3}) == {"a": "shared win", "b": "", "c": ""}
+    records = [_record("a", 0, 0.90), *(_record("a", s, None, reason="fit: boom") for s in (1, 2)),
+               *(_record(m, s, p) for m, p in (("b", 0.6), ("c", 0.5)) for s in range(3))]
+    rows = ranking_rows(records)
+    assert rows[0]["model"] == "a" and rows[0]["verdict"] == "ahead, not significant"
+    assert verdict_note(rows) == ("No significant winner: a leads by more than its error, but was scored on "
+                                  "1 seed of 3, so its seed spread is unknown.")
+    # two scored seeds of three measure a spread: a lead beyond Err_c still wins
+    seeds["a"] = [(0.90, 0.01), (0.91, 0.01)]
+    assert decide_winner_over_seeds(seeds, n_run={"a": 3, "b": 3, "c": 3})["a"] == "significant win"
+
+
 def test_one_seed_is_exactly_the_competitions_rule():
     rng = np.random.default_rng(4)
     for _ in range(200):

@@ -52,8 +52,8 @@ def summarise_seeds(performances: Sequence[float], errors: Sequence[float]) -> S
     return SeedSummary(float(np.mean(ps)), sd, boot, math.hypot(boot, sd), len(ps))
 
 
-def decide_winner_over_seeds(entries: Mapping[str, Sequence[tuple[float, float]]],
-                             min_entries: int = 3) -> dict[str, str]:
+def decide_winner_over_seeds(entries: Mapping[str, Sequence[tuple[float, float]]], min_entries: int = 3,
+                             n_run: Mapping[str, int] | None = None) -> dict[str, str]:
     """The verdict for each entry from its scored seeds, ``{name: [(P_s, Err_s), ...]}``.
 
     Rules (P_s: the seed's performance Γ/R, Err_s: its bootstrap error, both by the 2009 rules):
@@ -67,6 +67,10 @@ def decide_winner_over_seeds(entries: Mapping[str, Sequence[tuple[float, float]]
       entry i, and only with at least ``min_entries`` (3) entries; otherwise the win is *shared* by
       every entry i with P(i) ≥ P(best) − Err_c(best), best being the entry with the highest P.
     - With one seed per entry, P = P_s and Err_c = Err_s: the competition's rule unchanged.
+    - An entry scored on one seed only, of the ``n_run[name]`` > 1 that were run (the others
+      failed), has no measured seed spread, so its Err_c is too small: it cannot win
+      significantly. When it leads, the win is shared by every entry i with
+      P(i) ≥ P(best) − Err_c(best).
 
     Why this error. The bootstrap part: every seed is scored on the same recorded repetitions,
     so the seeds' bootstrap errors are correlated, not independent, and averaging seeds does
@@ -82,5 +86,10 @@ def decide_winner_over_seeds(entries: Mapping[str, Sequence[tuple[float, float]]
         ``{name: "significant win" | "shared win" | ""}``.
     """
     summaries = {k: summarise_seeds([p for p, _ in v], [e for _, e in v]) for k, v in entries.items() if v}
-    verdict = decide_winner({k: (s.performance, s.error) for k, s in summaries.items()}, min_entries)
+    pairs = {k: (s.performance, s.error) for k, s in summaries.items()}
+    verdict = decide_winner(pairs, min_entries)
+    winner = next((k for k, v in verdict.items() if v == "significant win"), None)
+    if winner is not None and summaries[winner].n_seeds == 1 and (n_run or {}).get(winner, 1) > 1:
+        p_best, e_best = pairs[winner]
+        verdict = {k: "shared win" if p >= p_best - e_best else "" for k, (p, _) in pairs.items()}
     return {k: verdict.get(k, "") for k in entries}

@@ -32,7 +32,7 @@ def ranking_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_model.setdefault(r["model"], []).append(r)
     groups = {m: sorted(rs, key=lambda r: (r.get("seed") is None, r.get("seed") or 0)) for m, rs in by_model.items()}
     scored = {m: [(r["performance"], r["error"]) for r in rs if r.get("status") == "ok"] for m, rs in groups.items()}
-    verdicts = decide_winner_over_seeds(scored)
+    verdicts = decide_winner_over_seeds(scored, n_run={m: len(rs) for m, rs in groups.items()})
     rows = [_model_row(m, rs, verdicts.get(m, "")) for m, rs in groups.items()]
     ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: -r["performance"])
     bad = sorted((r for r in rows if r["status"] != "ok"), key=lambda r: r["model"])
@@ -103,7 +103,8 @@ AHEAD = "ahead, not significant"
 
 def _word_verdicts(ok: list[dict[str, Any]]) -> None:
     """Reword verdicts that the rule's words do not fit: a lone entry ranks against nobody, and
-    a "shared win" held by one entry (possible only with two) is a lead the rule cannot call."""
+    a "shared win" held by one entry is a lead the rule cannot call (two entries, or a leader
+    scored on one seed of several)."""
     shared = [r for r in ok if r["verdict"] == "shared win"]
     if len(ok) == 1:
         ok[0]["verdict"] = ONLY_ENTRY
@@ -204,6 +205,9 @@ def verdict_note(rows: list[dict[str, Any]]) -> str:
                f"{best['model']} and {second['model']} are within {best['model']}'s error of each other")
         return f"Two entries, so no significant winner (the win rule needs at least 3): {how}."
     shared = [r["model"] for r in ok if r["verdict"] == "shared win"]
+    if not shared:
+        return (f"No significant winner: {best['model']} leads by more than its error, but was scored on "
+                f"{best['n_scored']} seed of {best['n_seeds']}, so its seed spread is unknown.")
     return (f"No significant winner (no entry is one error above all others): the win is shared by "
             f"{_and(shared)}.")
 
