@@ -25,8 +25,9 @@ The fitting toolkit, shared by every built-in:
 - settings: :func:`setting` (a field of a model's frozen ``Settings`` dataclass),
   :func:`settings_record`, :func:`settings_schema`, :class:`SettingsError`.
 - signals: :func:`samples_per_step`, :func:`block_mean`, :func:`block_max`, :func:`lowpass`,
-  :func:`lowpass_bank` (unit DC gain, started at steady state).
-- spike trains: :func:`clip_to_window` (half-open windows), :func:`stretch_reliability` (R, NaN guard).
+  :func:`lowpass_bank` (unit DC gain, started at steady state or at a given value).
+- spike trains: :func:`clip_to_window` (half-open windows), :func:`spike_window_mask` (the samples around
+  spikes), :func:`stretch_reliability` (R, NaN guard).
 - objective and search: :class:`CountPenalty`, :class:`Candidate`, :func:`best_candidate`,
   :func:`candidates_record`, :class:`SearchProgress`.
 - the fit record: :func:`fit_record`, :func:`held_out_record`, :func:`curve`.
@@ -41,7 +42,7 @@ from qsnmc.model import Model
 from qsnmc.progress import SearchProgress, bar
 from qsnmc.settings import SettingsError, setting, settings_record, settings_schema
 from qsnmc.fitting.signals import block_max, block_mean, lowpass, lowpass_bank, samples_per_step
-from qsnmc.scoring.trains import clip_to_window, stretch_reliability
+from qsnmc.scoring.trains import clip_to_window, spike_window_mask, stretch_reliability
 from qsnmc.fitting.objective import CountPenalty
 from qsnmc.fitting.search import Candidate, best_candidate, candidates_record
 from qsnmc.fitting.record import curve, fit_record, held_out_record
@@ -59,7 +60,8 @@ __all__ = [
     "Fold", "HeldOutStimulus", "HeldOutScore", "ValidationScore", "score_heldout", "score_trains", "validate_model",
     "load_challenge", "challenge_dir", "evaluate_in_process", "InProcessEvaluation",
     "setting", "settings_record", "settings_schema", "SettingsError", "SearchProgress",
-    "samples_per_step", "block_mean", "block_max", "lowpass", "lowpass_bank", "clip_to_window", "stretch_reliability",
+    "samples_per_step", "block_mean", "block_max", "lowpass", "lowpass_bank", "clip_to_window", "spike_window_mask",
+    "stretch_reliability",
     "CountPenalty", "Candidate", "best_candidate", "candidates_record", "fit_record", "held_out_record", "curve",
     "__version__",
 ]

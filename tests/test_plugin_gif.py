@@ -19,9 +19,8 @@ from qsnmc_plugins.gif.search import Structure, fit_parameters
 from qsnmc_plugins.gif.settings import GIFSettings
 from qsnmc_plugins.gif.simulate import forced_voltage, simulate_spikes
 from qsnmc_plugins.gif.subthreshold import Membrane
-from qsnmc_plugins.gif.threshold import EscapeThreshold
+from qsnmc_plugins.gif.threshold import EscapeThreshold, VoltageCoupling
 from qsnmc_plugins.gif.threshold_mle import NegativeLogLikelihood, fit_threshold, likelihood_data
-from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling
 
 os.environ.setdefault("QSNMC_PROGRESS", "0")
 

@@ -13,7 +13,7 @@ import pytest
 import qsnmc
 from qsnmc import (CountPenalty, Candidate, SettingsError, best_candidate, block_max, block_mean, clip_to_window,
                    curve, fit_record, lowpass, lowpass_bank, samples_per_step, setting, settings_record,
-                   settings_schema, stretch_reliability)
+                   settings_schema, spike_window_mask, stretch_reliability)
 from qsnmc.fitting.record import check_fit_record
 from qsnmc.scoring.validation import HeldOutScore, ValidationScore
 from qsnmc.settings import check_overrides, make_settings, schema_of_factory
@@ -33,6 +33,30 @@ def test_lowpass_of_a_step_rises_exponentially_from_steady_state():
     bank = lowpass_bank(x, dt, (0.01, 0.1))
     np.testing.assert_array_equal(bank[0], y)
     assert bank.shape == (2, x.size)
+
+
+def test_lowpass_from_a_given_initial_value_decays_from_it():
+    dt, tau = 1e-3, 0.01
+    a = np.exp(-dt / tau)
+    k = np.arange(100)
+    # y_{-1} = 5, input 0: y_k = 5 a^(k + 1); input 2: y_k = 2 + 3 a^(k + 1)
+    np.testing.assert_allclose(lowpass(np.zeros(100), dt, tau, initial=5.0), 5.0 * a ** (k + 1), rtol=1e-12)
+    np.testing.assert_allclose(lowpass(np.full(100, 2.0), dt, tau, initial=5.0), 2.0 + 3.0 * a ** (k + 1), rtol=1e-12)
+    # one initial value per row; None is steady state at the first sample
+    rows = lowpass(np.zeros((2, 3)), dt, tau, initial=np.array([[1.0], [-1.0]]))
+    np.testing.assert_allclose(rows, [[a, a**2, a**3], [-a, -(a**2), -(a**3)]], rtol=1e-12)
+    x = np.r_[3.0, np.ones(20)]
+    np.testing.assert_array_equal(lowpass(x, dt, tau, initial=3.0), lowpass(x, dt, tau))
+    assert lowpass(np.zeros(0), dt, tau, initial=1.0).shape == (0,)
+
+
+def test_spike_window_mask_marks_the_samples_around_each_spike():
+    mask = spike_window_mask(np.array([2, 8]), 10, before=1, after=2)
+    np.testing.assert_array_equal(np.flatnonzero(mask), [1, 2, 3, 4, 7, 8, 9])
+    # overlapping windows merge; spikes outside the samples reach in from the edges
+    np.testing.assert_array_equal(np.flatnonzero(spike_window_mask(np.array([-2, 4, 5, 12]), 10, 0, 2)),
+                                  [0, 4, 5, 6, 7])
+    assert not spike_window_mask(np.zeros(0, dtype=np.int64), 5, 1, 1).any()
 
 
 def test_block_mean_and_max_of_a_ramp_drop_the_tail():

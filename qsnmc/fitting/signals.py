@@ -4,7 +4,7 @@ Conventions, shared by every built-in:
 - a *step* of ``step_s`` spans ``samples_per_step(dt_s, step_s)`` recording samples;
 - block reductions run along the last axis and drop an incomplete tail block;
 - a low-pass filter has unit DC gain and starts at steady state (``y_0 = x_0``), as if the
-  signal had been constant before the first sample.
+  signal had been constant before the first sample, unless given its value before the first sample.
 """
 from __future__ import annotations
 
@@ -38,20 +38,23 @@ def block_max(x: np.ndarray, factor: int) -> np.ndarray:
     return _blocks(x, factor).max(axis=-1)
 
 
-def lowpass(x: np.ndarray, dt_s: float, tau_s: float) -> np.ndarray:
+def lowpass(x: np.ndarray, dt_s: float, tau_s: float, initial: float | np.ndarray | None = None) -> np.ndarray:
     """Causal exponential low-pass filter with time constant ``tau_s`` (s) along the last axis.
 
-    ``y_k = a y_{k-1} + (1 - a) x_k`` with ``a = exp(-dt_s / tau_s)``: unit DC gain, started at
-    steady state (``y_0 = x_0``). Same units as ``x``.
+    ``y_k = a y_{k-1} + (1 - a) x_k`` with ``a = exp(-dt_s / tau_s)``: unit DC gain. ``initial`` is
+    ``y_{-1}``, the filter's value before the first sample (units of ``x``; a scalar or an array
+    shaped like ``x[..., :1]``); None: steady state, ``y_{-1} = x_0`` (so ``y_0 = x_0``). Same units as ``x``.
     """
     if tau_s <= 0:
         raise ValueError(f"filter time constant must be positive, got {tau_s} s")
     x = np.asarray(x, dtype=np.float64)
+    if x.shape[-1] == 0:
+        return x.copy()
     a = float(np.exp(-dt_s / tau_s))
-    zi = a * x[..., :1]
+    start = x[..., :1] if initial is None else np.broadcast_to(np.asarray(initial, dtype=np.float64), x[..., :1].shape)
     from scipy.signal import lfilter  # here, not at the top: scipy.signal costs every `import qsnmc` ~1 s
 
-    return lfilter([1.0 - a], [1.0, -a], x, axis=-1, zi=zi)[0]
+    return lfilter([1.0 - a], [1.0, -a], x, axis=-1, zi=a * start)[0]
 
 
 def lowpass_bank(x: np.ndarray, dt_s: float, taus_s: Sequence[float]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Spike trains cut to a window, and the intrinsic reliability of a stretch.
+"""Spike trains cut to a window, the samples around spikes, and the intrinsic reliability of a stretch.
 
 One window convention for every built-in: a window ``(start_s, stop_s)`` is half-open,
 ``start_s <= t < stop_s``, as :meth:`qsnmc.TrainingData.time_split` cuts a recording.
@@ -16,6 +16,16 @@ def clip_to_window(spike_times_s: np.ndarray, window_s: tuple[float, float]) -> 
     """The spike times (s) with ``start_s <= t < stop_s``."""
     t = np.asarray(spike_times_s, dtype=np.float64)
     return t[(t >= window_s[0]) & (t < window_s[1])]
+
+
+def spike_window_mask(spike_indices: np.ndarray, n_samples: int, before: int, after: int) -> np.ndarray:
+    """Boolean ``(n_samples,)``: True on the samples ``m - before`` to ``m + after`` (both included) around
+    any spike at sample index ``m``; spikes may lie outside ``[0, n_samples)``. O(n) whatever the window."""
+    edges = np.zeros(n_samples + 1, dtype=np.int64)
+    m = np.asarray(spike_indices, dtype=np.int64)
+    np.add.at(edges, np.clip(m - before, 0, n_samples), 1)
+    np.add.at(edges, np.clip(m + after + 1, 0, n_samples), -1)
+    return np.cumsum(edges[:n_samples]) > 0
 
 
 def stretch_reliability(recordings: Sequence[np.ndarray], window_s: tuple[float, float], delta_s: float) -> float:

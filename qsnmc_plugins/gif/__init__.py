@@ -1,9 +1,7 @@
 """The GIF model: generalized integrate-and-fire with a spike-triggered current and a moving threshold.
 
 Mensi et al. (2012, J Neurophysiol 107:1756) and Pozzorini et al. (2015, PLoS Comput Biol
-11:e1004275): the membrane (C, g_L, E_L) and the spike-triggered current eta by linear
-regression of dV/dt outside spike windows; the escape-rate threshold (V_T, Delta_V) and its
-spike-triggered movement gamma by convex maximum likelihood over every recorded spike.
+11:e1004275); the fit: :mod:`qsnmc_plugins.gif.model`.
 """
 from qsnmc import hookimpl
 

@@ -8,18 +8,16 @@ of dV/dt outside spike windows (:mod:`~qsnmc_plugins.gif.subthreshold`; the raw 
 short low-pass filtered copies drive it, with fitted gains), refitted on the voltage the model
 itself simulates with the recorded spikes imposed (:mod:`~qsnmc_plugins.gif.voltage_fit`);
 escape-rate threshold V_T, Delta_V, its spike-triggered movement gamma and, where chosen, a
-coupling to the filtered voltage (inactivating GIF, :mod:`~qsnmc_plugins.gif.voltage_coupling`)
+coupling to the filtered voltage (inactivating GIF, :mod:`~qsnmc_plugins.gif.threshold`)
 by convex maximum likelihood over every spike (:mod:`~qsnmc_plugins.gif.threshold_mle`).
 
 :meth:`GIFModel.fit` runs three named steps: ``train.time_split(heldout_fraction)``;
-:func:`~qsnmc_plugins.gif.search.search` (candidate fits on the first part, every readout
-scored on the held-out part: one sampled train per repetition, one train at a hazard level, or
-per stimulus the level matched to a multiple of the expected count; merit = held-out P minus
-``count_penalty`` times the mean |log| count ratio; latency, kernel basis, refractory period
-and coupling chosen in that module's order; below budget 0.5 the default structure at 0 or
-3 ms only); the chosen structure and latency refitted on the whole window, the chosen readout
-predicting. On both cells measured the deterministic level readout won by a wide margin over
-the stochastic one (benchmarks/README.md, "gif").
+:func:`~qsnmc_plugins.gif.search.search` (structure, latency and readout chosen on the held-out
+part, merit = held-out P minus ``count_penalty`` times the mean |log| count ratio; below budget
+0.5 the default structure at 0 or 3 ms only); the chosen structure and latency refitted on the
+whole window, the chosen readout (:class:`~qsnmc_plugins.gif.readout.Readout`) predicting. On both
+cells measured the deterministic level readout won by a wide margin over the stochastic one
+(benchmarks/README.md, "gif").
 
 Prediction simulates the whole protocol from its start, so a test window that continues a
 training recording starts with the adaptation state the current built up before it.

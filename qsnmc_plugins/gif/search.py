@@ -23,7 +23,7 @@ from qsnmc_plugins.gif.readout import STOCHASTIC, FittedGIF, Readout, readout_tr
 from qsnmc_plugins.gif.settings import GIFSettings
 from qsnmc_plugins.gif.subthreshold import Membrane, fit_membrane
 from qsnmc_plugins.gif.threshold_mle import ThresholdFit, fit_threshold, likelihood_data
-from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling, candidates as coupling_grid
+from qsnmc_plugins.gif.threshold import VoltageCoupling, coupling_candidates
 from qsnmc_plugins.gif.voltage_fit import fit_on_voltage
 
 #: below this budget only the default structure is fitted, at latency 0 or the default
@@ -69,7 +69,8 @@ def fit_parameters(train: TrainingData, latency_s: float, structure: Structure, 
     if not search_coupling:
         return membrane, first, v_rmse, structure
     fits = {None: first}
-    for c in coupling_grid(data.features[:, 1] + data.v_centre_mV, s.coupling_taus_s, s.coupling_onset_quantiles):
+    v_model = data.features[:, 1] + data.v_centre_mV
+    for c in coupling_candidates(v_model, s.coupling_taus_s, s.coupling_onset_quantiles):
         fit = fit_threshold(likelihood_data(membrane, binned, structure.basis, c), structure.basis,
                             s.threshold_ridge_per_spike)
         if fit.threshold.coupling_mV_per_mV > 0.0:
@@ -77,12 +78,6 @@ def fit_parameters(train: TrainingData, latency_s: float, structure: Structure, 
     coupled = [c for c in fits if c is not None]
     found = max(coupled, key=lambda c: fits[c].log_likelihood) if coupled else None
     return membrane, fits[found], v_rmse, replace(structure, coupling=found)
-
-
-def readouts(s: GIFSettings) -> tuple[Readout, ...]:
-    """Every readout a latency's fit is scored with: stochastic, each level, each count scale."""
-    return (STOCHASTIC, *(Readout("level", x) for x in s.levels_hz),
-            *(Readout("count-matched", c) for c in s.count_scales))
 
 
 def score_latency(fold: Fold, latency_s: float, structure: Structure, s: GIFSettings, seed: int,
@@ -100,7 +95,9 @@ def score_latency(fold: Fold, latency_s: float, structure: Structure, s: GIFSett
         membrane, thr, _, structure = fit_parameters(fold.fit, latency_s, structure, s, search_coupling)
     except RuntimeError as exc:
         return [], structure, str(exc)
-    gif, options = FittedGIF(membrane, thr.threshold, latency_s), readouts(s)
+    gif = FittedGIF(membrane, thr.threshold, latency_s)
+    options = (STOCHASTIC, *(Readout("level", x) for x in s.levels_hz),
+               *(Readout("count-matched", c) for c in s.count_scales))
     trains = {h.name: readout_trains(gif, h.stimulus, options, levels_hz=s.levels_hz, count_samples=s.count_samples,
                                      model_step_s=s.model_step_s, seed=seed) for h in fold.heldout}
     scores = [score_heldout({name: by[r] for name, by in trains.items()}, fold.heldout, fold.fit.delta_s)
@@ -158,9 +155,8 @@ class _Scores:
 def _choose_structure(scores: _Scores, i: int, default: Structure, s: GIFSettings) -> Structure:
     """At the ``i``-th latency: the kernel basis, then the refractory period, then the coupling
     (kept only when it beats the best plain structure by ``coupling_margin``)."""
-    tried = {Structure(b, default.refractory_after_s): 0.0 for b in kernel_bases(s)}
-    for structure in tried:
-        tried[structure] = scores.merit(structure, i)
+    bases = [Structure(b, default.refractory_after_s) for b in kernel_bases(s)]
+    tried = {structure: scores.merit(structure, i) for structure in bases}
     basis = max(tried, key=tried.get).basis
     for ref in s.refractory_candidates_s:
         tried[Structure(basis, ref)] = scores.merit(Structure(basis, ref), i)

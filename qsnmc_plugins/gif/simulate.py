@@ -1,10 +1,5 @@
-"""Simulating a GIF neuron on the model grid.
-
-Two routines:
-- :func:`forced_voltage`: the model's subthreshold voltage when the spikes are given
-  (the recorded ones): what the threshold likelihood is evaluated on;
-- :func:`simulate_spikes`: a free run, spikes drawn from the escape rate (stochastic) or
-  emitted when the hazard reaches a fixed level (deterministic).
+"""Simulating a GIF neuron on the model grid: with the spikes given (:func:`forced_voltage`, the
+recorded ones, for the threshold likelihood) or in a free run (:func:`simulate_spikes`).
 
 The membrane is integrated exactly over each step for a current held constant over it
 (exponential Euler): ``V[n+1] = rho V[n] + (1 - rho) V_inf[n]``, ``rho = exp(-h / tau_m)``,
@@ -17,7 +12,8 @@ blocks of bins (doubling in length) are computed with NumPy until the next spike
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
+
+from qsnmc import lowpass
 
 from qsnmc_plugins.gif.subthreshold import Membrane
 from qsnmc_plugins.gif.threshold import EscapeThreshold
@@ -32,13 +28,9 @@ MAX_LOG_HAZARD = 50.0
 MAX_RATE_HZ = 500.0
 
 
-def _relax(v0: float, vinf: np.ndarray, rho: float) -> np.ndarray:
+def _relax(v0: float, vinf: np.ndarray, step_s: float, tau_m_s: float) -> np.ndarray:
     """``V[0] = v0``, ``V[j+1] = rho V[j] + (1 - rho) vinf[j]``; returns ``V[0..len(vinf)]``."""
-    out = np.empty(vinf.size + 1)
-    out[0] = v0
-    if vinf.size:
-        out[1:] = lfilter([1.0 - rho], [1.0, -rho], vinf, zi=[rho * v0])[0]
-    return out
+    return np.concatenate(([v0], lowpass(vinf, step_s, tau_m_s, initial=v0)))
 
 
 def kept_spikes(spike_bins: np.ndarray, n_ref: int, n: int) -> np.ndarray:
@@ -51,9 +43,10 @@ def kept_spikes(spike_bins: np.ndarray, n_ref: int, n: int) -> np.ndarray:
     return np.asarray(used, dtype=np.int64)
 
 
-def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, spike_bins: np.ndarray,
-                   v0_mV: float | None = None, *, effective: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Model voltage (mV) over ``current_pA``'s bins with the spikes given (NaN in refractory bins).
+def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, spike_bins: np.ndarray, *,
+                   effective: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Model voltage (mV) over ``current_pA``'s bins with the spikes given (NaN in refractory bins),
+    from the steady state at the first bin's drive.
 
     A spike that falls inside the refractory period of the previous one is dropped.
     ``effective``: ``current_pA`` has already been through the membrane's input filter.
@@ -67,28 +60,19 @@ def forced_voltage(membrane: Membrane, current_pA: np.ndarray, step_s: float, sp
     eta = np.asarray(membrane.eta_pA) @ membrane.eta_basis.spike_features(used, n, step_s)
     drive = current_pA if effective else membrane.effective_current(current_pA, step_s)
     vinf = membrane.EL_mV + (drive - eta) / membrane.gL_nS
-    rho = float(np.exp(-step_s / membrane.tau_m_s))
     v = np.full(n, np.nan)
-    start = 0
-    v_start = vinf[0] if v0_mV is None else v0_mV
+    start, v_start = 0, vinf[0]
     for m in list(used) + [n - 1]:
         if start >= n:
             break
         stop = max(m, start)
-        v[start : stop + 1] = _relax(v_start, vinf[start:stop], rho)
+        v[start : stop + 1] = _relax(v_start, vinf[start:stop], step_s, membrane.tau_m_s)
         start, v_start = m + n_ref, membrane.Vr_mV
     return v, used
 
 
-def simulate_spikes(
-    membrane: Membrane,
-    threshold: EscapeThreshold,
-    current_pA: np.ndarray,
-    step_s: float,
-    *,
-    rng: np.random.Generator | None = None,
-    level_hz: float | None = None,
-) -> np.ndarray:
+def simulate_spikes(membrane: Membrane, threshold: EscapeThreshold, current_pA: np.ndarray, step_s: float, *,
+                    rng: np.random.Generator | None = None, level_hz: float | None = None) -> np.ndarray:
     """Spike bins of a free GIF run over every bin of ``current_pA``, from its steady state at ``I[0]``.
 
     Args:
@@ -100,7 +84,6 @@ def simulate_spikes(
     n = current_pA.size
     current_pA = membrane.effective_current(current_pA, step_s)
     n_ref = max(1, int(round(membrane.t_ref_s / step_s)))
-    rho = float(np.exp(-step_s / membrane.tau_m_s))
     log_decay_eta = np.log(membrane.eta_basis.decay(step_s))[:, None]
     log_decay_gamma = np.log(threshold.gamma_basis.decay(step_s))[:, None]
     eta_w = np.asarray(membrane.eta_pA)
@@ -129,7 +112,7 @@ def simulate_spikes(
             lags = np.arange(b0 - ref, b1 - ref)[None, :]
             eta = amp_eta @ np.exp(lags * log_decay_eta)
             vinf = el + (current_pA[b0:b1] - eta) / gl
-            v = _relax(v_b0, vinf, rho)
+            v = _relax(v_b0, vinf, step_s, membrane.tau_m_s)
             u = (v[:-1] - vt - amp_gamma @ np.exp(lags * log_decay_gamma)) / dv
             if coupling is not None:
                 fv_block = coupling.filtered(v[:-1], membrane.Vr_mV, step_s, f_v)

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qsnmc import lowpass_bank
+from qsnmc import lowpass_bank, spike_window_mask
 
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import BinnedStimulus
@@ -90,22 +90,8 @@ class Membrane:
         }
 
 
-def spike_window_mask(spike_bins: np.ndarray, n_bins: int, before: int, after: int) -> np.ndarray:
-    """True on bins within ``[m - before, m + after]`` of any spike bin ``m``."""
-    edges = np.zeros(n_bins + 1, dtype=np.int64)
-    np.add.at(edges, np.clip(spike_bins - before, 0, n_bins), 1)
-    np.add.at(edges, np.clip(spike_bins + after + 1, 0, n_bins), -1)
-    return np.cumsum(edges[:n_bins]) > 0
-
-
-def fit_membrane(
-    stimuli: Sequence[BinnedStimulus],
-    eta_basis: ExponentialBasis,
-    t_ref_s: float,
-    cut_before_s: float,
-    ridge: float,
-    input_taus_s: Sequence[float],
-) -> Membrane:
+def fit_membrane(stimuli: Sequence[BinnedStimulus], eta_basis: ExponentialBasis, t_ref_s: float, cut_before_s: float,
+                 ridge: float, input_taus_s: Sequence[float]) -> Membrane:
     """Least-squares fit of C, g_L, E_L and the eta weights on every repetition of every stimulus.
 
     Args:

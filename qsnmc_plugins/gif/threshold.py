@@ -2,20 +2,56 @@
 
 ``lambda(t) = lambda0 exp((V(t) - V_T - sum_spikes gamma(t - t_j) - theta_V(t)) / Delta_V)``, with
 ``gamma(s) = sum_k g_k exp(-s / tau_k)`` (mV; positive = the threshold moves up after a spike)
-and an optional coupling to the voltage itself, ``theta_V(t) = a (k * [V - E_V]_+)(t)``
-(:mod:`~qsnmc_plugins.gif.voltage_coupling`, Mensi et al. 2016).
+and an optional coupling to the voltage itself, ``theta_V(t) = a (k * [V - E_V]_+)(t)``.
+
+The coupling is the inactivating GIF's (Mensi et al. 2016, PLoS Comput Biol 12:e1004761):
+sodium inactivation raises a cortical cell's spike threshold when the membrane stays
+depolarised (Platkiewicz & Brette 2011). The voltage above ``E_V`` (mV), low-pass filtered by
+a unit-area exponential ``k`` of time constant ``tau_V``, moves the threshold up by ``a`` mV per
+mV. For fixed ``tau_V`` and ``E_V`` the term is linear in ``a``, so the threshold likelihood
+stays concave; ``tau_V`` and ``E_V`` are searched on a grid. During the refractory period after
+a spike the model voltage is not computed; the filter's input there is the reset voltage's,
+``[V_r - E_V]_+``, the same in the likelihood and in the free run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
+from qsnmc import lowpass
+
 from qsnmc_plugins.gif.basis import ExponentialBasis
-from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling
 
 #: the rate at threshold (Hz): a convention, V_T absorbs any other value
 LAMBDA0_HZ = 1.0
+
+
+@dataclass(frozen=True)
+class VoltageCoupling:
+    """Where the coupling starts and how fast it follows: ``tau_s`` (s) and ``onset_mV`` (E_V, mV)."""
+
+    tau_s: float
+    onset_mV: float
+
+    def decay(self, step_s: float) -> float:
+        """The filter's decay per model step."""
+        return float(np.exp(-step_s / self.tau_s))
+
+    def drive(self, v_mV: np.ndarray, vr_mV: float) -> np.ndarray:
+        """The filter's input ``[V - E_V]_+`` (mV); NaN (refractory) bins take the reset voltage's value."""
+        v = np.where(np.isfinite(v_mV), v_mV, vr_mV)
+        return np.maximum(v - self.onset_mV, 0.0)
+
+    def filtered(self, v_mV: np.ndarray, vr_mV: float, step_s: float, initial_mV: float | None = None) -> np.ndarray:
+        """``(k * [V - E_V]_+)`` (mV) over ``v_mV``'s bins of ``step_s`` (s), :func:`qsnmc.lowpass` from
+        ``initial_mV`` before the first bin (None: steady state; the free run carries the filter's state
+        across blocks)."""
+        return lowpass(self.drive(v_mV, vr_mV), step_s, self.tau_s, initial=initial_mV)
+
+    def to_record(self) -> dict:
+        return {"tau_ms": 1e3 * self.tau_s, "onset_mV": self.onset_mV}
 
 
 @dataclass(frozen=True)
@@ -56,3 +92,11 @@ class EscapeThreshold:
                 "gamma": self.gamma_basis.to_record(self.gamma_mV, "mV"),
                 "voltage_coupling": None if self.coupling is None else
                 {**self.coupling.to_record(), "mV_per_mV": self.coupling_mV_per_mV}}
+
+
+def coupling_candidates(v_mV: np.ndarray, taus_s: Sequence[float],
+                        onset_quantiles: Sequence[float]) -> list[VoltageCoupling]:
+    """The coupling grid: filter time constants ``taus_s`` (s) x onsets at ``onset_quantiles`` of the
+    finite voltages ``v_mV``."""
+    onsets = np.quantile(v_mV[np.isfinite(v_mV)], onset_quantiles)
+    return [VoltageCoupling(float(t), float(e)) for t in taus_s for e in onsets]

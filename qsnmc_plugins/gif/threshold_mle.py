@@ -15,7 +15,7 @@ then ``Delta_V = 1/b1``, ``V_T = -b0 Delta_V``, ``gamma_k = b_k Delta_V`` (lambd
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -24,8 +24,7 @@ from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import BinnedStimulus
 from qsnmc_plugins.gif.simulate import forced_voltage
 from qsnmc_plugins.gif.subthreshold import Membrane
-from qsnmc_plugins.gif.threshold import EscapeThreshold
-from qsnmc_plugins.gif.voltage_coupling import VoltageCoupling
+from qsnmc_plugins.gif.threshold import EscapeThreshold, VoltageCoupling
 
 #: converged when every gradient component is below this per spike (trust-exact may stop with
 #: "bad approximation" once the loss cannot decrease in floating point, at such a gradient)
@@ -54,10 +53,10 @@ class LikelihoodData:
     v_centre_mV: float
     coupling_centres_mV: tuple[float, ...] = ()
     coupling: VoltageCoupling | None = None
-    n_spikes: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.n_spikes = int(self.spikes.sum())
+    @property
+    def n_spikes(self) -> int:
+        return int(self.spikes.sum())
 
 
 def likelihood_data(membrane: Membrane, stimuli: Sequence[BinnedStimulus], gamma_basis: ExponentialBasis,

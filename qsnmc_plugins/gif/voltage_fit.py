@@ -22,21 +22,12 @@ from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
-from scipy.signal import lfilter
+
+from qsnmc import lowpass, spike_window_mask
 
 from qsnmc_plugins.gif.binning import BinnedStimulus
 from qsnmc_plugins.gif.simulate import kept_spikes
-from qsnmc_plugins.gif.subthreshold import Membrane, input_signals, spike_window_mask
-
-
-def _segments(spike_bins: np.ndarray, n: int, n_ref: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per bin: the bin of the last reset at or before it (-1 before the first), and the spikes kept."""
-    used = kept_spikes(spike_bins, n_ref, n)
-    marker = np.full(n, -1, dtype=np.int64)
-    resets = used + n_ref
-    resets = resets[resets < n]
-    marker[resets] = resets
-    return np.maximum.accumulate(marker), used
+from qsnmc_plugins.gif.subthreshold import Membrane, input_signals
 
 
 class VoltageDesign:
@@ -52,11 +43,16 @@ class VoltageDesign:
             n = stim.n_bins
             n_ref = max(1, int(round(membrane.t_ref_s / h)))
             before = int(round(cut_before_s / h))
+            inputs = input_signals(stim.current_pA, h, membrane.input_taus_s)[:, stim.first_bin : stim.first_bin + n]
             for v, spikes in zip(stim.voltage_mV, stim.spike_bins):
-                seg, used = _segments(spikes, n, n_ref)
+                used = kept_spikes(spikes, n_ref, n)
+                resets = used + n_ref
+                resets = resets[resets < n]
+                seg = np.full(n, -1, dtype=np.int64)
+                seg[resets] = resets
+                seg = np.maximum.accumulate(seg)  # per bin, the bin of the last reset at or before it (-1: none)
                 keep = np.flatnonzero((seg >= 0) & ~spike_window_mask(used, n, before, n_ref))[::stride]
                 x = membrane.eta_basis.spike_features(used, n, h)
-                inputs = input_signals(stim.current_pA, h, membrane.input_taus_s)[:, stim.first_bin : stim.first_bin + n]
                 signals = np.vstack([inputs, -x])
                 self.rows.append((h, seg[keep], keep - seg[keep], keep, signals, v[keep]))
 
@@ -68,7 +64,7 @@ class VoltageDesign:
             rho = float(np.exp(-h / tau_s))
             decay = np.exp(lag * np.log(rho))
             full = np.zeros_like(signals)
-            full[:, 1:] = lfilter([1.0 - rho], [1.0, -rho], signals[:, :-1], axis=1)
+            full[:, 1:] = lowpass(signals[:, :-1], h, tau_s, initial=0.0)
             phi = full[:, keep] - full[:, start] * decay  # the filter minus what it carried over the last reset
             design = np.vstack([decay, 1.0 - decay, phi])
             gram += design @ design.T

@@ -11,7 +11,7 @@ global: ``scipy.optimize.differential_evolution``, no gradient step.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -65,28 +65,18 @@ class Segment:
     Attributes:
         stimulus: index of the stimulus (into the objective's potentials).
         name: the stimulus' name.
-        start_s, stop_s: the stretch (s, absolute protocol time).
+        window_s: the stretch (s, absolute protocol time, half-open).
         recordings: recorded spike times (s) inside the stretch, one array per repetition.
     """
 
     stimulus: int
     name: str
-    start_s: float
-    stop_s: float
-    recordings: list[np.ndarray] = field(default_factory=list)
-
-    @property
-    def window_s(self) -> tuple[float, float]:
-        return self.start_s, self.stop_s
+    window_s: tuple[float, float]
+    recordings: list[np.ndarray]
 
 
-def spike_times(
-    potential_mV: np.ndarray,
-    dt_s: float,
-    params: ThresholdParams,
-    refractory_s: float,
-    max_rate_hz: float | None = None,
-) -> np.ndarray:
+def spike_times(potential_mV: np.ndarray, dt_s: float, params: ThresholdParams, refractory_s: float,
+                max_rate_hz: float | None = None) -> np.ndarray:
     """Spike times (s, from sample 0 of ``potential_mV``) of a MAT neuron, latency included."""
     max_spikes = None if max_rate_hz is None else int(max_rate_hz * potential_mV.size * dt_s) + 1
     k = simulate_spike_indices(potential_mV, dt_s, params.omega_mV, params.alphas_mV, params.taus_s, refractory_s,
@@ -127,7 +117,7 @@ class MATObjective:
         """The model's spike times (s) inside each segment."""
         stops: dict[int, float] = {}
         for seg in segments:
-            stops[seg.stimulus] = max(stops.get(seg.stimulus, 0.0), seg.stop_s)
+            stops[seg.stimulus] = max(stops.get(seg.stimulus, 0.0), seg.window_s[1])
         membrane = min(max(params.membrane, 0), len(self.potentials_mV) - 1)
         full = {}
         for i, stop in stops.items():
@@ -141,11 +131,10 @@ class MATObjective:
         self.n_evaluations += 1
         out = []
         for seg, pred in zip(segments, self.trains(params, segments)):
-            key = id(seg)
-            if key not in self._reliability:
-                self._reliability[key] = stretch_reliability(seg.recordings, seg.window_s, self.delta_s)
-            out.append(score_trains(seg.name, seg.recordings, pred, (seg.start_s, seg.stop_s), self.delta_s,
-                                    reliability=self._reliability[key]))
+            if id(seg) not in self._reliability:
+                self._reliability[id(seg)] = stretch_reliability(seg.recordings, seg.window_s, self.delta_s)
+            out.append(score_trains(seg.name, seg.recordings, pred, seg.window_s, self.delta_s,
+                                    reliability=self._reliability[id(seg)]))
         return ValidationScore(tuple(out))
 
     def value(self, params: ThresholdParams, segments: Sequence[Segment]) -> float:
@@ -153,17 +142,9 @@ class MATObjective:
         return self.penalty.objective(self.score(params, segments))
 
 
-def search_threshold(
-    objective: MATObjective,
-    segments: Sequence[Segment],
-    bounds: Sequence[tuple[float, float]],
-    n_kernels: int,
-    *,
-    generations: int,
-    popsize: int,
-    seed: int,
-    progress: SearchProgress | None = None,
-) -> tuple[ThresholdParams, float, list[float]]:
+def search_threshold(objective: MATObjective, segments: Sequence[Segment], bounds: Sequence[tuple[float, float]],
+                     n_kernels: int, *, generations: int, popsize: int, seed: int,
+                     progress: SearchProgress | None = None) -> tuple[ThresholdParams, float, list[float]]:
     """Global search of ``(membrane position, omega, jumps, log10 taus, latency ms)`` maximising the objective on ``segments``.
 
     Returns:
@@ -181,15 +162,6 @@ def search_threshold(
         if progress is not None:
             progress.step(best=history[-1])
 
-    result = differential_evolution(
-        loss,
-        bounds=list(bounds),
-        maxiter=generations,
-        popsize=popsize,
-        init="latinhypercube",
-        seed=seed,
-        tol=0.0,
-        polish=False,
-        callback=on_generation,
-    )
+    result = differential_evolution(loss, bounds=list(bounds), maxiter=generations, popsize=popsize,
+                                    init="latinhypercube", seed=seed, tol=0.0, polish=False, callback=on_generation)
     return ThresholdParams.from_vector(result.x, n_kernels), -float(result.fun), history

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qsnmc import TrainingStimulus, lowpass_bank
+from qsnmc import TrainingStimulus, lowpass_bank, spike_window_mask
 
 
 @dataclass(frozen=True)
@@ -44,23 +44,6 @@ class MembraneFilter:
         return 1e3 * float(np.sum(self.weights_GOhm))
 
 
-def subthreshold_mask(stim: TrainingStimulus, cut_s: tuple[float, float]) -> np.ndarray:
-    """Boolean ``(n_repetitions, n_window_samples)``: True where a sample is kept for the fit
-    (left out: from ``cut_s[0]`` before to ``cut_s[1]`` after each recorded spike, s)."""
-    n_rep, n = stim.voltage_mV.shape
-    keep = np.ones((n_rep, n), dtype=bool)
-    before = int(round(cut_s[0] / stim.dt_s))
-    after = int(round(cut_s[1] / stim.dt_s))
-    for r, spikes in enumerate(stim.spike_times_s):
-        k = np.round((np.asarray(spikes) - stim.window_s[0]) / stim.dt_s).astype(np.int64)
-        # mark interval starts/ends and integrate: O(n) whatever the cut length
-        edges = np.zeros(n + 1, dtype=np.int64)
-        np.add.at(edges, np.clip(k - before, 0, n), 1)
-        np.add.at(edges, np.clip(k + after + 1, 0, n), -1)
-        keep[r] = np.cumsum(edges[:n]) == 0
-    return keep
-
-
 def fit_membrane(stimuli: Sequence[TrainingStimulus], taus_s: Sequence[float],
                  cut_s: tuple[float, float]) -> MembraneFilter:
     """Fit the filter weights and offset by least squares on the subthreshold voltage.
@@ -79,7 +62,9 @@ def fit_membrane(stimuli: Sequence[TrainingStimulus], taus_s: Sequence[float],
     rhs = np.zeros(len(taus) + 1)
     sq, count = 0.0, 0.0
     for stim in stimuli:
-        keep = subthreshold_mask(stim, cut_s)
+        before, after = (int(round(c / stim.dt_s)) for c in cut_s)
+        spikes = [np.round((np.asarray(t) - stim.window_s[0]) / stim.dt_s) for t in stim.spike_times_s]
+        keep = ~np.array([spike_window_mask(k, stim.voltage_mV.shape[1], before, after) for k in spikes])
         n_kept = keep.sum(axis=0).astype(np.float64)
         v_sum = np.where(keep, stim.voltage_mV, 0.0).sum(axis=0)
         x = lowpass_bank(stim.current_pA, stim.dt_s, taus)[:, stim.window_slice]

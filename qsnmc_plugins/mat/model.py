@@ -12,10 +12,8 @@ Fit (training window only), in named steps of :meth:`MATModel.fit`:
 3. For each kernel count (``n_kernels``; "auto": 2 and 3): ``tau_m`` (among the candidates),
    the threshold ``omega``, the signed jumps ``alpha_k`` and time constants ``tau_k`` of the
    threshold kernels (searched in ``threshold_tau_bounds_s``; the published MAT fixes 2 at
-   10 and 200 ms with jumps >= 0), and the spike latency: differential evolution maximising
-   the competition's score on the fit part (Gamma/R per stimulus with R >= 0.3, equal
-   weights) minus ``count_penalty`` times the mean |ln| ratio of predicted to recorded spike
-   counts over every stimulus (:mod:`qsnmc_plugins.mat.fitting`); 2 ms absolute refractory
+   10 and 200 ms with jumps >= 0), and the spike latency, by differential evolution on the fit
+   part (objective: :class:`~qsnmc_plugins.mat.fitting.MATObjective`); 2 ms absolute refractory
    period. Each count is a :class:`qsnmc.Candidate` scored on the held-out part.
 4. The candidate of highest held-out objective is kept as fitted (no refit: the held-out
    score in the fit record is that of the model that predicts). The defaults were chosen on
@@ -28,7 +26,7 @@ style) starts from rest; spikes inside the window are returned.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -94,7 +92,6 @@ class MATModel(Model):
         s = self.settings
         return tuple(s.auto_kernels) if s.n_kernels == "auto" else (int(s.n_kernels),)
 
-    # -- fit ---------------------------------------------------------------------------
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Membranes on the fit part, a threshold search per kernel count, the best on the held-out
         part kept; returns the fit record."""
@@ -105,10 +102,10 @@ class MATModel(Model):
         membranes = [fit_membrane(fold.fit.stimuli, (tau,), s.membrane_cut_s) for tau in s.membrane_taus_s]
         potentials = [[block_max(m.potential(st.current_pA[: st.window_slice.stop], train.dt_s), factor)
                        for st in train.stimuli] for m in membranes]
-        fit_part = [Segment(i, st.name, *st.window_s, [clip_to_window(t, st.window_s) for t in st.spike_times_s])
+        fit_part = [Segment(i, st.name, st.window_s, [clip_to_window(t, st.window_s) for t in st.spike_times_s])
                     for i, st in enumerate(fold.fit.stimuli)]
-        held_out = [Segment(i, h.name, *h.stimulus.window_s, [clip_to_window(t, h.stimulus.window_s)
-                                                              for t in h.spike_times_s])
+        held_out = [Segment(i, h.name, h.stimulus.window_s,
+                            [clip_to_window(t, h.stimulus.window_s) for t in h.spike_times_s])
                     for i, h in enumerate(fold.heldout)]
         objective = MATObjective(potentials, step, train.delta_s,
                                  CountPenalty(s.count_penalty, s.count_error_stimuli), s.refractory_s)
@@ -117,8 +114,7 @@ class MATModel(Model):
                       for k in self.kernel_choices]
         chosen = best_candidate(candidates)
         params = chosen.extra["params"]
-        self.params = ThresholdParams(params.omega_mV, params.alphas_mV, params.taus_s, params.latency_s,
-                                      min(params.membrane, len(membranes) - 1))
+        self.params = replace(params, membrane=min(params.membrane, len(membranes) - 1))
         self.membrane = membranes[self.params.membrane]
         return self._record(fold.label, candidates, chosen, membranes, objective, fit_part, step)
 
@@ -198,7 +194,6 @@ class MATModel(Model):
         return [name for name, v, (lo, hi) in zip(names, x, bounds[1:])
                 if v <= lo + 0.01 * (hi - lo) or v >= hi - 0.01 * (hi - lo)]
 
-    # -- predict -----------------------------------------------------------------------
     def predict(self, stimulus: Stimulus) -> np.ndarray:
         """Spike times (s, absolute protocol time) inside ``stimulus.window_s``."""
         if self.membrane is None or self.params is None:

@@ -25,15 +25,8 @@ FIRST_BLOCK = 64
 MAX_BLOCK = 8192
 
 
-def simulate_spike_indices(
-    potential_mV: np.ndarray,
-    dt_s: float,
-    omega_mV: float,
-    alphas_mV: Sequence[float],
-    taus_s: Sequence[float],
-    refractory_s: float,
-    max_spikes: int | None = None,
-) -> np.ndarray:
+def simulate_spike_indices(potential_mV: np.ndarray, dt_s: float, omega_mV: float, alphas_mV: Sequence[float],
+                           taus_s: Sequence[float], refractory_s: float, max_spikes: int | None = None) -> np.ndarray:
     """Sample indices at which the MAT neuron fires.
 
     Args:
