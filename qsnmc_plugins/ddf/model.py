@@ -38,7 +38,8 @@ class DDFModel(Model):
     """
 
     name = "ddf"
-    description = "Data-driven forecasting: RBF map of a delay-embedded voltage driven by the current (Clark et al. 2022)"
+    description = ("Data-driven forecasting: RBF map of a delay-embedded voltage driven by the current "
+                   "(Clark et al. 2022)")
     Settings = DDFSettings
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
