@@ -30,20 +30,15 @@ def current_response(model: ArxFilter, current_pA: np.ndarray) -> np.ndarray:
     a_poly = ar_polynomial(model.a)
     i = np.asarray(current_pA, dtype=np.float64) - model.i_ref_pA
     b = model.b if model.b.size else np.zeros(1)
-    zi = lfilter_zi(b, a_poly) * i[0] if a_poly.size > 1 or b.size > 1 else None
-    if zi is None:
-        v = b[0] * i
-    else:
-        v, _ = lfilter(b, a_poly, i, zi=zi)
+    v = lfilter(b, a_poly, i, zi=lfilter_zi(b, a_poly) * i[0])[0] if a_poly.size > 1 or b.size > 1 else b[0] * i
     return model.v_ref_mV + v + model.d / np.sum(a_poly)
 
 
-def spike_kernel(model: ArxFilter, n_max: int | None = None) -> np.ndarray:
+def spike_kernel(model: ArxFilter) -> np.ndarray:
     """Impulse response ``g`` (mV) of the spike-history path; ``g[j]`` acts ``j+1`` bins after the onset."""
     if model.c.size == 0:
         return np.zeros(0)
-    n = int(round(MAX_KERNEL_S / model.step_s)) if n_max is None else n_max
-    x = np.zeros(max(n, model.c.size))
+    x = np.zeros(max(int(round(MAX_KERNEL_S / model.step_s)), model.c.size))
     x[: model.c.size] = model.c  # the FIR part, then the recursion: cheaper than a long numerator in lfilter
     g = lfilter([1.0], ar_polynomial(model.a), x)
     big = np.flatnonzero(np.abs(g) > KERNEL_TOLERANCE_MV)
@@ -53,16 +48,11 @@ def spike_kernel(model: ArxFilter, n_max: int | None = None) -> np.ndarray:
 def teacher_forced_voltage(model: ArxFilter, current_pA: np.ndarray, onsets: list[np.ndarray]) -> np.ndarray:
     """Free-running voltage (mV) with the recorded spike onsets imposed, one row per repetition."""
     v_i = current_response(model, current_pA)
-    n = v_i.size
-    x = np.zeros((len(onsets), n))
-    nc = model.c.size
-    if nc == 0:
-        return np.broadcast_to(v_i, x.shape).copy()
+    x = np.zeros((len(onsets), v_i.size))
     for r, ks in enumerate(onsets):
         for k in np.asarray(ks, dtype=int):  # sparse FIR part: c added after each onset
-            if k + 1 < n:
-                m = min(nc, n - k - 1)
-                x[r, k + 1 : k + 1 + m] += model.c[:m]
+            m = max(0, min(model.c.size, v_i.size - k - 1))
+            x[r, k + 1 : k + 1 + m] += model.c[:m]
     return v_i + lfilter([1.0], ar_polynomial(model.a), x, axis=1)
 
 
@@ -75,9 +65,8 @@ def threshold_kernel(amplitude_mV: float, tau_s: float, step_s: float) -> np.nda
     return amplitude_mV * np.exp(-t / tau_s)
 
 
-def generate_spikes(
-    drive_mV: np.ndarray, kernel_mV: np.ndarray, refractory_bins: int, stop_bin: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def generate_spikes(drive_mV: np.ndarray, kernel_mV: np.ndarray, refractory_bins: int,
+                    stop_bin: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spike onsets of the rule ``drive_t + sum_spikes kernel(t - t_sp) >= 0``.
 
     Args:

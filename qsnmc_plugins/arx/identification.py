@@ -22,74 +22,43 @@ from qsnmc_plugins.arx.spike_basis import spike_features
 
 @dataclass(frozen=True)
 class ArxOrders:
-    """One candidate structure.
+    """One candidate structure."""
 
-    Attributes:
-        n_voltage: autoregressive order ``na`` (lags 1..na).
-        n_current: input order ``nb`` (lags 0..nb-1).
-        n_spike: number of spike-history basis functions used (free lags, then raised cosines).
-        ridge: ridge penalty relative to each regressor's sum of squares.
-    """
-
-    n_voltage: int
-    n_current: int
-    n_spike: int
-    ridge: float
+    n_voltage: int  #: autoregressive order ``na`` (lags 1..na).
+    n_current: int  #: input order ``nb`` (lags 0..nb-1).
+    n_spike: int  #: number of spike-history basis functions used (free lags, then raised cosines).
+    ridge: float  #: ridge penalty relative to each regressor's sum of squares.
 
 
 @dataclass
 class ArxFilter:
-    """A fitted ARX voltage model (voltage in mV, current in pA, one bin = ``step_s``).
+    """A fitted ARX voltage model (voltage in mV, current in pA, one bin = ``step_s``)."""
 
-    Attributes:
-        a: autoregressive coefficients ``a_1..a_na`` (dimensionless).
-        b: current coefficients ``b_0..b_{nb-1}`` (mV/pA).
-        c: spike-history kernel ``c_1..c_K`` (mV), lag k bins after a spike onset.
-        d: constant (mV), in centred coordinates.
-        v_ref_mV, i_ref_pA: the centring references.
-        step_s: bin width (s).
-        orders: the structure it was fitted with.
-    """
-
-    a: np.ndarray
-    b: np.ndarray
-    c: np.ndarray
-    d: float
-    v_ref_mV: float
-    i_ref_pA: float
-    step_s: float
-    orders: ArxOrders
+    a: np.ndarray  #: autoregressive coefficients ``a_1..a_na`` (dimensionless).
+    b: np.ndarray  #: current coefficients ``b_0..b_{nb-1}`` (mV/pA).
+    c: np.ndarray  #: spike-history kernel ``c_1..c_K`` (mV), lag k bins after a spike onset.
+    d: float  #: constant (mV), in centred coordinates.
+    v_ref_mV: float  #: centring reference (mV)
+    i_ref_pA: float  #: centring reference (pA)
+    step_s: float  #: bin width (s).
+    orders: ArxOrders  #: the structure it was fitted with.
 
 
 @dataclass
 class Series:
-    """One repetition prepared for regression (all arrays per model bin).
+    """One repetition prepared for regression (all arrays per model bin)."""
 
-    Attributes:
-        voltage_mV: spike-free voltage in the window.
-        current_pA: current over the protocol, from bin 0 up to at least the window's end.
-        onsets: spike-onset bins, relative to the protocol's start.
-        start_bin: protocol bin of the window's first bin.
-    """
-
-    voltage_mV: np.ndarray
-    current_pA: np.ndarray
-    onsets: np.ndarray
-    start_bin: int
+    voltage_mV: np.ndarray  #: spike-free voltage in the window.
+    current_pA: np.ndarray  #: current over the protocol, from bin 0 up to at least the window's end.
+    onsets: np.ndarray  #: spike-onset bins, relative to the protocol's start.
+    start_bin: int  #: protocol bin of the window's first bin.
 
 
 class GramAccumulator:
     """Normal equations ``X^T X``, ``X^T y`` of the largest model, summed over series."""
 
-    def __init__(
-        self,
-        max_voltage: int,
-        max_current: int,
-        basis: np.ndarray,
-        v_ref_mV: float,
-        i_ref_pA: float,
-        prefilter: np.ndarray | None = None,
-    ):
+    def __init__(self, max_voltage: int, max_current: int, basis: np.ndarray, v_ref_mV: float, i_ref_pA: float,
+                 prefilter: np.ndarray | None = None):
         """Args:
         max_voltage, max_current: the largest orders (columns of the largest model).
         basis: spike-history basis (:func:`spike_basis.spike_basis`).
@@ -97,12 +66,8 @@ class GramAccumulator:
         prefilter: optional denominator ``A(q)``; voltage, current and spike regressors are
             then filtered by ``1 / A(q)`` first (a Steiglitz-McBride step, see :mod:`output_error`).
         """
-        self.prefilter = prefilter
-        self.max_voltage = max_voltage
-        self.max_current = max_current
-        self.basis = basis
-        self.v_ref_mV = v_ref_mV
-        self.i_ref_pA = i_ref_pA
+        self.max_voltage, self.max_current, self.basis = max_voltage, max_current, basis
+        self.v_ref_mV, self.i_ref_pA, self.prefilter = v_ref_mV, i_ref_pA, prefilter
         p = 1 + max_voltage + max_current + basis.shape[1]
         self.gram = np.zeros((p, p))
         self.xty = np.zeros(p)
@@ -140,14 +105,8 @@ class GramAccumulator:
     def columns(self, orders: ArxOrders) -> np.ndarray:
         """Indices of the columns that a candidate uses."""
         nv, nc = self.max_voltage, self.max_current
-        return np.concatenate(
-            [
-                [0],
-                1 + np.arange(orders.n_voltage),
-                1 + nv + np.arange(orders.n_current),
-                1 + nv + nc + np.arange(orders.n_spike),
-            ]
-        ).astype(int)
+        return np.concatenate([[0], 1 + np.arange(orders.n_voltage), 1 + nv + np.arange(orders.n_current),
+                               1 + nv + nc + np.arange(orders.n_spike)]).astype(int)
 
     def solve(self, orders: ArxOrders, step_s: float) -> ArxFilter:
         """Ridge least-squares fit of one candidate from the accumulated equations."""
@@ -162,25 +121,14 @@ class GramAccumulator:
         d = float(theta[0])
         if self.prefilter is not None:  # the constant was estimated on the filtered equation
             d *= float(np.sum(self.prefilter))
-        return ArxFilter(
-            a=theta[1 : 1 + na],
-            b=theta[1 + na : 1 + na + nb],
-            c=c,
-            d=d,
-            v_ref_mV=self.v_ref_mV,
-            i_ref_pA=self.i_ref_pA,
-            step_s=step_s,
-            orders=orders,
-        )
+        return ArxFilter(theta[1 : 1 + na], theta[1 + na : 1 + na + nb], c, d, self.v_ref_mV, self.i_ref_pA, step_s,
+                         orders)
 
     def residual_variance(self, orders: ArxOrders, fitted: ArxFilter) -> float:
         """Mean squared one-step residual (mV^2) of a fit on the accumulated rows."""
         cols = self.columns(orders)
         # recover the basis weights from c (least squares; exact since c = basis @ w)
-        if orders.n_spike:
-            w = np.linalg.lstsq(self.basis[:, : orders.n_spike], fitted.c, rcond=None)[0]
-        else:
-            w = np.zeros(0)
+        w = np.linalg.lstsq(self.basis[:, : orders.n_spike], fitted.c, rcond=None)[0] if orders.n_spike else np.zeros(0)
         theta = np.concatenate([[fitted.d], fitted.a, fitted.b, w])
         g = self.gram[np.ix_(cols, cols)]
         sse = self.yty - 2 * theta @ self.xty[cols] + theta @ g @ theta

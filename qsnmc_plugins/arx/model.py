@@ -36,7 +36,7 @@ from qsnmc_plugins.arx.identification import ArxFilter, ArxOrders, GramAccumulat
 from qsnmc_plugins.arx.order_search import HeldOutSet, candidate_orders, held_out_rmse, search_orders
 from qsnmc_plugins.arx.output_error import steiglitz_mcbride
 from qsnmc_plugins.arx.settings import ArxSettings
-from qsnmc_plugins.arx.spike_basis import n_fine_lags, spike_basis
+from qsnmc_plugins.arx.spike_basis import spike_basis
 from qsnmc_plugins.arx.spike_cut import CutVoltage, cut_spikes
 from qsnmc_plugins.arx.spike_rule import SpikeRule, Target, fit_spike_rule, score_rule, spike_times
 from qsnmc_plugins.arx.stability import pole_radius, stabilise
@@ -58,10 +58,6 @@ class PreparedStimulus:
 
     def series(self) -> list[Series]:
         return [Series(r.voltage_mV, self.current_pA, r.onsets + self.start_bin, self.start_bin) for r in self.reps]
-
-    def split_s(self, step_s: float) -> float:
-        """Time (s) where the held-out part starts."""
-        return self.source.window_s[0] + self.split_bin * step_s
 
 
 def prepare(stim: TrainingStimulus, n_fit_samples: int, step_s: float, settings: ArxSettings) -> PreparedStimulus:
@@ -103,7 +99,7 @@ def _targets(prepared: list[PreparedStimulus], step_s: float, part: str, min_fit
     out = []
     for p in prepared:
         w0, w1 = p.source.window_s
-        split = p.split_s(step_s)
+        split = w0 + p.split_bin * step_s  # where the held-out part starts (s)
         start, stop = {"fit": (w0, split), "held": (split, w1)}.get(part, (w0, w1))
         if part in ("fit", "all"):  # a small budget fits the spike rule on a shorter stretch
             stop = min(stop, start + max(min_fit_s, budget * (stop - start)))
@@ -125,28 +121,19 @@ class StructureSearch:
     gram_fit: GramAccumulator  #: normal equations of the fit part
 
 
-def order_grid(step_s: float, settings: ArxSettings, budget: float) -> list[ArxOrders]:
-    """The structures a budget searches (the reduced grid below ``reduced_search_below``)."""
-    n_fine = n_fine_lags(step_s, settings.fine_s)
-    n_spike_options = [n_fine + m for m in range(0, settings.n_cosines + 1, 2)]
-    return candidate_orders(n_spike_options, settings, reduced=budget < settings.reduced_search_below)
-
-
 def search_structure(prepared: list[PreparedStimulus], basis: np.ndarray, grid: list[ArxOrders], step_s: float,
-                     settings: ArxSettings, progress=None) -> StructureSearch:
+                     settings: ArxSettings, progress) -> StructureSearch:
     """Choose the orders among ``grid``, then the output-error iterations, by the held-out free-running
     voltage error."""
     gram_fit = _gram(prepared, basis, settings, "fit")
     held = _held_out_sets(prepared)
     candidates, n_unstable = search_orders(gram_fit, held, grid, step_s, settings, progress)
     orders = ArxOrders(**best_candidate(candidates).choice)
-    max_orders = (gram_fit.max_voltage, gram_fit.max_current)
     fit_parts = [(s, slice(0, p.split_bin)) for p in prepared for s in p.series()]
     score = partial(held_out_rmse, held=held, max_reps=settings.max_validation_reps)
-    filt, history = steiglitz_mcbride(gram_fit.solve(orders, step_s), basis, max_orders, fit_parts, score,
+    filt, history = steiglitz_mcbride(gram_fit.solve(orders, step_s), gram_fit, fit_parts, score,
                                       settings.output_error_iterations, settings.max_pole_radius)
-    if progress is not None:
-        progress.update(1)
+    progress.update(1)
     return StructureSearch(candidates, n_unstable, orders, filt, history, int(np.nanargmin(history)), gram_fit)
 
 
@@ -166,9 +153,7 @@ def whole_window_filter(prepared: list[PreparedStimulus], basis: np.ndarray, sea
     filt = gram_all.solve(search.orders, step_s)
     if search.n_output_error:
         all_parts = [(s, slice(0, p.n_bins)) for p in prepared for s in p.series()]
-        max_orders = (gram_fit.max_voltage, gram_fit.max_current)
-        filt, _ = steiglitz_mcbride(filt, basis, max_orders, all_parts, None, search.n_output_error,
-                                    settings.max_pole_radius)
+        filt, _ = steiglitz_mcbride(filt, gram_all, all_parts, None, search.n_output_error, settings.max_pole_radius)
     a_new, message = stabilise(filt.a, settings.max_pole_radius)
     if message:
         warnings.warn(f"arx: {message}", RuntimeWarning, stacklevel=3)
@@ -200,7 +185,7 @@ class ArxModel(Model):
         basis = spike_basis(step, s)
         targets = partial(_targets, prepared, step, min_fit_s=s.min_rule_fit_s, budget=self.budget)
         rule_fit = partial(fit_spike_rule, delta_s=train.delta_s, settings=s, budget=self.budget, seed=self.seed)
-        grid = order_grid(step, s, self.budget)
+        grid = candidate_orders(step, s, self.budget)
         with bar(len(grid) + 5, desc="arx fit") as progress:
             search = search_structure(prepared, basis, grid, step, s, progress)
             progress.set_postfix(rmse_mV=f"{search.rmse_history[search.n_output_error]:.2f}")
@@ -212,7 +197,7 @@ class ArxModel(Model):
             whole = score_rule(self.filter, self.rule, targets("whole"), train.delta_s)
         details = {"stability": {"rejected_unstable_candidates": search.n_unstable,
                                  "final_fit_stabilised": bool(message), "message": message},
-                   "spike_rule_fit_part": rule_on_fit.to_record(), "spike_rule_search": rule_search.to_record(),
+                   "spike_rule_fit_part": rule_on_fit.to_record(), "spike_rule_search": rule_search,
                    "validation": _validation(search, held, whole)}
         return fit_record(settings=settings_record(s), fitted=self._fitted(step), held_out=held_out_record(held,
                           fold.label), candidates=candidates_record(search.candidates), details=details,

@@ -18,36 +18,28 @@ from qsnmc import Candidate
 from qsnmc_plugins.arx.free_run import teacher_forced_voltage
 from qsnmc_plugins.arx.identification import ArxFilter, ArxOrders, GramAccumulator
 from qsnmc_plugins.arx.settings import ArxSettings
+from qsnmc_plugins.arx.spike_basis import n_fine_lags
 from qsnmc_plugins.arx.stability import pole_radius
 
 
 @dataclass
 class HeldOutSet:
-    """Held-out bins of one stimulus.
+    """Held-out bins of one stimulus."""
 
-    Attributes:
-        current_pA: binned current from the protocol's start to the window's end.
-        onsets: per repetition, recorded spike onsets (protocol bins).
-        voltage_mV: spike-free recorded voltage on the held-out bins, ``(n_reps, n_bins)``.
-        keep: True for the held-out bins that were not cut out around a spike.
-        start_bin: protocol bin of the first held-out bin.
-    """
-
-    current_pA: np.ndarray
-    onsets: list[np.ndarray]
-    voltage_mV: np.ndarray
-    keep: np.ndarray
-    start_bin: int
+    current_pA: np.ndarray  #: binned current from the protocol's start to the window's end.
+    onsets: list[np.ndarray]  #: per repetition, recorded spike onsets (protocol bins).
+    voltage_mV: np.ndarray  #: spike-free recorded voltage on the held-out bins, ``(n_reps, n_bins)``.
+    keep: np.ndarray  #: True for the held-out bins that were not cut out around a spike.
+    start_bin: int  #: protocol bin of the first held-out bin.
 
 
-def candidate_orders(n_spike_options: list[int], settings: ArxSettings, reduced: bool = False) -> list[ArxOrders]:
-    """The grid of structures searched (240 by default; 8 when ``reduced``, for quick fits)."""
+def candidate_orders(step_s: float, settings: ArxSettings, budget: float) -> list[ArxOrders]:
+    """The grid of structures a budget searches: 240 by default, 8 below ``reduced_search_below`` (quick fits)."""
     nv, nc = settings.voltage_orders, settings.current_orders
-    if reduced:
-        return [ArxOrders(na, nb, ns, 1e-3) for na, nb, ns in itertools.product(nv[1::2], nc[1::2],
-                                                                               n_spike_options[-3::2])]
-    return [ArxOrders(na, nb, ns, lam) for na, nb, ns, lam in itertools.product(nv, nc, n_spike_options,
-                                                                                 settings.ridges)]
+    n_spike = [n_fine_lags(step_s, settings.fine_s) + m for m in range(0, settings.n_cosines + 1, 2)]
+    if budget < settings.reduced_search_below:
+        return [ArxOrders(na, nb, ns, 1e-3) for na, nb, ns in itertools.product(nv[1::2], nc[1::2], n_spike[-3::2])]
+    return [ArxOrders(na, nb, ns, lam) for na, nb, ns, lam in itertools.product(nv, nc, n_spike, settings.ridges)]
 
 
 def held_out_rmse(model: ArxFilter, held: list[HeldOutSet], max_reps: int) -> float:
@@ -63,7 +55,7 @@ def held_out_rmse(model: ArxFilter, held: list[HeldOutSet], max_reps: int) -> fl
 
 
 def search_orders(gram: GramAccumulator, held: list[HeldOutSet], candidates: list[ArxOrders], step_s: float,
-                  settings: ArxSettings, progress=None) -> tuple[list[Candidate], int]:
+                  settings: ArxSettings, progress) -> tuple[list[Candidate], int]:
     """Every stable candidate scored by its held-out free-running RMSE (objective: minus the RMSE).
 
     Returns:
@@ -75,8 +67,7 @@ def search_orders(gram: GramAccumulator, held: list[HeldOutSet], candidates: lis
     for orders in candidates:
         model = gram.solve(orders, step_s)
         radius = pole_radius(model.a)
-        if progress is not None:
-            progress.update(1)
+        progress.update(1)
         rmse = held_out_rmse(model, held, settings.max_validation_reps) if radius <= settings.max_pole_radius \
             else float("nan")
         if not np.isfinite(rmse):

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import numpy as np
-
 from qsnmc_plugins.arx.identification import ArxFilter, GramAccumulator, Series
 from qsnmc_plugins.arx.stability import ar_polynomial, is_stable
 
@@ -22,22 +20,14 @@ from qsnmc_plugins.arx.stability import ar_polynomial, is_stable
 PREFILTER_TRANSIENT_BINS = 300
 
 
-def steiglitz_mcbride(
-    initial: ArxFilter,
-    basis: np.ndarray,
-    max_orders: tuple[int, int],
-    parts: Sequence[tuple[Series, slice]],
-    score: Callable[[ArxFilter], float] | None,
-    n_iterations: int,
-    max_radius: float,
-    stop_when_worse: bool = True,
-) -> tuple[ArxFilter, list[float]]:
+def steiglitz_mcbride(initial: ArxFilter, layout: GramAccumulator, parts: Sequence[tuple[Series, slice]],
+                      score: Callable[[ArxFilter], float] | None, n_iterations: int,
+                      max_radius: float) -> tuple[ArxFilter, list[float]]:
     """Iterate prefiltered least squares from ``initial``.
 
     Args:
         initial: the ARX fit to start from (its orders are kept).
-        basis: the spike-history basis it was fitted with.
-        max_orders: ``(max voltage lags, max current lags)`` of the column layout.
+        layout: the equations it was solved from (their largest orders and spike-history basis).
         parts: the series and the bins of each to fit on.
         score: held-out error of a candidate (lower is better), or None to take the
             last of ``n_iterations`` iterates (when no data is held out).
@@ -47,16 +37,14 @@ def steiglitz_mcbride(
     Returns:
         ``(best filter, score history starting with the initial fit's)``.
     """
-    if score is None:
-        score = lambda _: 0.0  # noqa: E731 - every iterate is accepted
-        stop_when_worse = False
+    accept_all = score is None  # nothing held out: every iterate is accepted
+    score = score or (lambda _: 0.0)
     best, best_score = initial, score(initial)
     history = [best_score]
     current = initial
     for _ in range(n_iterations):
-        gram = GramAccumulator(
-            max_orders[0], max_orders[1], basis, initial.v_ref_mV, initial.i_ref_pA, prefilter=ar_polynomial(current.a)
-        )
+        gram = GramAccumulator(layout.max_voltage, layout.max_current, layout.basis, initial.v_ref_mV,
+                               initial.i_ref_pA, ar_polynomial(current.a))
         for series, rows in parts:
             start = max(rows.start or 0, PREFILTER_TRANSIENT_BINS)
             gram.add(series, slice(start, rows.stop))
@@ -66,7 +54,7 @@ def steiglitz_mcbride(
             break
         s = score(current)
         history.append(s)
-        if not stop_when_worse or s < best_score - 1e-4:
+        if accept_all or s < best_score - 1e-4:
             best, best_score = current, s
         else:
             break

@@ -43,13 +43,8 @@ def spike_basis(step_s: float, settings: ArxSettings) -> np.ndarray:
 
 
 def spike_features(onsets: np.ndarray, n_bins: int, basis: np.ndarray) -> np.ndarray:
-    """Spike-history regressors, shape ``(n_bins, n_basis)``: row ``t`` is ``sum_k basis[k-1] s_{t-k}``.
-
-    Args:
-        onsets: bin indices of the spike onsets.
-        n_bins: length of the series.
-        basis: from :func:`spike_basis`.
-    """
+    """Spike-history regressors of a series of ``n_bins`` bins with spike ``onsets`` (bins), shape
+    ``(n_bins, n_basis)``: row ``t`` is ``sum_k basis[k-1] s_{t-k}`` (``basis``: :func:`spike_basis`)."""
     out = np.zeros((n_bins, basis.shape[1]))
     n_lags = basis.shape[0]
     for k in np.asarray(onsets, dtype=int):

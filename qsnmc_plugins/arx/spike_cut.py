@@ -17,17 +17,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CutVoltage:
-    """Binned voltage of one repetition with its spikes removed.
+    """Binned voltage of one repetition with its spikes removed."""
 
-    Attributes:
-        voltage_mV: spike-free voltage, one value per model bin of the window.
-        onsets: indices (bins, relative to the window's first bin) of the spike onsets.
-        cut: True for the bins that were replaced by the straight line.
-    """
-
-    voltage_mV: np.ndarray
-    onsets: np.ndarray
-    cut: np.ndarray
+    voltage_mV: np.ndarray  #: spike-free voltage, one value per model bin of the window.
+    onsets: np.ndarray  #: indices (bins, relative to the window's first bin) of the spike onsets.
+    cut: np.ndarray  #: True for the bins that were replaced by the straight line.
 
 
 def cut_spikes(voltage_mV: np.ndarray, spike_times_s: np.ndarray, step_s: float, t0_s: float,

@@ -22,16 +22,6 @@ from qsnmc_plugins.arx.identification import ArxFilter
 from qsnmc_plugins.arx.settings import ArxSettings
 
 
-def latencies_s(settings: ArxSettings) -> np.ndarray:
-    """The grid of onset-to-spike latencies tried (s)."""
-    return np.arange(*settings.latency_grid_s)
-
-
-def bin_centre_s(k: np.ndarray | int, step_s: float) -> np.ndarray:
-    """Time (s) of the centre of bin ``k`` (bin ``k`` covers ``[k*step, (k+1)*step)``)."""
-    return (np.asarray(k, dtype=np.float64) + 0.5) * step_s
-
-
 @dataclass(frozen=True)
 class SpikeRule:
     """Fitted spike rule (mV, s)."""
@@ -48,15 +38,10 @@ class SpikeRule:
 
 @dataclass
 class Target:
-    """Recorded spikes of one stimulus to fit against, in ``[start_s, stop_s)``.
+    """Recorded spikes of one stimulus to fit against, in ``[start_s, stop_s)``."""
 
-    Attributes:
-        current_pA: binned current (pA) from the protocol's start to at least ``stop_s``.
-        spikes_s: recorded spike times (s) per repetition.
-    """
-
-    current_pA: np.ndarray
-    spikes_s: list[np.ndarray]
+    current_pA: np.ndarray  #: binned current (pA) from the protocol's start to at least ``stop_s``.
+    spikes_s: list[np.ndarray]  #: recorded spike times (s) per repetition.
     start_s: float
     stop_s: float
     name: str = ""
@@ -73,41 +58,34 @@ class Target:
         return self._reliability[delta_s]
 
 
-def spike_times(
-    model: ArxFilter, rule: SpikeRule, current_pA: np.ndarray, start_s: float, stop_s: float,
-    response_mV: np.ndarray | None = None,
-) -> np.ndarray:
+def spike_times(model: ArxFilter, rule: SpikeRule, current_pA: np.ndarray, start_s: float,
+                stop_s: float) -> np.ndarray:
     """Predicted spike times (s) in ``[start_s, stop_s)``, free-running from the protocol's start."""
-    step = model.step_s
-    v = current_response(model, current_pA) if response_mV is None else response_mV
-    onsets, frac = _onsets(model, rule, v, int(np.ceil(stop_s / step)) + 1)
-    t = bin_centre_s(onsets - 1, step) + frac * step + rule.latency_s
+    t = _crossings_s(model, rule, current_response(model, current_pA), stop_s) + rule.latency_s
     return clip_to_window(t, (start_s, stop_s))
 
 
-def _combined_kernel(g: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    n = max(g.size, theta.size)
-    k = np.zeros(n)
-    k[: g.size] += g
-    k[: theta.size] -= theta
-    return k
-
-
-def _onsets(model: ArxFilter, rule: SpikeRule, v: np.ndarray, stop_bin: int, g: np.ndarray | None = None):
+def _crossings_s(model: ArxFilter, rule: SpikeRule, v: np.ndarray, stop_s: float,
+                 g: np.ndarray | None = None) -> np.ndarray:
+    """Interpolated threshold crossings (s, before the latency) of the rule on the current-driven voltage ``v``
+    (mV); ``g``: the model's spike kernel, if already computed. An onset at bin ``k`` crosses ``frac`` of a
+    bin after the centre of bin ``k - 1`` (bin ``k`` covers ``[k*step, (k+1)*step)``)."""
     g = spike_kernel(model) if g is None else g
     kappa = threshold_kernel(rule.adaptation_mV, rule.adaptation_tau_s, model.step_s)
+    kernel = np.zeros(max(g.size, kappa.size))  # what a spike adds to V - theta
+    kernel[: g.size] += g
+    kernel[: kappa.size] -= kappa
     ref = max(0, int(round(rule.refractory_s / model.step_s)) - 1)
-    return generate_spikes(v - rule.threshold_mV, _combined_kernel(g, kappa), ref, stop_bin)
+    stop_bin = int(np.ceil(stop_s / model.step_s)) + 1
+    onsets, frac = generate_spikes(v - rule.threshold_mV, kernel, ref, stop_bin)
+    return (np.asarray(onsets - 1, dtype=np.float64) + 0.5) * model.step_s + frac * model.step_s
 
 
 def score_rule(model: ArxFilter, rule: SpikeRule, targets: list[Target], delta_s: float) -> ValidationScore:
     """One rule (its own latency) scored the competition's way on every target."""
-    out = []
-    for tg in targets:
-        pred = spike_times(model, rule, tg.current_pA, tg.start_s, tg.stop_s)
-        out.append(score_trains(tg.name, tg.spikes_s, pred, (tg.start_s, tg.stop_s), delta_s,
-                                reliability=tg.reliability(delta_s)))
-    return ValidationScore(tuple(out))
+    return ValidationScore(tuple(
+        score_trains(tg.name, tg.spikes_s, spike_times(model, rule, tg.current_pA, tg.start_s, tg.stop_s),
+                     (tg.start_s, tg.stop_s), delta_s, reliability=tg.reliability(delta_s)) for tg in targets))
 
 
 def evaluate(model: ArxFilter, rules: list[SpikeRule], targets: list[Target], delta_s: float,
@@ -117,36 +95,19 @@ def evaluate(model: ArxFilter, rules: list[SpikeRule], targets: list[Target], de
     The latency of each rule is ignored: every latency of ``latencies`` is scored.
     """
     g = spike_kernel(model)
-    rel = [tg.reliability(delta_s) for tg in targets]
     per = [[[] for _ in latencies] for _ in rules]  # [rule][latency] -> HeldOutScore per target
-    for tg, r in zip(targets, rel):
-        v = current_response(model, tg.current_pA)
-        stop_bin = int(np.ceil(tg.stop_s / model.step_s)) + 1
+    for tg in targets:
+        v, window, r = current_response(model, tg.current_pA), (tg.start_s, tg.stop_s), tg.reliability(delta_s)
         for j, rule in enumerate(rules):
-            onsets, frac = _onsets(model, rule, v, stop_bin, g)
-            t0 = bin_centre_s(onsets - 1, model.step_s) + frac * model.step_s
+            t0 = _crossings_s(model, rule, v, tg.stop_s, g)
             for m, lat in enumerate(latencies):
-                window = (tg.start_s, tg.stop_s)
                 per[j][m].append(score_trains(tg.name, tg.spikes_s, clip_to_window(t0 + lat, window), window,
                                               delta_s, reliability=r))
     return np.array([[penalty.objective(ValidationScore(tuple(sc))) for sc in row] for row in per])
 
 
-@dataclass
-class RuleSearch:
-    """How the spike rule was found (for the fit record)."""
-
-    objective: float
-    evaluations: int
-    bounds: dict
-    at_a_bound: list[str]
-
-    def to_record(self) -> dict:
-        return asdict(self)
-
-
 def fit_spike_rule(model: ArxFilter, targets: list[Target], delta_s: float, settings: ArxSettings, *,
-                   budget: float, seed: int, progress=None) -> tuple[SpikeRule, RuleSearch]:
+                   budget: float, seed: int, progress) -> tuple[SpikeRule, dict]:
     """Fit the spike rule maximising the objective (P minus ``settings``' count penalty) on ``targets``.
 
     Stage 1: a fixed threshold, ``n_thresholds`` values between the median and the
@@ -156,14 +117,14 @@ def fit_spike_rule(model: ArxFilter, targets: list[Target], delta_s: float, sett
     latency grid's range, started from the stage-1 optimum (``generations`` x ``budget``).
 
     Returns:
-        ``(rule, search)``: the best rule, its objective and where it lies in the bounds.
+        ``(rule, search record)``: the best rule; its objective, the objective's evaluations, the
+        bounds searched and the parameters that end within 1 % of one (``at_a_bound``).
     """
     from scipy.optimize import differential_evolution
 
     penalty = CountPenalty(settings.count_penalty, settings.count_error_stimuli)
     best, best_value = _best_fixed_threshold(model, targets, delta_s, settings, penalty)
-    if progress is not None:
-        progress.update(1)
+    progress.update(1)
     bounds = _search_bounds(best.threshold_mV, settings)
     ref = settings.refractory_s
 
@@ -176,12 +137,11 @@ def fit_spike_rule(model: ArxFilter, targets: list[Target], delta_s: float, sett
                                     x0=np.array([best.threshold_mV, 0.0, np.log10(0.1), 1e3 * best.latency_s]))
     if -float(result.fun) > best_value:
         best, best_value = _rule(result.x, ref), -float(result.fun)
-    if progress is not None:
-        progress.update(1)
+    progress.update(1)
     record_bounds = {"threshold_mV": [float(b) for b in bounds[0]], "adaptation_mV": list(bounds[1]),
                      "adaptation_tau_s": list(settings.adaptation_tau_bounds_s), "latency_ms": list(bounds[3])}
-    n_evaluations = int(result.nfev) + settings.n_thresholds
-    return best, RuleSearch(best_value, n_evaluations, record_bounds, _at_a_bound(best, bounds))
+    return best, {"objective": best_value, "evaluations": int(result.nfev) + settings.n_thresholds,
+                  "bounds": record_bounds, "at_a_bound": _at_a_bound(best, bounds)}
 
 
 def _rule(x: np.ndarray, refractory_s: float) -> SpikeRule:
@@ -194,7 +154,7 @@ def _best_fixed_threshold(model: ArxFilter, targets: list[Target], delta_s: floa
     """Stage 1: the best fixed threshold and latency on a grid, and its objective."""
     v_all = np.concatenate([current_response(model, tg.current_pA) for tg in targets])
     lo, hi = np.percentile(v_all, 50), np.max(v_all)
-    ref, lats = settings.refractory_s, latencies_s(settings)
+    ref, lats = settings.refractory_s, np.arange(*settings.latency_grid_s)  # latencies tried (s)
     coarse = [SpikeRule(th, 0.0, 1.0, 0.0, ref) for th in np.linspace(lo, hi, settings.n_thresholds)]
     scores = evaluate(model, coarse, targets, delta_s, penalty, lats)
     j, m = np.unravel_index(np.argmax(scores), scores.shape)
@@ -203,7 +163,7 @@ def _best_fixed_threshold(model: ArxFilter, targets: list[Target], delta_s: floa
 
 def _search_bounds(threshold_mV: float, settings: ArxSettings) -> list[tuple[float, float]]:
     """Bounds of ``(theta_0 mV, A_theta mV, log10 tau_theta/s, latency ms)`` around a fixed threshold."""
-    lats = latencies_s(settings)
+    lats = np.arange(*settings.latency_grid_s)
     return [(threshold_mV - settings.threshold_range_mV, threshold_mV + settings.threshold_range_mV),
             tuple(settings.adaptation_bounds_mV),
             tuple(float(b) for b in np.log10(settings.adaptation_tau_bounds_s)),

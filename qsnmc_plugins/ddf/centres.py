@@ -23,16 +23,9 @@ def kmeans_centres(points: np.ndarray, n_centres: int, seed: int, max_points: in
 
 def place_centres(points: np.ndarray, spike_mask: np.ndarray, n_centres: int, spike_share: float, seed: int,
                   max_points: int, iterations: int) -> np.ndarray:
-    """``n_centres`` centres: ``spike_share`` of them from spike-state points, the rest from all.
-
-    Args:
-        points: RBF inputs ``(n_points, n_inputs)``.
-        spike_mask: True for points in the neighbourhood of a recorded spike.
-        n_centres: total number of centres.
-        spike_share: fraction of centres clustered from the spike-state points.
-        seed: random seed.
-        max_points, iterations: points one clustering sees at most, and its iterations.
-    """
+    """``n_centres`` centres of the RBF inputs ``points`` ``(n_points, n_inputs)``: ``spike_share`` of them
+    clustered from the spike-state points (``spike_mask``: near a recorded spike), the rest from all;
+    ``max_points``, ``iterations``: points one clustering sees at most, and its iterations."""
     n_spike = int(round(spike_share * n_centres)) if spike_mask.any() else 0
     n_spike = min(n_spike, int(spike_mask.sum()))
     parts = [kmeans_centres(points, n_centres - n_spike, seed, max_points, iterations)]

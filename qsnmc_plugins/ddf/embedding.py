@@ -15,16 +15,8 @@ from scipy.spatial import cKDTree
 
 
 def delay_embed(x: np.ndarray, dimension: int, tau: int) -> np.ndarray:
-    """Rows ``[x(n), x(n - tau), ..., x(n - (D-1) tau)]`` for every n with a full history.
-
-    Args:
-        x: the series, shape ``(n_samples,)``.
-        dimension: D, number of delay coordinates.
-        tau: delay between coordinates (samples).
-
-    Returns:
-        Array ``(n_samples - (D-1) tau, D)``; row r is time ``n = r + (D-1) tau``.
-    """
+    """Rows ``[x(n), x(n - tau), ..., x(n - (D-1) tau)]`` (D = ``dimension``, ``tau`` in samples) for every n
+    with a full history: shape ``(n_samples - (D-1) tau, D)``, row r is time ``n = r + (D-1) tau``."""
     x = np.asarray(x, dtype=np.float64)
     span = (dimension - 1) * tau
     n = x.size - span
@@ -55,23 +47,8 @@ def average_mutual_information(x: np.ndarray, max_lag: int, n_bins: int = 32) ->
     return ami
 
 
-def first_minimum_lag(ami: np.ndarray) -> int:
-    """First local minimum of an AMI curve (lag in samples); the global minimum if none."""
-    for lag in range(1, ami.size - 1):
-        if ami[lag] <= ami[lag - 1] and ami[lag] < ami[lag + 1]:
-            return lag
-    return int(np.argmin(ami[1:]) + 1)
-
-
-def false_nearest_neighbours(
-    x: np.ndarray,
-    tau: int,
-    max_dimension: int = 8,
-    r_tol: float = 15.0,
-    a_tol: float = 2.0,
-    max_points: int = 20_000,
-    seed: int = 0,
-) -> np.ndarray:
+def false_nearest_neighbours(x: np.ndarray, tau: int, max_dimension: int = 8, r_tol: float = 15.0, a_tol: float = 2.0,
+                             max_points: int = 20_000, seed: int = 0) -> np.ndarray:
     """Fraction of false nearest neighbours for D = 1..max_dimension (Kennel et al. 1992).
 
     A neighbour pair in D dimensions is false when adding coordinate D+1 stretches it by
@@ -100,16 +77,15 @@ def false_nearest_neighbours(
     return out
 
 
-def suggest_embedding(
-    x: np.ndarray, max_lag: int = 200, max_dimension: int = 8, fnn_threshold: float = 0.01
-) -> dict:
+def suggest_embedding(x: np.ndarray, max_lag: int = 200, max_dimension: int = 8, fnn_threshold: float = 0.01) -> dict:
     """Delay (AMI first minimum) and dimension (first D with FNN fraction < threshold).
 
     Returns:
         ``{"tau": int, "dimension": int, "ami": list, "fnn": list}`` (delays in samples).
     """
     ami = average_mutual_information(x, max_lag)
-    tau = first_minimum_lag(ami)
+    minima = [lag for lag in range(1, ami.size - 1) if ami[lag] <= ami[lag - 1] and ami[lag] < ami[lag + 1]]
+    tau = minima[0] if minima else int(np.argmin(ami[1:]) + 1)  # the first local minimum, else the global one
     fnn = false_nearest_neighbours(x, tau, max_dimension)
     below = np.flatnonzero(fnn < fnn_threshold)
     dim = int(below[0] + 1) if below.size else int(np.argmin(fnn) + 1)

@@ -5,17 +5,16 @@ At step n the map sees (in standardised units, see :class:`Standardiser`):
 - the RBF input ``z(n) = [v(n-l), v(n-l-tau), ..., v(n-l-(D-1)tau), g*s_1(n-l), ...]``,
   where l is ``input_lag`` (0 or 1 sample: with l = 1 the white recording noise of
   v(n), which also enters the target, is not an input, so the regression is not
-  biased by errors in its variables), ``s_j`` is
-  ``s_j`` the voltage low-pass filtered with time constant ``slow_taus_ms[j]``, included
-  only when ``slow_gain > 0`` (a slow
-  state that can carry spike-frequency adaptation lasting ~100 ms, which a short
-  delay embedding cannot) and g is ``slow_gain``; by default (g = 0) the slow filters
-  enter only linearly, which on the embedded challenge took the test Gamma/R of a
-  budget-0.1 fit from 0.13 (no slow filter: 30-50 % too many spikes at high rates) to
-  0.38, while slow filters inside the RBF input made free runs run away;
+  biased by errors in its variables), ``s_j`` the voltage low-pass filtered with time
+  constant ``slow_taus_ms[j]`` (a slow state that can carry spike-frequency adaptation
+  lasting ~100 ms, which a short delay embedding cannot), included only when g =
+  ``slow_gain`` > 0; by default (g = 0) the slow filters enter only linearly, which on
+  the embedded challenge took the test Gamma/R of a budget-0.1 fit from 0.13 (no slow
+  filter: 30-50 % too many spikes at high rates) to 0.38, while slow filters inside the
+  RBF input made free runs run away;
 - the linear inputs ``[1, i(n), i(n+1), s_1(n), ..., v(n-l), ..., v(n-l-(D-1)tau)]``
-  (the current enters linearly, as in Clark et al. 2022, see :func:`step_drive`; the delays enter linearly too
-  when ``linear_state`` is set, a global restoring term where the local RBFs vanish);
+  (the current enters linearly, as in Clark et al. 2022, see :func:`series.window_drive`; the delays enter
+  linearly too when ``linear_state`` is set, a global restoring term where the local RBFs vanish);
 
 and it forecasts ``v(n+1) - v(n)``.
 """
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qsnmc import lowpass_bank
+from qsnmc import TrainingData, lowpass_bank
 
 
 @dataclass(frozen=True)
@@ -63,16 +62,9 @@ class EmbeddingConfig:
         return np.array([float(np.exp(-dt_s / (t * 1e-3))) for t in self.slow_taus_ms])
 
     def to_record(self, dt_s: float) -> dict:
-        return {
-            "dimension": self.dimension,
-            "tau_samples": self.tau,
-            "tau_ms": self.tau * dt_s * 1e3,
-            "embedding_span_ms": self.span * dt_s * 1e3,
-            "slow_taus_ms": list(self.slow_taus_ms),
-            "slow_gain": self.slow_gain,
-            "linear_state": self.linear_state,
-            "input_lag_samples": self.input_lag,
-        }
+        return {"dimension": self.dimension, "tau_samples": self.tau, "tau_ms": self.tau * dt_s * 1e3,
+                "embedding_span_ms": self.span * dt_s * 1e3, "slow_taus_ms": list(self.slow_taus_ms),
+                "slow_gain": self.slow_gain, "linear_state": self.linear_state, "input_lag_samples": self.input_lag}
 
 
 @dataclass(frozen=True)
@@ -88,9 +80,10 @@ class Standardiser:
     i_sd_pA: float
 
     @classmethod
-    def from_data(cls, voltages_mV: list[np.ndarray], currents_pA: list[np.ndarray]) -> "Standardiser":
-        v = np.concatenate([np.ravel(a) for a in voltages_mV])
-        i = np.concatenate([np.ravel(a) for a in currents_pA])
+    def for_training(cls, train: TrainingData) -> "Standardiser":
+        """The standardiser of a training set (all stimuli, all repetitions, the training windows)."""
+        v = np.concatenate([np.ravel(s.voltage_mV) for s in train.stimuli])
+        i = np.concatenate([np.ravel(s.window_current_pA) for s in train.stimuli])
         return cls(float(v.mean()), float(v.std()) or 1.0, float(i.std()) or 1.0)
 
     def v(self, voltage_mV: np.ndarray) -> np.ndarray:
@@ -109,29 +102,12 @@ def slow_filters(v: np.ndarray, dt_s: float, taus_ms: tuple[float, ...]) -> np.n
     return lowpass_bank(v, dt_s, [t * 1e-3 for t in taus_ms]).T
 
 
-def step_drive(i: np.ndarray) -> np.ndarray:
-    """``[i(n), i(n+1)]`` for n = 0..len-2, shape ``(len - 1, 2)``: the current around step n -> n+1.
-
-    Clark et al. (2022) enter ``(I(n) + I(n+1)) / 2`` with one weight; with a current held
-    constant between samples (zero-order hold) only one of the two samples drives the
-    step, and the average then injects half of the wrong sample (about 0.1 mV of error per
-    step for a 3 ms OU current). Both samples therefore get their own weight; the
-    regression recovers the average when that is right.
-    """
-    return np.column_stack([i[:-1], i[1:]])
-
-
 @dataclass
 class RBFLayer:
-    """Gaussian radial basis functions ``exp(-||z - c_q||^2 / (2 sigma_q^2))``.
+    """Gaussian radial basis functions ``exp(-||z - c_q||^2 / (2 sigma_q^2))``."""
 
-    Attributes:
-        centres: ``(n_centres, n_inputs)`` in standardised units.
-        widths: ``sigma_q``, shape ``(n_centres,)``.
-    """
-
-    centres: np.ndarray
-    widths: np.ndarray
+    centres: np.ndarray  #: ``(n_centres, n_inputs)`` in standardised units.
+    widths: np.ndarray  #: ``sigma_q``, shape ``(n_centres,)``.
     _gain: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -165,9 +141,8 @@ def rbf_inputs(v: np.ndarray, slow: np.ndarray, rows: np.ndarray, config: Embedd
     return np.stack(cols, axis=1)
 
 
-def linear_inputs(
-    v: np.ndarray, drive: np.ndarray, slow: np.ndarray, rows: np.ndarray, config: EmbeddingConfig
-) -> np.ndarray:
+def linear_inputs(v: np.ndarray, drive: np.ndarray, slow: np.ndarray, rows: np.ndarray,
+                  config: EmbeddingConfig) -> np.ndarray:
     """Linear inputs ``[1, i(n), i(n+1), s_1(n), ..., (delays)]`` for the sample indices ``rows``."""
     cols = [np.ones(rows.size), drive[rows], slow[rows - config.input_lag]]
     if config.linear_state:

@@ -7,14 +7,7 @@ import numpy as np
 
 from qsnmc import ValidationScore, score_trains, spike_times_from_voltage, stretch_reliability
 from qsnmc_plugins.ddf.centres import nearest_centre_widths, place_centres
-from qsnmc_plugins.ddf.features import (
-    EmbeddingConfig,
-    RBFLayer,
-    Standardiser,
-    linear_inputs,
-    rbf_inputs,
-    slow_filters,
-)
+from qsnmc_plugins.ddf.features import EmbeddingConfig, RBFLayer, Standardiser, linear_inputs, rbf_inputs, slow_filters
 from qsnmc_plugins.ddf.forecast import ForecastResult, free_run
 from qsnmc_plugins.ddf.ridge import NormalEquations, solve_ridge
 from qsnmc_plugins.ddf.series import Series
@@ -26,19 +19,12 @@ CHUNK_ROWS = 20_000
 
 @dataclass(frozen=True)
 class HeldOutPart:
-    """The held-out end of one stimulus' training window.
+    """The held-out end of one stimulus' training window."""
 
-    Attributes:
-        name: the stimulus' name.
-        start: the series' (map step) sample where the held-out part starts.
-        window_s: the held-out window (s), half-open.
-        spike_times_s: the recorded spike times (s) inside it, one array per repetition.
-    """
-
-    name: str
-    start: int
-    window_s: tuple[float, float]
-    spike_times_s: tuple[np.ndarray, ...]
+    name: str  #: the stimulus' name.
+    start: int  #: the series' (map step) sample where the held-out part starts.
+    window_s: tuple[float, float]  #: the held-out window (s), half-open.
+    spike_times_s: tuple[np.ndarray, ...]  #: the recorded spike times (s) inside it, one array per repetition.
 
 
 @dataclass(frozen=True)
@@ -51,57 +37,32 @@ class Structure:
     spike_share: float
 
     def to_record(self, dt_s: float) -> dict:
-        return {
-            **self.embedding.to_record(dt_s),
-            "n_centres": self.n_centres,
-            "width_factor": self.width_factor,
-            "spike_centre_share": self.spike_share,
-        }
+        return {**self.embedding.to_record(dt_s), "n_centres": self.n_centres, "width_factor": self.width_factor,
+                "spike_centre_share": self.spike_share}
 
 
 @dataclass
 class FittedMap:
-    """A candidate's fitted map, with one weight vector per ridge penalty.
+    """A candidate's fitted map, with one weight vector per ridge penalty."""
 
-    Attributes:
-        structure: the structure.
-        rbf: centres and widths (standardised units).
-        weights: ``(n_penalties, n_centres + n_linear)`` (see :func:`features.linear_inputs`).
-        penalties: relative ridge penalties.
-        train_mse: one-step training mean squared error per penalty (standardised units^2).
-        v_range: standardised range a forecast may take before it counts as a runaway.
-        slow_alphas: per-step decay of the slow filters.
-        n_rows: regression rows used.
-    """
-
-    structure: Structure
-    rbf: RBFLayer
-    weights: np.ndarray
-    penalties: np.ndarray
-    train_mse: np.ndarray
-    v_range: tuple[float, float]
-    slow_alphas: np.ndarray
-    n_rows: int
+    structure: Structure  #: the structure.
+    rbf: RBFLayer  #: centres and widths (standardised units).
+    weights: np.ndarray  #: ``(n_penalties, n_centres + n_linear)`` (see :func:`features.linear_inputs`).
+    penalties: np.ndarray  #: relative ridge penalties.
+    train_mse: np.ndarray  #: one-step training mean squared error per penalty (standardised units^2).
+    v_range: tuple[float, float]  #: standardised range a forecast may take before it counts as a runaway.
+    slow_alphas: np.ndarray  #: per-step decay of the slow filters.
+    n_rows: int  #: regression rows used.
 
     def select(self, j: int) -> "FittedMap":
         """The map with penalty ``j``'s weight vector only."""
-        return FittedMap(
-            self.structure, self.rbf, self.weights[j : j + 1], self.penalties[j : j + 1],
-            self.train_mse[j : j + 1], self.v_range, self.slow_alphas, self.n_rows,
-        )
+        return FittedMap(self.structure, self.rbf, self.weights[j : j + 1], self.penalties[j : j + 1],
+                         self.train_mse[j : j + 1], self.v_range, self.slow_alphas, self.n_rows)
 
-    def run(self, drive: np.ndarray, v_history: np.ndarray, slow_state: np.ndarray, which=slice(None)) -> ForecastResult:
-        """Free-run the weight vectors ``which`` on the standardised drive."""
-        return free_run(
-            self.structure.embedding,
-            self.rbf,
-            self.weights[which],
-            drive,
-            v_history,
-            slow_state,
-            self.slow_alphas,
-            self.v_range,
-        )
+    def run(self, drive: np.ndarray, v_history: np.ndarray, slow_state: np.ndarray) -> ForecastResult:
+        """Free-run every weight vector on the standardised drive."""
+        return free_run(self.structure.embedding, self.rbf, self.weights, drive, v_history, slow_state,
+                        self.slow_alphas, self.v_range)
 
 
 def _rows(s: Series, stop: int, first: int, stride: int, rng: np.random.Generator) -> np.ndarray:
@@ -111,16 +72,8 @@ def _rows(s: Series, stop: int, first: int, stride: int, rng: np.random.Generato
     return n[keep]
 
 
-def fit_candidate(
-    series: list[Series],
-    stops: list[int],
-    structure: Structure,
-    penalties: np.ndarray,
-    dt_s: float,
-    seed: int,
-    settings: DDFSettings,
-    rbf: RBFLayer | None = None,
-) -> FittedMap:
+def fit_candidate(series: list[Series], stops: list[int], structure: Structure, penalties: np.ndarray, dt_s: float,
+                  seed: int, settings: DDFSettings, rbf: RBFLayer | None = None) -> FittedMap:
     """Fit a candidate on ``series[k].v[:stops[k]]`` for every k.
 
     Regression rows: every spike state plus every ``settings.row_stride``-th sample. Centres come
@@ -129,7 +82,6 @@ def fit_candidate(
     penalty at once.
     """
     cfg = structure.embedding
-    alphas = cfg.slow_alphas(dt_s)
     rng = np.random.default_rng(seed)
     warm = cfg.span + (int(3 * max(cfg.slow_taus_ms) * 1e-3 / dt_s) if cfg.slow_taus_ms else 0)
     slows = [slow_filters(s.v[:stop], dt_s, cfg.slow_taus_ms) for s, stop in zip(series, stops)]
@@ -141,8 +93,8 @@ def fit_candidate(
             pick = r if r.size <= per else np.sort(rng.choice(r, per, replace=False))
             pts.append(rbf_inputs(s.v, sl, pick, cfg))
             mask.append(s.spike_state[pick])
-        centres = place_centres(np.concatenate(pts), np.concatenate(mask), structure.n_centres, structure.spike_share, seed,
-                                settings.kmeans_max_points, settings.kmeans_iterations)
+        centres = place_centres(np.concatenate(pts), np.concatenate(mask), structure.n_centres, structure.spike_share,
+                                seed, settings.kmeans_max_points, settings.kmeans_iterations)
         rbf = RBFLayer(centres, nearest_centre_widths(centres, structure.width_factor))
     eq = NormalEquations(rbf.n_centres + cfg.n_linear)
     for s, sl, r in zip(series, slows, rows):
@@ -154,7 +106,8 @@ def fit_candidate(
     v_all = np.concatenate([s.v[:stop] for s, stop in zip(series, stops)])
     lo, hi = float(v_all.min()), float(v_all.max())
     slack = settings.runaway_slack * (hi - lo)
-    return FittedMap(structure, rbf, weights, np.asarray(penalties, float), mse, (lo - slack, hi + slack), alphas, eq.n_rows)
+    return FittedMap(structure, rbf, weights, np.asarray(penalties, float), mse, (lo - slack, hi + slack),
+                     cfg.slow_alphas(dt_s), eq.n_rows)
 
 
 def history_at(s: Series, sample: int, fitted: FittedMap) -> tuple[np.ndarray, np.ndarray]:

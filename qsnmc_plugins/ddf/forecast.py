@@ -15,33 +15,19 @@ from qsnmc_plugins.ddf.features import EmbeddingConfig, RBFLayer
 
 @dataclass
 class ForecastResult:
-    """A free run's standardised voltage and its runaway report.
+    """A free run's standardised voltage and its runaway report."""
 
-    Attributes:
-        v: standardised voltage ``(batch, n_steps)``; column k is the forecast k+1 steps ahead.
-        runaway_steps: per batch member, how many steps left the allowed range (and were clipped).
-        first_runaway_step: per batch member, the first such step, or -1.
-    """
-
-    v: np.ndarray
-    runaway_steps: np.ndarray
-    first_runaway_step: np.ndarray
+    v: np.ndarray  #: standardised voltage ``(batch, n_steps)``; column k is the forecast k+1 steps ahead.
+    runaway_steps: np.ndarray  #: per batch member, how many steps left the allowed range (and were clipped).
+    first_runaway_step: np.ndarray  #: per batch member, the first such step, or -1.
 
     @property
     def ran_away(self) -> np.ndarray:
         return self.runaway_steps > 0
 
 
-def free_run(
-    config: EmbeddingConfig,
-    rbf: RBFLayer,
-    weights: np.ndarray,
-    drive: np.ndarray,
-    v_history: np.ndarray,
-    slow_state: np.ndarray,
-    slow_alphas: np.ndarray,
-    v_range: tuple[float, float],
-) -> ForecastResult:
+def free_run(config: EmbeddingConfig, rbf: RBFLayer, weights: np.ndarray, drive: np.ndarray, v_history: np.ndarray,
+             slow_state: np.ndarray, slow_alphas: np.ndarray, v_range: tuple[float, float]) -> ForecastResult:
     """Iterate ``v(n+1) = v(n) + w_rbf . phi(z(n)) + w_lin . [1, i(n), i(n+1), s(n), (delays)]``.
 
     Args:

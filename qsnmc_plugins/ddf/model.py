@@ -13,7 +13,7 @@ from qsnmc_plugins.ddf.embedding import suggest_embedding
 from qsnmc_plugins.ddf.features import Standardiser, slow_filters
 from qsnmc_plugins.ddf.fitting import FittedMap, HeldOutPart, fit_candidate, forecast_spikes, history_at, validate
 from qsnmc_plugins.ddf.search import ValidatedMap, held_out_parts, plan_search, search_maps
-from qsnmc_plugins.ddf.series import Series, block_centre_s, standardiser_for, stimulus_series, window_drive
+from qsnmc_plugins.ddf.series import Series, block_centre_s, stimulus_series, window_drive
 from qsnmc_plugins.ddf.settings import DDFSettings
 
 
@@ -38,7 +38,8 @@ class DDFModel(Model):
     """
 
     name = "ddf"
-    description = "Data-driven forecasting: RBF map of a delay-embedded voltage driven by the current (Clark et al. 2022)"
+    description = ("Data-driven forecasting: RBF map of a delay-embedded voltage driven by the current "
+                   "(Clark et al. 2022)")
     Settings = DDFSettings
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
@@ -55,7 +56,7 @@ class DDFModel(Model):
         t_start = time.perf_counter()
         s = self.settings
         step = samples_per_step(train.dt_s, s.map_step_s)
-        std = standardiser_for(train)
+        std = Standardiser.for_training(train)
         plan = plan_search(train, s, self.budget)
         series = [x for stim in train.stimuli for x in stimulus_series(
             stim, std, list(range(min(plan.n_repetitions, stim.n_repetitions))), step, s.spike_state_window_s)]

@@ -18,8 +18,6 @@ two thread counts):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 #: significant bits of each part of a split column: products have at most 38 bits, so sums
@@ -75,19 +73,15 @@ def cholesky_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-@dataclass
 class NormalEquations:
     """Running sums ``A = X^T X``, ``b = X^T y``, ``y^T y`` and the row count (see :func:`exact_gram`)."""
 
-    n_features: int
-    gram: np.ndarray = field(init=False)
-    xty: np.ndarray = field(init=False)
-    yty: float = 0.0
-    n_rows: int = 0
-
-    def __post_init__(self) -> None:
-        self.gram = np.zeros((self.n_features, self.n_features))
-        self.xty = np.zeros(self.n_features)
+    def __init__(self, n_features: int) -> None:
+        self.n_features = n_features
+        self.gram = np.zeros((n_features, n_features))
+        self.xty = np.zeros(n_features)
+        self.yty = 0.0
+        self.n_rows = 0
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
         """Add the rows ``x`` ``(n, n_features)`` with targets ``y`` ``(n,)``, n at most :data:`MAX_EXACT_ROWS`."""

@@ -12,8 +12,7 @@ import numpy as np
 
 from qsnmc import Candidate, Fold, TrainingData, ValidationScore, bar, best_candidate
 from qsnmc_plugins.ddf.features import EmbeddingConfig, Standardiser
-from qsnmc_plugins.ddf.fitting import Structure
-from qsnmc_plugins.ddf.fitting import FittedMap, HeldOutPart, fit_candidate, validate
+from qsnmc_plugins.ddf.fitting import FittedMap, HeldOutPart, Structure, fit_candidate, validate
 from qsnmc_plugins.ddf.series import Series
 from qsnmc_plugins.ddf.settings import DDFSettings
 
@@ -83,19 +82,18 @@ def search_maps(plan: SearchPlan, series: list[Series], parts: list[HeldOutPart]
     dt, penalties = series[0].dt_s, np.asarray(settings.ridge_penalties, dtype=np.float64)
     trials: list[ValidatedMap] = []
     candidates: list[Candidate] = []
-    progress = bar(len(plan.structures) * plan.n_seeds, desc="ddf candidates")
-    for k, struct in enumerate(plan.structures):
-        for r in range(plan.n_seeds):
-            centre_seed = seed + 1000 * r + k
-            fitted = fit_candidate(series, stops, struct, penalties, dt, centre_seed, settings)
-            val = validate(fitted, series, parts, std, delta_s)
-            for j, pen in enumerate(penalties):
-                choice = {**struct.to_record(dt), "centre_seed": centre_seed, "ridge_penalty": float(pen)}
-                objective = float(val["gamma_over_r"][j])
-                trials.append(ValidatedMap(choice, struct, fitted, j, val["scores"][j], objective))
-                candidates.append(Candidate(choice, val["scores"][j], objective, _trial_extra(val, j, fitted)))
-            progress.update(1)
-    progress.close()
+    with bar(len(plan.structures) * plan.n_seeds, desc="ddf candidates") as progress:
+        for k, struct in enumerate(plan.structures):
+            for r in range(plan.n_seeds):
+                centre_seed = seed + 1000 * r + k
+                fitted = fit_candidate(series, stops, struct, penalties, dt, centre_seed, settings)
+                val = validate(fitted, series, parts, std, delta_s)
+                for j, pen in enumerate(penalties):
+                    choice = {**struct.to_record(dt), "centre_seed": centre_seed, "ridge_penalty": float(pen)}
+                    objective = float(val["gamma_over_r"][j])
+                    trials.append(ValidatedMap(choice, struct, fitted, j, val["scores"][j], objective))
+                    candidates.append(Candidate(choice, val["scores"][j], objective, _trial_extra(val, j, fitted)))
+                progress.update(1)
     if not any(np.isfinite(c.objective) for c in candidates):
         last = trials[-1]
         return ValidatedMap(last.choice, last.structure, last.fitted, len(penalties) - 1, None, float("nan")), \
