@@ -8,6 +8,7 @@ current plus 20 ms - 20 s filtrates, the spike hazard as target, the shared reci
 - ``gru``: the default;
 - ``lstm``: another recurrent cell;
 - ``ln``: no recurrence: 16 causal 128-bin filters of the same inputs and a pointwise nonlinearity;
+- ``ln-eval20``: the same, checkpoints every 20 steps (it over-fits the embedded cell within 100 steps);
 - ``gru-fast``: the GRU with the fast filtrates only (20, 100, 500 ms);
 - ``dendplrnn``: the dendPLRNN entry (its own recipe: voltage and hazard, sparse teacher forcing,
   the fast filtrates only);
@@ -36,6 +37,7 @@ ARMS = {
     "gru": ("gru", []),
     "lstm": ("gru", ["cell=lstm"]),
     "ln": ("gru", ["cell=ln"]),
+    "ln-eval20": ("gru", ["cell=ln", "eval_every=20"]),
     "gru-fast": ("gru", ["input_taus_s=[0.02,0.1,0.5]"]),
     "dendplrnn": ("dendplrnn", []),
     "dendplrnn-slow": ("dendplrnn", ["input_taus_s=[0.02,0.1,0.5,5.0,20.0]"]),
