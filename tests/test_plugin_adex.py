@@ -278,33 +278,52 @@ cut = TrainingStimulus(s.name, s.dt_s, s.current_pA, (0.0, 12.0), s.voltage_mV[:
 model = AdExModel(seed=0, budget=0.05)
 fitted = model.fit(TrainingData(train.challenge, (cut,), train.delta_s))["fitted"]
 pred = model.predict(Stimulus(s.name, s.dt_s, s.current_pA, (12.0, 16.0), s.n_repetitions))
+import threadpoolctl
+blas = sorted((i["architecture"], i["num_threads"]) for i in threadpoolctl.threadpool_info()
+              if i["internal_api"] == "openblas")
+print(repr(blas))
 print(repr(sorted(fitted.items())), repr(pred.tolist()))
 """
 
 
-def _avx512_features() -> list[str]:
-    """The AVX-512 features NumPy dispatches to on this CPU."""
+def _simd_features_to_disable() -> str:
+    """NPY_DISABLE_CPU_FEATURES that send NumPy down another code path on this CPU: its AVX-512
+    features, or else AVX2 and what depends on it ('' if it has neither)."""
     from numpy._core._multiarray_umath import __cpu_features__
 
-    return [k for k, on in __cpu_features__.items() if on and k.startswith("AVX512")]
+    on = [k for k, v in __cpu_features__.items() if v]
+    wide = [k for k in on if k.startswith("AVX512")]
+    return " ".join(wide or [k for k in ("AVX2", "FMA3", "F16C", "AVX") if k in on])
 
 
-@pytest.mark.slow  # two reduced fits in fresh processes: 1-6 min on 2 busy cores (the first compiles)
+#: (OPENBLAS_CORETYPE or None for the CPU's own kernel, OPENBLAS_NUM_THREADS, NumPy's widest SIMD paths off)
+_NUMERICS_RUNS = ((None, "1", False), ("Sandybridge", "1", False), ("Haswell", "2", True))
+
+
+@pytest.mark.slow  # three reduced fits in fresh processes: 2-9 min on 2 busy cores (the first compiles)
 def test_fit_is_the_same_on_every_cpu_code_path(embedded_challenge, tmp_path) -> None:
-    """The same fit with and without NumPy's AVX-512 code paths (which round exp, log and log10
-    differently, as a CPU without AVX-512 would) gives the same parameters and predictions,
-    to the last bit: Brian2's code is compiled without CPU-specific flags and the fit's
-    transcendental functions come from the C library (issue 24)."""
+    """The same fit gives the same parameters and predictions, to the last bit, on the CPU's own
+    OpenBLAS kernel with one thread, on the Sandybridge kernel (no fused multiply-adds) with one
+    thread, and on the Haswell kernel with two threads and NumPy's widest SIMD paths off (which
+    round exp, log and log10 differently, as an older CPU would): Brian2's code is compiled
+    without CPU-specific flags, the fit's transcendental functions come from the C library and
+    stage 1 uses neither LAPACK nor BLAS products (issue 24; the OPENBLAS_* and NPY_* variables
+    are set in the child processes only)."""
     import os
+    from pathlib import Path
 
-    features = _avx512_features()
-    if not features:
-        pytest.skip("this CPU has no AVX-512 code paths to switch off")
-    outputs = []
-    for disabled in ("", " ".join(features)):
-        env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=disabled, QSNMC_PROGRESS="0")
+    root = Path(__file__).resolve().parents[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "NPY_DISABLE"))}
+    base.update(PYTHONPATH=str(root), QSNMC_PROGRESS="0")
+    outputs, kernels = [], set()
+    for kernel, threads, simd_off in _NUMERICS_RUNS:
+        env = dict(base, OPENBLAS_NUM_THREADS=threads, NPY_DISABLE_CPU_FEATURES=_simd_features_to_disable()
+                   if simd_off else "", **({"OPENBLAS_CORETYPE": kernel} if kernel else {}))
         proc = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, str(embedded_challenge.path)], env=env,
-                              capture_output=True, text=True, timeout=900)
+                              cwd=tmp_path, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        outputs.append(proc.stdout.strip().splitlines()[-1])
-    assert "VT_mV" in outputs[0] and outputs[0] == outputs[1]
+        blas, out = proc.stdout.strip().splitlines()[-2:]
+        kernels.add(blas)
+        outputs.append(out)
+    assert len(kernels) == len(_NUMERICS_RUNS), kernels  # the variables took effect: other kernels or threads ran
+    assert "VT_mV" in outputs[0] and all(out == outputs[0] for out in outputs)

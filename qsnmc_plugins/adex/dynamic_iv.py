@@ -16,8 +16,11 @@ equation ``dV/dt = F(V) + I(t)/C`` is used directly:
    107:1756, fit adaptation by the same linear regression).
 2. The dynamic I-V curve, the input-free part of dV/dt averaged in voltage bins,
    ``F(V) = mean(dV/dt - I/C + sum_k c_k x_k | V)``, is fitted by
-   ``F(V) = (E_L - V + Delta_T exp((V - V_T)/Delta_T)) / tau_m`` (scipy's
-   ``curve_fit``), giving tau_m = C / g_L, E_L, Delta_T and V_T.
+   ``F(V) = (E_L - V + Delta_T exp((V - V_T)/Delta_T)) / tau_m`` (weighted least squares
+   within bounds), giving tau_m = C / g_L, E_L, Delta_T and V_T.
+
+Both fits are solved in a fixed order of operations, without LAPACK or BLAS products, so that
+they give the same bits on any BLAS kernel and thread count (:mod:`qsnmc_plugins.adex.exact_fit`).
 
 dV/dt is the central difference ``(V[k+1] - V[k-1]) / (2 dt)`` paired with ``V[k]``
 and the mean current over those two steps. A forward difference paired with
@@ -31,10 +34,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.optimize import curve_fit
 from scipy.signal import lfilter
 
 from qsnmc import TrainingStimulus
+from qsnmc_plugins.adex.exact_fit import bounded_levenberg_marquardt, linear_least_squares
 from qsnmc_plugins.adex.settings import AdExSettings
 
 
@@ -120,8 +123,25 @@ def _exp(x: np.ndarray) -> np.ndarray:
     return np.fromiter(map(math.exp, x.ravel()), np.float64, x.size).reshape(x.shape)
 
 
+#: the exponent of the I-V model is clipped to +-this (its derivative is zero beyond)
+_EXPONENT_CLIP = 50.0
+
+
 def _iv_model(v: np.ndarray, tau_ms: float, el: float, delta: float, vt: float) -> np.ndarray:
-    return (el - v + delta * _exp(np.clip((v - vt) / delta, -50.0, 50.0))) / tau_ms
+    """F(V) (mV/ms) of the exponential model at the voltages ``v`` (mV)."""
+    return (el - v + delta * _exp(np.clip((v - vt) / delta, -_EXPONENT_CLIP, _EXPONENT_CLIP))) / tau_ms
+
+
+def _iv_jacobian(v: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F(V) and its derivatives by (tau_m, E_L, Delta_T, V_T): ((n,), (n, 4))."""
+    tau, el, delta, vt = (float(x) for x in p)
+    u = (v - vt) / delta
+    inside = np.abs(u) < _EXPONENT_CLIP
+    e = _exp(np.clip(u, -_EXPONENT_CLIP, _EXPONENT_CLIP))
+    f = (el - v + delta * e) / tau
+    d_delta = np.where(inside, e * (1.0 - u), e) / tau  # d(delta e^u)/d delta, u = (v - vt) / delta
+    d_vt = np.where(inside, -e, 0.0) / tau
+    return f, np.column_stack([-f / tau, np.full(v.size, 1.0 / tau), d_delta, d_vt])
 
 
 def fit_dynamic_iv(stimuli: Sequence[TrainingStimulus], settings: AdExSettings,
@@ -148,7 +168,7 @@ def fit_dynamic_iv(stimuli: Sequence[TrainingStimulus], settings: AdExSettings,
     tau0 = -1.0 / beta[1]
     el0 = -beta[0] / beta[1]
     # 2. Dynamic I-V curve: F(V) = dV/dt - I/C, binned in V, fitted by the exponential model.
-    f = dvdt - cur / c_pF - spk @ beta[3:]  # pA / pF = mV/ms, adaptation removed
+    f = dvdt - cur / c_pF - _weighted_columns(spk, beta[3:])  # pA / pF = mV/ms, adaptation removed
     centres, means, sigma = _binned_curve(v, f, settings)
     popt = _fit_iv_curve(centres, means, sigma, tau0, el0, stimuli[0].dt_s, settings)
     tau_ms, el, delta, vt = (float(x) for x in popt)
@@ -169,10 +189,18 @@ def _membrane_regression(v: np.ndarray, dvdt: np.ndarray, cur: np.ndarray, spk: 
     """
     low = v < np.percentile(v, 60)
     design = np.column_stack([np.ones(low.sum()), v[low], cur[low], spk[low]])
-    beta, *_ = np.linalg.lstsq(design, dvdt[low], rcond=None)
+    beta = linear_least_squares(design, dvdt[low])
     if beta[2] <= 0 or beta[1] >= 0:
         raise ValueError(f"dynamic I-V: regression gives a non-physical membrane (coefficients {beta})")
     return beta
+
+
+def _weighted_columns(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``x @ weights`` column by column in a fixed order (a BLAS product's sums depend on the kernel)."""
+    out = np.zeros(x.shape[0])
+    for k, w in enumerate(weights):
+        out = out + x[:, k] * float(w)
+    return out
 
 
 def _binned_curve(v: np.ndarray, f: np.ndarray, settings: AdExSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,7 +217,8 @@ def _binned_curve(v: np.ndarray, f: np.ndarray, settings: AdExSettings) -> tuple
 
 def _fit_iv_curve(centres: np.ndarray, means: np.ndarray, sigma: np.ndarray, tau0: float, el0: float,
                   dt_s: float, settings: AdExSettings) -> np.ndarray:
-    """``curve_fit`` of :func:`_iv_model` to the binned curve: (tau_m ms, E_L, Delta_T, V_T mV).
+    """Weighted least squares (weights ``1 / sigma``) of :func:`_iv_model` to the binned curve within
+    bounds: (tau_m ms, E_L, Delta_T, V_T mV).
 
     Raises:
         ValueError: the curve fit failed.
@@ -200,9 +229,13 @@ def _fit_iv_curve(centres: np.ndarray, means: np.ndarray, sigma: np.ndarray, tau
     # then by the range measured in cortical pyramidal cells (Badel et al. 2008: ~1-3 mV).
     max_delta = 20.0 if dt_s <= settings.coarse_dt_s else settings.coarse_max_delta_t_mV
     p0 = (tau0, el0, min(2.0, 0.5 * max_delta), vt0)
-    bounds = ([0.5, -110.0, 0.1, -80.0], [500.0, -20.0, max_delta, -10.0])
+    lower, upper = np.array([0.5, -110.0, 0.1, -80.0]), np.array([500.0, -20.0, max_delta, -10.0])
+
+    def residuals(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        f, jac = _iv_jacobian(centres, p)
+        return (f - means) / sigma, jac / sigma[:, None]
+
     try:
-        popt, _ = curve_fit(_iv_model, centres, means, p0=p0, sigma=sigma, bounds=bounds, maxfev=20000)
-    except (RuntimeError, ValueError) as exc:
+        return bounded_levenberg_marquardt(residuals, np.array(p0), lower, upper)
+    except ValueError as exc:
         raise ValueError(f"dynamic I-V curve fit failed: {exc}") from exc
-    return popt
