@@ -31,6 +31,8 @@ The fitting toolkit, shared by every built-in:
 - objective and search: :class:`CountPenalty`, :class:`Candidate`, :func:`best_candidate`,
   :func:`candidates_record`, :class:`SearchProgress`.
 - the fit record: :func:`fit_record`, :func:`held_out_record`, :func:`curve`.
+- least squares that give the same bits on any CPU and BLAS: :func:`exact_gram`, :class:`NormalEquations`,
+  :func:`cholesky_solve`, :func:`linear_least_squares`, :func:`bounded_levenberg_marquardt`.
 
 Testing and benchmarking a model in-process:
 - :func:`load_challenge`: a challenge folder (``challenge_dir(name)`` finds one by name).
@@ -46,6 +48,8 @@ from qsnmc.scoring.trains import clip_to_window, spike_window_mask, stretch_reli
 from qsnmc.fitting.objective import CountPenalty
 from qsnmc.fitting.search import Candidate, best_candidate, candidates_record
 from qsnmc.fitting.record import curve, fit_record, held_out_record
+from qsnmc.fitting.exact import (NormalEquations, bounded_levenberg_marquardt, cholesky_solve, exact_gram,
+                                 linear_least_squares)
 from qsnmc.scoring.spikes import spike_times_from_voltage
 from qsnmc.scoring.metrics import InvalidPrediction, coincidence_factor, intrinsic_reliability
 from qsnmc.scoring.validation import HeldOutScore, ValidationScore, score_heldout, score_trains, validate_model
@@ -63,5 +67,6 @@ __all__ = [
     "samples_per_step", "block_mean", "block_max", "lowpass", "lowpass_bank", "clip_to_window", "spike_window_mask",
     "stretch_reliability",
     "CountPenalty", "Candidate", "best_candidate", "candidates_record", "fit_record", "held_out_record", "curve",
+    "exact_gram", "NormalEquations", "cholesky_solve", "linear_least_squares", "bounded_levenberg_marquardt",
     "__version__",
 ]

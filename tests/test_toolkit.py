@@ -191,3 +191,37 @@ def test_the_constant_check_catches_an_override(tmp_path):
     bad.write_text("import qsnmc_plugins.gru.model as m\nsetattr(m, 'STEPS', 3)\nm.COUNT_PENALTY = 1\n"
                    "monkeypatch.setattr(m, name, 2)\nsetattr(obj, 'TAU_S', 1)\nself.A = 1\n")
     assert len(_constant_assignments(bad)) == 4
+
+
+# ------------------------------------------------------------ least squares independent of the CPU and BLAS
+def test_exact_gram_is_the_gram_matrix_and_its_bits_do_not_depend_on_the_row_order():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 4)) * np.array([1.0, 1e3, 1e-3, 7.0])
+    g = qsnmc.exact_gram(x)
+    np.testing.assert_allclose(g, x.T @ x, rtol=1e-10)
+    assert np.array_equal(g, qsnmc.exact_gram(x[rng.permutation(len(x))]))  # exact sums: any order, same bits
+
+
+def test_linear_least_squares_and_cholesky_solve_recover_known_answers():
+    rng = np.random.default_rng(1)
+    design = np.column_stack([np.ones(40000), rng.normal(size=40000), rng.normal(size=40000)])  # two chunks
+    beta = np.array([2.0, -0.5, 3.0])
+    np.testing.assert_allclose(qsnmc.linear_least_squares(design, design @ beta), beta, rtol=1e-9)
+    a = np.array([[4.0, 2.0], [2.0, 3.0]])
+    np.testing.assert_allclose(qsnmc.cholesky_solve(a, np.array([2.0, 1.0])), np.linalg.solve(a, [2.0, 1.0]))
+    with pytest.raises(ValueError, match="zero"):
+        qsnmc.linear_least_squares(np.column_stack([np.ones(10), np.zeros(10)]), np.ones(10))
+
+
+def test_bounded_levenberg_marquardt_fits_an_exponential_and_stops_at_a_bound():
+    t = np.linspace(0.0, 1.0, 200)
+    y = 3.0 * np.exp(-t / 0.2)
+
+    def residuals(p):
+        e = np.exp(-t / p[1])
+        return p[0] * e - y, np.column_stack([e, p[0] * e * t / p[1] ** 2])
+
+    fit = qsnmc.bounded_levenberg_marquardt(residuals, np.array([1.0, 0.5]), np.array([0.0, 0.01]), np.array([10, 1]))
+    np.testing.assert_allclose(fit, [3.0, 0.2], rtol=1e-8)
+    capped = qsnmc.bounded_levenberg_marquardt(residuals, np.array([1.0, 0.5]), np.array([0.0, 0.3]), np.array([10, 1]))
+    assert capped[1] == 0.3  # the time constant sits on its lower bound

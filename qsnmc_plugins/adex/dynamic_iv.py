@@ -20,7 +20,7 @@ equation ``dV/dt = F(V) + I(t)/C`` is used directly:
    within bounds), giving tau_m = C / g_L, E_L, Delta_T and V_T.
 
 Both fits are solved in a fixed order of operations, without LAPACK or BLAS products, so that
-they give the same bits on any BLAS kernel and thread count (:mod:`qsnmc_plugins.adex.exact_fit`).
+they give the same bits on any BLAS kernel and thread count (:mod:`qsnmc.fitting.exact`).
 
 dV/dt is the central difference ``(V[k+1] - V[k-1]) / (2 dt)`` paired with ``V[k]``
 and the mean current over those two steps. A forward difference paired with
@@ -36,8 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.signal import lfilter
 
-from qsnmc import TrainingStimulus
-from qsnmc_plugins.adex.exact_fit import bounded_levenberg_marquardt, linear_least_squares
+from qsnmc import TrainingStimulus, bounded_levenberg_marquardt, linear_least_squares
 from qsnmc_plugins.adex.settings import AdExSettings
 
 
