@@ -28,6 +28,10 @@ LOWEST, HIGHEST = -707.0, 709.0
 POW2_MAGIC = 6755399441056767.0
 #: elements per block: the block's temporaries stay in the CPU cache
 BLOCK = 8192
+#: the constants as 0-d arrays
+_C = {name.lower(): np.array(value) for name, value in (
+    ("LOWEST", LOWEST), ("HIGHEST", HIGHEST), ("INV_LN2", INV_LN2), ("LN2_HI", LN2_HI), ("LN2_LO", LN2_LO),
+    ("P1", P1), ("P2", P2), ("P3", P3), ("P4", P4), ("P5", P5), ("ONE", 1.0), ("TWO", 2.0), ("POW2_MAGIC", POW2_MAGIC))}
 
 
 def exp(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -52,31 +56,32 @@ def exp(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _exp_block(x: np.ndarray, out: np.ndarray) -> None:
-    """fdlibm's ``exp`` of a 1-D block into ``out`` (which may be ``x``), one ufunc per IEEE operation."""
-    extreme = not (LOWEST <= x.min() and x.max() <= HIGHEST)  # also when NaN
+    """fdlibm's ``exp`` of a 1-D block into ``out`` (which may be ``x``), one ufunc per IEEE operation
+    (constants as 0-d arrays, which NumPy takes faster than Python floats: the free run's blocks are small)."""
+    extreme = not (LOWEST <= np.minimum.reduce(x) and np.maximum.reduce(x) <= HIGHEST)  # also when NaN
     if extreme:  # before out (perhaps x) is written
         under, over = x < LOWEST, x > HIGHEST
-    r = np.maximum(x, LOWEST)
-    np.minimum(r, HIGHEST, out=r)
-    k = r * INV_LN2
+    r = np.maximum(x, _C["lowest"])
+    np.minimum(r, _C["highest"], out=r)
+    k = np.multiply(r, _C["inv_ln2"])
     np.rint(k, out=k)  # x = k ln2 + r, |r| <= ln2 / 2
-    hi = k * LN2_HI
+    hi = np.multiply(k, _C["ln2_hi"])
     np.subtract(r, hi, out=hi)  # x - k ln2_hi: exact
-    lo = k * LN2_LO
+    lo = np.multiply(k, _C["ln2_lo"])
     np.subtract(hi, lo, out=r)
-    t = r * r
-    c = t * P5
-    for p in (P4, P3, P2, P1):  # c = t (P1 + t (P2 + t (P3 + t (P4 + t P5))))
-        c += p
-        c *= t
+    t = np.multiply(r, r)
+    c = np.multiply(t, _C["p5"])
+    for p in _C["p4"], _C["p3"], _C["p2"], _C["p1"]:  # c = t (P1 + t (P2 + t (P3 + t (P4 + t P5))))
+        np.add(c, p, out=c)
+        np.multiply(c, t, out=c)
     np.subtract(r, c, out=c)
-    r *= c
-    np.subtract(2.0, c, out=c)
-    r /= c
+    np.multiply(r, c, out=r)
+    np.subtract(_C["two"], c, out=c)
+    np.divide(r, c, out=r)
     np.subtract(lo, r, out=lo)
-    lo -= hi
-    np.subtract(1.0, lo, out=out)  # e^r = 1 - ((lo - r c / (2 - c)) - hi)
-    out *= _pow2(k)
+    np.subtract(lo, hi, out=lo)
+    np.subtract(_C["one"], lo, out=out)  # e^r = 1 - ((lo - r c / (2 - c)) - hi)
+    np.multiply(out, _pow2(k), out=out)
     if extreme:
         out[under] = 0.0
         out[over] = np.inf
@@ -85,7 +90,7 @@ def _exp_block(x: np.ndarray, out: np.ndarray) -> None:
 def _pow2(k: np.ndarray) -> np.ndarray:
     """``2.0**k`` for integral float ``k`` in [-1022, 1023] (overwritten), exact: ``k + 1023`` goes into the exponent
     bits by adding ``1.5 * 2**52`` (which puts it into the low mantissa bits) and shifting them up."""
-    k += POW2_MAGIC
+    np.add(k, _C["pow2_magic"], out=k)
     bits = k.view(np.int64)
     np.left_shift(bits, 52, out=bits)
     return k
