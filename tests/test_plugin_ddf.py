@@ -258,11 +258,17 @@ def test_a_stimulus_that_does_not_repeat_never_makes_the_held_out_score_nan(rs_r
 
 
 #: fits the DDF in a fresh process (argv: recordings .npz) and prints its held-out objectives,
-#: chosen structure and predicted spike times, every float as its exact hex string
+#: chosen structure and predicted spike times, every float as its exact hex string, and the
+#: BLAS kernels and NumPy SIMD paths it ran with (QSNMC_PROBE_EXP_ULP_UP set: np.exp one ulp up)
 _NUMERICS_PROBE = """
-import json, sys
+import json, os, sys
 import numpy as np
+if os.environ.get("QSNMC_PROBE_EXP_ULP_UP"):  # a CPU whose np.exp rounds every result one ulp up
+    _np_exp = np.exp
+    np.exp = lambda x, out=None, **kw: np.nextafter(_np_exp(x, out=out, **kw), np.inf,
+                                                    **({} if out is None else {"out": out}))
 from qsnmc import Stimulus, TrainingData, TrainingStimulus, spike_times_from_voltage
+from qsnmc.harness.numerics import numpy_cpu_features
 from qsnmc_plugins.ddf.model import DDFModel
 rec = np.load(sys.argv[1])
 current, voltage, dt, n = rec["current"], rec["voltage"], 1e-4, 90_000
@@ -276,8 +282,38 @@ import threadpoolctl
 blas = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
 print(json.dumps({"objectives": [c["objective"] and float(c["objective"]).hex() for c in record["candidates"]],
                   "chosen": record["fitted"]["centre_seed"], "predicted": [float(t).hex() for t in predicted],
-                  "blas": [(i["architecture"], i["num_threads"]) for i in blas]}))
+                  "blas": [(i["architecture"], i["num_threads"]) for i in blas],
+                  "numpy_paths": numpy_cpu_features()["dispatched"]}))
 """
+
+
+def _child_environment(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without the variables that steer numerics (OPENBLAS_*,
+    NPY_*_CPU_FEATURES, GLIBC_TUNABLES), plus ``env``, this checkout first on the path, no progress bars."""
+    import os
+    from pathlib import Path
+
+    steer = ("OPENBLAS_", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES", "GLIBC_TUNABLES", "QSNMC_PROBE_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(steer)}
+    return dict(base, PYTHONPATH=str(Path(__file__).resolve().parents[1]), QSNMC_PROGRESS="0", **env)
+
+
+def _probe_in_subprocesses(rs_recording, tmp_path, envs: dict) -> dict:
+    """:data:`_NUMERICS_PROBE`'s output (a dict) under each environment of ``envs`` (see
+    :func:`_child_environment`), in fresh processes."""
+    import subprocess
+    import sys
+
+    current, voltage = rs_recording
+    data = tmp_path / "rs.npz"
+    np.savez(data, current=current, voltage=voltage)
+    outputs = {}
+    for key, env in envs.items():
+        proc = subprocess.run([sys.executable, "-c", _NUMERICS_PROBE, str(data)], env=_child_environment(env),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return outputs
 
 
 @pytest.mark.slow  # four fits in fresh processes: about 20 s of CPU
@@ -287,27 +323,78 @@ def test_fit_and_prediction_are_the_same_on_any_blas_kernel_and_thread_count(rs_
     machine's default) and one or two threads (issue #24; see ``ddf/ridge.py``). Before the fix
     the weights differed in their last bits under each of these and so did the predictions.
     The OPENBLAS_* variables are set in the child processes only."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    current, voltage = rs_recording
-    data = tmp_path / "rs.npz"
-    np.savez(data, current=current, voltage=voltage)
-    root = Path(__file__).resolve().parents[1]
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
-    base.update(PYTHONPATH=str(root), QSNMC_PROGRESS="0")
-    outputs = {}
-    for threads, kernel in (("1", None), ("1", "Sandybridge"), ("2", None), ("2", "Haswell")):
-        env = dict(base, OPENBLAS_NUM_THREADS=threads, **({"OPENBLAS_CORETYPE": kernel} if kernel else {}))
-        proc = subprocess.run([sys.executable, "-c", _NUMERICS_PROBE, str(data)], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        outputs[(threads, kernel)] = json.loads(proc.stdout.strip().splitlines()[-1])
+    envs = {(threads, kernel): dict(OPENBLAS_NUM_THREADS=threads, **({"OPENBLAS_CORETYPE": kernel} if kernel else {}))
+            for threads, kernel in (("1", None), ("1", "Sandybridge"), ("2", None), ("2", "Haswell"))}
+    outputs = _probe_in_subprocesses(rs_recording, tmp_path, envs)
     kernels = {tuple(o.pop("blas")[0]) for o in outputs.values() if o.get("blas")}
     assert len(kernels) >= 3, kernels  # the variables took effect: other kernels or thread counts ran
     first = outputs[("1", None)]
     assert len(first["predicted"]) > 20
     for key, out in outputs.items():
         assert out == first, f"{key} differs from one thread on the default kernel"
+
+
+def _cpu_code_paths() -> dict[str, dict[str, str]]:
+    """Environments that move NumPy and the C library to other CPU code paths: NumPy without every
+    SIMD path it dispatches to on this CPU (AVX-512, AVX2, FMA3, ...: NumPy's baseline, as on the
+    oldest x86-64), and glibc's ``exp``/``log`` without FMA and AVX2 (its SSE2 builds)."""
+    from qsnmc.harness.numerics import numpy_cpu_features
+
+    dispatched = numpy_cpu_features()["dispatched"]
+    return {"default": {}, "numpy baseline": {"NPY_DISABLE_CPU_FEATURES": " ".join(dispatched)},
+            "glibc without fma": {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA"}}
+
+
+@pytest.mark.slow  # four fits in fresh processes: about 25 s of CPU
+def test_fit_and_prediction_are_the_same_on_every_cpu_code_path(rs_recording, tmp_path):
+    """Held-out scores, choice and predicted spike times are bit-identical with and without NumPy's
+    SIMD code paths (a CPU with AVX-512 rounds ``np.exp`` differently from one without, which
+    changed the 2007 cell's predictions, issue #24), with glibc's ``exp`` built without FMA, and
+    with ``np.exp`` rounded one ulp up (standing in for the AVX-512 machine this test may not
+    have); the map's ``exp`` is :func:`portable_exp.exp`. The code before it (``np.exp``) gave
+    other objectives and spike times with ``np.exp`` one ulp up (the same under the first two
+    here, as this probe happened to; on the 2007 cell at budget 0.1, glibc's SSE2 ``exp`` changed them)."""
+    envs = dict(_cpu_code_paths(), **{"np.exp one ulp up": {"QSNMC_PROBE_EXP_ULP_UP": "1"}})
+    outputs = _probe_in_subprocesses(rs_recording, tmp_path, envs)
+    assert outputs["numpy baseline"]["numpy_paths"] == []  # the variable took effect
+    for out in outputs.values():
+        del out["blas"], out["numpy_paths"]
+    first = outputs["default"]
+    assert len(first["predicted"]) > 20
+    for key, out in outputs.items():
+        assert out == first, f"{key} differs from the default code paths"
+
+
+_EXP_DIGEST = """
+import hashlib, numpy as np
+from qsnmc_plugins.ddf.portable_exp import exp
+x = np.random.default_rng(7).uniform(-750.0, 720.0, 200_000)
+x[::3] = -np.abs(x[::3]) / 100.0
+print(hashlib.sha256(exp(x).tobytes()).hexdigest(), hashlib.sha256(exp(x[:500]).tobytes()).hexdigest())
+"""
+
+
+def test_portable_exp_is_accurate_and_the_same_on_every_cpu_code_path():
+    """:func:`portable_exp.exp` is within 1 ulp of the C library's, handles the range's ends, and gives
+    the same bits under every NumPy SIMD code path and glibc build (fresh processes)."""
+    import subprocess
+    import sys
+
+    from qsnmc_plugins.ddf.portable_exp import exp
+
+    x = np.random.default_rng(3).uniform(-707.0, 709.0, 100_000)
+    x[::2] = -np.abs(x[::2]) / 200.0  # the RBF's arguments: mostly between -4 and 0
+    got, libm = exp(x), np.array([math.exp(v) for v in x])
+    assert np.all(np.abs(got - libm) <= np.spacing(libm))
+    ends = exp(np.array([0.0, -0.0, 1.0, -708.0, -np.inf, 710.0, np.inf, np.nan]))
+    assert ends[:2].tolist() == [1.0, 1.0] and abs(ends[2] - math.e) <= np.spacing(math.e)
+    assert ends[3:5].tolist() == [0.0, 0.0] and ends[5:7].tolist() == [np.inf, np.inf] and np.isnan(ends[7])
+    y = x.reshape(400, 250).copy()
+    assert exp(y, out=y) is y and np.array_equal(y.ravel(), got)  # in place, in blocks
+    digests = set()
+    for env in _cpu_code_paths().values():
+        proc = subprocess.run([sys.executable, "-c", _EXP_DIGEST], env=_child_environment(env), capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digests.add(proc.stdout.strip())
+    assert len(digests) == 1, digests

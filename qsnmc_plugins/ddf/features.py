@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qsnmc import TrainingData, lowpass_bank
+from qsnmc import TrainingData
+from qsnmc_plugins.ddf.portable_exp import exp
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class EmbeddingConfig:
         return self.input_lag + self.tau * np.arange(self.dimension)
 
     def slow_alphas(self, dt_s: float) -> np.ndarray:
-        """Per-step decay factors ``exp(-dt / tau_j)`` of the slow filters, as :func:`qsnmc.lowpass` computes them."""
-        return np.array([float(np.exp(-dt_s / (t * 1e-3))) for t in self.slow_taus_ms])
+        """Per-step decay factors ``exp(-dt / tau_j)`` (``dt_s`` in s) of the slow filters: :func:`decay_factors`."""
+        return decay_factors(dt_s, self.slow_taus_ms)
 
     def to_record(self, dt_s: float) -> dict:
         return {"dimension": self.dimension, "tau_samples": self.tau, "tau_ms": self.tau * dt_s * 1e3,
@@ -96,10 +97,24 @@ class Standardiser:
         return np.asarray(current_pA, dtype=np.float64) / self.i_sd_pA
 
 
+def decay_factors(dt_s: float, taus_ms: tuple[float, ...]) -> np.ndarray:
+    """``exp(-dt / tau_j)`` for a step ``dt_s`` (s) and time constants ``taus_ms`` (ms), by the portable ``exp``
+    (NumPy's rounds differently on CPUs with AVX-512; the toolkit's :func:`qsnmc.lowpass` uses it)."""
+    return exp(np.array([-dt_s / (t * 1e-3) for t in taus_ms], dtype=np.float64))
+
+
 def slow_filters(v: np.ndarray, dt_s: float, taus_ms: tuple[float, ...]) -> np.ndarray:
     """Exponential low-pass filters ``s(n) = a s(n-1) + (1-a) v(n)``, ``a = exp(-dt / tau)``, of a series
-    started at steady state (:func:`qsnmc.lowpass`), one column per time constant (ms): ``(n_samples, k)``."""
-    return lowpass_bank(v, dt_s, [t * 1e-3 for t in taus_ms]).T
+    started at steady state (``s(-1) = v(0)``, as :func:`qsnmc.lowpass`), one column per time constant (ms):
+    ``(n_samples, k)``."""
+    from scipy.signal import lfilter  # here, as in qsnmc.lowpass: scipy.signal is slow to import
+
+    v = np.asarray(v, dtype=np.float64)
+    out = np.empty((v.size, len(taus_ms)))
+    if v.size:
+        for j, a in enumerate(decay_factors(dt_s, taus_ms)):
+            out[:, j] = lfilter([1.0 - a], [1.0, -a], v, zi=a * v[:1])[0]
+    return out
 
 
 @dataclass
@@ -123,14 +138,14 @@ class RBFLayer:
         """Activations ``(n_points, n_centres)`` of inputs ``z`` ``(n_points, n_inputs)``.
 
         Squared distances are summed coordinate by coordinate (no BLAS product, whose rounding
-        depends on the kernel: see :mod:`ridge`).
+        depends on the kernel: see :mod:`ridge`); ``exp`` is the portable one (see :mod:`portable_exp`).
         """
         d2 = np.zeros((z.shape[0], self.n_centres))
         for k in range(z.shape[1]):
             diff = z[:, k, None] - self.centres[None, :, k]
             d2 += diff * diff
         d2 *= -self._gain
-        return np.exp(d2, out=d2)
+        return exp(d2, out=d2)
 
 
 def rbf_inputs(v: np.ndarray, slow: np.ndarray, rows: np.ndarray, config: EmbeddingConfig) -> np.ndarray:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qsnmc_plugins.ddf.features import EmbeddingConfig, RBFLayer
+from qsnmc_plugins.ddf.portable_exp import exp
 
 
 @dataclass
@@ -78,7 +79,7 @@ def free_run(config: EmbeddingConfig, rbf: RBFLayer, weights: np.ndarray, drive:
         diff = z[:, None, :] - centres  # squared distances coordinate by coordinate: no BLAS (see ridge.py)
         d2 = (diff * diff).sum(axis=2)
         d2 *= neg_gain
-        np.exp(d2, out=d2)
+        exp(d2, out=d2)  # not np.exp, which rounds differently on CPUs with AVX-512 (see portable_exp)
         v_now = buf[:, hist - 1 + n]
         dv = (d2 * w_rbf).sum(axis=1) + inputs[n]
         if n_slow:
