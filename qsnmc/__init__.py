@@ -32,7 +32,8 @@ The fitting toolkit, shared by every built-in:
   :func:`candidates_record`, :class:`SearchProgress`.
 - the fit record: :func:`fit_record`, :func:`held_out_record`, :func:`curve`.
 - least squares that give the same bits on any CPU and BLAS: :func:`exact_gram`, :class:`NormalEquations`,
-  :func:`cholesky_solve`, :func:`linear_least_squares`, :func:`bounded_levenberg_marquardt`.
+  :func:`cholesky_solve`, :func:`linear_least_squares`, :func:`bounded_levenberg_marquardt`;
+  and an exp with the same bits on any CPU: :func:`portable_exp`.
 
 Testing and benchmarking a model in-process:
 - :func:`load_challenge`: a challenge folder (``challenge_dir(name)`` finds one by name).
@@ -48,6 +49,7 @@ from qsnmc.scoring.trains import clip_to_window, spike_window_mask, stretch_reli
 from qsnmc.fitting.objective import CountPenalty
 from qsnmc.fitting.search import Candidate, best_candidate, candidates_record
 from qsnmc.fitting.record import curve, fit_record, held_out_record
+from qsnmc.fitting.portable_exp import exp as portable_exp
 from qsnmc.fitting.exact import (NormalEquations, bounded_levenberg_marquardt, cholesky_solve, exact_gram,
                                  linear_least_squares)
 from qsnmc.scoring.spikes import spike_times_from_voltage
@@ -68,5 +70,6 @@ __all__ = [
     "stretch_reliability",
     "CountPenalty", "Candidate", "best_candidate", "candidates_record", "fit_record", "held_out_record", "curve",
     "exact_gram", "NormalEquations", "cholesky_solve", "linear_least_squares", "bounded_levenberg_marquardt",
+    "portable_exp",
     "__version__",
 ]

@@ -351,7 +351,7 @@ def test_fit_and_prediction_are_the_same_on_every_cpu_code_path(rs_recording, tm
     SIMD code paths (a CPU with AVX-512 rounds ``np.exp`` differently from one without, which
     changed the 2007 cell's predictions, issue #24), with glibc's ``exp`` built without FMA, and
     with ``np.exp`` rounded one ulp up (standing in for the AVX-512 machine this test may not
-    have); the map's ``exp`` is :func:`portable_exp.exp`. The code before it (``np.exp``) gave
+    have); the map's ``exp`` is :func:`qsnmc.portable_exp`. The code before it (``np.exp``) gave
     other objectives and spike times with ``np.exp`` one ulp up (the same under the first two
     here, as this probe happened to; on the 2007 cell at budget 0.1, glibc's SSE2 ``exp`` changed them)."""
     envs = dict(_cpu_code_paths(), **{"np.exp one ulp up": {"QSNMC_PROBE_EXP_ULP_UP": "1"}})
@@ -367,7 +367,7 @@ def test_fit_and_prediction_are_the_same_on_every_cpu_code_path(rs_recording, tm
 
 _EXP_DIGEST = """
 import hashlib, numpy as np
-from qsnmc_plugins.ddf.portable_exp import exp
+from qsnmc.fitting.portable_exp import exp
 x = np.random.default_rng(7).uniform(-750.0, 720.0, 200_000)
 x[::3] = -np.abs(x[::3]) / 100.0
 print(hashlib.sha256(exp(x).tobytes()).hexdigest(), hashlib.sha256(exp(x[:500]).tobytes()).hexdigest())
@@ -375,12 +375,12 @@ print(hashlib.sha256(exp(x).tobytes()).hexdigest(), hashlib.sha256(exp(x[:500]).
 
 
 def test_portable_exp_is_accurate_and_the_same_on_every_cpu_code_path():
-    """:func:`portable_exp.exp` is within 1 ulp of the C library's, handles the range's ends, and gives
+    """:func:`qsnmc.portable_exp` is within 1 ulp of the C library's, handles the range's ends, and gives
     the same bits under every NumPy SIMD code path and glibc build (fresh processes)."""
     import subprocess
     import sys
 
-    from qsnmc_plugins.ddf.portable_exp import exp
+    from qsnmc.fitting.portable_exp import exp
 
     x = np.random.default_rng(3).uniform(-707.0, 709.0, 100_000)
     x[::2] = -np.abs(x[::2]) / 200.0  # the RBF's arguments: mostly between -4 and 0

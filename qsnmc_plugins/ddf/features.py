@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qsnmc import TrainingData
-from qsnmc_plugins.ddf.portable_exp import exp
+from qsnmc import TrainingData, portable_exp
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class Standardiser:
 def decay_factors(dt_s: float, taus_ms: tuple[float, ...]) -> np.ndarray:
     """``exp(-dt / tau_j)`` for a step ``dt_s`` (s) and time constants ``taus_ms`` (ms), by the portable ``exp``
     (NumPy's rounds differently on CPUs with AVX-512; the toolkit's :func:`qsnmc.lowpass` uses it)."""
-    return exp(np.array([-dt_s / (t * 1e-3) for t in taus_ms], dtype=np.float64))
+    return portable_exp(np.array([-dt_s / (t * 1e-3) for t in taus_ms], dtype=np.float64))
 
 
 def slow_filters(v: np.ndarray, dt_s: float, taus_ms: tuple[float, ...]) -> np.ndarray:
@@ -138,14 +137,14 @@ class RBFLayer:
         """Activations ``(n_points, n_centres)`` of inputs ``z`` ``(n_points, n_inputs)``.
 
         Squared distances are summed coordinate by coordinate (no BLAS product, whose rounding
-        depends on the kernel: see :mod:`ridge`); ``exp`` is the portable one (see :mod:`portable_exp`).
+        depends on the kernel: see :mod:`ridge`); ``exp`` is the portable one (see :func:`qsnmc.portable_exp`).
         """
         d2 = np.zeros((z.shape[0], self.n_centres))
         for k in range(z.shape[1]):
             diff = z[:, k, None] - self.centres[None, :, k]
             d2 += diff * diff
         d2 *= -self._gain
-        return exp(d2, out=d2)
+        return portable_exp(d2, out=d2)
 
 
 def rbf_inputs(v: np.ndarray, slow: np.ndarray, rows: np.ndarray, config: EmbeddingConfig) -> np.ndarray:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qsnmc import portable_exp
 from qsnmc_plugins.ddf.features import EmbeddingConfig, RBFLayer
-from qsnmc_plugins.ddf.portable_exp import exp
 
 
 @dataclass
@@ -79,7 +79,7 @@ def free_run(config: EmbeddingConfig, rbf: RBFLayer, weights: np.ndarray, drive:
         diff = z[:, None, :] - centres  # squared distances coordinate by coordinate: no BLAS (see ridge.py)
         d2 = (diff * diff).sum(axis=2)
         d2 *= neg_gain
-        exp(d2, out=d2)  # not np.exp, which rounds differently on CPUs with AVX-512 (see portable_exp)
+        portable_exp(d2, out=d2)  # not np.exp, which rounds differently on CPUs with AVX-512 (see qsnmc.portable_exp)
         v_now = buf[:, hist - 1 + n]
         dv = (d2 * w_rbf).sum(axis=1) + inputs[n]
         if n_slow:
