@@ -49,7 +49,8 @@ def run_arm(arm: str, challenge: str, seeds: str, runs_dir: str, jobs: int) -> d
     model, params = ARMS[arm]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        cmd = [sys.executable, "-c", "import sys; from qsnmc.cli.main import main; sys.exit(main())", "run", model, "--challenge", challenge, "--seeds", seeds, "--quiet",
+        cli = "import sys; from qsnmc.cli.main import main; sys.exit(main())"  # this checkout's qsnmc (cwd below)
+        cmd = [sys.executable, "-c", cli, "run", model, "--challenge", challenge, "--seeds", seeds, "--quiet",
                "--runs-dir", runs_dir, "--jobs", str(jobs), "--json", str(out),
                *[a for p in params for a in ("--param", p)]]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)  # this checkout's code

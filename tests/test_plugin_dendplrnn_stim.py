@@ -12,8 +12,7 @@ from qsnmc_plugins.dendplrnn.heldout import mean_run
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, make_batch, sample_windows, spike_fraction
-from qsnmc_plugins.dendplrnn.training import forcing_schedule
-from qsnmc_plugins.dendplrnn.training import TrainConfig, new_state, train
+from qsnmc_plugins.dendplrnn.training import TrainConfig, forcing_schedule, new_state, train
 from qsnmc_plugins.hazard.readout import Readout, spikes_from_hazard
 
 

@@ -90,6 +90,5 @@ def decide_winner_over_seeds(entries: Mapping[str, Sequence[tuple[float, float]]
     verdict = decide_winner(pairs, min_entries)
     winner = next((k for k, v in verdict.items() if v == "significant win"), None)
     if winner is not None and summaries[winner].n_seeds == 1 and (n_run or {}).get(winner, 1) > 1:
-        p_best, e_best = pairs[winner]
-        verdict = {k: "shared win" if p >= p_best - e_best else "" for k, (p, _) in pairs.items()}
+        verdict = decide_winner(pairs, min_entries=len(pairs) + 1)  # too few entries to win: the shared-win rule
     return {k: verdict.get(k, "") for k in entries}
