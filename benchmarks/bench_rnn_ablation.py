@@ -10,6 +10,7 @@ current plus 20 ms - 20 s filtrates, the spike hazard as target, the shared reci
 - ``ln``: no recurrence: 16 causal 128-bin filters of the same inputs and a pointwise nonlinearity;
 - ``ln-eval20``: the same, checkpoints every 20 steps (it over-fits the embedded cell within 100 steps);
 - ``gru-fast``: the GRU with the fast filtrates only (20, 100, 500 ms);
+- ``dendplrnn-cell``: the dendPLRNN as the recurrent cell (64 latent units, 8 bases), all else the gru's;
 - ``dendplrnn``: the dendPLRNN entry (its own recipe: voltage and hazard, sparse teacher forcing,
   the fast filtrates only);
 - ``dendplrnn-slow``: the dendPLRNN with the gru's inputs (the 5 and 20 s filtrates added).
@@ -39,6 +40,7 @@ ARMS = {
     "ln": ("gru", ["cell=ln"]),
     "ln-eval20": ("gru", ["cell=ln", "eval_every=20"]),
     "gru-fast": ("gru", ["input_taus_s=[0.02,0.1,0.5]"]),
+    "dendplrnn-cell": ("gru", ["cell=dendplrnn"]),
     "dendplrnn": ("dendplrnn", []),
     "dendplrnn-slow": ("dendplrnn", ["input_taus_s=[0.02,0.1,0.5,5.0,20.0]"]),
 }
@@ -47,6 +49,7 @@ ARMS = {
 def run_arm(arm: str, challenge: str, seeds: str, runs_dir: str, jobs: int) -> dict:
     """One arm's ``qsnmc run``: its table row (mean over seeds, SD, each seed) as ``--json`` writes it."""
     model, params = ARMS[arm]
+    before = set(Path(runs_dir).glob("2*")) if Path(runs_dir).is_dir() else set()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         cli = "import sys; from qsnmc.cli.main import main; sys.exit(main())"  # this checkout's qsnmc (cwd below)
@@ -57,21 +60,39 @@ def run_arm(arm: str, challenge: str, seeds: str, runs_dir: str, jobs: int) -> d
         if not out.exists():
             return {"arm": arm, "challenge": challenge, "status": "failed", "reason": proc.stderr.strip()[-500:]}
         row = json.loads(out.read_text())[0]
+    heldout = _held_out(sorted(set(Path(runs_dir).glob("2*")) - before), model, challenge)
+    for s in row.get("seeds") or []:
+        s["held_out"] = heldout.get(s["seed"])
     return {"arm": arm, "challenge": challenge, "params": params, **{k: row.get(k) for k in (
         "status", "performance", "error", "seed_sd", "n_seeds", "n_scored", "fit_s", "reason")},
-        "seeds": [{"seed": s["seed"], "performance": s.get("performance")} for s in row.get("seeds") or []]}
+        "seeds": [{"seed": s["seed"], "performance": s.get("performance"), "held_out": s.get("held_out")}
+                  for s in row.get("seeds") or []]}
+
+
+def _held_out(run_dirs: list[Path], model: str, challenge: str) -> dict[int, float]:
+    """seed -> the fit's own held-out Gamma/R (training data), from the fit records of this arm's run."""
+    out = {}
+    for d in run_dirs:
+        for rec_path in [*(d / model).glob("record.json"), *(d / model).glob("seed-*/record.json")]:
+            rec = json.loads(rec_path.read_text())
+            held = (rec.get("fit_record") or {}).get("held_out") or {}
+            if rec.get("challenge") == challenge and held.get("performance") is not None:
+                out[int(rec["seed"])] = float(held["performance"])
+    return out
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| challenge | arm | P % (mean) | seed SD % | P per seed % | fit s |", "|---|---|---|---|---|---|"]
+    lines = ["| challenge | arm | P % (mean) | seed SD % | P per seed % | held-out P per seed % | fit s |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("status") != "ok":
-            lines.append(f"| {r['challenge']} | {r['arm']} | failed | | {r.get('reason', '')} | |")
+            lines.append(f"| {r['challenge']} | {r['arm']} | failed | | {r.get('reason', '')} | | |")
             continue
         each = " / ".join("failed" if s["performance"] is None else f"{100 * s['performance']:.1f}"
                           for s in r["seeds"])
+        held = " / ".join("-" if s.get("held_out") is None else f"{100 * s['held_out']:.1f}" for s in r["seeds"])
         lines.append(f"| {r['challenge']} | {r['arm']} | {100 * r['performance']:.1f} | {100 * r['seed_sd']:.1f} | "
-                     f"{each} | {r['fit_s']:.0f} |")
+                     f"{each} | {held} | {r['fit_s']:.0f} |")
     return "\n".join(lines)
 
 

@@ -69,9 +69,10 @@ SHORT_WINDOWS = {"seq_bins": 400, "burn_bins": 100}
 
 
 @pytest.mark.slow
-def test_hazard_readout_recovers_escape_rate_neuron(escape_data):
+@pytest.mark.parametrize("cell", ["gru", "dendplrnn"])
+def test_hazard_readout_recovers_escape_rate_neuron(escape_data, cell):
     train, stim, test_spikes = escape_data
-    model = GRUModel(seed=0, budget=0.075, hidden=16, members=1, **SHORT_WINDOWS)  # 60 steps, weight average
+    model = GRUModel(seed=0, budget=0.075, hidden=16, members=1, cell=cell, **SHORT_WINDOWS)  # 60 steps
     record = model.fit(train)
     pred = model.predict(stim)
     assert np.all(np.diff(pred) > 0) and pred.min() >= 18.0 and pred.max() < 24.0
@@ -83,7 +84,7 @@ def test_hazard_readout_recovers_escape_rate_neuron(escape_data):
     rate = np.mean([s.size for s in test_spikes]) / 6.0
     poisson = np.sort(rng.uniform(18.0, 24.0, rng.poisson(rate * 6.0)))
     chance = qsnmc.score_heldout({"A": poisson}, _heldout(stim, test_spikes), 0.004).performance
-    assert score.performance > 0.6 and score.performance > chance + 0.5  # 1.08 and 1.10 for seeds 0 and 1
+    assert score.performance > 0.6 and score.performance > chance + 0.5  # gru: 1.08 and 1.10 for seeds 0 and 1
     assert record["held_out"]["performance"] > 0.3  # held-out part of the training window
     assert record["details"]["device"] in ("cpu", "cuda") or record["details"]["device"].startswith("cuda")
     assert len(record["curves"]["member 0 loss"]["y"]) == record["details"]["training"]["steps"] == 60
@@ -150,6 +151,63 @@ def test_the_non_recurrent_control_is_causal_with_a_128_bin_field_and_fits_with_
     assert rec["settings"]["cell"] == "ln" and np.isfinite(rec["held_out"]["performance"])
     pred = model.predict(qsnmc.Stimulus("A", DT_S, train.stimuli[0].current_pA, (4.0, 6.0), 3))
     assert pred.size == 0 or (pred.min() >= 4.0 and pred.max() < 6.0)
+
+
+def test_the_dendplrnn_cell_stays_bounded_and_its_voltage_unit_is_forced_by_the_recording():
+    from qsnmc_plugins.dendplrnn.network import A_MAX
+    from qsnmc_plugins.gru.network import SpikeHazardNet
+
+    torch.manual_seed(0)
+    net = SpikeHazardNet(3, 8, "dendplrnn")
+    with torch.no_grad():
+        net.rnn.net.A.fill_(1.5)
+    net.project()
+    assert float(net.rnn.net.A.abs().max()) == pytest.approx(A_MAX) and float(net.rnn.net.A.abs().max()) < 1.0
+    x = torch.randn(2, 120, 3)
+    with torch.no_grad():
+        logits, v_free = net.forward_with_voltage(x)
+        assert torch.equal(logits, net(x))  # the voltage unit is read from the same run
+        forcing = torch.zeros(120, dtype=torch.bool)
+        forcing[50] = True
+        _, v_self = net.forward_with_voltage(x, v_free, forcing)  # forced with its own prediction: no change
+        _, v_forced = net.forward_with_voltage(x, v_free + 1.0, forcing)
+    assert torch.equal(v_self, v_free)
+    assert torch.equal(v_forced[:, :51], v_free[:, :51]) and not torch.allclose(v_forced[:, 51:], v_free[:, 51:])
+    with pytest.raises(ValueError, match="dendPLRNN"):
+        SpikeHazardNet(3, 8, "gru", voltage_head=True).forward_with_voltage(x, v_free, forcing)
+
+
+def _with_voltage(train: qsnmc.TrainingData) -> qsnmc.TrainingData:
+    """The training data with a voltage that follows the filtered current and peaks at each spike."""
+    stimuli = []
+    for q in train.stimuli:
+        lo = int(round(q.window_s[0] / DT_S))
+        sub = -65.0 + 5.0 * qsnmc.lowpass((q.current_pA - 50.0) / 100.0, DT_S, 0.01)[lo:lo + q.voltage_mV.shape[1]]
+        v = np.tile(sub, (q.n_repetitions, 1))
+        for r, ts in enumerate(q.spike_times_s):
+            v[r, np.floor((ts - q.window_s[0]) / DT_S).astype(int)] = 20.0
+        stimuli.append(qsnmc.TrainingStimulus(q.name, DT_S, q.current_pA, q.window_s, v, q.spike_times_s))
+    return qsnmc.TrainingData(train.challenge, tuple(stimuli), delta_s=train.delta_s)
+
+
+@pytest.mark.parametrize("cell, forcing", [("dendplrnn", 10), ("gru", 0)])
+def test_the_voltage_auxiliary_reaches_the_loss_with_the_same_recipe(cell, forcing):
+    train = _with_voltage(_small_two_stimulus_training())
+    common = dict(seed=0, budget=0.0125, cell=cell, hidden=8, predict_burn_bins=100, **SHORT_WINDOWS)
+    plain = GRUModel(**common).fit(train)
+    model = GRUModel(voltage_weight=1.0, teacher_forcing_bins=forcing, **common)
+    rec = model.fit(train)
+    assert rec["settings"]["voltage_weight"] == 1.0 and np.isfinite(rec["held_out"]["performance"])
+    assert rec["curves"]["member 0 loss"]["y"] != plain["curves"]["member 0 loss"]["y"]
+    pred = model.predict(qsnmc.Stimulus("A", DT_S, train.stimuli[0].current_pA, (4.0, 6.0), 3))
+    assert pred.size == 0 or (pred.min() >= 4.0 and pred.max() < 6.0)
+
+
+def test_teacher_forcing_needs_the_dendplrnn_cell_and_a_voltage_target():
+    with pytest.raises(qsnmc.SettingsError, match="teacher_forcing_bins"):
+        GRUModel(teacher_forcing_bins=10, voltage_weight=1.0)
+    with pytest.raises(qsnmc.SettingsError, match="voltage_weight"):
+        GRUModel(cell="dendplrnn", teacher_forcing_bins=10)
 
 
 def test_weight_average_is_deterministic_and_kept_at_the_last_step():

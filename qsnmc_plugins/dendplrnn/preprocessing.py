@@ -15,6 +15,8 @@ import numpy as np
 
 from qsnmc import block_max, block_mean
 
+from qsnmc_plugins.hazard.voltage import spike_weights  # noqa: F401  (the dendplrnn's loss weights)
+
 
 @dataclass(frozen=True)
 class Scaling:
@@ -53,25 +55,3 @@ class Scaling:
 
     def as_record(self) -> dict:
         return asdict(self)
-
-
-def spike_weights(spike_times_s: list[np.ndarray], n_steps: int, dt_model_s: float, t0_s: float,
-                  spike_share: float) -> np.ndarray:
-    """Per-step loss weights (n_reps, n_steps) that give spike steps ``spike_share`` of the loss.
-
-    Spikes occupy about 1 % of the steps, so a plain MSE can settle on a network that
-    never spikes. The step holding each recorded spike and the one before it (the
-    upstroke) get a weight ``w`` chosen so that they carry ``spike_share`` of the total
-    weight; every other step has weight 1.
-    """
-    mask = np.zeros((len(spike_times_s), n_steps), dtype=bool)
-    for r, ts in enumerate(spike_times_s):
-        k = np.floor((np.asarray(ts) - t0_s) / dt_model_s).astype(int)
-        for shift in (0, -1):
-            kk = k + shift
-            mask[r, kk[(kk >= 0) & (kk < n_steps)]] = True
-    frac = mask.mean()
-    w = np.ones(mask.shape, np.float32)
-    if 0 < frac < 1:
-        w[mask] = spike_share * (1 - frac) / ((1 - spike_share) * frac)
-    return w

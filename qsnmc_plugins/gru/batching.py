@@ -22,6 +22,11 @@ class StimulusSequence:
     target: np.ndarray  #: (n_bins,) fraction of repetitions spiking per bin (0 outside the targets' span)
     target_start: int
     target_stop: int
+    #: (n_reps, n_bins) standardised recorded voltage (the auxiliary target; bins outside the
+    #: recording repeat its nearest recorded bin), or None without a voltage target
+    voltage: np.ndarray | None = None
+    #: (n_reps, n_bins) the voltage's loss weights (0 outside the recording), or None
+    voltage_weights: np.ndarray | None = None
 
     @property
     def n_target_bins(self) -> int:
@@ -59,6 +64,19 @@ def make_batch(sequences: list[StimulusSequence], picks: list[tuple[int, int]], 
         xs.append(padded_rows(s.inputs, start - burn_bins, start + seq_bins))
         ys.append(s.target[start:start + seq_bins])
     return np.stack(xs), np.stack(ys)
+
+
+def voltage_batch(sequences: list[StimulusSequence], picks: list[tuple[int, int]], seq_bins: int, burn_bins: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded voltage of one random repetition per picked window: (B, burn_bins + seq_bins)
+    (the burn-in too, for teacher forcing) and its loss weights (B, seq_bins)."""
+    vs, ws = [], []
+    for i, start in picks:
+        s = sequences[i]
+        r = int(rng.integers(0, s.voltage.shape[0]))
+        vs.append(padded_rows(s.voltage[r], start - burn_bins, start + seq_bins))
+        ws.append(s.voltage_weights[r, start:start + seq_bins])
+    return np.stack(vs), np.stack(ws)
 
 
 def prediction_chunks(inputs: np.ndarray, start: int, stop: int, seq_bins: int,

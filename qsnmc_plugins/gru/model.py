@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, candidates_record, curve, fit_record,
-                   held_out_record, setting, settings_record)
+from qsnmc import (Fold, Model, SettingsError, Stimulus, TrainingData, bar, candidates_record, curve, fit_record,
+                   held_out_record, samples_per_step, setting, settings_record)
 
 from qsnmc_plugins.gru.batching import StimulusSequence
 from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction, window_bins
@@ -39,6 +39,7 @@ from qsnmc_plugins.hazard.heldout import HeldOutScorer
 from qsnmc_plugins.hazard.predictors import best_predictor, compare_predictors
 from qsnmc_plugins.hazard.readout import Readout, ReadoutSettings, choose_readout, spikes_from_hazard
 from qsnmc_plugins.hazard.torch_setup import configure_torch
+from qsnmc_plugins.hazard.voltage import VoltageScaling, spike_weights
 
 MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s + k
 
@@ -47,8 +48,9 @@ MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s +
 class GRUSettings(ReadoutSettings):
     """The gru entry's settings (the readout grid's are inherited)."""
 
-    cell: Literal["gru", "lstm", "ln"] = setting(
-        "gru", "recurrent cell; \"ln\": a non-recurrent control (128-bin causal filters, pointwise nonlinearity)")
+    cell: Literal["gru", "lstm", "ln", "dendplrnn"] = setting(
+        "gru", "recurrent cell; \"ln\": a non-recurrent control (128-bin causal filters, pointwise nonlinearity); "
+               "\"dendplrnn\": the dendPLRNN's latent states (8 bases)")
     hidden: int = setting(64, "hidden units of the recurrent layer", min=1)
     members: int = setting(1, "networks in the ensemble (seeds 1000 seed + k); one trained longer beat two", min=1)
     bin_s: float = setting(1e-3, "bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)", min=1e-5)
@@ -74,6 +76,21 @@ class GRUSettings(ReadoutSettings):
     grad_clip: float = setting(1.0, "maximum norm of the gradient per optimiser step", min=0.0)
     max_recoveries: int = setting(3, "restarts from the last good checkpoint at half the learning rate after a "
                                      "non-finite loss, before training fails", min=0)
+    voltage_weight: float = setting(
+        0.0, "weight of the voltage auxiliary target (weighted MSE of the clipped, max-pooled, standardised "
+             "voltage) against the hazard's cross-entropy over that of the base rate; 0: the hazard alone", min=0.0)
+    teacher_forcing_bins: int = setting(
+        0, "sparse teacher forcing interval (bins) of the dendPLRNN cell's voltage unit by the recorded voltage "
+           "during training (Mikhaeil et al. 2022); 0: none. Needs cell dendplrnn and a voltage weight", min=0)
+    clip_mV: float = setting(-20.0, "voltage target: clipping level (mV); spike peaks become a plateau")
+    spike_share: float = setting(0.5, "voltage target: share of its loss carried by spike bins (spikes fill ~1 % "
+                                      "of the bins)", min=0.0, max=0.99)
+
+    def __post_init__(self) -> None:
+        if self.teacher_forcing_bins > 0 and (self.cell != "dendplrnn" or self.voltage_weight <= 0):
+            raise SettingsError(f"teacher_forcing_bins {self.teacher_forcing_bins} needs cell 'dendplrnn' (got "
+                                f"{self.cell!r}) and voltage_weight > 0 (got {self.voltage_weight}): only the "
+                                "dendPLRNN's voltage unit can be forced by the recorded voltage")
 
     def as_record(self) -> dict:
         return settings_record(self)
@@ -83,7 +100,7 @@ class GRUModel(Model):
     name = "gru"
     description = "GRU (or LSTM) spike hazard on the current and its filtrates, weight-averaged, peak-picking readout"
     Settings = GRUSettings
-    param_grid = {"cell": ["gru", "lstm", "ln"], "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}
+    param_grid = {"cell": ["gru", "lstm", "ln", "dendplrnn"], "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
         super().__init__(seed, budget, **overrides)
@@ -180,14 +197,34 @@ def _prepare(fold: Fold, delta_s: float, s: GRUSettings) -> tuple[InputScaling, 
     dt_s = fold.fit.dt_s
     sc = InputScaling.fit([np.asarray(q.current_pA)[: q.window_slice.stop] for q in fold.fit.stimuli],
                           dt_s, s.bin_s, s.input_taus_s)
+    factor = samples_per_step(dt_s, s.bin_s)
+    vsc = (VoltageScaling.fit([q.voltage_mV for q in fold.fit.stimuli], factor, s.clip_mV)
+           if s.voltage_weight > 0 else None)
     sequences = []
     for q in fold.fit.stimuli:
         x = sc.inputs(q.current_pA, dt_s)
         a, b = window_bins(q.window_s, sc.bin_s)
+        voltage = _voltage_target(q, vsc, a, x.shape[0], s.spike_share) if vsc is not None else (None, None)
         sequences.append(StimulusSequence(q.name, x, spike_fraction(q.spike_times_s, x.shape[0], sc.bin_s), a,
-                                          min(b, x.shape[0])))
+                                          min(b, x.shape[0]), *voltage))
     longest = max(q.n_target_bins for q in sequences)  # short recordings: windows as long as the longest
     return sc, sequences, _HeldOut(fold, delta_s, sc, min(s.seq_bins, longest), s.predict_burn_bins, s)
+
+
+def _voltage_target(q, vsc: VoltageScaling, first_bin: int, n_bins: int,
+                    spike_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """A stimulus' voltage target on the protocol's bins (n_reps, n_bins), bins outside its recorded
+    window repeating the nearest recorded one, and its loss weights (0 outside the recording)."""
+    v = vsc.voltage(q.voltage_mV)
+    n = min(v.shape[1], n_bins - first_bin)
+    full = np.empty((v.shape[0], n_bins), np.float32)
+    full[:, first_bin:first_bin + n] = v[:, :n]
+    full[:, :first_bin] = v[:, :1]
+    full[:, first_bin + n:] = v[:, n - 1:n]
+    weights = np.zeros_like(full)
+    weights[:, first_bin:first_bin + n] = spike_weights([np.asarray(t) for t in q.spike_times_s], n,
+                                                        vsc.factor * q.dt_s, q.window_s[0], spike_share)
+    return full, weights
 
 
 class _HeldOut:

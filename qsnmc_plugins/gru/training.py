@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, sample_windows
+from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, sample_windows, voltage_batch
 from qsnmc_plugins.gru.model import GRUSettings
 from qsnmc_plugins.gru.network import SpikeHazardNet
 from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
@@ -90,7 +90,10 @@ class _Run:
         torch.manual_seed(seed)
         self.sequences, self.config, self.seed, self.device = sequences, config, seed, device
         self.rng = np.random.default_rng(seed)
-        self.net = SpikeHazardNet(sequences[0].inputs.shape[1], config.hidden, config.cell, base_rate).to(device)
+        self.net = SpikeHazardNet(sequences[0].inputs.shape[1], config.hidden, config.cell, base_rate,
+                                  voltage_head=config.voltage_weight > 0).to(device)
+        p = min(max(base_rate, 1e-4), 0.5)
+        self.base_entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p))  #: cross-entropy of the base rate
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
         self.lr_scale = 1.0
         self.step = 0
@@ -104,11 +107,14 @@ class _Run:
         """One step on a random batch: (its loss, samples), or (None, 0) after a recovery."""
         cfg, net = self.config, self.net
         net.train()
-        x, y = make_batch(self.sequences, sample_windows(self.sequences, cfg.batch_size, cfg.seq_bins, self.rng),
-                          cfg.seq_bins, cfg.burn_bins)
+        picks = sample_windows(self.sequences, cfg.batch_size, cfg.seq_bins, self.rng)
+        x, y = make_batch(self.sequences, picks, cfg.seq_bins, cfg.burn_bins)
         x = torch.from_numpy(x).to(self.device)
         y = torch.from_numpy(y).to(self.device)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, cfg.burn_bins:], y)
+        if cfg.voltage_weight > 0:
+            loss = self._loss_with_voltage(x, y, picks)
+        else:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, cfg.burn_bins:], y)
         if fault is not None:
             loss = fault(self.step, loss)
         self.opt.zero_grad(set_to_none=True)
@@ -120,6 +126,7 @@ class _Run:
             self._recover()
             return None, 0
         self.opt.step()
+        net.project()
         self.step += 1
         if self.ema is not None:
             d = averaging_decay(cfg.ema_decay, self.step)
@@ -128,6 +135,21 @@ class _Run:
         _set_lr(self.opt, self.step, cfg, self.lr_scale)
         self.result.loss_curve.append(float(loss.detach()))
         return self.result.loss_curve[-1], x.shape[0] * x.shape[1]
+
+    def _loss_with_voltage(self, x: torch.Tensor, y: torch.Tensor, picks: list[tuple[int, int]]) -> torch.Tensor:
+        """The hazard's cross-entropy plus ``voltage_weight`` times the weighted voltage MSE (scaled by
+        the base rate's cross-entropy, so that the weight is relative to the hazard's reduced loss),
+        with sparse teacher forcing of the voltage unit every ``teacher_forcing_bins`` bins."""
+        cfg, b = self.config, self.config.burn_bins
+        v, w = (torch.from_numpy(a).to(self.device) for a in
+                voltage_batch(self.sequences, picks, cfg.seq_bins, b, self.rng))
+        forcing = None
+        if cfg.teacher_forcing_bins > 0:
+            forcing = torch.arange(x.shape[1]) % cfg.teacher_forcing_bins == 0
+        logits, v_pred = self.net.forward_with_voltage(x, v, forcing)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, b:], y)
+        mse = ((v_pred[:, b:] - v[:, b:]) ** 2 * w).sum() / w.sum().clamp_min(1e-12)
+        return bce + cfg.voltage_weight * self.base_entropy * mse
 
     def _recover(self) -> None:
         """Back to the last good checkpoint at half the learning rate, or :class:`TrainingDiverged`."""
