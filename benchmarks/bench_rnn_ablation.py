@@ -11,6 +11,9 @@ current plus 20 ms - 20 s filtrates, the spike hazard as target, the shared reci
 - ``ln-eval20``: the same, checkpoints every 20 steps (it over-fits the embedded cell within 100 steps);
 - ``gru-fast``: the GRU with the fast filtrates only (20, 100, 500 ms);
 - ``dendplrnn-cell``: the dendPLRNN as the recurrent cell (64 latent units, 8 bases), all else the gru's;
+- ``dendplrnn-cell-stf``: the same with the voltage as an auxiliary target (weight 1) and sparse teacher
+  forcing of its voltage unit every 25 bins: the dendPLRNN entry's method on the gru's recipe;
+- ``gru-voltage``: the gru with the voltage as an auxiliary target (weight 1, a linear voltage readout);
 - ``dendplrnn``: the dendPLRNN entry (its own recipe: voltage and hazard, sparse teacher forcing,
   the fast filtrates only);
 - ``dendplrnn-slow``: the dendPLRNN with the gru's inputs (the 5 and 20 s filtrates added).
@@ -41,6 +44,8 @@ ARMS = {
     "ln-eval20": ("gru", ["cell=ln", "eval_every=20"]),
     "gru-fast": ("gru", ["input_taus_s=[0.02,0.1,0.5]"]),
     "dendplrnn-cell": ("gru", ["cell=dendplrnn"]),
+    "dendplrnn-cell-stf": ("gru", ["cell=dendplrnn", "voltage_weight=1.0", "teacher_forcing_bins=25"]),
+    "gru-voltage": ("gru", ["voltage_weight=1.0"]),
     "dendplrnn": ("dendplrnn", []),
     "dendplrnn-slow": ("dendplrnn", ["input_taus_s=[0.02,0.1,0.5,5.0,20.0]"]),
 }

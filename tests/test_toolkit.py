@@ -12,7 +12,7 @@ import pytest
 
 import qsnmc
 from qsnmc import (CountPenalty, Candidate, SettingsError, best_candidate, block_max, block_mean, clip_to_window,
-                   curve, fit_record, lowpass, lowpass_bank, samples_per_step, setting, settings_record,
+                   curve, fit_record, lowpass, lowpass_bank, portable_exp, samples_per_step, setting, settings_record,
                    settings_schema, spike_window_mask, stretch_reliability)
 from qsnmc.fitting.record import check_fit_record
 from qsnmc.scoring.validation import HeldOutScore, ValidationScore
@@ -48,6 +48,16 @@ def test_lowpass_from_a_given_initial_value_decays_from_it():
     x = np.r_[3.0, np.ones(20)]
     np.testing.assert_array_equal(lowpass(x, dt, tau, initial=3.0), lowpass(x, dt, tau))
     assert lowpass(np.zeros(0), dt, tau, initial=1.0).shape == (0,)
+
+
+def test_lowpass_takes_its_decay_factor_from_the_portable_exp():
+    """The decay factor has the same bits on every CPU: here a time constant whose factor NumPy's
+    and glibc's exp (on CPUs without AVX-512) round one ulp below the portable exp's."""
+    dt, tau = 1e-4, 0.010669534767383691
+    a = float(portable_exp(np.array([-dt / tau]))[0])
+    assert a == 0.9906713049061662
+    y = lowpass(np.r_[0.0, np.ones(3)], dt, tau, initial=0.0)  # y_0 = 0, y_1 = 1 - a, y_2 = a (1 - a) + 1 - a
+    assert y[1] == 1.0 - a and y[2] == a * (1.0 - a) + (1.0 - a)
 
 
 def test_spike_window_mask_marks_the_samples_around_each_spike():

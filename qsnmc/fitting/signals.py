@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from qsnmc.fitting.portable_exp import exp as portable_exp
+
 
 def samples_per_step(dt_s: float, step_s: float) -> int:
     """Recording samples of ``dt_s`` (s) in one model step of ``step_s`` (s), at least 1."""
@@ -41,7 +43,8 @@ def block_max(x: np.ndarray, factor: int) -> np.ndarray:
 def lowpass(x: np.ndarray, dt_s: float, tau_s: float, initial: float | np.ndarray | None = None) -> np.ndarray:
     """Causal exponential low-pass filter with time constant ``tau_s`` (s) along the last axis.
 
-    ``y_k = a y_{k-1} + (1 - a) x_k`` with ``a = exp(-dt_s / tau_s)``: unit DC gain. ``initial`` is
+    ``y_k = a y_{k-1} + (1 - a) x_k`` with ``a = exp(-dt_s / tau_s)`` (by :func:`qsnmc.portable_exp`:
+    NumPy's ``exp`` rounds differently on CPUs with AVX-512): unit DC gain. ``initial`` is
     ``y_{-1}``, the filter's value before the first sample (units of ``x``; a scalar or an array
     shaped like ``x[..., :1]``); None: steady state, ``y_{-1} = x_0`` (so ``y_0 = x_0``). Same units as ``x``.
     """
@@ -50,7 +53,7 @@ def lowpass(x: np.ndarray, dt_s: float, tau_s: float, initial: float | np.ndarra
     x = np.asarray(x, dtype=np.float64)
     if x.shape[-1] == 0:
         return x.copy()
-    a = float(np.exp(-dt_s / tau_s))
+    a = float(portable_exp(np.array([-dt_s / tau_s]))[0])
     start = x[..., :1] if initial is None else np.broadcast_to(np.asarray(initial, dtype=np.float64), x[..., :1].shape)
     from scipy.signal import lfilter  # here, not at the top: scipy.signal costs every `import qsnmc` ~1 s
 

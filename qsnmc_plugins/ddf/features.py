@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qsnmc import TrainingData, portable_exp
+from qsnmc import TrainingData, lowpass_bank, portable_exp
 
 
 @dataclass(frozen=True)
@@ -98,22 +98,14 @@ class Standardiser:
 
 def decay_factors(dt_s: float, taus_ms: tuple[float, ...]) -> np.ndarray:
     """``exp(-dt / tau_j)`` for a step ``dt_s`` (s) and time constants ``taus_ms`` (ms), by the portable ``exp``
-    (NumPy's rounds differently on CPUs with AVX-512; the toolkit's :func:`qsnmc.lowpass` uses it)."""
+    (NumPy's rounds differently on CPUs with AVX-512), as :func:`qsnmc.lowpass`."""
     return portable_exp(np.array([-dt_s / (t * 1e-3) for t in taus_ms], dtype=np.float64))
 
 
 def slow_filters(v: np.ndarray, dt_s: float, taus_ms: tuple[float, ...]) -> np.ndarray:
-    """Exponential low-pass filters ``s(n) = a s(n-1) + (1-a) v(n)``, ``a = exp(-dt / tau)``, of a series
-    started at steady state (``s(-1) = v(0)``, as :func:`qsnmc.lowpass`), one column per time constant (ms):
-    ``(n_samples, k)``."""
-    from scipy.signal import lfilter  # here, as in qsnmc.lowpass: scipy.signal is slow to import
-
-    v = np.asarray(v, dtype=np.float64)
-    out = np.empty((v.size, len(taus_ms)))
-    if v.size:
-        for j, a in enumerate(decay_factors(dt_s, taus_ms)):
-            out[:, j] = lfilter([1.0 - a], [1.0, -a], v, zi=a * v[:1])[0]
-    return out
+    """:func:`qsnmc.lowpass` of a series (started at steady state) for each time constant (ms), one column
+    each: ``(n_samples, k)``."""
+    return lowpass_bank(v, dt_s, [t * 1e-3 for t in taus_ms]).T
 
 
 @dataclass

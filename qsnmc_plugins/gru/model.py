@@ -100,7 +100,8 @@ class GRUModel(Model):
     name = "gru"
     description = "GRU (or LSTM) spike hazard on the current and its filtrates, weight-averaged, peak-picking readout"
     Settings = GRUSettings
-    param_grid = {"cell": ["gru", "lstm", "ln", "dendplrnn"], "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}
+    param_grid = {"cell": ["gru", "lstm", "ln", "dendplrnn"],
+                  "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
         super().__init__(seed, budget, **overrides)
