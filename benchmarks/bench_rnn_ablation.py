@@ -19,12 +19,14 @@ current plus 20 ms - 20 s filtrates, the spike hazard as target, the shared reci
 - ``dendplrnn-slow``: the dendPLRNN with the gru's inputs (the 5 and 20 s filtrates added).
 
 Test windows are read here as in any table: every default was fixed before this ran (on held-out
-training data). Writes ``results/rnn_ablation.json`` (the rows of each run) and prints a
-Markdown table of the mean P over seeds, the seed SD and each seed's P.
+training data). Writes ``results/rnn_ablation.json`` (one row per arm and cell; seeds run later are
+added to an arm's earlier seeds) and prints a Markdown table of the mean P over seeds, the seed
+SD, each seed's P and each fit's own held-out P (training data).
 
 Usage::
 
     python benchmarks/bench_rnn_ablation.py --challenge embedded --seeds 0-2 --arms ln,gru-fast
+    python benchmarks/bench_rnn_ablation.py --table   # every arm measured so far
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 #: arm -> (model, --param settings)
@@ -109,17 +113,39 @@ def main() -> None:
     ap.add_argument("--runs-dir", default=str(ROOT / "runs"), help="shares the run cache with `qsnmc run`")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rnn_ablation.json"))
+    ap.add_argument("--table", action="store_true", help="print the table of every row in --out, run nothing")
     args = ap.parse_args()
     arms = args.arms.split(",")
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         ap.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
-    rows = [run_arm(a, c, args.seeds, args.runs_dir, args.jobs) for c in args.challenge or ["embedded"] for a in arms]
     out = Path(args.out)
     old = json.loads(out.read_text()) if out.exists() else []
-    keep = [r for r in old if (r["arm"], r["challenge"]) not in {(n["arm"], n["challenge"]) for n in rows}]
-    out.write_text(json.dumps(keep + rows, indent=1))
+    if args.table:
+        print(markdown(old))
+        return
+    rows = [run_arm(a, c, args.seeds, args.runs_dir, args.jobs) for c in args.challenge or ["embedded"] for a in arms]
+    by_key = {(r["arm"], r["challenge"]): r for r in old}
+    for r in rows:
+        by_key[(r["arm"], r["challenge"])] = merged(by_key.get((r["arm"], r["challenge"])), r)
+    out.write_text(json.dumps(list(by_key.values()), indent=1))
     print(markdown(rows))
+
+
+def merged(old: dict | None, new: dict) -> dict:
+    """An arm's row with ``new``'s seeds added to ``old``'s (a seed run again replaces its earlier
+    figure): mean P and seed SD (ddof 1) over them; the combined error is only ``qsnmc run``'s."""
+    if old is None or "ok" not in (old.get("status"), new.get("status")) or old.get("params") != new.get("params"):
+        return new
+    seeds = {s["seed"]: s for s in [*(old.get("seeds") or []), *(new.get("seeds") or [])]}
+    seeds = [seeds[k] for k in sorted(seeds)]
+    ps = np.array([s["performance"] for s in seeds if s["performance"] is not None])
+    if {s["seed"] for s in seeds} == {s["seed"] for s in new["seeds"]}:
+        return new
+    fit_s = [r["fit_s"] for r in (old, new) if r.get("fit_s") is not None]
+    return {**new, "status": "ok" if ps.size else "failed", "performance": float(ps.mean()) if ps.size else None,
+            "seed_sd": float(ps.std(ddof=1)) if ps.size > 1 else 0.0, "error": None, "n_seeds": len(seeds),
+            "n_scored": int(ps.size), "fit_s": float(np.mean(fit_s)) if fit_s else None, "seeds": seeds}
 
 
 if __name__ == "__main__":

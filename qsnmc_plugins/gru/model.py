@@ -3,13 +3,17 @@
 Fit (on ``TrainingData`` only), in named steps:
 1. ``_prepare``: bins of ``bin_s`` (1 ms): the injected current (block mean, standardised) and its
    causal low-pass filtrates (``input_taus_s``; :func:`qsnmc.lowpass_bank`, started at steady
-   state) are the inputs; the target is the fraction of repetitions spiking in each bin.
+   state) are the inputs; the target is the fraction of repetitions spiking in each bin (with
+   ``voltage_weight``, also the recorded voltage, max-pooled per bin, clipped at ``clip_mV`` and
+   standardised: :mod:`qsnmc_plugins.hazard.voltage`).
    ``train.time_split``: the last ``heldout_fraction`` of every stimulus' training window is held
    out; each stimulus is a sequence of its own (windows never join two stimuli). With several
    stimuli the time split is used too: leave-one-stimulus-out folds would multiply the training
    cost by the number of stimuli.
 2. ``_train_members``: ``members`` networks (seeds ``1000 * seed + k``) are trained by binary
-   cross-entropy on windows of the fit part (:mod:`training`), ``steps`` steps each at budget 1,
+   cross-entropy on windows of the fit part (:mod:`training`; plus the weighted voltage MSE with
+   ``voltage_weight``, the dendPLRNN cell's voltage unit forced by a random repetition's recording
+   every ``teacher_forcing_bins``), ``steps`` steps each at budget 1,
    with an exponential moving average of the weights (``ema_decay`` per step); every
    ``eval_every`` steps the average is scored on the held-out part (Gamma/R with its best
    readout) and the best evaluated average is kept.
@@ -160,7 +164,11 @@ class GRUModel(Model):
                                  "readout": "linear -> sigmoid hazard", "ensemble_members": len(members)},
                 "channels": ["current"] + [f"lowpass {t * 1e3:g} ms" for t in self.scaling.taus_s],
                 "training": {**config.as_record(), "optimiser": "Adam, cosine decay to 2 % of lr, grad-norm clip",
-                             "loss": "binary cross-entropy vs fraction of repetitions spiking per bin"},
+                             "loss": "binary cross-entropy vs fraction of repetitions spiking per bin" + (
+                                 f" + {config.voltage_weight:g} x base-rate cross-entropy x weighted MSE of the "
+                                 "standardised voltage" + (f", its unit forced every {config.teacher_forcing_bins} bins"
+                                                           if config.teacher_forcing_bins else "")
+                                 if config.voltage_weight > 0 else "")},
                 "members": [{"best_step": m.best.step, "heldout_gamma_over_r_at_best_step": m.best.score,
                              "recoveries": m.recoveries} for m in members],
                 "checkpoint_rule": "per member, the evaluated step with the highest held-out Gamma/R (best readout)",
