@@ -101,7 +101,7 @@ def markdown(rows: list[dict]) -> str:
                           for s in r["seeds"])
         held = " / ".join("-" if s.get("held_out") is None else f"{100 * s['held_out']:.1f}" for s in r["seeds"])
         lines.append(f"| {r['challenge']} | {r['arm']} | {100 * r['performance']:.1f} | {100 * r['seed_sd']:.1f} | "
-                     f"{each} | {held} | {r['fit_s']:.0f} |")
+                     f"{each} | {held} | {'' if r.get('fit_s') is None else format(r['fit_s'], '.0f')} |")
     return "\n".join(lines)
 
 
