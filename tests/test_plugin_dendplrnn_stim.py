@@ -16,15 +16,19 @@ from qsnmc_plugins.dendplrnn.training import TrainConfig, forcing_schedule, new_
 from qsnmc_plugins.hazard.readout import Readout, spikes_from_hazard
 
 
-def test_fast_rollout_matches_autograd_rollout_and_its_gradients():
-    """Hand-written backward: same predictions and parameter gradients as autograd (float64)."""
+@pytest.mark.parametrize("z0_from_data", [True, False])
+def test_fast_rollout_matches_autograd_rollout_and_its_gradients(z0_from_data):
+    """Hand-written backward: same predictions and parameter gradients as autograd (float64), from a
+    start state whose observed unit is the data's or not (step 0 forced either way)."""
     g = torch.Generator().manual_seed(0)
     net = DendPLRNN(7, 3, n_in=2, generator=g).double()
     T, N = 60, 4
     s = torch.randn(N, T, 2, generator=g, dtype=torch.float64)
     x = torch.randn(N, T, 1, generator=g, dtype=torch.float64)
     forcing = torch.from_numpy(forcing_schedule(T, 9, 5))
-    z0 = torch.cat([x[:, 0], torch.zeros(N, 6, dtype=torch.float64)], dim=1)
+    assert bool(forcing[0])
+    z0 = torch.cat([x[:, 0] if z0_from_data else torch.zeros(N, 1, dtype=torch.float64),
+                    torch.zeros(N, 6, dtype=torch.float64)], dim=1)
     w = torch.randn(T, dtype=torch.float64)
 
     def grads(fast: bool):

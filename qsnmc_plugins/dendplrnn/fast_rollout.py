@@ -41,6 +41,9 @@ class _Rollout(torch.autograd.Function):
         phi = torch.empty(N * m, dtype=drive.dtype, device=drive.device)
         P[0] = z0
         z = z0
+        if 0 in forced:  # step 0's state is z0 with its observed units forced, as every later step's
+            z = z0.clone()
+            z[:, :n_obs] = observations[0]
         for t in range(1, T):
             torch.sub(z.unsqueeze(2), HT, out=U).clamp_min_(0.0)
             torch.mv(U.view(-1, nb), a, out=phi)

@@ -71,8 +71,8 @@ class DendPLRNN(nn.Module):
         """Run the network over ``inputs`` (batch, T, n_in) from state ``z0`` (batch, m).
 
         Step t (1 <= t < T) maps z_{t-1} to z_t with input s_t. Where ``forcing[t]`` is
-        True the observed units of z_t are replaced by ``observations[:, t]`` *after* the
-        prediction for step t has been recorded (sparse teacher forcing). Plain autograd:
+        True (t = 0 included) the observed units of z_t are replaced by ``observations[:, t]``
+        *after* the prediction for step t has been recorded (sparse teacher forcing). Plain autograd:
         training uses :func:`qsnmc_plugins.dendplrnn.fast_rollout.fast_rollout`, which returns
         the same predictions with a hand-written backward pass.
 
@@ -85,6 +85,8 @@ class DendPLRNN(nn.Module):
         k = self.n_obs
         z = z0
         preds = [z[:, :k]]
+        if forcing is not None and bool(forcing[0]):
+            z = torch.cat([observations[:, 0], z[:, k:]], dim=1)
         for t in range(1, T):
             z = self.step(z, drive[:, t], W_off)
             preds.append(z[:, :k])

@@ -102,7 +102,8 @@ class GRUSettings(ReadoutSettings):
 
 class GRUModel(Model):
     name = "gru"
-    description = "GRU (or LSTM) spike hazard on the current and its filtrates, weight-averaged, peak-picking readout"
+    description = ("GRU spike hazard (LSTM, dendPLRNN or a non-recurrent control as options) on the current and its "
+                   "filtrates, weight-averaged, peak-picking readout")
     Settings = GRUSettings
     param_grid = {"cell": ["gru", "lstm", "ln", "dendplrnn"],
                   "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}

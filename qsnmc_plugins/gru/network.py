@@ -105,6 +105,8 @@ class SpikeHazardNet(nn.Module):
             return self.spike(h)[..., 0], h[..., 0]
         if forcing is not None:
             raise ValueError("teacher forcing needs the dendPLRNN cell")
+        if self.voltage is None:
+            raise ValueError("this network has no voltage readout (built without voltage_head)")
         h, _ = self.rnn(x)
         return self.spike(h)[..., 0], self.voltage(h)[..., 0]
 
