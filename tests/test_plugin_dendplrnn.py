@@ -9,7 +9,8 @@ import torch
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling, spike_weights
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling
+from qsnmc_plugins.hazard.voltage import spike_weights
 from qsnmc_plugins.dendplrnn.training import forcing_schedule
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence
 from qsnmc_plugins.dendplrnn.training import FitFailed, TrainConfig, new_state, train

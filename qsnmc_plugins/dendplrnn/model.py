@@ -33,17 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, block_max, candidates_record, curve, fit_record,
+from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, candidates_record, curve, fit_record,
                    held_out_record, samples_per_step, setting, settings_record)
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams
 from qsnmc_plugins.dendplrnn.heldout import HeldOutRuns, SpikeReadout, mean_run
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling, spike_weights
+from qsnmc_plugins.dendplrnn.preprocessing import Scaling
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, spike_fraction
 from qsnmc_plugins.hazard.inputs import input_columns
 from qsnmc_plugins.hazard.predictors import best_predictor, compare_predictors
 from qsnmc_plugins.hazard.readout import ReadoutSettings
 from qsnmc_plugins.hazard.torch_setup import configure_torch
+from qsnmc_plugins.hazard.voltage import VoltageScaling, spike_weights
 
 MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s + k
 
@@ -234,9 +235,9 @@ class DendPLRNNModel(Model):
 
 def _scaling(fit: TrainingData, factor: int, clip_mV: float) -> Scaling:
     """Standardisation of the voltage and current over the fit parts of every stimulus."""
-    v = np.concatenate([np.minimum(block_max(np.asarray(s.voltage_mV), factor), clip_mV).ravel() for s in fit.stimuli])
+    v = VoltageScaling.fit([s.voltage_mV for s in fit.stimuli], factor, clip_mV)
     i = np.concatenate([np.asarray(s.window_current_pA) for s in fit.stimuli])
-    return Scaling(factor, float(clip_mV), float(v.mean()), float(v.std()) or 1.0, float(i.mean()), float(i.std()) or 1.0)
+    return Scaling(v.factor, v.clip_mV, v.v_mean_mV, v.v_sd_mV, float(i.mean()), float(i.std()) or 1.0)
 
 
 def _curves(states: list) -> dict[str, dict]:

@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qsnmc import (Fold, Model, SettingsError, Stimulus, TrainingData, bar, candidates_record, curve, fit_record,
-                   held_out_record, samples_per_step, setting, settings_record)
+from qsnmc import (Fold, Model, SettingsError, Stimulus, TrainingData, TrainingStimulus, bar, candidates_record,
+                   curve, fit_record, held_out_record, samples_per_step, setting, settings_record)
 
 from qsnmc_plugins.gru.batching import StimulusSequence
 from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction, window_bins
@@ -221,7 +221,7 @@ def _prepare(fold: Fold, delta_s: float, s: GRUSettings) -> tuple[InputScaling, 
     return sc, sequences, _HeldOut(fold, delta_s, sc, min(s.seq_bins, longest), s.predict_burn_bins, s)
 
 
-def _voltage_target(q, vsc: VoltageScaling, first_bin: int, n_bins: int,
+def _voltage_target(q: TrainingStimulus, vsc: VoltageScaling, first_bin: int, n_bins: int,
                     spike_share: float) -> tuple[np.ndarray, np.ndarray]:
     """A stimulus' voltage target on the protocol's bins (n_reps, n_bins), bins outside its recorded
     window repeating the nearest recorded one, and its loss weights (0 outside the recording)."""

@@ -39,6 +39,10 @@ class VoltageScaling:
         """Standardised voltage -> mV."""
         return np.asarray(x, np.float64) * self.v_sd_mV + self.v_mean_mV
 
+    def from_mV(self, v_mV: float) -> float:
+        """A voltage level (mV) in standardised units."""
+        return (float(v_mV) - self.v_mean_mV) / self.v_sd_mV
+
     def as_record(self) -> dict:
         return asdict(self)
 
