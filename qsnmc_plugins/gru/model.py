@@ -268,11 +268,19 @@ class _HeldOut:
 
     def evaluate(self, net) -> dict[str, float]:
         """A checkpoint's held-out Gamma/R (best readout), cross-entropy and predicted / recorded count."""
+        return self.evaluate_with_readout(net)[0]
+
+    def evaluate_with_readout(self, net) -> tuple[dict[str, float], Readout]:
+        """:meth:`evaluate`'s scores and the readout they were scored with (chosen here)."""
         hz = self.hazards([net])
         r, p = self.best_readout([net], hz)
-        bce = float(np.mean(np.concatenate([_bce(hz[k], self.target[k]) for k in hz])))
         n_pred = sum(t.size for t in self.spikes([net], r, hz).values())
-        return {"gamma_over_r": p, "bce": bce, "rate_ratio": n_pred / max(1.0, self.recorded_count)}
+        return {"gamma_over_r": p, "bce": self.cross_entropy(hz),
+                "rate_ratio": n_pred / max(1.0, self.recorded_count)}, r
+
+    def cross_entropy(self, hazards: dict[str, np.ndarray]) -> float:
+        """Mean binary cross-entropy per bin of hazards against the fraction of repetitions spiking."""
+        return float(np.mean(np.concatenate([_bce(hazards[k], self.target[k]) for k in hazards])))
 
 
 def _bce(hazard: np.ndarray, target: np.ndarray) -> np.ndarray:

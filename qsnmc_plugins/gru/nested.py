@@ -1,0 +1,57 @@
+"""The gru recipe under nested validation: every checkpoint also scored on the probe.
+
+:class:`ProbedGRUModel` fits as the ``gru`` entry does (any of its settings: cell, inputs,
+voltage target, held-out fraction), on a :class:`~qsnmc_plugins.hazard.selection.NestedSplit`'s
+inner part. Each evaluated checkpoint is scored on the run's own held-out part (what the
+selection rules see) and, with the readout chosen there, on the probe: one
+:class:`~qsnmc_plugins.hazard.selection.ScoredCheckpoint` per evaluated step of each member (the
+weight average's, where there is one: the checkpoints the entry can keep). The probe never feeds
+a choice.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from qsnmc import Fold, TrainingData
+
+from qsnmc_plugins.gru.model import GRUModel, _HeldOut
+from qsnmc_plugins.hazard.selection import NestedSplit, ScoredCheckpoint
+
+
+class ProbedGRUModel(GRUModel):
+    """The gru, fitted on ``split.inner``; :attr:`checkpoints` holds every evaluated checkpoint's scores."""
+
+    def __init__(self, split: NestedSplit, run: str, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
+        if not isinstance(split, NestedSplit):
+            raise TypeError(f"a probed gru takes a NestedSplit of TrainingData, got {type(split).__name__}")
+        super().__init__(seed, budget, **overrides)
+        self.split, self.run = split, run
+        #: every evaluated checkpoint the entry could keep, with its held-out and probe scores
+        self.checkpoints: list[ScoredCheckpoint] = []
+
+    def fit(self, train: TrainingData | None = None) -> dict[str, Any]:
+        """Fit on the split's inner part (``train``, if given, must be that very object)."""
+        if train is not None and train is not self.split.inner:
+            raise ValueError("a probed gru fits on its nested split's inner part only")
+        return super().fit(self.split.inner)
+
+    def _train_members(self, sequences, config, held: _HeldOut) -> list:
+        probe = _HeldOut(Fold("probe", self.split.inner, self.split.probe), self.split.inner.delta_s, self.scaling,
+                         held.seq_bins, held.burn_bins, self.settings)
+
+        def evaluate(net) -> dict[str, float]:
+            scores, readout = held.evaluate_with_readout(net)
+            hz = probe.hazards([net])
+            return {**scores, "probe_p": probe.scorer(probe.spikes([net], readout, hz)),
+                    "probe_bce": probe.cross_entropy(hz)}
+
+        held_evaluate, held.evaluate = held.evaluate, evaluate
+        try:
+            members = super()._train_members(sequences, config, held)
+        finally:
+            held.evaluate = held_evaluate
+        # the checkpoints an entry can keep: the weight average's evaluations where there is one
+        self.checkpoints = [ScoredCheckpoint(f"{self.run} member {k}" if len(members) > 1 else self.run, e["step"],
+                                             e["gamma_over_r"], e["bce"], e["probe_p"], e["probe_bce"])
+                            for k, m in enumerate(members) for e in (m.ema_curve or m.heldout_curve)]
+        return members
