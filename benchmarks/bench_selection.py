@@ -36,7 +36,7 @@ from bench_rnn_ablation import ARMS  # noqa: E402  (the ablation's arms; only th
 from qsnmc import challenge_dir, load_challenge  # noqa: E402
 from qsnmc.settings import parse_overrides  # noqa: E402
 from qsnmc_plugins.gru.nested import ProbedGRUModel  # noqa: E402
-from qsnmc_plugins.hazard.selection import RULES, ScoredCheckpoint, agreement, nested_split  # noqa: E402
+from qsnmc_plugins.hazard.selection import RULES, ScoredCheckpoint, agreement, nested_split, picked  # noqa: E402
 
 GRU_ARMS = [a for a, (model, _) in ARMS.items() if model == "gru"]
 
@@ -77,7 +77,7 @@ def markdown(rows: list[dict]) -> str:
               "best probe P % (any checkpoint) | fit s |", "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["challenge"], r["heldout"], r["arm"], r["seed"])):
         cands = [ScoredCheckpoint(**c) for c in r["checkpoints"]]
-        kept = max(cands, key=lambda c: c.held_out_p)
+        kept = picked(cands, "held-out P")
         lines.append(f"| {r['challenge']} | {r['heldout']:g} | {r['arm']} | {r['seed']} | "
                      f"{100 * kept.held_out_p:.1f} | {100 * kept.probe_p:.1f} | "
                      f"{100 * max(c.probe_p for c in cands):.1f} | {r['fit_s']:.0f} |")

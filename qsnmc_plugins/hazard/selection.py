@@ -14,7 +14,7 @@ Only :class:`qsnmc.TrainingData` is accepted: test windows never reach this code
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -66,7 +66,7 @@ class ScoredCheckpoint:
     (the rules' information) and on the probe (the verdict).
 
     Attributes:
-        run: the run's label (setting, seed, held-out part).
+        run: the run's label (its setting and seed).
         step: the optimiser step of the checkpoint.
         held_out_p: P (Gamma/R) on the run's held-out part, with the readout chosen there.
         held_out_bce: mean cross-entropy per bin of the hazard on the held-out part (nats).
@@ -82,8 +82,7 @@ class ScoredCheckpoint:
     probe_bce: float
 
     def as_record(self) -> dict:
-        return {"run": self.run, "step": self.step, "held_out_p": self.held_out_p, "held_out_bce": self.held_out_bce,
-                "probe_p": self.probe_p, "probe_bce": self.probe_bce}
+        return asdict(self)
 
 
 #: selection rules: a candidate's score (higher is kept), from its held-out part only
