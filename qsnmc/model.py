@@ -53,6 +53,9 @@ class Model:
     param_grid: ClassVar[dict[str, list] | None] = None
     #: optional: the frozen dataclass of the model's settings (its fields are what ``--param`` may set)
     Settings: ClassVar[type | None] = None
+    #: optional: typical fit and prediction time (s) at budget 1 on one core. It only orders a run's
+    #: jobs (the longest first, so that two cores do not end on one long job); None: unknown, started first
+    typical_fit_s: ClassVar[float | None] = None
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **settings: Any) -> None:
         """Args: seed (reproducibility), budget (compute scale, 1.0 = default fit), settings

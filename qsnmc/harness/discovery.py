@@ -30,6 +30,8 @@ class ModelEntry:
         param_grid: the model's ``param_grid`` (setting name -> values) for ``qsnmc sweep``, or None.
         settings: the model's settings schema (:func:`qsnmc.settings.settings_schema`: name ->
             type, default, doc, bounds), or None when its constructor takes arbitrary keywords.
+        typical_fit_s: the model's ``typical_fit_s`` (s at budget 1, one core), or None: a run starts
+            its longest jobs first.
     """
 
     name: str
@@ -39,6 +41,7 @@ class ModelEntry:
     error: str | None = None
     param_grid: dict[str, list] | None = None
     settings: dict[str, dict] | None = None
+    typical_fit_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,7 +109,8 @@ def discover_models(submissions_dir: str | Path | None) -> list[ModelEntry]:
             version = m["version"] or (src.dist.split(" ")[-1] if src.dist else "")
             by_name.setdefault(m["name"], []).append(ModelEntry(m["name"], src, m["description"], version,
                                                                   param_grid=m.get("param_grid"),
-                                                                  settings=m.get("settings")))
+                                                                  settings=m.get("settings"),
+                                                                  typical_fit_s=m.get("typical_fit_s")))
     entries: list[ModelEntry] = []
     for name, group in by_name.items():
         if len(group) > 1:

@@ -111,6 +111,18 @@ class Task:
         self.label = self.label or self.entry.name
 
 
+def longest_first(tasks: list[Task], budget: float) -> list[int]:
+    """The order to start ``tasks`` in (indices): by the model's ``typical_fit_s`` times ``budget``,
+    longest first, unknown durations before every known one, ties in the given order. With more
+    jobs than workers this keeps the run from ending on one long job while the other workers idle
+    (the longest-processing-time rule); each job's result does not depend on the order."""
+    def cost(i: int) -> float:
+        typical = tasks[i].entry.typical_fit_s
+        return float("inf") if typical is None else typical * budget
+
+    return sorted(range(len(tasks)), key=lambda i: -cost(i))
+
+
 def cache_key(entry: ModelEntry, challenge: Challenge, settings: RunSettings, params: dict | None = None,
               seed: int | None = None) -> str:
     """Same plugin code, qsnmc code, model, challenge files, seed, budget and settings -> same key.
@@ -223,8 +235,9 @@ class Runner:
             self.executor = executor
             executor.prepare(self._input_dir / INPUT, len(tasks))
             with ThreadPoolExecutor(max_workers=executor.concurrency(len(tasks))) as pool:
-                futures = [pool.submit(self._run_one_safely, t, on_done) for t in tasks]
-                return [f.result() for f in futures]
+                futures = {i: pool.submit(self._run_one_safely, tasks[i], on_done)
+                           for i in longest_first(tasks, self.settings.budget)}
+                return [futures[i].result() for i in range(len(tasks))]
         finally:
             if executor is not None and self._given_executor is None:
                 executor.close()

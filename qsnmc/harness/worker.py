@@ -58,6 +58,7 @@ def discover(out: Path, sources_file: Path) -> int:
                         "version": str(getattr(sys.modules.get(getattr(factory, "__module__", "")), "__version__", "")),
                         "param_grid": _param_grid(factory),
                         "settings": schema_of_factory(factory),
+                        "typical_fit_s": _typical_fit_s(factory),
                     }
                     for name, factory in models.items()
                 ]
@@ -67,6 +68,21 @@ def discover(out: Path, sources_file: Path) -> int:
             f.write(json.dumps(rec) + "\n")
             f.flush()
     return 0
+
+
+def _typical_fit_s(factory: Any) -> float | None:
+    """The factory's ``typical_fit_s`` (s at budget 1, one core), or None.
+
+    Raises:
+        ValueError: anything but None or a finite number >= 0.
+    """
+    value = getattr(factory, "typical_fit_s", None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < float("inf")):
+        raise ValueError(f"{getattr(factory, 'name', factory)!r}: typical_fit_s must be a number of seconds >= 0, "
+                         f"got {value!r}")
+    return float(value)
 
 
 def _param_grid(factory: Any) -> dict[str, list] | None:

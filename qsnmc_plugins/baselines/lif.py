@@ -181,6 +181,7 @@ class LeakyIntegrateAndFire(Model):
     description = ("leaky integrate-and-fire, membrane by least squares, threshold/reset/latency by Gamma/R "
                    "with a count penalty")
     Settings = LIFSettings
+    typical_fit_s = 6  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
 
     def fit(self, train: TrainingData) -> dict:

@@ -13,6 +13,7 @@ class RateMatchedPoisson(Model):
 
     name = "poisson"
     description = "rate-matched Poisson train (chance level, Gamma ~ 0)"
+    typical_fit_s = 0.1  # s at budget 1, one core: orders a run's jobs
 
     def fit(self, train: TrainingData) -> dict:
         """The mean recorded rate over every training repetition (Hz); no settings, nothing held out."""
