@@ -347,3 +347,32 @@ def test_count_matched_readout_keeps_the_hazards_expected_count_of_highest_peaks
     assert half.size == round(0.5 * expected) and set(np.round(half, 4)) <= set(np.round(t, 4))
     # with a low hazard the rule predicts no spike, not the noise's peaks
     assert spikes_from_hazard(np.full(1000, 1e-4), 0.0, 1e-3, Readout(0.0, 0.0, 3.0, 1.0), (0.1, 0.9)).size == 0
+
+
+def test_the_fast_gru_computes_nn_grus_outputs_and_autograds_gradients():
+    """FastGRU's forward equals torch.nn.GRU's bit for bit (same parameters, same operations); its
+    hand-written backward pass equals autograd's: to round-off in float32, by finite differences
+    in float64 (gradcheck, including the inputs' gradient)."""
+    from torch import nn
+
+    from qsnmc_plugins.gru.fast_gru import FastGRU, _GRUWindow
+
+    torch.manual_seed(3)
+    reference = nn.GRU(5, 16, batch_first=True)
+    fast = FastGRU(5, 16)
+    fast.load_state_dict(reference.state_dict())  # the same state dict as nn.GRU
+    x, weights = torch.randn(4, 60, 5), torch.randn(4, 60, 16)
+    with torch.no_grad():
+        out_ref, last_ref = reference(x)
+        out_fast, last_fast = fast(x)
+    assert torch.equal(out_ref, out_fast) and torch.equal(last_ref, last_fast)
+    for net in (reference, fast):
+        net.zero_grad()
+        (net(x)[0] * weights).sum().backward()
+    for (name, p_ref), p_fast in zip(reference.named_parameters(), fast.parameters()):
+        assert torch.allclose(p_ref.grad, p_fast.grad, rtol=1e-4, atol=1e-5), name
+    args = [torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+            for shape in ((7, 3, 4), (15, 4), (15, 5), (15,), (15,))]  # x (T, N, n_in), w_ih, w_hh, b_ih, b_hh
+    assert torch.autograd.gradcheck(_GRUWindow.apply, args)
+    with pytest.raises(ValueError, match="zero state"):
+        fast(x, torch.zeros(1, 4, 16))

@@ -1,4 +1,4 @@
-"""The network: a one-layer GRU, LSTM or dendPLRNN, or a non-recurrent control (causal filters
+"""The network: a one-layer GRU (:mod:`fast_gru`), LSTM or dendPLRNN, or a non-recurrent control (causal filters
 and a pointwise nonlinearity), with a linear readout of the spike log-odds per bin, and the
 hazard of an ensemble of them over a window."""
 from __future__ import annotations
@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from qsnmc_plugins.gru.batching import prediction_chunks
+from qsnmc_plugins.gru.fast_gru import FastGRU
 
 CELLS = ("gru", "lstm", "ln", "dendplrnn")
 #: dendritic bases of the dendPLRNN cell (as the dendplrnn entry's members)
@@ -83,8 +84,10 @@ class SpikeHazardNet(nn.Module):
             self.rnn = LinearNonlinear(n_in, hidden)
         elif cell == "dendplrnn":
             self.rnn = DendPLRNNCell(n_in, hidden)
+        elif cell == "gru":
+            self.rnn = FastGRU(n_in, hidden)  # nn.GRU's parameters and outputs, a faster backward pass
         else:
-            self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(n_in, hidden, batch_first=True)
+            self.rnn = nn.LSTM(n_in, hidden, batch_first=True)
         self.spike = nn.Linear(hidden, 1)
         #: the voltage auxiliary's readout: the dendPLRNN's unit 0 (its observed unit), else linear
         self.voltage = nn.Linear(hidden, 1) if voltage_head and cell != "dendplrnn" else None
