@@ -376,3 +376,5 @@ def test_the_fast_gru_computes_nn_grus_outputs_and_autograds_gradients():
     assert torch.autograd.gradcheck(_GRUWindow.apply, args)
     with pytest.raises(ValueError, match="zero state"):
         fast(x, torch.zeros(1, 4, 16))
+    with pytest.raises(ValueError, match="batched windows"):
+        fast(x[0])
