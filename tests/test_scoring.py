@@ -120,3 +120,34 @@ def test_failed_entries_take_no_part():
     entries = {"a": (0.8, 0.01), "b": (0.5, 0.01), "c": (0.4, 0.01), "x": (float("nan"), float("nan"))}
     v = decide_winner(entries)
     assert v["a"] == "significant win" and v["x"] == ""
+
+
+def test_the_greedy_count_is_the_maximum_matching_of_scipys_hopcroft_karp():
+    """n_coincidences (greedy: each data spike takes the earliest free model spike of its window)
+    equals the maximum bipartite matching over every pair within delta, on trains dense enough
+    that windows overlap and share spikes (bursts, jitter, ties at exactly delta)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    def hopcroft_karp(d, m, delta):
+        rows, cols = np.nonzero(np.abs(d[:, None] - m[None, :]) <= delta + 1e-9)
+        if rows.size == 0:
+            return 0
+        graph = csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(d.size, m.size))
+        return int(np.count_nonzero(maximum_bipartite_matching(graph, perm_type="column") >= 0))
+
+    rng = np.random.default_rng(7)
+    n_harder = 0
+    for trial in range(400):
+        n_d, n_m = rng.integers(0, 30, 2)
+        span = rng.choice([0.05, 0.2, 1.0])
+        d = np.sort(rng.uniform(0, span, n_d))
+        if trial % 2:  # model spikes near data spikes, some on a 1 ms grid (exact ties)
+            m = np.sort(np.round(np.concatenate([d[: n_m] + rng.normal(0, 0.003, min(n_m, n_d)),
+                                                 rng.uniform(0, span, max(0, n_m - n_d))]), 3))
+        else:
+            m = np.sort(rng.uniform(0, span, n_m))
+        expected = hopcroft_karp(d, m, 0.004)
+        n_harder += expected < min(d.size, m.size)
+        assert n_coincidences(d, m, 0.004) == expected, (d, m)
+    assert n_harder > 50  # many cases where not every spike can be matched
