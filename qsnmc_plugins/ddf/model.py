@@ -41,7 +41,7 @@ class DDFModel(Model):
     description = ("Data-driven forecasting: RBF map of a delay-embedded voltage driven by the current "
                    "(Clark et al. 2022)")
     Settings = DDFSettings
-    typical_fit_s = 40  # s at budget 1, one core, on the embedded cell: orders a run's jobs
+    typical_fit_s = 48  # s at budget 1, one core, on the embedded cell: orders a run's jobs
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
         super().__init__(seed, budget, **overrides)

@@ -94,7 +94,7 @@ class DendPLRNNModel(Model):
     description = ("dendritic PLRNN (Brenner 2022): sparse teacher forcing on the voltage plus a spike "
                    "hazard, ensembled, chosen on held-out data")
     Settings = DendPLRNNSettings
-    typical_fit_s = 270  # s at budget 1, one core, on the embedded cell: orders a run's jobs
+    typical_fit_s = 240  # s at budget 1, one core, on the embedded cell: orders a run's jobs
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
         super().__init__(seed, budget, **overrides)
