@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qsnmc.settings import parse_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 #: arm -> (model, --param settings)
 ARMS = {
@@ -69,7 +71,7 @@ def run_arm(arm: str, challenge: str, seeds: str, runs_dir: str, jobs: int) -> d
         if not out.exists():
             return {"arm": arm, "challenge": challenge, "status": "failed", "reason": proc.stderr.strip()[-500:]}
         row = json.loads(out.read_text())[0]
-    heldout = _held_out(sorted(set(Path(runs_dir).glob("2*")) - before), model, challenge)
+    heldout = _held_out(sorted(set(Path(runs_dir).glob("2*")) - before), model, challenge, params)
     for s in row.get("seeds") or []:
         s["held_out"] = heldout.get(s["seed"])
     return {"arm": arm, "challenge": challenge, "params": params, **{k: row.get(k) for k in (
@@ -78,13 +80,19 @@ def run_arm(arm: str, challenge: str, seeds: str, runs_dir: str, jobs: int) -> d
                   for s in row.get("seeds") or []]}
 
 
-def _held_out(run_dirs: list[Path], model: str, challenge: str) -> dict[int, float]:
-    """seed -> the fit's own held-out Gamma/R (training data), from the fit records of this arm's run."""
+def _held_out(run_dirs: list[Path], model: str, challenge: str, params: list[str]) -> dict[int, float]:
+    """seed -> the fit's own held-out Gamma/R (training data), from the fit records of this arm's run
+    (records whose settings are not the arm's, e.g. another arm's run started meanwhile, are skipped)."""
+    wanted = parse_overrides(params)
     out = {}
     for d in run_dirs:
         for rec_path in [*(d / model).glob("record.json"), *(d / model).glob("seed-*/record.json")]:
             rec = json.loads(rec_path.read_text())
-            held = (rec.get("fit_record") or {}).get("held_out") or {}
+            fit = rec.get("fit_record") or {}
+            held = fit.get("held_out") or {}
+            settings = fit.get("settings") or {}
+            if any(settings.get(k) != v for k, v in wanted.items()):
+                continue
             if rec.get("challenge") == challenge and held.get("performance") is not None:
                 out[int(rec["seed"])] = float(held["performance"])
     return out
