@@ -2,9 +2,9 @@
 
 ``torch.nn.GRU`` on the CPU records about ten autograd nodes per time step; on the gru entry's
 small tensors (32 windows x 64 units) their bookkeeping is about a third of a training step
-(``benchmarks/bench_fast_gru.py``). Here the forward loop runs without autograd, in the same operations and order as
-torch's CPU cell (so its outputs equal ``nn.GRU``'s: the input projection of every step in one
-matrix product, then per step ``r, z = sigmoid(W_h h + b_h + W_i x + b_i)``,
+(``benchmarks/bench_fast_gru.py``). Here the forward loop runs without autograd, in the same
+operations and order as torch's CPU cell (so its outputs equal ``nn.GRU``'s: the input
+projection of every step in one matrix product, then per step ``r, z = sigmoid(W_h h + b_h + W_i x + b_i)``,
 ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``, ``h' = (h - n) z + n``); the backward loop
 propagates the state gradient with a few in-place operations per step, and each weight gradient
 is one matrix product over the whole window. Gradients equal autograd's to round-off (tests).
