@@ -10,21 +10,35 @@ judged by how they rank the checkpoints of a run and the runs (settings, seeds) 
 probe, and by the probe P of what they keep. No test window is read: only
 ``Challenge.training_data()``.
 
-Writes ``results/selection_<challenge>.json`` (one row per run, appended as each finishes) and
-prints the agreement table of every row measured so far.
+``--folds time:3,stimulus:4`` measures rules that choose a setting by several folds of the inner
+part at the same training cost as one fit: each of ``k`` folds
+(:func:`~qsnmc_plugins.hazard.selection.time_folds`, blocks of every window;
+:func:`~qsnmc_plugins.hazard.selection.stimulus_folds`, whole stimuli) trains one gru at
+``budget / k`` (:class:`qsnmc_plugins.gru.nested.FoldedGRUModel`), and the setting's score is
+its mean held-out P over the folds. These are judged against the probe P of the entry's own fit
+of the same arm and seed (the 0.2 runs above), beside the entry's rule.
+
+Writes ``results/selection_<challenge>.json`` (one row per run, appended as each finishes;
+fold rows to ``results/selection_folds_<challenge>.json``) and prints the agreement tables of
+every row measured so far.
 
 Usage::
 
     python benchmarks/bench_selection.py --challenge embedded --arms gru,gru-fast,lstm,ln,dendplrnn-cell
+    python benchmarks/bench_selection.py --challenge qsnmc2007a --heldout 0.2 --folds time:3,stimulus:4
     python benchmarks/bench_selection.py --table
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -35,8 +49,11 @@ from bench_rnn_ablation import ARMS  # noqa: E402  (the ablation's arms; only th
 
 from qsnmc import challenge_dir, load_challenge  # noqa: E402
 from qsnmc.settings import parse_overrides  # noqa: E402
-from qsnmc_plugins.gru.nested import ProbedGRUModel  # noqa: E402
-from qsnmc_plugins.hazard.selection import RULES, ScoredCheckpoint, agreement, nested_split, picked  # noqa: E402
+from qsnmc_plugins.gru.nested import FoldedGRUModel, ProbedGRUModel  # noqa: E402
+from qsnmc_plugins.hazard.selection import (RULES, ScoredCheckpoint, agreement, nested_split, picked,  # noqa: E402
+                                            rank_agreement, stimulus_folds, time_folds)
+
+FOLDS = {"time": time_folds, "stimulus": stimulus_folds}  # --folds KIND:K
 
 GRU_ARMS = [a for a, (model, _) in ARMS.items() if model == "gru"]
 
@@ -55,8 +72,52 @@ def run_one(challenge: str, arm: str, seed: int, heldout: float, budget: float, 
             "checkpoints": [c.as_record() for c in model.checkpoints]}
 
 
-def load_rows() -> list[dict]:
-    return [r for p in sorted(RESULTS.glob("selection_*.json")) for r in json.loads(p.read_text())]
+def run_folds(challenge: str, arm: str, seed: int, folds: str, budget: float, probe: float) -> dict:
+    """One setting scored by ``folds`` (``KIND:K``) of the inner part, each fold's gru at ``budget / K``."""
+    kind, k = folds.split(":")
+    train = load_challenge(challenge_dir(challenge)).training_data()  # training windows only
+    inner = nested_split(train, probe).inner  # the probe is never passed on
+    params = parse_overrides(ARMS[arm][1])
+    t, fold_p, labels = time.perf_counter(), [], []
+    for fold in FOLDS[kind](inner, int(k)):
+        record = FoldedGRUModel(fold, seed=seed, budget=budget / int(k), **params).fit()
+        fold_p.append(record["held_out"]["performance"])
+        labels.append(fold.label)
+    return {"challenge": challenge, "arm": arm, "seed": seed, "folds": folds, "budget": budget, "probe": probe,
+            "params": ARMS[arm][1], "fit_s": time.perf_counter() - t, "fold_p": fold_p, "fold_labels": labels}
+
+
+def load_rows(kind: str = "selection") -> list[dict]:
+    """Every probed run (``selection``) or fold-scored setting (``selection_folds``) measured."""
+    return [r for p in sorted(RESULTS.glob(f"{kind}_*.json")) for r in json.loads(p.read_text())
+            if kind == "selection_folds" or not p.name.startswith("selection_folds_")]
+
+
+def settings_markdown(rows: list[dict], fold_rows: list[dict]) -> str:
+    """How each settings rule ranks the runs (arm, seed) against the probe P of the entry's own fit,
+    on the runs every rule of the challenge has, and the probe P of the arm each rule picks per seed."""
+    lines = ["| challenge | rule (training cost) | rho, runs | probe P of the arm picked per seed % | "
+             "picked per seed | runs |", "|---|---|---|---|---|---|"]
+    for challenge in sorted({r["challenge"] for r in fold_rows}):
+        entry = {(r["arm"], r["seed"]): picked([ScoredCheckpoint(**c) for c in r["checkpoints"]], "held-out P")
+                 for r in rows if r["challenge"] == challenge and r["heldout"] == 0.2 and r["budget"] == 1.0}
+        scores: dict[str, dict[tuple, float]] = {
+            "held-out P, last 0.2 (one fit)": {k: c.held_out_p for k, c in entry.items()},
+            "held-out cross-entropy, last 0.2 (one fit)": {k: -c.held_out_bce for k, c in entry.items()}}
+        for r in fold_rows:
+            if r["challenge"] == challenge:
+                kind, k = r["folds"].split(":")
+                scores.setdefault(f"mean held-out P, {k} {kind} folds ({k} fits at 1/{k})",
+                                  {})[(r["arm"], r["seed"])] = float(np.mean(r["fold_p"]))
+        runs = sorted(set.intersection(*(set(v) for v in scores.values())))
+        seeds = sorted({s for _, s in runs})
+        for rule, sc in scores.items():
+            rho = rank_agreement([sc[k] for k in runs], [entry[k].probe_p for k in runs])
+            picks = [max((k for k in runs if k[1] == s), key=lambda k: sc[k]) for s in seeds]
+            kept = np.mean([entry[k].probe_p for k in picks]) if picks else float("nan")
+            lines.append(f"| {challenge} | {rule} | {rho:.2f} | {100 * kept:.1f} | "
+                         f"{', '.join(a for a, _ in picks)} | {len(runs)} |")
+    return "\n".join(lines)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -92,16 +153,40 @@ def main() -> None:
     ap.add_argument("--heldout", default="0.2,0.4", help="the runs' own held-out fractions, comma-separated")
     ap.add_argument("--budget", type=float, default=1.0)
     ap.add_argument("--probe", type=float, default=0.2, help="fraction of each training window used as the probe")
+    ap.add_argument("--folds", default="", help="settings rules by folds instead of probed runs: KIND:K, "
+                    "comma-separated (time:3, stimulus:4)")
+    ap.add_argument("--shard", default="0/1", help="I/N: run every N-th job from the I-th (parallel processes)")
     ap.add_argument("--table", action="store_true", help="print the table of every row measured, run nothing")
     args = ap.parse_args()
     if args.table:
         print(markdown(load_rows()))
+        print()
+        print(settings_markdown(load_rows(), load_rows("selection_folds")))
         return
     arms = args.arms.split(",")
     if set(arms) - set(GRU_ARMS):
         ap.error(f"unknown arm(s) {sorted(set(arms) - set(GRU_ARMS))}; choose from {', '.join(GRU_ARMS)}")
     fractions = [float(f) for f in args.heldout.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    if args.folds:
+        specs = args.folds.split(",")
+        for spec in specs:
+            if spec.split(":")[0] not in FOLDS or not spec.split(":")[-1].isdigit():
+                ap.error(f"--folds takes KIND:K with KIND in {sorted(FOLDS)}, got {spec!r}")
+        jobs = [(c, spec, seed, arm) for c in args.challenge or ["embedded"] for spec in specs for seed in seeds
+                for arm in arms][shard::n_shards]
+        for challenge, spec, seed, arm in jobs:
+            row = run_folds(challenge, arm, seed, spec, args.budget, args.probe)
+            out = RESULTS / f"selection_folds_{challenge}.json"
+            with open(Path(tempfile.gettempdir()) / "qsnmc_selection_folds.lock", "w") as lock:  # shards append to one file
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                old = json.loads(out.read_text()) if out.exists() else []
+                same = ("arm", "seed", "folds", "budget", "probe")
+                out.write_text(json.dumps([r for r in old if any(r[k] != row[k] for k in same)] + [row], indent=1))
+            print(f"{challenge} {arm} seed {seed} {spec}: {row['fit_s']:.0f} s, fold P {row['fold_p']}", flush=True)
+        print(settings_markdown(load_rows(), load_rows("selection_folds")))
+        return
     for challenge in args.challenge or ["embedded"]:
         out = RESULTS / f"selection_{challenge}.json"
         for heldout in fractions:  # the entry's own part first: every arm, then the longer part

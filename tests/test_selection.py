@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import qsnmc
-from qsnmc_plugins.gru.nested import ProbedGRUModel
+from qsnmc_plugins.gru.nested import FoldedGRUModel, ProbedGRUModel
 from qsnmc_plugins.hazard.selection import (RULES, ScoredCheckpoint, agreement, nested_split, picked,
-                                            rank_agreement)
+                                            rank_agreement, stimulus_folds, time_folds)
 from synthetic import write_synthetic_challenge
 
 
@@ -28,6 +28,13 @@ def test_a_test_window_is_refused(challenge):
             nested_split(wrong)
     with pytest.raises(TypeError, match="TrainingData"):
         ProbedGRUModel(challenge, "run")  # the split itself, not something else
+    split = nested_split(challenge.training_data(), 0.25)
+    for folds in (time_folds, stimulus_folds):
+        for wrong in (challenge, split, challenge.test_stimuli(), challenge.training_data().time_split(0.2)):
+            with pytest.raises(TypeError, match="TrainingData"):
+                folds(wrong, 2)
+    with pytest.raises(TypeError, match="Fold of TrainingData"):
+        FoldedGRUModel(split.inner)
 
 
 def test_the_probe_is_the_end_of_each_training_window(challenge):
@@ -85,4 +92,60 @@ def test_probed_gru_scores_every_checkpoint_on_the_probe_only(challenge, monkeyp
     assert {w for w in seen if w[0] >= 10.5} == {(10.5, 14.0)}  # the probe: scored, never beyond it
     assert max(w[1] for w in seen) <= 14.0  # no window of the test part (14-20 s) was scored
     with pytest.raises(ValueError, match="inner part"):
+        model.fit(challenge.training_data())
+
+
+def test_time_folds_tile_the_inner_windows_and_stop_before_the_probe(challenge):
+    """Fold j holds out the j-th third of every inner window and fits on the rest (before and
+    after it as two sequences); the blocks tile the window; nothing reaches the probe (10.5 s on)."""
+    inner = nested_split(challenge.training_data(), 0.25).inner
+    folds = time_folds(inner, 3)
+    for s in inner.stimuli:
+        blocks = [next(h for h in f.heldout if h.name == s.name).stimulus.window_s for f in folds]
+        assert blocks[0][0] == s.window_s[0] and blocks[-1][1] == s.window_s[1] == pytest.approx(10.5)
+        assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))  # contiguous, no gap, no overlap
+        for f, (lo, hi) in zip(folds, blocks):
+            parts = [q for q in f.fit.stimuli if q.name.split(":")[0] == s.name]
+            assert sorted(q.window_s for q in parts) == [w for w in [(s.window_s[0], lo), (hi, s.window_s[1])]
+                                                          if w[1] > w[0]]
+            for q in parts:
+                assert q.voltage_mV.shape[1] == pytest.approx((q.window_s[1] - q.window_s[0]) / q.dt_s, abs=1)
+                assert all(t.size == 0 or (t.min() >= q.window_s[0] and t.max() < q.window_s[1])
+                           for t in q.spike_times_s)
+            held = next(h for h in f.heldout if h.name == s.name)
+            assert all(t.size == 0 or (t.min() >= lo and t.max() < hi) for t in held.spike_times_s)
+            assert sum(t.size for t in held.spike_times_s) + sum(t.size for q in parts for t in q.spike_times_s) == \
+                sum(t.size for t in s.spike_times_s)  # every inner spike in exactly one place
+    with pytest.raises(ValueError, match="k >= 2"):
+        time_folds(inner, 1)
+
+
+def test_stimulus_folds_hold_whole_stimuli_out(challenge):
+    inner = nested_split(challenge.training_data(), 0.25).inner
+    names = [s.name for s in inner.stimuli]
+    folds = stimulus_folds(inner, 2)
+    assert [[h.name for h in f.heldout] for f in folds] == [[n] for n in names]
+    for f in folds:
+        assert [q.name for q in f.fit.stimuli] == [n for n in names if n != f.heldout[0].name]
+        assert f.heldout[0].stimulus.window_s == inner.stimulus(f.heldout[0].name).window_s  # whole, inner only
+    with pytest.raises(ValueError, match="2 <= k <= 2"):
+        stimulus_folds(inner, 3)
+
+
+def test_folded_gru_trains_on_the_fold_and_scores_its_block_only(challenge, monkeypatch):
+    """A real (small) gru on the middle time fold: every held-out score is of that fold's block."""
+    fold = time_folds(nested_split(challenge.training_data(), 0.25).inner, 3)[1]
+    seen: list[tuple[float, float]] = []
+    real = qsnmc.score_trains
+
+    def spy(name, recorded, predicted, window_s, *args, **kwargs):
+        seen.append(tuple(window_s))
+        return real(name, recorded, predicted, window_s, *args, **kwargs)
+
+    monkeypatch.setattr("qsnmc_plugins.hazard.heldout.score_trains", spy)
+    model = FoldedGRUModel(fold, seed=0, budget=0.02, hidden=8, seq_bins=300, burn_bins=100, predict_burn_bins=100)
+    record = model.fit()
+    assert set(seen) == {h.stimulus.window_s for h in fold.heldout} == {(3.5, 7.0)}
+    assert math.isfinite(record["held_out"]["performance"]) and record["held_out"]["split"] == fold.label
+    with pytest.raises(ValueError, match="fit part"):
         model.fit(challenge.training_data())

@@ -122,10 +122,13 @@ class GRUModel(Model):
     # ------------------------------------------------------------------ fitting
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Train the members, choose checkpoints, predictor and readout on held-out data; the fit record."""
+        return self._fit_fold(train.time_split(self.settings.heldout_fraction), train.delta_s)
+
+    def _fit_fold(self, fold: Fold, delta_s: float) -> dict[str, Any]:
+        """:meth:`fit` on one fold: train on ``fold.fit``, choose on ``fold.heldout``."""
         t_start = time.perf_counter()
         self._device = configure_torch(self.seed)
-        fold = train.time_split(self.settings.heldout_fraction)
-        self.scaling, sequences, held = _prepare(fold, train.delta_s, self.settings)
+        self.scaling, sequences, held = _prepare(fold, delta_s, self.settings)
         config = self._train_config(held.seq_bins)
         self._seq_bins = config.seq_bins
         members = self._train_members(sequences, config, held)

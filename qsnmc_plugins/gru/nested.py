@@ -7,6 +7,11 @@ selection rules see) and, with the readout chosen there, on the probe: one
 :class:`~qsnmc_plugins.hazard.selection.ScoredCheckpoint` per evaluated step of each member (the
 weight average's, where there is one: the checkpoints the entry can keep). The probe never feeds
 a choice.
+
+:class:`FoldedGRUModel` fits the gru on one fold of the inner part
+(:func:`~qsnmc_plugins.hazard.selection.time_folds`,
+:func:`~qsnmc_plugins.hazard.selection.stimulus_folds`): the pieces of a settings rule that
+averages held-out P over folds.
 """
 from __future__ import annotations
 
@@ -16,6 +21,22 @@ from qsnmc import Fold, TrainingData
 
 from qsnmc_plugins.gru.model import GRUModel, _HeldOut
 from qsnmc_plugins.hazard.selection import NestedSplit, ScoredCheckpoint
+
+
+class FoldedGRUModel(GRUModel):
+    """The gru, fitted on one selection fold: trained on ``fold.fit``, every choice on ``fold.heldout``."""
+
+    def __init__(self, fold: Fold, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
+        if not isinstance(fold, Fold) or not isinstance(fold.fit, TrainingData):
+            raise TypeError(f"a folded gru takes a Fold of TrainingData, got {type(fold).__name__}")
+        super().__init__(seed, budget, **overrides)
+        self.fold = fold
+
+    def fit(self, train: TrainingData | None = None) -> dict[str, Any]:
+        """Fit on the fold (``train``, if given, must be the fold's own fit part)."""
+        if train is not None and train is not self.fold.fit:
+            raise ValueError("a folded gru fits on its fold's fit part only")
+        return self._fit_fold(self.fold, self.fold.fit.delta_s)
 
 
 class ProbedGRUModel(GRUModel):

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from qsnmc import HeldOutStimulus, TrainingData
+from qsnmc import Fold, HeldOutStimulus, Stimulus, TrainingData, TrainingStimulus
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +58,74 @@ def nested_split(train: TrainingData, probe_fraction: float = 0.2) -> NestedSpli
         if not lo <= h.stimulus.window_s[0] < h.stimulus.window_s[1] <= hi:
             raise ValueError(f"probe window {h.stimulus.window_s} of {h.name!r} is outside its training window")
     return NestedSplit(fold.fit, fold.heldout, probe_fraction)
+
+
+def _training_only(data: object) -> TrainingData:
+    if not isinstance(data, TrainingData):
+        raise TypeError(f"selection folds take TrainingData (a nested split's inner part), got "
+                        f"{type(data).__name__}: test windows never reach selection")
+    return data
+
+
+def time_folds(inner: TrainingData, k: int = 3) -> list[Fold]:
+    """``k`` blocked time folds of every stimulus' window: fold ``j`` holds out the ``j``-th of
+    ``k`` equal blocks (by samples) of each window and fits on the rest, the parts before and after
+    the block as two sequences (named ``<name>:before`` and ``<name>:after``).
+
+    A settings rule built on them averages a setting's held-out P over positions in the recording,
+    where the entry's single time split only ever scores its end.
+
+    Raises:
+        TypeError: ``inner`` is not :class:`qsnmc.TrainingData`.
+        ValueError: ``k`` < 2, or a block shorter than 2 samples.
+    """
+    inner = _training_only(inner)
+    if k < 2:
+        raise ValueError(f"time folds need k >= 2, got {k}")
+    folds = []
+    for j in range(k):
+        fitted, heldout = [], []
+        for s in inner.stimuli:
+            n = s.voltage_mV.shape[1]
+            lo, hi = int(round(j * n / k)), int(round((j + 1) * n / k))
+            if hi - lo < 2:
+                raise ValueError(f"stimulus {s.name!r}: a {n}-sample window is too short for {k} time folds")
+            t0 = s.window_s[0]
+            lo_s, hi_s = t0 + lo * s.dt_s, t0 + hi * s.dt_s
+            trains = [np.asarray(t) for t in s.spike_times_s]
+            for part, a, b, a_s, b_s in (("before", 0, lo, t0, lo_s), ("after", hi, n, hi_s, s.window_s[1])):
+                if b - a >= 2:
+                    fitted.append(TrainingStimulus(f"{s.name}:{part}", s.dt_s, s.current_pA, (a_s, b_s),
+                                                   s.voltage_mV[:, a:b],
+                                                   tuple(t[(t >= a_s) & (t < b_s)] for t in trains)))
+            heldout.append(HeldOutStimulus(Stimulus(s.name, s.dt_s, s.current_pA, (lo_s, hi_s), s.n_repetitions),
+                                           tuple(t[(t >= lo_s) & (t < hi_s)] for t in trains),
+                                           s.voltage_mV[:, lo:hi]))
+        folds.append(Fold(f"time fold {j + 1} of {k}", TrainingData(inner.challenge, tuple(fitted), inner.delta_s),
+                          tuple(heldout)))
+    return folds
+
+
+def stimulus_folds(inner: TrainingData, k: int = 4) -> list[Fold]:
+    """``k`` folds that hold whole stimuli out (stimulus ``i`` in fold ``i mod k``; with ``k`` the
+    number of stimuli, leave-one-stimulus-out); each fits on the other stimuli.
+
+    Raises:
+        TypeError: ``inner`` is not :class:`qsnmc.TrainingData`.
+        ValueError: ``k`` < 2 or more folds than stimuli.
+    """
+    inner = _training_only(inner)
+    if not 2 <= k <= len(inner.stimuli):
+        raise ValueError(f"stimulus folds need 2 <= k <= {len(inner.stimuli)} (the stimuli), got {k}")
+    folds = []
+    for j in range(k):
+        out = [s for i, s in enumerate(inner.stimuli) if i % k == j]
+        rest = tuple(s for i, s in enumerate(inner.stimuli) if i % k != j)
+        folds.append(Fold(f"stimuli {', '.join(s.name for s in out)} held out",
+                          TrainingData(inner.challenge, rest, inner.delta_s),
+                          tuple(HeldOutStimulus(Stimulus(s.name, s.dt_s, s.current_pA, s.window_s, s.n_repetitions),
+                                                s.spike_times_s, s.voltage_mV) for s in out)))
+    return folds
 
 
 @dataclass(frozen=True)
