@@ -8,8 +8,9 @@ Fit (on ``TrainingData`` only), in named steps:
    standardised: :mod:`qsnmc_plugins.hazard.voltage`).
    ``train.time_split``: the last ``heldout_fraction`` of every stimulus' training window is held
    out; each stimulus is a sequence of its own (windows never join two stimuli). With several
-   stimuli the time split is used too: leave-one-stimulus-out folds would multiply the training
-   cost by the number of stimuli.
+   stimuli the time split is used too: folds (of time blocks or whole stimuli) would multiply the
+   training cost, and at equal cost they ranked settings no better over both cells here
+   (``benchmarks/bench_selection.py --folds``).
 2. ``_train_members``: ``members`` networks (seeds ``1000 * seed + k``) are trained by binary
    cross-entropy on windows of the fit part (:mod:`training`; plus the weighted voltage MSE with
    ``voltage_weight``, the dendPLRNN cell's voltage unit forced by a random repetition's recording
