@@ -164,7 +164,7 @@ def main() -> None:
     ap.add_argument("--probe", type=float, default=0.2, help="fraction of each training window used as the probe")
     ap.add_argument("--folds", default="", help="settings rules by folds instead of probed runs: KIND:K, "
                     "comma-separated (time:3, stimulus:4)")
-    ap.add_argument("--shard", default="0/1", help="I/N: run every N-th job from the I-th (parallel processes)")
+    ap.add_argument("--shard", default="0/1", help="with --folds, I/N: run every N-th job from the I-th (processes side by side)")
     ap.add_argument("--table", action="store_true", help="print the table of every row measured, run nothing")
     args = ap.parse_args()
     if args.table:
@@ -177,7 +177,12 @@ def main() -> None:
         ap.error(f"unknown arm(s) {sorted(set(arms) - set(GRU_ARMS))}; choose from {', '.join(GRU_ARMS)}")
     fractions = [float(f) for f in args.heldout.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    try:
+        shard, n_shards = (int(x) for x in args.shard.split("/"))
+        if not 0 <= shard < n_shards:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--shard takes I/N with 0 <= I < N, got {args.shard!r}")
     if args.folds:
         specs = args.folds.split(",")
         for spec in specs:

@@ -7,7 +7,8 @@ level down: the training window is split in time once more, its last ``probe_fra
 held-out part inside that. Every candidate (an evaluated checkpoint of a run; a run is one setting
 and seed) then has the rules' scores, computed without the probe, and its probe P. A rule is good
 when its scores rank the candidates as their probe P does (Spearman's rho) and when what it keeps
-scores well on the probe.
+scores well on the probe. :func:`time_folds` and :func:`stimulus_folds` cut the inner part into
+folds, for rules that score a setting over several held-out parts.
 
 Only :class:`qsnmc.TrainingData` is accepted: test windows never reach this code.
 """
