@@ -164,7 +164,8 @@ def main() -> None:
     ap.add_argument("--probe", type=float, default=0.2, help="fraction of each training window used as the probe")
     ap.add_argument("--folds", default="", help="settings rules by folds instead of probed runs: KIND:K, "
                     "comma-separated (time:3, stimulus:4)")
-    ap.add_argument("--shard", default="0/1", help="with --folds, I/N: run every N-th job from the I-th (processes side by side)")
+    ap.add_argument("--shard", default="0/1",
+                    help="with --folds, I/N: run every N-th job from the I-th (processes side by side)")
     ap.add_argument("--table", action="store_true", help="print the table of every row measured, run nothing")
     args = ap.parse_args()
     if args.table:
@@ -193,7 +194,8 @@ def main() -> None:
         for challenge, spec, seed, arm in jobs:
             row = run_folds(challenge, arm, seed, spec, args.budget, args.probe)
             out = RESULTS / f"selection_folds_{challenge}.json"
-            with open(Path(tempfile.gettempdir()) / "qsnmc_selection_folds.lock", "w") as lock:  # shards append to one file
+            lock_path = Path(tempfile.gettempdir()) / "qsnmc_selection_folds.lock"  # shards append to one file
+            with open(lock_path, "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 old = json.loads(out.read_text()) if out.exists() else []
                 same = ("arm", "seed", "folds", "budget", "probe")
