@@ -19,6 +19,20 @@ def challenge(tmp_path_factory):
     return qsnmc.load_challenge(folder)
 
 
+@pytest.fixture
+def scored_windows(monkeypatch) -> list[tuple[float, float]]:
+    """The window (s) of every held-out score a hazard entry computes, recorded as it is scored."""
+    seen: list[tuple[float, float]] = []
+    real = qsnmc.score_trains
+
+    def spy(name, recorded, predicted, window_s, *args, **kwargs):
+        seen.append(tuple(window_s))
+        return real(name, recorded, predicted, window_s, *args, **kwargs)
+
+    monkeypatch.setattr("qsnmc_plugins.hazard.heldout.score_trains", spy)
+    return seen
+
+
 def test_a_test_window_is_refused(challenge):
     """Selection code takes TrainingData only: a challenge, a test stimulus or a fold whose
     held-out part could be a test window are refused before anything is split."""
@@ -71,26 +85,18 @@ def test_rank_agreement_and_rules_on_hand_made_candidates():
     assert p["n_runs"] == 2 and p["n_candidates"] == 6 and set(RULES) >= {"held-out P", "last checkpoint"}
 
 
-def test_probed_gru_scores_every_checkpoint_on_the_probe_only(challenge, monkeypatch):
+def test_probed_gru_scores_every_checkpoint_on_the_probe_only(challenge, scored_windows):
     """A real (small) gru fit on the inner part: one candidate per evaluation of its weight average,
     held-out scores as the entry's own curve, probe scores from the probe's spikes alone."""
     split = nested_split(challenge.training_data(), 0.25)
-    seen: list[tuple[float, float]] = []
-    real = qsnmc.score_trains
-
-    def spy(name, recorded, predicted, window_s, *args, **kwargs):
-        seen.append(tuple(window_s))
-        return real(name, recorded, predicted, window_s, *args, **kwargs)
-
-    monkeypatch.setattr("qsnmc_plugins.hazard.heldout.score_trains", spy)
     model = ProbedGRUModel(split, "small", seed=0, budget=0.03, hidden=8, seq_bins=400, burn_bins=100,
                            predict_burn_bins=100)  # 24 steps, evaluated every 5 (the fewest steps apart)
     record = model.fit()
     assert [c.step for c in model.checkpoints] == [5, 10, 15, 20, 24]
     assert [c.held_out_p for c in model.checkpoints] == record["curves"]["member 0 held-out P"]["y"]
     assert all(math.isfinite(c.probe_p) and c.probe_bce > 0 for c in model.checkpoints)
-    assert {w for w in seen if w[0] >= 10.5} == {(10.5, 14.0)}  # the probe: scored, never beyond it
-    assert max(w[1] for w in seen) <= 14.0  # no window of the test part (14-20 s) was scored
+    assert {w for w in scored_windows if w[0] >= 10.5} == {(10.5, 14.0)}  # the probe: scored, never beyond it
+    assert max(w[1] for w in scored_windows) <= 14.0  # no window of the test part (14-20 s) was scored
     with pytest.raises(ValueError, match="inner part"):
         model.fit(challenge.training_data())
 
@@ -132,20 +138,12 @@ def test_stimulus_folds_hold_whole_stimuli_out(challenge):
         stimulus_folds(inner, 3)
 
 
-def test_folded_gru_trains_on_the_fold_and_scores_its_block_only(challenge, monkeypatch):
+def test_folded_gru_trains_on_the_fold_and_scores_its_block_only(challenge, scored_windows):
     """A real (small) gru on the middle time fold: every held-out score is of that fold's block."""
     fold = time_folds(nested_split(challenge.training_data(), 0.25).inner, 3)[1]
-    seen: list[tuple[float, float]] = []
-    real = qsnmc.score_trains
-
-    def spy(name, recorded, predicted, window_s, *args, **kwargs):
-        seen.append(tuple(window_s))
-        return real(name, recorded, predicted, window_s, *args, **kwargs)
-
-    monkeypatch.setattr("qsnmc_plugins.hazard.heldout.score_trains", spy)
     model = FoldedGRUModel(fold, seed=0, budget=0.02, hidden=8, seq_bins=300, burn_bins=100, predict_burn_bins=100)
     record = model.fit()
-    assert set(seen) == {h.stimulus.window_s for h in fold.heldout} == {(3.5, 7.0)}
+    assert set(scored_windows) == {h.stimulus.window_s for h in fold.heldout} == {(3.5, 7.0)}
     assert math.isfinite(record["held_out"]["performance"]) and record["held_out"]["split"] == fold.label
     with pytest.raises(ValueError, match="fit part"):
         model.fit(challenge.training_data())
