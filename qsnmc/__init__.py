@@ -33,7 +33,8 @@ The fitting toolkit, shared by every built-in:
 - the fit record: :func:`fit_record`, :func:`held_out_record`, :func:`curve`.
 - least squares that give the same bits on any CPU and BLAS: :func:`exact_gram`, :class:`NormalEquations`,
   :func:`cholesky_solve`, :func:`linear_least_squares`, :func:`bounded_levenberg_marquardt`;
-  and an exp with the same bits on any CPU: :func:`portable_exp`.
+  and an exp with the same bits on any CPU: :func:`portable_exp`; torch's CPU kernels fixed to ones that
+  round alike on any x86-64 CPU: :func:`portable_torch_numerics`.
 
 Testing and benchmarking a model in-process:
 - :func:`load_challenge`: a challenge folder (``challenge_dir(name)`` finds one by name).
@@ -50,6 +51,7 @@ from qsnmc.fitting.objective import CountPenalty
 from qsnmc.fitting.search import Candidate, best_candidate, candidates_record
 from qsnmc.fitting.record import curve, fit_record, held_out_record
 from qsnmc.fitting.portable_exp import exp as portable_exp
+from qsnmc.fitting.torch_numerics import portable_torch_numerics
 from qsnmc.fitting.exact import (NormalEquations, bounded_levenberg_marquardt, cholesky_solve, exact_gram,
                                  linear_least_squares)
 from qsnmc.scoring.spikes import spike_times_from_voltage
@@ -70,6 +72,6 @@ __all__ = [
     "stretch_reliability",
     "CountPenalty", "Candidate", "best_candidate", "candidates_record", "fit_record", "held_out_record", "curve",
     "exact_gram", "NormalEquations", "cholesky_solve", "linear_least_squares", "bounded_levenberg_marquardt",
-    "portable_exp",
+    "portable_exp", "portable_torch_numerics",
     "__version__",
 ]

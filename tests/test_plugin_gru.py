@@ -350,9 +350,11 @@ def test_count_matched_readout_keeps_the_hazards_expected_count_of_highest_peaks
 
 
 def test_the_fast_gru_computes_nn_grus_outputs_and_autograds_gradients():
-    """FastGRU's forward equals torch.nn.GRU's bit for bit (same parameters, same operations); its
-    hand-written backward pass equals autograd's: to round-off in float32, by finite differences
-    in float64 (gradcheck, including the inputs' gradient)."""
+    """FastGRU's forward equals torch.nn.GRU's to float32 round-off (1e-6 over 60 steps: nn.GRU fuses its
+    gates in kernels whose rounding depends on the CPU's vector width; with ATen's AVX2 or baseline kernels
+    the two agree bit for bit) and is bit-identical run to run; its hand-written backward pass equals
+    autograd's: to round-off in float32, by finite differences in float64 (gradcheck, including the
+    inputs' gradient)."""
     from torch import nn
 
     from qsnmc_plugins.gru.fast_gru import FastGRU, _GRUWindow
@@ -365,7 +367,9 @@ def test_the_fast_gru_computes_nn_grus_outputs_and_autograds_gradients():
     with torch.no_grad():
         out_ref, last_ref = reference(x)
         out_fast, last_fast = fast(x)
-    assert torch.equal(out_ref, out_fast) and torch.equal(last_ref, last_fast)
+        again, _ = fast(x)
+    assert torch.allclose(out_ref, out_fast, rtol=0, atol=1e-6) and torch.allclose(last_ref, last_fast, rtol=0, atol=1e-6)
+    assert torch.equal(out_fast, again)
     for net in (reference, fast):
         net.zero_grad()
         (net(x)[0] * weights).sum().backward()

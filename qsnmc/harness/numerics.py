@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 #: environment variables that change which kernels and how many threads numeric libraries use
-NUMERIC_VARIABLES = ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES", "OMP_NUM_THREADS",
-                     "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
+NUMERIC_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES",
+                     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
                      "NUMEXPR_NUM_THREADS")
 
 
@@ -65,7 +65,9 @@ def torch_info() -> dict[str, Any] | None:
     return {"version": str(torch.__version__),
             "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
             "deterministic_warn_only": bool(torch.is_deterministic_algorithms_warn_only_enabled()),
-            "num_threads": int(torch.get_num_threads())}
+            "num_threads": int(torch.get_num_threads()),
+            "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+            "mkldnn_enabled": bool(torch.backends.mkldnn.enabled)}
 
 
 def brian2_info() -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from qsnmc.settings import schema_of_factory
+from qsnmc.fitting.torch_numerics import set_portable_torch_environment
 from qsnmc.harness.numerics import numerics_info
 from qsnmc.harness.plugins import PluginSource, instantiate, load_models
 
@@ -148,6 +149,8 @@ def run(jobdir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # before any plugin is imported: torch's kernels, if a plugin uses torch, round alike on any CPU
+    set_portable_torch_environment()
     if argv[:1] == ["discover"] and len(argv) == 3:
         return discover(Path(argv[1]), Path(argv[2]))
     if argv[:1] == ["run"] and len(argv) == 2:

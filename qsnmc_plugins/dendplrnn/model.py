@@ -74,6 +74,9 @@ class DendPLRNNSettings(ReadoutSettings):
     adam_beta2: float = setting(0.999, "RAdam's second-moment decay", min=0.0, max=1.0)
     lr_end_factor: float = setting(0.1, "the learning rate decays geometrically to this fraction over a "
                                         "member's steps", min=0.0, max=1.0)
+    rollback_drop: float = setting(
+        0.1, "a held-out P this far below the member's best so far is a collapse: training goes back to the best "
+             "checkpoint's state at half the learning rate (0: never)", min=0.0)
     ema_decay: float = setting(0.97, "decay of the weights' moving average that is evaluated and checkpointed "
                                      "(0: the raw weights)", min=0.0, max=1.0)
     spike_share: float = setting(0.5, "share of the voltage loss carried by spike steps (spikes fill ~1 % of "
@@ -106,12 +109,13 @@ class DendPLRNNModel(Model):
         self.all_members: list[NetworkParams] = []
         self.input_sd: np.ndarray = np.ones(1 + len(self.settings.input_taus_s))
         self._train: TrainingData | None = None
+        self._kernels: dict = {}
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Train the members, choose checkpoints, predictor and readout on held-out data; the fit record."""
         t_start, c_start = time.perf_counter(), time.process_time()
-        device = configure_torch(self.seed)
+        device, self._kernels = configure_torch(self.seed)
         self._train = train
         fold = train.time_split(self.settings.heldout_fraction)
         sequences, held = self._prepare(train, fold)
@@ -180,7 +184,8 @@ class DendPLRNNModel(Model):
         with bar(steps * len(s.members), "dendplrnn fit") as pb:
             for k, (tau, m, b) in enumerate(s.members):
                 st = new_state(replace(config, tau=tau, m=m, n_bases=b), MEMBER_SEED_STRIDE * self.seed + k, device)
-                train(st, sequences, steps, evaluate, eval_every, device, pb, lr_end_factor=s.lr_end_factor)
+                train(st, sequences, steps, evaluate, eval_every, device, pb, lr_end_factor=s.lr_end_factor,
+                      rollback_drop=s.rollback_drop)
                 if st.best.state is not None:
                     st.net.load_state_dict(st.best.state)
                 states.append(st)
@@ -190,13 +195,15 @@ class DendPLRNNModel(Model):
         return {"members": [{"seed": MEMBER_SEED_STRIDE * self.seed + k, "tau_steps": st.config.tau,
                              "latent_dim_M": st.config.m, "n_bases_B": st.config.n_bases,
                              "best_iteration": st.best.step, "heldout_P_at_best_checkpoint": st.best.score,
-                             "restarts": st.restarts, "samples_per_s": st.samples_per_s} for k, st in enumerate(states)],
+                             "restarts": st.restarts, "rollbacks": [{"iteration": i, "held_out_P": p, "back_to": b}
+                                                                     for i, p, b in st.rollbacks],
+                             "samples_per_s": st.samples_per_s} for k, st in enumerate(states)],
                 "training": {"seq_len_steps": config.seq_len, "iterations_per_member": len(states[0].losses),
                              "base_rate": config.base_rate, "grad_clip": config.grad_clip,
                              "loss": "weighted voltage MSE (sparse teacher forcing) + hazard BCE vs fraction of "
                                      "repetitions spiking per step",
                              "samples_per_s": float(np.mean([st.samples_per_s for st in states]))},
-                "dt_model_s": self.scaling.factor * self._train.dt_s, "device": str(device),
+                "dt_model_s": self.scaling.factor * self._train.dt_s, "device": str(device), "torch_kernels": self._kernels,
                 "fit_time_s": time.perf_counter() - t_start, "fit_cpu_s": time.process_time() - c_start}
 
     # ------------------------------------------------------------------ prediction

@@ -63,9 +63,12 @@ class TrainState:
     checkpoint_scores: list[tuple[int, float]] = field(default_factory=list)
     best: BestCheckpoint = field(default_factory=BestCheckpoint)  #: iteration, score and state of the best
     restarts: int = 0
+    #: returns to the best checkpoint's state after a held-out collapse: (iteration, score, back to iteration)
+    rollbacks: list[tuple[int, float, int]] = field(default_factory=list)
     ema: torch.optim.swa_utils.AveragedModel | None = None  #: moving average of ``net`` (None: off)
     train_seconds: float = 0.0  #: wall time spent in optimiser iterations (batching, forward, backward, step)
     _good: tuple | None = None
+    _at_best: tuple | None = None  #: the training state at the best checkpoint (what a rollback returns to)
 
     @property
     def samples_per_s(self) -> float:
@@ -150,7 +153,7 @@ def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor
 
 def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, evaluate: Callable[[DendPLRNN], float],
           eval_every: int, device: torch.device, progress=None, max_restarts: int = 3,
-          lr_end_factor: float = 1.0) -> TrainState:
+          lr_end_factor: float = 1.0, rollback_drop: float = 0.0) -> TrainState:
     """Run ``n_iterations`` optimiser steps, scoring the network with ``evaluate`` every ``eval_every``
     steps (higher is better); the best-scoring checkpoint is kept in ``state.best``.
 
@@ -161,7 +164,10 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
 
     A non-finite or exploding loss (or a free run that diverges in evaluation, scored
     -inf) restores the last good checkpoint and halves the learning rate; after
-    ``max_restarts`` such restarts :class:`FitFailed` is raised.
+    ``max_restarts`` such restarts :class:`FitFailed` is raised. A score more than
+    ``rollback_drop`` below the best so far (a collapse; 0: never) returns to the best
+    checkpoint's state at half the current learning rate, at most ``max_restarts`` times; the
+    iteration count goes on, so the cost stays the same.
     """
     cfg, net, opt = state.config, state.net, state.optimiser
     if state._good is None:
@@ -198,7 +204,13 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
             if score == -math.inf:
                 _restart(state, f"free run diverged at iteration {state.iterations}", max_restarts)
                 continue
+            if (rollback_drop > 0 and state._at_best is not None and score < state.best.score - rollback_drop
+                    and len(state.rollbacks) < max_restarts):
+                _roll_back(state, score)
+                continue
             state._good = _snapshot(state)
+            if score > state.best.score:
+                state._at_best = state._good
             state.best.offer(state.iterations, score, state.evaluated)
             if progress is not None:
                 progress.set_postfix(loss=f"{value:.3f}", score=f"{score:.3f}", best=f"{state.best.score:.3f}")
@@ -216,6 +228,20 @@ def _restart(state: TrainState, reason: str, max_restarts: int) -> None:
         state.ema.load_state_dict(ema_sd)
     for group in state.optimiser.param_groups:
         group["lr"] *= 0.5 ** state.restarts
+
+
+def _roll_back(state: TrainState, score: float) -> None:
+    """Back to the best checkpoint's weights, average and optimiser state, at half the current rate."""
+    lrs = [group["lr"] for group in state.optimiser.param_groups]
+    net_sd, opt_sd, ema_sd = state._at_best
+    state.net.load_state_dict(net_sd)
+    state.optimiser.load_state_dict(opt_sd)
+    if state.ema is not None:
+        state.ema.load_state_dict(ema_sd)
+    for group, lr in zip(state.optimiser.param_groups, lrs):
+        group["lr"] = 0.5 * lr
+    state.rollbacks.append((state.iterations, score, state.best.step))
+    state._good = _snapshot(state)
 
 
 def _snapshot(state: TrainState) -> tuple:

@@ -17,7 +17,9 @@ Fit (on ``TrainingData`` only), in named steps:
    every ``teacher_forcing_bins``), ``steps`` steps each at budget 1,
    with an exponential moving average of the weights (``ema_decay`` per step); every
    ``eval_every`` steps the average is scored on the held-out part (Gamma/R with its best
-   readout) and the best evaluated average is kept.
+   readout) and the best evaluated average is kept; a score ``rollback_drop`` below the best so
+   far sends training back to the best checkpoint's state at half the learning rate, so that a
+   collapse mid-training does not decide what is kept.
 3. ``compare_predictors`` (:mod:`qsnmc_plugins.hazard.predictors`): each member alone and the
    ensembles of the best members (mean hazard), each with the readout (smoothing, a fixed or
    count-matched threshold, refractory gap; :mod:`qsnmc_plugins.hazard.readout`) chosen on the
@@ -80,7 +82,10 @@ class GRUSettings(ReadoutSettings):
     eval_every: int = setting(100, "optimiser steps between held-out evaluations (at most)", min=1)
     grad_clip: float = setting(1.0, "maximum norm of the gradient per optimiser step", min=0.0)
     max_recoveries: int = setting(3, "restarts from the last good checkpoint at half the learning rate after a "
-                                     "non-finite loss, before training fails", min=0)
+                                     "non-finite loss, before training fails; also the most rollbacks", min=0)
+    rollback_drop: float = setting(
+        0.1, "a held-out Gamma/R this far below the best so far is a collapse: training goes back to the best "
+             "checkpoint's state at half the learning rate (0: never)", min=0.0)
     voltage_weight: float = setting(
         0.0, "weight of the voltage auxiliary target (weighted MSE of the clipped, max-pooled, standardised "
              "voltage) against the hazard's cross-entropy over that of the base rate; 0: the hazard alone", min=0.0)
@@ -118,6 +123,7 @@ class GRUModel(Model):
         #: every predictor compared on the held-out part: name -> (networks, readout)
         self.predictors: dict[str, tuple[list, Readout]] = {}
         self._device = None
+        self._kernels: dict = {}
         self._seq_bins = self.settings.seq_bins
 
     # ------------------------------------------------------------------ fitting
@@ -128,7 +134,7 @@ class GRUModel(Model):
     def _fit_fold(self, fold: Fold, delta_s: float) -> dict[str, Any]:
         """:meth:`fit` on one fold: train on ``fold.fit``, choose on ``fold.heldout``."""
         t_start = time.perf_counter()
-        self._device = configure_torch(self.seed)
+        self._device, self._kernels = configure_torch(self.seed)
         self.scaling, sequences, held = _prepare(fold, delta_s, self.settings)
         config = self._train_config(held.seq_bins)
         self._seq_bins = config.seq_bins
@@ -176,9 +182,9 @@ class GRUModel(Model):
                                                            if config.teacher_forcing_bins else "")
                                  if config.voltage_weight > 0 else "")},
                 "members": [{"best_step": m.best.step, "heldout_gamma_over_r_at_best_step": m.best.score,
-                             "recoveries": m.recoveries} for m in members],
+                             "recoveries": m.recoveries, "rollbacks": m.rollbacks} for m in members],
                 "checkpoint_rule": "per member, the evaluated step with the highest held-out Gamma/R (best readout)",
-                "device": str(self._device),
+                "device": str(self._device), "torch_kernels": self._kernels,
                 "samples_per_s": float(np.mean([m.samples_per_s for m in members])),
                 "fit_time_s": time.perf_counter() - t_start}
 

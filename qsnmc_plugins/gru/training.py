@@ -6,7 +6,8 @@ stimulus (burn-in bins excluded from the loss); Adam (learning rate: :func:`_set
 gradient clipping. Every ``eval_every`` steps the network (with ``ema_decay``: the moving average
 of its weights, and the raw weights only after the last step) is scored on the held-out part
 (Gamma/R of its best readout) and the best checkpoint is kept, or with ``keep="last"`` the weights
-after the last step. A non-finite loss or gradient: :meth:`_Run._recover`.
+after the last step. A held-out score ``rollback_drop`` below the best: :meth:`_Run._roll_back`.
+A non-finite loss or gradient: :meth:`_Run._recover`.
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class TrainResult:
     samples_per_s: float = 0.0
     #: held-out scores of the weight average at each evaluation (empty without ``ema_decay``)
     ema_curve: list[dict[str, float]] = field(default_factory=list)
+    #: returns to the best checkpoint's state after a held-out collapse (``rollback_drop``)
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: int, base_rate: float,
@@ -98,10 +101,11 @@ class _Run:
         self.lr_scale = 1.0
         self.step = 0
         _set_lr(self.opt, 0, config, self.lr_scale)
-        self.good = (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.opt.state_dict()), 0,
-                     copy.deepcopy(self.net.state_dict()))
         self.result = TrainResult(self.net, BestCheckpoint(self.net.state_dict()))
         self.ema = copy.deepcopy(self.net) if config.ema_decay > 0 else None
+        self.good = self._snapshot()
+        #: the training state at the best checkpoint so far (what a rollback returns to)
+        self.at_best: tuple | None = None
 
     def optimiser_step(self, fault) -> tuple[float | None, int]:
         """One step on a random batch: (its loss, samples), or (None, 0) after a recovery."""
@@ -179,10 +183,41 @@ class _Run:
             if ema is not None:
                 ev = _evaluated(ema, evaluate, self.step)
                 res.ema_curve.append(ev)
+            if cfg.keep == "best" and not last and self._collapsed(ev["gamma_over_r"]):
+                self._roll_back(ev["gamma_over_r"])
+                return
+            best_before = res.best.score
             res.best.offer(self.step, ev["gamma_over_r"], kept, keep=cfg.keep == "last")
+            if res.best.score > best_before:
+                self.at_best = self._snapshot()
         if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-            self.good = (copy.deepcopy(net.state_dict()), copy.deepcopy(self.opt.state_dict()), self.step,
-                         copy.deepcopy(kept.state_dict()))
+            self.good = self._snapshot()
+
+    def _snapshot(self) -> tuple:
+        """Copies of the raw weights, the optimiser's state, the step and the kept (averaged) weights."""
+        kept = self.ema if self.ema is not None else self.net
+        return (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.opt.state_dict()), self.step,
+                copy.deepcopy(kept.state_dict()))
+
+    def _collapsed(self, score: float) -> bool:
+        """A held-out score more than ``rollback_drop`` below the best so far (rollbacks left)."""
+        cfg = self.config
+        return (cfg.rollback_drop > 0 and self.at_best is not None and score < self.result.best.score - cfg.rollback_drop
+                and len(self.result.rollbacks) < cfg.max_recoveries)
+
+    def _roll_back(self, score: float) -> None:
+        """Back to the state of the best checkpoint (raw and averaged weights, optimiser) at half the
+        learning rate; the step count and schedule go on, so the fit's cost stays the same."""
+        net_sd, opt_sd, best_step, kept_sd = self.at_best
+        self.net.load_state_dict(net_sd)
+        self.opt.load_state_dict(opt_sd)
+        if self.ema is not None:
+            self.ema.load_state_dict(kept_sd)
+        self.lr_scale *= 0.5
+        self.result.rollbacks.append({"step": self.step, "held_out_gamma_over_r": score,
+                                      "back_to_step": best_step, "lr_scale": self.lr_scale})
+        _set_lr(self.opt, self.step, self.config, self.lr_scale)
+        self.good = self._snapshot()
 
 
 def _evaluated(net: SpikeHazardNet, evaluate: Callable[[SpikeHazardNet], dict[str, float]], step: int) -> dict:
