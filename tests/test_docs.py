@@ -6,6 +6,7 @@ try runs and scores as its results say."""
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import io
 import re
@@ -194,3 +195,35 @@ def test_the_readmes_first_try_runs_and_scores_as_its_results_say(embedded_chall
     assert set(rows) == set(shlex.split(first_try)[2:])
     for model, row in rows.items():
         assert round(100 * row["performance"], 1) == readme_p[model], (model, row["performance"])
+
+
+def model_names_in_code() -> set[str]:
+    """The `name` of every model class in qsnmc_plugins/ and submissions/ (read from the source)."""
+    names = set()
+    for path in [*(ROOT / "qsnmc_plugins").rglob("*.py"), *(ROOT / "submissions").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                names.update(item.value.value for item in node.body if isinstance(item, ast.Assign)
+                             and [ast.unparse(t) for t in item.targets] == ["name"]
+                             and isinstance(item.value, ast.Constant))
+    return names
+
+
+def table_column(text: str, header: str, column: str) -> list[str]:
+    """The cells of one column of every Markdown table whose header row starts with ``header``."""
+    cells = []
+    for table in re.findall(rf"^({re.escape(header)}.*\n(?:\|.*\n)+)", text, flags=re.M):
+        rows = [[c.strip() for c in row.strip().strip("|").split("|")] for row in table.splitlines()]
+        index = rows[0].index(column)
+        cells += [row[index].strip("`") for row in rows[2:]]
+    return cells
+
+
+def test_the_models_table_lists_every_model_and_the_results_only_real_ones():
+    in_code = model_names_in_code()
+    assert {"lif", "gru", "example-threshold"} <= in_code  # the scan finds classes
+    docs = "\n".join(p.read_text() for p in pages())
+    listed = table_column(docs, "| model | what it is |", "model")
+    assert sorted(listed) == sorted(in_code), "the models table does not list exactly the models in the code"
+    ranked = table_column(README.read_text(), "| rank | model |", "model")
+    assert ranked and set(ranked) <= in_code, "a results table ranks a model the code lacks"
