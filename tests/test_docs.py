@@ -1,8 +1,8 @@
 """The README and the pages under docs/ stay true to the code and to each other: every command
 they show parses with the real CLI parser, every option of the CLI is documented, every link
 resolves (anchors included), every docs page is one click from the README, the README stays
-a front door (its set-up block as CI reads it, at most README_MAX_LINES lines), and its cheap first
-try runs and scores as its results say."""
+a front door (its set-up block as CI reads it, at most README_MAX_LINES lines), its cheap first try
+runs and scores as its results say, and the models table lists exactly the models in the code."""
 from __future__ import annotations
 
 import argparse
