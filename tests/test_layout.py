@@ -70,44 +70,70 @@ def test_builtin_plugins_use_only_the_declared_api():
                 assert not missing, f"{path.relative_to(ROOT)} imports undeclared {missing} from qsnmc"
 
 
+def documentation() -> dict[str, str]:
+    """The README and every page under docs/, by path relative to the root."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return {str(p.relative_to(ROOT)): p.read_text() for p in pages}
+
+
 def test_the_declared_api_is_importable_and_documented():
     for name in qsnmc.__all__:
         assert hasattr(qsnmc, name), name
-    readme = (ROOT / "README.md").read_text()
+    docs = "\n".join(documentation().values())
     for name in qsnmc.__all__:
         if name != "__version__":
-            assert f"`{name}" in readme or f"qsnmc.{name}" in readme, f"README does not document qsnmc.{name}"
+            assert f"`{name}" in docs or f"qsnmc.{name}" in docs, f"neither README nor docs/ document qsnmc.{name}"
 
 
-def _readme_example() -> str:
-    """The README's code block under "Writing a model"."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Writing a model"):]
-    return section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+def _python_blocks(text: str) -> list[str]:
+    """The ```python code blocks of a Markdown text."""
+    blocks, rest = [], text
+    while "```python\n" in rest:
+        rest = rest[rest.index("```python\n") + len("```python\n"):]
+        blocks.append(rest[:rest.index("```\n")])
+        rest = rest[rest.index("```\n"):]
+    return blocks
 
 
-def test_the_readme_shows_the_example_submission_as_it_is():
-    """The README's code block under "Writing a model" is the example file's code, line for line."""
-    block = _readme_example()
+def _documented_examples() -> list[str]:
+    """The code blocks of the README and docs/ that show the example submission's model."""
+    return [b for text in documentation().values() for b in _python_blocks(text) if "class ExampleThreshold(" in b]
+
+
+def test_the_docs_show_the_example_submission_as_it_is():
+    """Every code block of the README or docs/ that shows the example's model is the example
+    file's code, line for line."""
+    blocks = _documented_examples()
     example = (ROOT / "submissions" / "example_threshold.py").read_text()
-    assert block.strip() and block in example
+    assert blocks, "no page of the README or docs/ shows the example submission"
+    for block in blocks:
+        assert block.strip() and block in example
 
 
-#: the README example's variables, by what they hold (each documented in the plugin-API table by that name)
+def _api_tables() -> str:
+    """The section headed "The plugin API" (to the next heading of its level), wherever it is."""
+    for text in documentation().values():
+        for level in ("## ", "### "):
+            heading = f"\n{level}The plugin API\n"
+            if heading in text:
+                section = text[text.index(heading) + len(heading):]
+                return section[:section.index(f"\n{level}")] if f"\n{level}" in section else section
+    raise AssertionError("no page of the README or docs/ has a section 'The plugin API'")
+
+
+#: the documented example's variables, by what they hold (each documented in the plugin-API table by that name)
 EXAMPLE_VARIABLES = ("train", "stim", "stimulus")
 
 
-def test_the_api_table_lists_every_name_the_readme_example_uses():
+def test_the_api_table_lists_every_name_the_documented_example_uses():
     """Every `qsnmc.X`, name imported from qsnmc, `train.X`, `stim.X` and `stimulus.X` of the
-    README's example, and every member its model class defines, is in the plugin-API table."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("### The plugin API"):]
-    table = table[:table.index("To publish a model")]
+    documented example, and every member its model class defines, is in the plugin-API table."""
+    table = _api_tables()
     example = ast.parse((ROOT / "submissions" / "example_threshold.py").read_text())
     from_qsnmc = {a.asname or a.name: a.name for node in ast.walk(example)
                   if isinstance(node, ast.ImportFrom) and node.module == "qsnmc" for a in node.names}
     used = set()
-    for node in ast.walk(ast.parse(_readme_example())):
+    for node in ast.walk(ast.parse("\n".join(_documented_examples()))):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             if node.value.id == "qsnmc" or node.value.id in EXAMPLE_VARIABLES:
                 used.add(f"{node.value.id}.{node.attr}")
@@ -128,7 +154,7 @@ def test_the_api_table_lists_every_name_the_readme_example_uses():
         return any(form in table for form in forms)
 
     missing = sorted(n for n in used if not listed(n))
-    assert not missing, f"the README's plugin-API table does not list {missing}, which its example uses"
+    assert not missing, f"the plugin-API table does not list {missing}, which the documented example uses"
 
 
 def test_no_function_is_longer_than_the_limit():
