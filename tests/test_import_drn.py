@@ -3,6 +3,7 @@ repetitions, an AEC sweep), the refusals, and electrode compensation's known ans
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,16 @@ def import_argv(cell: str, *extra: str) -> list[str]:
     f = cell_files(cell)
     return ["data", "import-neo", f["training"], "--test-files", f["test"], "--aec", f["aec"], "--name",
             f"drn{cell}", *extra]
+
+
+def test_the_documented_commands_are_the_ones_tested():
+    """docs/real-cells.md gives one command per cell, paths from the project's root: the commands these tests run."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "real-cells.md").read_text()
+    commands = [line.split() for line in doc.splitlines() if line.startswith("qsnmc data import-neo ")]
+    assert len(commands) == len(SOURCES_R)
+    for cell, command in zip(SOURCES_R, commands):
+        expected = [a.replace(str(SHARED), "../shared") for a in import_argv(cell)]
+        assert command[1:] == expected
 
 
 def _cli(argv: list[str], data, monkeypatch) -> int:

@@ -118,6 +118,8 @@ def read_cell(
         cell.electrode, aec_facts = read_aec(aec, read[0].dt_s, threshold_mV, **channels)
         dated.append({**aec_facts, "role": "aec"})
         facts["aec"] = {"file": str(aec), **cell.electrode.describe()}
-    facts["session"] = check_one_session(dated, session_gap_s)
+    session = check_one_session(dated, session_gap_s)
+    if session:
+        facts["session"] = session
     facts["test_files"] = [str(t) for t in tests]
     return cell

@@ -142,8 +142,11 @@ def listing(recordings: Sequence[Recording], facts: dict[str, Any], abs_tol_pA: 
              f"{r.info['max_current_difference_pA']:.3g} (<= {r.info['current_tolerance_pA']:.3g})"
              if r.info["repetitions"] > 1 else "-", f"{r.duration_s:g}", r.info.get("role", "training")]
             for r in recordings]
-    lines += ["", tabulate(rows, headers=["stimulus", "sweeps", "reps", "spikes per sweep", "current mean / SD (pA)",
-                                          "largest difference (pA)", "length (s)", "file"], disable_numparse=True), ""]
+    headers = ["stimulus", "sweeps", "reps", "spikes per sweep", "current mean / SD (pA)", "largest difference (pA)",
+               "length (s)", "file"]
+    if len({round(r.duration_s, 9) for r in recordings}) == 1 and not facts.get("test_files"):
+        headers, rows = headers[:-2], [row[:-2] for row in rows]  # one length, no test file: nothing to tell apart
+    lines += ["", tabulate(rows, headers=headers, disable_numparse=True), ""]
     repeated = [r.name for r in recordings if r.info["repetitions"] >= 2]
     plural = "us" if len(recordings) == 1 else "i"
     lines.append(f"{len(recordings)} stimul{plural}; {len(repeated)} with 2 or more repetitions (R possible)"

@@ -230,7 +230,7 @@ def _recorded_when(block: Any) -> dict[str, Any]:
 
 
 def check_one_session(files: Sequence[dict[str, Any]], max_gap_s: float) -> str:
-    """Refuse files recorded too far apart to be one cell's; say what was checked.
+    """Refuse files recorded too far apart to be one cell's; say what was checked ("" for one file).
 
     Each dict is a file's facts (``file``, and ``recorded_at`` and ``recording_span_s`` where
     the file's header has them). Ordered by their start, each file must start within
@@ -243,7 +243,7 @@ def check_one_session(files: Sequence[dict[str, Any]], max_gap_s: float) -> str:
     from datetime import datetime, timedelta
 
     if len(files) < 2:
-        return "one file"
+        return ""
     undated = [Path(f["file"]).name for f in files if "recorded_at" not in f]
     if undated:
         return f"not checked: {', '.join(undated)} hold{'s' * (len(undated) == 1)} no recording time"
