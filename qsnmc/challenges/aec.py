@@ -152,7 +152,9 @@ def _membrane_fit(kernel: np.ndarray, dt_s: float) -> tuple[float, float, float]
     return float(amplitude), float(tau), r2
 
 
-def _electrode_part(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: float):
+def _electrode_part(current_pA: np.ndarray, voltage_mV: np.ndarray,
+                    dt_s: float) -> tuple[np.ndarray, float, float, float, float]:
+    """``K_e`` (MOhm/ms), the membrane fit's ``A``, ``tau_m`` and R^2, and the voltage's R^2, from one sweep."""
     kernel, voltage_r2 = full_kernel(current_pA, voltage_mV, dt_s)
     amplitude, tau, fit_r2 = _membrane_fit(kernel, dt_s)
     n_e = int(round(ELECTRODE_KERNEL_MS / (dt_s * 1e3)))
@@ -177,4 +179,4 @@ def estimate_electrode(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: flo
     half = current.size // 2
     halves = tuple(float(np.sum(_electrode_part(current[s], voltage[s], dt_s)[0]) * dt_s * 1e3)
                    for s in (slice(0, half), slice(half, None)))
-    return ElectrodeKernel(dt_s, kernel, amplitude, tau, fit_r2, voltage_r2, halves)  # type: ignore[arg-type]
+    return ElectrodeKernel(dt_s, kernel, amplitude, tau, fit_r2, voltage_r2, (halves[0], halves[1]))

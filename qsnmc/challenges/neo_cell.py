@@ -43,6 +43,7 @@ class Cell:
 
 
 def _distinct(files: Sequence[Path], test_files: Sequence[Path], aec_file: Path | None) -> None:
+    """Refuse a file given twice (for training, for the test or for the AEC)."""
     seen: dict[Path, str] = {}
     for role, group in (("FILE", files), ("--test-files", test_files), ("--aec", [aec_file] if aec_file else [])):
         for f in group:
