@@ -105,7 +105,7 @@ def test_models_see_the_compensated_voltage_and_spikes_come_from_the_recorded_on
     (train,) = drn156.training_data().stimuli
     shift = recorded.voltage_mV - train.voltage_mV[0]
     assert 1.0 < float(np.sqrt(np.mean(shift ** 2))) < 5.0  # the electrode's drop, mV
-    assert train.voltage_mV.min() > recorded.voltage_mV.min() + 5  # the strongest hyperpolarisation was partly electrode
+    assert train.voltage_mV.min() > recorded.voltage_mV.min() + 5  # the deepest hyperpolarisation: partly electrode
     np.testing.assert_allclose(train.spike_times_s[0], spike_times_from_voltage(recorded.voltage_mV, recorded.dt_s))
 
 

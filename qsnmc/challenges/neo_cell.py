@@ -111,7 +111,8 @@ def read_cell(
         per["role"] = "test" if Path(per["file"]) in tests else "training"
     cell = Cell(read, {s.number for s in read if s.file in tests}, None, facts)
     if tests and not cell.test_numbers:
-        raise DataImportError(f"--sweeps {sweeps}: selects no sweep of the test files ({', '.join(t.name for t in tests)})")
+        names = ", ".join(t.name for t in tests)
+        raise DataImportError(f"--sweeps {sweeps}: selects no sweep of the test files ({names})")
     if tests and len(cell.test_numbers) == len(read):
         raise DataImportError(f"--sweeps {sweeps}: selects no sweep of the training files")
     dated = list(facts["files"])

@@ -3,12 +3,13 @@
 :func:`find_stimuli` groups the sweeps :func:`~qsnmc.challenges.neo_import.read_sweeps` read
 into stimuli by their current (:mod:`qsnmc.challenges.repetitions`; the sweeps of test files
 among themselves) and detects spikes (the harness's rule) in the recorded voltage, keeping the
-electrode-compensated voltage where an AEC sweep was given (:mod:`qsnmc.challenges.aec`); :func:`listing` is what the importer prints before writing (and all a dry
-run does); :func:`check_importable` refuses recordings without spikes or without a repeated
-stimulus; :func:`write_neo` splits and writes them as every importer does
-(:func:`~qsnmc.challenges.recorded.write_recorded`). A stimulus of one repetition has no R:
-it is training-only, and the manifest's ``provenance["stimuli"][NAME]["test_excluded"]``
-says so.
+electrode-compensated voltage where an AEC sweep was given (:mod:`qsnmc.challenges.aec`);
+:func:`listing` is what the importer prints before writing, with :func:`split_preview` all a
+dry run does; :func:`check_importable` refuses recordings without spikes, without a repeated
+stimulus or with a test file that does not repeat; :func:`write_neo` splits and writes them
+as every importer does (:func:`~qsnmc.challenges.recorded.write_recorded`). A stimulus of one
+repetition has no R: it is training-only, and the manifest's
+``provenance["stimuli"][NAME]["test_excluded"]`` says so.
 """
 from __future__ import annotations
 
@@ -57,10 +58,10 @@ def find_stimuli(
 
     Each stimulus' current is the mean of its repetitions' recorded currents (pA); its
     ``info`` lists the sweeps, the spike counts, the largest current difference and the
-    tolerance. Sweeps of test files (``test_numbers``) are grouped among themselves only, and
-    their stimuli say ``"role": "test"``. Spikes are detected in the recorded voltage; with an
-    ``electrode``, the voltage kept is the compensated one (each sweep minus the electrode's
-    response to its own current).
+    tolerance. Sweeps of test files (``test_numbers``) are grouped among themselves only; where
+    there are any, each stimulus' ``info["role"]`` says ``"test"`` or ``"training"``. Spikes
+    are detected in the recorded voltage; with an ``electrode``, the voltage kept is the
+    compensated one (each sweep minus the electrode's response to its own current).
     """
     dt = sweeps[0].dt_s
     recordings = []
@@ -74,7 +75,8 @@ def find_stimuli(
         info: dict[str, Any] = {
             "sweeps": [s.label for s in members], "sweep_numbers": [s.number for s in members],
             "repetitions": len(members), "duration_s": round(current.size * dt, 9),
-            "role": "test" if is_test else "training", "spike_counts": [int(t.size) for t in trains],
+            **({"role": "test" if is_test else "training"} if test_numbers else {}),
+            "spike_counts": [int(t.size) for t in trains],
             "spike_times": spike_rule(threshold_mV), "current": f"mean of the {len(members)} repetitions' currents",
             "max_current_difference_pA": round(group.max_difference_pA, 3),
             "current_tolerance_pA": round(group.tolerance_pA, 3),
@@ -121,8 +123,9 @@ def _file_lines(facts: dict[str, Any]) -> list[str]:
         fit = aec["membrane_fit"]
         lines.append(f"{aec['file']} [AEC]: electrode R_e = {aec['electrode_resistance_MOhm']:.3g} MOhm (halves of the "
                      f"sweep: {' and '.join(f'{r:.3g}' for r in aec['electrode_resistance_halves_MOhm'])}); membrane "
-                     f"tail tau {fit['tau_ms']:.3g} ms (R^2 {fit['r2']:.3f}); kernel explains {aec['aec_voltage_r2']:.3f}"
-                     " of the AEC voltage's variance; models get V_rec - K_e * I, spikes come from V_rec")
+                     f"tail tau {fit['tau_ms']:.3g} ms (R^2 {fit['r2']:.3f}); kernel explains "
+                     f"{aec['aec_voltage_r2']:.3f} of the AEC voltage's variance; models get V_rec - K_e * I, "
+                     "spikes come from V_rec")
     if facts.get("session"):
         lines.append(f"recording times: {facts['session']}")
     return lines
@@ -140,7 +143,7 @@ def listing(recordings: Sequence[Recording], facts: dict[str, Any], abs_tol_pA: 
              " ".join(str(c) for c in r.info["spike_counts"]),
              f"{float(np.mean(r.current_pA)):.4g} / {float(np.std(r.current_pA)):.4g}",
              f"{r.info['max_current_difference_pA']:.3g} (<= {r.info['current_tolerance_pA']:.3g})"
-             if r.info["repetitions"] > 1 else "-", f"{r.duration_s:g}", r.info.get("role", "training")]
+             if r.info["repetitions"] > 1 else "-", f"{r.duration_s:g}", r.info.get("role", "-")]
             for r in recordings]
     headers = ["stimulus", "sweeps", "reps", "spikes per sweep", "current mean / SD (pA)", "largest difference (pA)",
                "length (s)", "file"]

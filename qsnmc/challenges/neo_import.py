@@ -253,9 +253,9 @@ def check_one_session(files: Sequence[dict[str, Any]], max_gap_s: float) -> str:
         gap = (start_b - end_a).total_seconds()
         if gap > max_gap_s:
             raise DataImportError(
-                f"{b['file']}: recorded {gap / 60:.1f} min after {Path(a['file']).name} ended ({end_a:%Y-%m-%d %H:%M:%S}"
-                f" -> {start_b:%H:%M:%S}), more than --session-gap {max_gap_s / 60:g} min: files of another cell? The "
-                "files of one challenge come from one recording session")
+                f"{b['file']}: recorded {gap / 60:.1f} min after {Path(a['file']).name} ended "
+                f"({end_a:%Y-%m-%d %H:%M:%S} -> {start_b:%H:%M:%S}), more than --session-gap {max_gap_s / 60:g} "
+                "min: files of another cell? The files of one challenge come from one recording session")
     span = (timed[-1][0] + timedelta(seconds=timed[-1][1]["recording_span_s"]) - timed[0][0]).total_seconds()
     return (f"one session: {len(files)} files recorded {timed[0][0]:%Y-%m-%d %H:%M:%S} to +{span / 60:.1f} min, "
             f"gaps <= {max_gap_s / 60:g} min")

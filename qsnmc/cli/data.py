@@ -175,8 +175,9 @@ whose currents, averaged over 5 ms bins, differ nowhere by more than max(--curre
 --current-tolerance-sd x the first sweep's current SD) repeat one stimulus (S1, S2, ...); a
 stimulus of one sweep is training-only (no R); the sweeps of --test-files are grouped among
 themselves and must repeat. All files (--aec included) must come from one recording session
-(--session-gap). The stimuli found are listed before anything is written. Exit status: 0 written (or, with --dry-run, listed and importable); 2 bad input or usage
-(a one-line error on stderr naming the file and the problem; nothing written)."""
+(--session-gap). The stimuli found are listed before anything is written. Exit status: 0
+written (or, with --dry-run, listed and importable); 2 bad input or usage (a one-line error on
+stderr naming the file and the problem; nothing written)."""
 
 
 def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -231,7 +232,8 @@ def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--current-tolerance-sd", type=float, default=0.1, metavar="FRACTION",
                         help="repetitions: tolerance as a fraction of the current's SD, when larger "
                         "(default: %(default)g)")
-    parser.add_argument("--dry-run", action="store_true", help="list the stimuli found and stop; write nothing")
+    parser.add_argument("--dry-run", action="store_true", help="list the stimuli found (and, once a split is given, "
+                        "the windows and R that would be written) and stop; write nothing")
     parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
     parser.set_defaults(func=_run_neo)
     return parser
