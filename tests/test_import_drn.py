@@ -139,7 +139,8 @@ def test_an_aec_sweep_with_spikes_is_refused(tmp_path):
 
     with pytest.raises(DataImportError, match=r"DRN157_5ht_test\.abf: --aec: 10 sweeps"):
         import_neo([f["training"]], tmp_path / "c", name="c", aec_file=f["test"])
-    with pytest.raises(DataImportError, match=r"DRN157_5ht_training\.abf: --aec: \d+ spikes .* must stay below"):
+    with pytest.raises(DataImportError, match=r"DRN157_5ht_training\.abf: --aec: 284 spikes \(upward crossings of 0 mV\)"
+                                              r" leave \d+ % of the sweep below threshold"):
         import_neo([f["test"]], tmp_path / "c", name="c", aec_file=f["training"], train_until_s=5.0)
 
 
@@ -173,6 +174,24 @@ def test_compensation_recovers_a_simulated_membrane_within_the_noise():
     uncompensated = (recorded - membrane)[100:]
     assert float(np.sqrt(np.mean(uncompensated ** 2))) > 2.0
     assert float(np.sqrt(np.mean(error ** 2))) < 0.15 and float(np.max(np.abs(error))) < 1.0
+
+
+def test_spikes_in_an_aec_sweep_are_left_out_of_the_fit():
+    rng = np.random.default_rng(2)
+    current = -20 + 50 * rng.standard_normal(100_000)
+    voltage = (-65 + rc_response(current, 500, 20) + rc_response(current, 30, 0.3)
+               + 0.1 * rng.standard_normal(current.size))
+    excluded = np.zeros(current.size, bool)
+    for start in (20_000, 50_000, 80_000):  # three 1 ms spikes to +30 mV and their 20 mV afterhyperpolarisation
+        voltage[start:start + 10] = 30.0
+        voltage[start + 10:start + 500] -= 20 * np.exp(-np.arange(490) / 200)
+        excluded[start - 50:start + 1000] = True
+    left_out = estimate_electrode(current, voltage, DT_S, excluded)
+    assert left_out.resistance_MOhm == pytest.approx(30, rel=0.03) and left_out.voltage_r2 > 0.9
+    assert all(r == pytest.approx(30, rel=0.05) for r in left_out.r_e_halves_MOhm)
+    assert left_out.excluded_s == pytest.approx(3 * 0.105)
+    kept = estimate_electrode(current, voltage, DT_S)  # the spikes swamp the fit: a half is off by 15 %
+    assert kept.voltage_r2 < 0.5 and not all(r == pytest.approx(30, rel=0.05) for r in kept.r_e_halves_MOhm)
 
 
 def test_an_aec_sweep_the_voltage_does_not_follow_is_refused():

@@ -54,6 +54,7 @@ class ElectrodeKernel:
         membrane_fit_r2: R^2 of that exponential on ``K`` between 3 and 50 ms.
         voltage_r2: fraction of the AEC voltage's variance the full kernel explains.
         r_e_halves_MOhm: ``R_e`` estimated on each half of the AEC sweep alone (its spread).
+        excluded_s: how much of the AEC sweep's voltage the fit left out (s; around spikes).
     """
 
     dt_s: float
@@ -63,6 +64,7 @@ class ElectrodeKernel:
     membrane_fit_r2: float
     voltage_r2: float
     r_e_halves_MOhm: tuple[float, float]
+    excluded_s: float = 0.0
 
     @property
     def resistance_MOhm(self) -> float:
@@ -94,6 +96,7 @@ class ElectrodeKernel:
             "membrane_fit": {"amplitude_MOhm_per_ms": round(self.membrane_amplitude_MOhm_per_ms, 4),
                              "tau_ms": round(self.membrane_tau_ms, 3), "r2": round(self.membrane_fit_r2, 4)},
             "aec_voltage_r2": round(self.voltage_r2, 4),
+            "aec_excluded_s": round(self.excluded_s, 4),
         }
 
 
@@ -109,17 +112,23 @@ def bin_edges(dt_s: float) -> np.ndarray:
     return edges
 
 
-def full_kernel(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: float) -> tuple[np.ndarray, float]:
-    """The full kernel ``K`` (MOhm/ms, one value per lag sample) by least squares, and the voltage's R^2."""
+def full_kernel(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: float,
+                excluded: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The full kernel ``K`` (MOhm/ms, one value per lag sample) by least squares, and the voltage's R^2.
+
+    ``excluded`` marks samples whose voltage is left out of the fit (e.g. around a spike).
+    """
     edges = bin_edges(dt_s)
     n_lags = int(edges[-1])
+    kept = np.ones(len(voltage_mV), bool) if excluded is None else ~np.asarray(excluded, bool)
     current = np.asarray(current_pA, np.float64) - np.mean(current_pA)
-    voltage = np.asarray(voltage_mV, np.float64) - np.mean(voltage_mV)
-    if current.size <= 2 * n_lags:
-        raise DataImportError(f"AEC sweep of {current.size * dt_s:g} s: too short for a {FULL_KERNEL_MS:g} ms kernel "
-                              f"(at least {2 * FULL_KERNEL_MS / 1e3:g} s)")
-    cumulative = np.concatenate([[0.0], np.cumsum(current)])
+    voltage = np.asarray(voltage_mV, np.float64) - np.mean(np.asarray(voltage_mV)[kept])
     rows = np.arange(n_lags, current.size)
+    rows = rows[kept[rows]]
+    if rows.size <= n_lags:
+        raise DataImportError(f"AEC sweep of {current.size * dt_s:g} s: too short for a {FULL_KERNEL_MS:g} ms kernel "
+                              f"(at least {2 * FULL_KERNEL_MS / 1e3:g} s below threshold)")
+    cumulative = np.concatenate([[0.0], np.cumsum(current)])
     # column j: the current summed over lags edges[j] .. edges[j+1]-1 before each sample
     design = np.stack([cumulative[rows - a + 1] - cumulative[rows - b + 1] for a, b in zip(edges[:-1], edges[1:])],
                       axis=1)
@@ -152,18 +161,20 @@ def _membrane_fit(kernel: np.ndarray, dt_s: float) -> tuple[float, float, float]
     return float(amplitude), float(tau), r2
 
 
-def _electrode_part(current_pA: np.ndarray, voltage_mV: np.ndarray,
-                    dt_s: float) -> tuple[np.ndarray, float, float, float, float]:
+def _electrode_part(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: float,
+                    excluded: np.ndarray | None) -> tuple[np.ndarray, float, float, float, float]:
     """``K_e`` (MOhm/ms), the membrane fit's ``A``, ``tau_m`` and R^2, and the voltage's R^2, from one sweep."""
-    kernel, voltage_r2 = full_kernel(current_pA, voltage_mV, dt_s)
+    kernel, voltage_r2 = full_kernel(current_pA, voltage_mV, dt_s, excluded)
     amplitude, tau, fit_r2 = _membrane_fit(kernel, dt_s)
     n_e = int(round(ELECTRODE_KERNEL_MS / (dt_s * 1e3)))
     t_ms = np.arange(n_e) * dt_s * 1e3
     return kernel[:n_e] - amplitude * np.exp(-t_ms / tau), amplitude, tau, fit_r2, voltage_r2
 
 
-def estimate_electrode(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: float) -> ElectrodeKernel:
-    """The electrode kernel from an AEC sweep's recorded current (pA) and voltage (mV), sampled every ``dt_s``.
+def estimate_electrode(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: float,
+                       excluded: np.ndarray | None = None) -> ElectrodeKernel:
+    """The electrode kernel from an AEC sweep's recorded current (pA) and voltage (mV), sampled every ``dt_s``;
+    ``excluded`` marks samples whose voltage the fit leaves out (around spikes).
 
     Raises:
         DataImportError: a sweep too short for the kernel, a voltage the kernel barely explains
@@ -171,12 +182,14 @@ def estimate_electrode(current_pA: np.ndarray, voltage_mV: np.ndarray, dt_s: flo
     """
     current = np.asarray(current_pA, np.float64)
     voltage = np.asarray(voltage_mV, np.float64)
-    kernel, amplitude, tau, fit_r2, voltage_r2 = _electrode_part(current, voltage, dt_s)
+    mask = np.zeros(current.size, bool) if excluded is None else np.asarray(excluded, bool)
+    kernel, amplitude, tau, fit_r2, voltage_r2 = _electrode_part(current, voltage, dt_s, mask)
     if not voltage_r2 >= MIN_VOLTAGE_R2:
         raise DataImportError(f"the voltage does not follow the current (the kernel explains {voltage_r2:.2f} of its "
                               f"variance, less than {MIN_VOLTAGE_R2:g}): is it this cell's AEC sweep, of small noise "
                               "current?")
     half = current.size // 2
-    halves = tuple(float(np.sum(_electrode_part(current[s], voltage[s], dt_s)[0]) * dt_s * 1e3)
+    halves = tuple(float(np.sum(_electrode_part(current[s], voltage[s], dt_s, mask[s])[0]) * dt_s * 1e3)
                    for s in (slice(0, half), slice(half, None)))
-    return ElectrodeKernel(dt_s, kernel, amplitude, tau, fit_r2, voltage_r2, (halves[0], halves[1]))
+    return ElectrodeKernel(dt_s, kernel, amplitude, tau, fit_r2, voltage_r2, (halves[0], halves[1]),
+                           float(mask.sum() * dt_s))

@@ -23,6 +23,10 @@ from qsnmc.scoring.spikes import spike_times_from_voltage
 
 #: default longest pause (s) between the files of one cell (end of one, start of the next)
 SESSION_GAP_S = 300.0
+#: an AEC sweep's voltage left out of the electrode's fit around each spike (s before, s after), and
+#: the largest share of the sweep that may be left out
+AEC_SPIKE_S = (0.005, 0.1)
+AEC_MAX_EXCLUDED = 0.2
 
 
 @dataclass
@@ -56,8 +60,12 @@ def _distinct(files: Sequence[Path], test_files: Sequence[Path], aec_file: Path 
 def read_aec(path: Path, dt_s: float, threshold_mV: float, **channels: Any) -> tuple[ElectrodeKernel, dict[str, Any]]:
     """The electrode kernel from the one sweep of an AEC file, read with the same channel options.
 
+    Spikes in it (upward crossings of ``threshold_mV``) are left out of the fit with the
+    :data:`AEC_SPIKE_S` around them.
+
     Raises:
-        DataImportError: not one sweep, another sampling rate, spikes in it, or no kernel fits.
+        DataImportError: not one sweep, another sampling rate, so many spikes that more than
+            :data:`AEC_MAX_EXCLUDED` of it would be left out, or no kernel fits.
     """
     sweeps, facts = read_sweeps([path], **channels)
     if len(sweeps) != 1:
@@ -66,11 +74,15 @@ def read_aec(path: Path, dt_s: float, threshold_mV: float, **channels: Any) -> t
     if abs(aec.dt_s - dt_s) > 1e-9 * dt_s:
         raise DataImportError(f"{path}: --aec: sampled at {1 / aec.dt_s:g} Hz, the recordings at {1 / dt_s:g} Hz")
     spikes = spike_times_from_voltage(aec.voltage_mV, aec.dt_s, threshold_mV)
-    if spikes.size:
-        raise DataImportError(f"{path}: --aec: {spikes.size} spikes (upward crossings of {threshold_mV:g} mV, first at "
-                              f"{spikes[0]:g} s): the AEC sweep must stay below threshold")
+    excluded = np.zeros(aec.voltage_mV.size, bool)
+    for t in spikes:  # a spike's voltage is no electrode's or membrane's linear response: left out of the fit
+        excluded[max(0, int((t - AEC_SPIKE_S[0]) / aec.dt_s)):int((t + AEC_SPIKE_S[1]) / aec.dt_s) + 1] = True
+    if excluded.mean() > AEC_MAX_EXCLUDED:
+        raise DataImportError(f"{path}: --aec: {spikes.size} spikes (upward crossings of {threshold_mV:g} mV) leave "
+                              f"{(1 - excluded.mean()) * 100:.0f} % of the sweep below threshold: the AEC sweep is small "
+                              "subthreshold noise")
     try:
-        electrode = estimate_electrode(aec.current_pA, aec.voltage_mV, aec.dt_s)
+        electrode = estimate_electrode(aec.current_pA, aec.voltage_mV, aec.dt_s, excluded)
     except DataImportError as exc:
         raise DataImportError(f"{path}: --aec: {exc}") from exc
     return electrode, facts["files"][0]
