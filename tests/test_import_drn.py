@@ -139,8 +139,8 @@ def test_an_aec_sweep_with_spikes_is_refused(tmp_path):
 
     with pytest.raises(DataImportError, match=r"DRN157_5ht_test\.abf: --aec: 10 sweeps"):
         import_neo([f["training"]], tmp_path / "c", name="c", aec_file=f["test"])
-    with pytest.raises(DataImportError, match=r"DRN157_5ht_training\.abf: --aec: 284 spikes \(upward crossings of 0 mV\)"
-                                              r" leave \d+ % of the sweep below threshold"):
+    with pytest.raises(DataImportError, match=r"DRN157_5ht_training\.abf: --aec: 284 spikes \(upward crossings of "
+                                              r"0 mV\) leave \d+ % of the sweep below threshold"):
         import_neo([f["test"]], tmp_path / "c", name="c", aec_file=f["training"], train_until_s=5.0)
 
 

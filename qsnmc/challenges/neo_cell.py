@@ -79,8 +79,8 @@ def read_aec(path: Path, dt_s: float, threshold_mV: float, **channels: Any) -> t
         excluded[max(0, int((t - AEC_SPIKE_S[0]) / aec.dt_s)):int((t + AEC_SPIKE_S[1]) / aec.dt_s) + 1] = True
     if excluded.mean() > AEC_MAX_EXCLUDED:
         raise DataImportError(f"{path}: --aec: {spikes.size} spikes (upward crossings of {threshold_mV:g} mV) leave "
-                              f"{(1 - excluded.mean()) * 100:.0f} % of the sweep below threshold: the AEC sweep is small "
-                              "subthreshold noise")
+                              f"{(1 - excluded.mean()) * 100:.0f} % of the sweep below threshold: the AEC sweep is "
+                              "small subthreshold noise")
     try:
         electrode = estimate_electrode(aec.current_pA, aec.voltage_mV, aec.dt_s, excluded)
     except DataImportError as exc:
