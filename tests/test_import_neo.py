@@ -189,13 +189,15 @@ def test_unitless_and_implausible_channels_are_refused(cells, tmp_path):
         read_sweeps([volts_as_mV])
 
 
-def test_sweeps_of_different_lengths_are_refused(cells, tmp_path):
+def test_sweeps_of_different_lengths_are_read_and_never_one_stimulus(cells, tmp_path):
     current, voltage = cells["A"]
     path = write_nix(tmp_path / "lengths.nix", [{"Vm": (voltage[0], "mV"), "I": (current, "pA")},
                                                 {"Vm": (voltage[1][:-10], "mV"), "I": (current[:-10], "pA")}])
-    with pytest.raises(DataImportError, match=r"lengths\.nix: lengths\.nix sweep 2 has 11990 samples, "
-                                              r"lengths\.nix sweep 1 12000"):
-        read_sweeps([path])
+    sweeps, _ = read_sweeps([path])
+    assert [s.voltage_mV.size for s in sweeps] == [12000, 11990]
+    recordings = find_stimuli(sweeps)
+    assert [(r.info["repetitions"], r.current_pA.size, r.info["duration_s"]) for r in recordings] == \
+        [(1, 12000, 6.0), (1, 11990, 5.995)]
 
 
 def test_missing_samples_are_refused(cells, tmp_path):

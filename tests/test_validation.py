@@ -103,6 +103,23 @@ def test_score_is_never_nan():
     assert np.isfinite(bad.log_count_error)
 
 
+def test_one_repetition_scores_gamma_against_the_one_recording():
+    """The GIF protocol's training sweep, recorded once: held-out P is the raw Gamma against that recording."""
+    (held,) = _training(_stimulus("train", 1, 10, 0.001, 5)).time_split(0.25).heldout
+    lo, hi = held.stimulus.window_s
+    recorded = held.spike_times_s[0]
+    rng = np.random.default_rng(0)
+    close = np.sort(recorded + rng.normal(0, 0.001, recorded.size))
+    far = np.sort(rng.uniform(lo, hi, recorded.size))
+    scores = {name: qsnmc.score_heldout({"train": p}, [held], 0.004) for name, p in (("close", close), ("far", far))}
+    for name, prediction in (("close", close), ("far", far)):
+        score = scores[name]
+        assert not score.normalised and score.stimuli[0].included is False and np.isnan(score.stimuli[0].reliability)
+        assert score.performance == pytest.approx(
+            qsnmc.coincidence_factor(recorded, prediction, 0.004, duration=hi - lo))
+    assert scores["close"].performance > 0.5 > scores["far"].performance
+
+
 def test_validate_model_fits_on_the_fold_and_predicts_only_held_out_windows():
     class Replay(qsnmc.Model):
         """Predicts the first recorded train of a stimulus it was trained on, shifted past the fit window."""

@@ -1,7 +1,7 @@
 """Sweeps from acquisition files read with Neo (Axon ABF, Igor, NIX, WinWCP, AxoGraph, Spike2...).
 
 :func:`read_sweeps` turns one or more files into :class:`Sweep` s, each the membrane voltage
-(mV) and injected current (pA) of one sweep, all of one length and sampling step. Neo picks
+(mV) and injected current (pA) of one sweep, all of one sampling step (of any lengths). Neo picks
 the reader from the file's suffix (``neo.io.get_io``). Where the current comes from:
 
 - a recorded channel of the same file (``current_channel``; default: its first channel in
@@ -217,6 +217,50 @@ def _protocol_currents(io: Any, path: Path, n_sweeps: int) -> tuple[list[np.ndar
     return currents, used
 
 
+def _recorded_when(block: Any) -> dict[str, Any]:
+    """When a file's recording started (ISO 8601, from its header) and how long it ran (s), where the file says."""
+    when = getattr(block, "rec_datetime", None)
+    if when is None:
+        return {}
+    try:
+        span = max(float(s.t_stop.rescale("s").magnitude) for s in block.segments)
+    except (AttributeError, ValueError):
+        return {}
+    return {"recorded_at": when.isoformat(), "recording_span_s": round(span, 6)}
+
+
+def check_one_session(files: Sequence[dict[str, Any]], max_gap_s: float) -> str:
+    """Refuse files recorded too far apart to be one cell's; say what was checked ("" for one file).
+
+    Each dict is a file's facts (``file``, and ``recorded_at`` and ``recording_span_s`` where
+    the file's header has them). Ordered by their start, each file must start within
+    ``max_gap_s`` of the end of the one before: the protocols of one cell follow each other
+    within a session, while a new cell takes a new patch (minutes).
+
+    Raises:
+        DataImportError: a gap longer than ``max_gap_s``, naming both files.
+    """
+    from datetime import datetime, timedelta
+
+    if len(files) < 2:
+        return ""
+    undated = [Path(f["file"]).name for f in files if "recorded_at" not in f]
+    if undated:
+        return f"not checked: {', '.join(undated)} hold{'s' * (len(undated) == 1)} no recording time"
+    timed = sorted((datetime.fromisoformat(f["recorded_at"]), f) for f in files)
+    for (start_a, a), (start_b, b) in zip(timed, timed[1:]):
+        end_a = start_a + timedelta(seconds=a["recording_span_s"])
+        gap = (start_b - end_a).total_seconds()
+        if gap > max_gap_s:
+            raise DataImportError(
+                f"{b['file']}: recorded {gap / 60:.1f} min after {Path(a['file']).name} ended "
+                f"({end_a:%Y-%m-%d %H:%M:%S} -> {start_b:%H:%M:%S}), more than --session-gap {max_gap_s / 60:g} "
+                "min: files of another cell? The files of one challenge come from one recording session")
+    span = (timed[-1][0] + timedelta(seconds=timed[-1][1]["recording_span_s"]) - timed[0][0]).total_seconds()
+    return (f"one session: {len(files)} files recorded {timed[0][0]:%Y-%m-%d %H:%M:%S} to +{span / 60:.1f} min, "
+            f"gaps <= {max_gap_s / 60:g} min")
+
+
 def parse_sweeps(spec: str, n_sweeps: int, files: str) -> list[int]:
     """1-based sweep numbers from a spec such as ``"1-4,7,9-"`` (``N-`` runs to the last sweep).
 
@@ -250,7 +294,7 @@ def _file_sweeps(path: Path, voltage_channel: str | None, current_channel: str |
         channels = _channels(block, path)
         v_channel = _pick(channels, voltage_channel, "voltage", path, "--voltage-channel")
         facts: dict[str, Any] = {"reader": f"neo.io.{type(io).__name__}", "sweeps": len(block.segments),
-                                 "voltage_channel": f"{v_channel.name} ({v_channel.unit})"}
+                                 "voltage_channel": f"{v_channel.name} ({v_channel.unit})", **_recorded_when(block)}
         i_dts: list[float] | None = None  # the current's sampling steps (s), where it is a recorded channel
         if from_protocol:
             currents, used = _protocol_currents(io, path, len(block.segments))
@@ -312,7 +356,8 @@ def read_sweeps(
     Raises:
         DataImportError: a file Neo cannot read, an unknown channel (listing those that exist),
             a channel in the wrong unit or with an implausible amplitude, sweeps of different
-            lengths or sampling rates, or a ``sweeps`` spec out of range; naming the file.
+            sampling rates, or a ``sweeps`` spec out of range; naming the file. Sweeps may differ
+            in length (a stimulus' repetitions are of one length: see :mod:`~qsnmc.challenges.repetitions`).
     """
     paths = [Path(f).resolve() for f in files]
     if not paths:
@@ -338,9 +383,6 @@ def read_sweeps(
         if abs(s.dt_s - first.dt_s) > 1e-9 * first.dt_s:
             raise DataImportError(f"{s.file}: {s.label} sampled at {1 / s.dt_s:g} Hz, {first.label} at "
                                   f"{1 / first.dt_s:g} Hz: one rate per challenge (choose sweeps with --sweeps)")
-        if s.voltage_mV.size != first.voltage_mV.size:
-            raise DataImportError(f"{s.file}: {s.label} has {s.voltage_mV.size} samples, {first.label} "
-                                  f"{first.voltage_mV.size}: sweeps of one length per challenge (choose with --sweeps)")
     for s in chosen:
         for values in (s.voltage_mV, s.current_pA):
             bad = np.flatnonzero(~np.isfinite(values)) if not np.isfinite(values.sum()) else ()  # one pass if clean

@@ -173,9 +173,11 @@ sweeps are numbered from 1 across the files in the order given; channels are nam
 names them, or numbered from 0 (the error for an unknown channel lists them). Repetitions: sweeps
 whose currents, averaged over 5 ms bins, differ nowhere by more than max(--current-tolerance,
 --current-tolerance-sd x the first sweep's current SD) repeat one stimulus (S1, S2, ...); a
-stimulus of one sweep is training-only (no R). The stimuli found are listed before anything is
-written. Exit status: 0 written (or, with --dry-run, listed and importable); 2 bad input or usage
-(a one-line error on stderr naming the file and the problem; nothing written)."""
+stimulus of one sweep is training-only (no R); the sweeps of --test-files are grouped among
+themselves and must repeat. All files (--aec included) must come from one recording session
+(--session-gap). The stimuli found are listed before anything is written. Exit status: 0
+written (or, with --dry-run, listed and importable); 2 bad input or usage (a one-line error on
+stderr naming the file and the problem; nothing written)."""
 
 
 def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -189,8 +191,10 @@ def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(--current-files) or from the ABF protocol (--current-from-protocol). Sweeps injecting the same "
         "current are grouped into stimuli and listed (sweeps, repetitions, spike counts) before anything is "
         "written; --dry-run stops there. Spikes are upward crossings of --threshold-mv. Choose the split with "
-        "--train-until and/or --test-stimuli (stimuli are named S1, S2, ... as listed). Needs the optional "
-        "extra: pip install -e '.[neo]'.",
+        "--train-until and/or --test-stimuli (stimuli are named S1, S2, ... as listed), or name the files that hold "
+        "the test with --test-files (the GIF protocol: a training sweep recorded once, a frozen current repeated; "
+        "sweeps may differ in length). --aec FILE compensates the electrode. Needs the optional extra: "
+        "pip install -e '.[neo]'.",
         epilog=NEO_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("files", type=Path, nargs="+", metavar="FILE",
@@ -207,8 +211,20 @@ def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--current-files", type=Path, nargs="+", default=[], metavar="FILE",
                         help="files holding the current, one per voltage FILE in the same order (the k-th current "
                         "file pairs with the k-th FILE, sweep by sweep), e.g. Igor waves of one sweep each")
+    parser.add_argument("--test-files", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="files holding the test: their sweeps repeat one frozen current (2 or more "
+                        "repetitions), held out whole for the test; the FILEs before it are for training (the GIF "
+                        "protocol: a training file, a test file)")
+    parser.add_argument("--aec", type=Path, default=None, metavar="FILE",
+                        help="a sweep of small subthreshold noise current: estimate the electrode from it (Badel et "
+                        "al. 2008, as the GIFFittingToolbox does) and give models the compensated voltage "
+                        "(spikes still come from the recorded voltage); the manifest keeps the kernel and its fit")
+    parser.add_argument("--session-gap", type=float, default=5.0, metavar="MINUTES",
+                        help="longest pause between the end of one file and the start of the next (from the files' "
+                        "headers): files further apart are refused as another cell's (default: %(default)g)")
     parser.add_argument("--sweeps", default=None, metavar="SPEC",
-                        help="sweeps to import, numbered from 1 across the files: e.g. 1-8,10,12- (default: all)")
+                        help="sweeps to import, numbered from 1 across the files (FILEs, then --test-files): e.g. "
+                        "1-8,10,12- (default: all)")
     parser.add_argument("--name", default=None, help="challenge name (default: the first file's name without suffix)")
     _split_options(parser, delta_default=4.0)
     parser.add_argument("--current-tolerance", type=float, default=2.0, metavar="PA",
@@ -216,7 +232,8 @@ def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--current-tolerance-sd", type=float, default=0.1, metavar="FRACTION",
                         help="repetitions: tolerance as a fraction of the current's SD, when larger "
                         "(default: %(default)g)")
-    parser.add_argument("--dry-run", action="store_true", help="list the stimuli found and stop; write nothing")
+    parser.add_argument("--dry-run", action="store_true", help="list the stimuli found (and, once a split is given, "
+                        "the windows and R that would be written) and stop; write nothing")
     parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
     parser.set_defaults(func=_run_neo)
     return parser
@@ -392,25 +409,32 @@ def _run_neo(args: argparse.Namespace) -> int:
         return 2
     abs_tol, rel_tol = args.current_tolerance, args.current_tolerance_sd
     try:
-        from qsnmc.challenges.neo_challenge import check_importable, find_stimuli, listing, write_neo
-        from qsnmc.challenges.neo_import import read_sweeps
+        from qsnmc.challenges.neo_cell import read_cell
+        from qsnmc.challenges.neo_challenge import (check_importable, find_stimuli, listing, split_preview,
+                                                    stimuli_from_test_files, write_neo)
 
         if not (abs_tol >= 0 and rel_tol >= 0):
             raise DataImportError(f"--current-tolerance {abs_tol:g} / --current-tolerance-sd {rel_tol:g}: expected "
                                   "numbers >= 0")
-        sweeps, facts = read_sweeps(
-            args.files, voltage_channel=args.voltage_channel, current_channel=args.current_channel,
+        cell = read_cell(
+            args.files, test_files=args.test_files, aec_file=args.aec, session_gap_s=args.session_gap * 60,
+            threshold_mV=args.threshold_mv, voltage_channel=args.voltage_channel, current_channel=args.current_channel,
             current_files=args.current_files, current_from_protocol=args.current_from_protocol, sweeps=args.sweeps,
         )
-        recordings = find_stimuli(sweeps, threshold_mV=args.threshold_mv, abs_tol_pA=abs_tol, rel_tol_sd=rel_tol)
-        del sweeps  # the stimuli hold copies: free the sweeps before the write (peak memory)
-        print(listing(recordings, facts, abs_tol, rel_tol), flush=True)
-        check_importable(recordings, args.files, args.threshold_mv)
+        recordings = find_stimuli(cell.sweeps, threshold_mV=args.threshold_mv, abs_tol_pA=abs_tol, rel_tol_sd=rel_tol,
+                                  test_numbers=cell.test_numbers, electrode=cell.electrode)
+        cell.sweeps = []  # the stimuli hold copies: free the sweeps before the write (peak memory)
+        print(listing(recordings, cell.facts, abs_tol, rel_tol), flush=True)
+        read = [*args.files, *args.test_files]
+        check_importable(recordings, read, args.threshold_mv)
+        held_out = tuple(dict.fromkeys([*_test_stimuli(args.test_stimuli), *stimuli_from_test_files(recordings)]))
+        split = Split(args.train_until, held_out, args.r_floor, args.delta_ms / 1e3)
         if args.dry_run:
+            if split.train_until_s is not None or split.test_stimuli:
+                print(split_preview(recordings, split))
             print("dry run: nothing written")
             return 0
-        split = Split(args.train_until, _test_stimuli(args.test_stimuli), args.r_floor, args.delta_ms / 1e3)
-        folder = write_neo(recordings, facts, args.files, dest, name=name, split=split, threshold_mV=args.threshold_mv,
+        folder = write_neo(recordings, cell.facts, read, dest, name=name, split=split, threshold_mV=args.threshold_mv,
                            abs_tol_pA=abs_tol, rel_tol_sd=rel_tol)
         challenge = load_challenge(folder)
     except (DataImportError, ChallengeError) as exc:

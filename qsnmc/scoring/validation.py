@@ -8,7 +8,13 @@ by the held-out recordings' own intrinsic reliability R, stimuli weighted equall
 
 - a stimulus whose held-out R is below ``r_floor`` (it barely repeats, or has a single
   repetition) is left out of P, as the 2007 import leaves such stimuli out of its test;
-- if no stimulus reaches the floor, P falls back to the mean raw Gamma (and says so);
+- if no stimulus reaches the floor, P falls back to the mean raw Gamma (and says so:
+  :attr:`ValidationScore.normalised` is False). This is what every built-in optimises on
+  a challenge whose training stimulus was recorded once (the GIF protocol: one 60 s
+  training sweep, the repetitions only in the test): R is undefined there, so P is the
+  held-out Gamma of the prediction against the one recording, on the held-out part of the
+  training sweep only, never the test. It ranks candidates as Gamma/R would (R is one
+  constant of the recording) but its scale is Gamma's, about R times lower than a Gamma/R;
 - an invalid prediction (a rate at which Gamma is undefined, a wrong number of trains,
   non-finite times) scores :data:`INVALID_GAMMA`, worse than chance; P is never NaN;
 - each stimulus also reports predicted and recorded spike counts, so an objective can
