@@ -249,7 +249,9 @@ class DaskExecutor:
         return max(1, n_jobs)  # the cluster queues; each client thread only waits
 
     def prepare(self, input_file: Path, n_jobs: int) -> None:
-        """Ship the public input to every worker once (not once per task)."""
+        """Ship the public input to every worker once (not once per task); the input of an
+        earlier challenge (a suite runs its cells one after another) is released first."""
+        self._release_input()
         self._input = self.client.scatter(input_file.read_bytes(), broadcast=True)  # survives one lost worker
         self._waves = math.ceil(max(1, n_jobs) / self._threads())
 
@@ -274,12 +276,16 @@ class DaskExecutor:
         outcome.log = tail(model_dir / "worker.log")
         return outcome
 
-    def close(self) -> None:
+    def _release_input(self) -> None:
         if self._input is not None:
             try:
                 self.client.cancel(self._input)
             except Exception:  # noqa: BLE001
                 pass
+            self._input = None
+
+    def close(self) -> None:
+        self._release_input()
         if self._own_client:
             self.client.close()
         if self._own_cluster is not None:

@@ -182,19 +182,27 @@ class Runner:
     """Runs models on one challenge into one run folder."""
 
     def __init__(self, challenge: Challenge, runs_dir: Path, settings: RunSettings, *,
-                 executor: LocalExecutor | DaskExecutor | None = None, extra_info: dict | None = None) -> None:
+                 executor: LocalExecutor | DaskExecutor | None = None, extra_info: dict | None = None,
+                 run_dir: Path | None = None) -> None:
         """Create the run folder and write the public input once.
 
         Args:
             executor: where workers run; default: the one ``settings`` names (created here
                 and closed by :meth:`run`); one passed in is left open.
             extra_info: more keys for ``run.json`` (a sweep describes itself there).
+            run_dir: the run folder to create (it must not exist yet; a suite's cell folder),
+                not marked as the latest run; default: a new ``runs_dir/<timestamp>``, marked latest.
+                The prediction cache is ``runs_dir/cache`` either way.
         """
         self.challenge = challenge
         self.runs_dir = Path(runs_dir).resolve()
         self.settings = settings
         self._given_executor = executor
-        self.run_dir = new_run_dir(self.runs_dir)
+        if run_dir is not None:
+            self.run_dir = Path(run_dir).resolve()
+            self.run_dir.mkdir(parents=True)
+        else:
+            self.run_dir = new_run_dir(self.runs_dir)
         self._input_dir = self.run_dir / ".input"
         self._input_dir.mkdir()
         with open(self._input_dir / INPUT, "wb") as f:
@@ -216,7 +224,8 @@ class Runner:
                 **(extra_info or {}),
             },
         )
-        mark_latest(self.run_dir)
+        if run_dir is None:
+            mark_latest(self.run_dir)
 
     def run(self, entries: list[ModelEntry | Task], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
         """Run every entry once per seed of the run through the executor; return their records
