@@ -122,7 +122,8 @@ def paired_test(leader: Sequence[float], other: Sequence[float]) -> PairedTest:
     p_wilcoxon = p_sign = None
     if nonzero.size:
         exact = stats.PermutationMethod(n_resamples=np.inf)  # every sign flip: exact, also with tied |d|
-        p_wilcoxon = float(stats.wilcoxon(nonzero, method=exact).pvalue)
+        # one difference: both signs are as extreme, p = 1 (scipy's permutation needs two)
+        p_wilcoxon = 1.0 if nonzero.size == 1 else float(stats.wilcoxon(nonzero, method=exact).pvalue)
         p_sign = float(stats.binomtest(ahead, nonzero.size, 0.5).pvalue)
     return PairedTest(n_cells=int(d.size), n_nonzero=int(nonzero.size), ahead=ahead, behind=behind,
                       mean_difference=float(np.mean(d)) if d.size else None, p_wilcoxon=p_wilcoxon,

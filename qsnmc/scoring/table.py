@@ -131,12 +131,13 @@ def cannot_win(row: dict[str, Any]) -> str:
 
 
 def _withhold_verdicts(ok: list[dict[str, Any]]) -> None:
-    """The win rule is applied to every scored entry; then an entry that :func:`cannot_win` loses
-    its verdict ("significant win", "shared win", "ahead, ...", "only entry"), and no other entry is
-    promoted in its place (none was above it)."""
+    """The win rule is applied to every scored entry (``ok``, best first); then an entry that
+    :func:`cannot_win` loses its verdict ("significant win", "shared win", "ahead, ...", "only
+    entry"), and no other entry is promoted in its place. When the best entry cannot win, no entry
+    keeps a win: every other is below it or within its error of it."""
     for row in ok:
         row["cannot_win"] = cannot_win(row)
-        if row["cannot_win"] and row["verdict"]:
+        if row["cannot_win"] or (ok and ok[0]["cannot_win"]):
             row["verdict"] = ""
 
 
