@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="fit, predict the hidden test window, score and rank models",
-                       epilog="Every input (models, --param settings, numbers, paths, the challenge) is checked "
+                       epilog="Every input (models, --param settings, numbers, paths, the challenges) is checked "
                               "before any work starts. " + checks.EXIT_STATUSES)
     _add_common(p)
     p.add_argument("models", nargs="*", metavar="NAME", help="models to run (see `qsnmc list`)")

@@ -219,7 +219,7 @@ def format_suite_table(table: SuiteTable, header: str = "") -> str:
             "notes": "; ".join(f"{c}: {why.splitlines()[0][:100] if why else 'failed'}" for c, why in r.failed.items()),
         })
         display.append(row)
-    text = tabulate(display, headers="keys", tablefmt="github") if display else "(no models)"
+    text = tabulate(display, headers="keys", tablefmt="github", disable_numparse=True) if display else "(no models)"
     return (header + "\n" if header else "") + text + "\n" + suite_note(table)
 
 
