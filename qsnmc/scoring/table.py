@@ -88,6 +88,7 @@ def _model_row(model: str, seeds: list[dict[str, Any]], verdict: str) -> dict[st
                    "performance": r.get("performance"), "error": r.get("error"), "reason": r.get("reason", ""),
                    "cached": bool(r.get("cached"))} for r in seeds],
         "verdict": verdict if good else "failed",
+        "cannot_win": "",
         "fit_s": _mean([r.get("fit_s") for r in timed]),
         "predict_s": _mean([r.get("predict_s") for r in timed]),
         "cached": all(r.get("cached") for r in seeds),
