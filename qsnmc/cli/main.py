@@ -201,7 +201,8 @@ def _run_suite(args: argparse.Namespace, challenges: list, tasks: list, settings
     def started(run_dir: Path) -> None:
         if not args.quiet:
             where = f"Dask ({args.scheduler or 'LocalCluster'})" if args.executor == "dask" else f"{args.jobs} at a time"
-            print(f"Suite folder: {run_dir} ({len(challenges)} challenges one after another; {where})", file=sys.stderr)
+            print(f"Suite folder: {run_dir} ({len(challenges)} challenges, their jobs in one pool; {where})",
+                  file=sys.stderr)
 
     n_seeds = len(settings.seed_list)
     bar, done = _progress(args, len(tasks) * n_seeds * len(challenges), "jobs", n_seeds > 1, several_cells=True)
@@ -335,8 +336,8 @@ def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False, seve
         p.add_argument("--suite", metavar="NAME",
                        help="run on a declared suite of challenges (exclusive with --challenge): "
                             f"{suites_help()}. A suite run writes one folder holding one run folder per "
-                            "challenge; each (model, challenge, seed) is its own cached job; the challenges run "
-                            "one after another; a model failing on one challenge is a failed cell, not a failed "
+                            "challenge; each (model, challenge, seed) is its own cached job, all of them in one pool "
+                            "(longest first); a model failing on one challenge is a failed cell, not a failed "
                             "run. It prints the across-cell table (see docs/suites.md)")
     else:
         p.add_argument("--challenge", default=EMBEDDED, help=f"challenge to run on (default: {EMBEDDED})")

@@ -8,10 +8,11 @@ Layout (each cell's folder is an ordinary run folder, readable by ``qsnmc table`
     runs/<YYYYmmdd-HHMMSS>/<cell>/<model>/...    its records, as in a single-challenge run
 
 Each (model, cell, seed) is one job and one cache entry (the cache key holds the challenge's
-fingerprint), so a cell already computed is reused by the next suite run. The cells run one
-after another through one executor (local subprocesses or one Dask cluster); within a cell,
-jobs run as in a single run. A model that fails on a cell is that cell's failed row; the
-suite goes on, and every record is written as soon as it exists.
+fingerprint), so a cell already computed is reused by the next suite run. Every job of every
+cell goes into one pool on one executor (local subprocesses, ``jobs`` at a time, or one Dask
+cluster), longest first over the whole suite, each cell's public input shipped once. A model
+that fails on a cell is that cell's failed row; the suite goes on, and every record is written
+as soon as it exists.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import Any, Callable
 
 from qsnmc.challenges.store import Challenge
 from qsnmc.harness.executors import make_executor
-from qsnmc.harness.runner import Runner, RunSettings, Task
+from qsnmc.harness.runner import Runner, RunSettings, Task, run_jobs
 from qsnmc.harness.runstore import RUN, load_records, mark_latest, new_run_dir, package_versions, write_json_atomic
 
 #: the key of a suite folder's ``run.json`` that says it is a suite
@@ -64,15 +65,21 @@ def run_suite(challenges: list[Challenge], runs_dir: Path, settings: RunSettings
     mark_latest(run_dir)
     if on_start:
         on_start(run_dir)
+    runners: list[Runner] = []
     executor = make_executor(settings.executor, jobs=settings.jobs, scheduler=settings.scheduler)
-    records: dict[str, list[dict[str, Any]]] = {}
     try:
         for challenge in challenges:
-            runner = Runner(challenge, runs_dir, settings, executor=executor, run_dir=run_dir / challenge.name,
-                            extra_info={"in_suite": run_dir.name})
-            records[challenge.name] = runner.run(tasks, on_done=on_done)
+            runners.append(Runner(challenge, runs_dir, settings, executor=executor, run_dir=run_dir / challenge.name,
+                                  extra_info={"in_suite": run_dir.name}))
+        jobs = [(runner, task) for runner in runners for task in runner.jobs(tasks)]
+        for runner in runners:
+            runner.attach(executor, len(jobs))
+        done = run_jobs(jobs, executor, settings.budget, on_done)
     finally:
         executor.close()
+        for runner in runners:
+            runner.discard_input()
+    records = {c.name: [r for (runner, _), r in zip(jobs, done) if runner.challenge is c] for c in challenges}
     return SuiteResult(run_dir, records)
 
 
