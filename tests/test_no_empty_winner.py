@@ -23,12 +23,12 @@ def test_an_empty_prediction_above_entries_below_zero_is_not_the_winner():
         "significant win"
     rows = _rows(records)
     assert rows["silent"]["rank"] == 1 and rows["silent"]["verdict"] == ""
-    assert rows["silent"]["cannot_win"] == "empty prediction (no spike predicted)"
+    assert rows["silent"]["cannot_win"] == "empty prediction: no spike predicted"
     assert rows["arx"]["cannot_win"].startswith("at chance") and rows["arx"]["verdict"] == ""
     text = format_table(ranking_rows(records))
     assert "significant win" not in text.split("\n")[-1] and "Winner" not in text
-    assert "cannot win: empty prediction (no spike predicted)" in text
-    assert text.endswith("No winner: the best entry, silent, cannot win (empty prediction (no spike predicted)): "
+    assert "cannot win: empty prediction: no spike predicted" in text
+    assert text.endswith("No winner: the best entry, silent, cannot win (empty prediction: no spike predicted): "
                          "an empty or at-chance prediction is never named the winner.")
 
 
@@ -40,7 +40,7 @@ def test_a_real_winner_still_wins_beside_an_empty_entry():
 
 def test_an_at_chance_leader_wins_nothing_and_no_entry_within_its_error_is_promoted():
     rows = _rows([record("noisy", 0.03, 0.05), record("close", 0.02, 0.005), record("low", -0.1, 0.01)])
-    assert rows["noisy"]["cannot_win"] == ("at chance (P 3.0 % is not above 0 by more than its error 5.0 %)")
+    assert rows["noisy"]["cannot_win"] == ("at chance: P 3.0 % is not above 0 by more than its error 5.0 %")
     assert [rows[m]["verdict"] for m in ("noisy", "close", "low")] == ["", "", ""]
     assert rows["close"]["cannot_win"] == ""  # 2 % +- 0.5 % is above chance, yet within noisy's error of it
 

@@ -42,6 +42,31 @@ def qsnmc_register_models():
 '''
 MODELS = ["lif", "poisson", "example-threshold", "picky"]
 
+#: a model predicting no spike, and a 32 Hz clock blind to the input: both at or below chance
+SILENT = '''
+import numpy as np
+import qsnmc
+
+class Silent(qsnmc.Model):
+    name = "silent"
+    def fit(self, train):
+        pass
+    def predict(self, stimulus):
+        return np.zeros(0)
+
+class Clock(qsnmc.Model):
+    name = "clock"
+    def fit(self, train):
+        pass
+    def predict(self, stimulus):
+        lo, hi = stimulus.window_s
+        return np.arange(lo + 0.0123, hi, 0.031)
+
+@qsnmc.hookimpl
+def qsnmc_register_models():
+    return [Silent, Clock]
+'''
+
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
@@ -202,3 +227,22 @@ def test_names_and_patterns_resolve_in_order(imported, monkeypatch):
     assert resolve_challenges(None, "two") == ["small", "embedded"]
     with pytest.raises(InputError):
         resolve_challenges("small", "two")
+
+
+@pytest.mark.slow  # three sandboxed runs on the small cell: about 5 s
+def test_an_empty_prediction_above_entries_below_chance_is_not_named_the_winner(imported, tmp_path):
+    work, data = imported
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "silent.py").write_text(SILENT)
+    proc = run_cli(["run", "silent", "clock", "poisson", "--challenge", "small", "--submissions", str(subs),
+                    "--runs-dir", str(tmp_path / "runs"), "--json", "rows.json", "--quiet"], cwd=tmp_path,
+                   data_dir=data, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = read_rows(tmp_path / "rows.json")
+    assert rows["silent"]["rank"] == 1 and rows["silent"]["performance"] == 0.0  # above both others, below zero
+    assert all(rows[m]["performance"] < 0 for m in ("clock", "poisson"))
+    assert [rows[m]["verdict"] for m in ("silent", "clock", "poisson")] == ["", "", ""]
+    assert rows["silent"]["cannot_win"] == "empty prediction: no spike predicted"
+    assert "cannot win: empty prediction: no spike predicted" in proc.stdout
+    assert proc.stdout.rstrip().endswith("an empty or at-chance prediction is never named the winner.")

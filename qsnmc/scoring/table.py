@@ -124,10 +124,10 @@ def cannot_win(row: dict[str, Any]) -> str:
     """
     counts = row.get("spike_counts") or {}
     if counts and all(not c.get("predicted") for c in counts.values()):
-        return "empty prediction (no spike predicted)"
+        return "empty prediction: no spike predicted"
     p, err = row.get("performance"), row.get("error") or 0.0
     if p is not None and p - err <= 0:
-        return f"at chance (P {100 * p:.1f} % is not above 0 by more than its error {100 * err:.1f} %)"
+        return f"at chance: P {100 * p:.1f} % is not above 0 by more than its error {100 * err:.1f} %"
     return ""
 
 
