@@ -403,8 +403,12 @@ def suite_figure(table: SuiteTable) -> bytes:
             if won:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="tab:red", lw=2.0))
     ax.set_xticks(np.arange(len(cells)), cells)
-    ax.set_yticks(np.arange(len(rows)), [f"{r.model} (mean {100 * r.mean_performance:.1f})"
-                                         if r.mean_performance is not None else r.model for r in rows])
+    def label(r) -> str:
+        if r.mean_performance is None:
+            return r.model
+        over = "" if r.n_scored == len(cells) else f" over {r.n_scored}/{len(cells)}"
+        return f"{r.model} (mean {100 * r.mean_performance:.1f}{over})"
+    ax.set_yticks(np.arange(len(rows)), [label(r) for r in rows])
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_title("P = Γ/R (%) per model and challenge; ★ framed: the challenge's significant winner", fontsize=9)
     fig.colorbar(image, ax=ax, label="P (%)")
