@@ -19,6 +19,8 @@ from qsnmc.cli import checks
 from qsnmc.cli.checks import EXIT_USAGE, InputError
 from qsnmc.cli.data import add_data_commands, source_label
 from qsnmc.cli.seeds import add_seed_options, chosen_seeds
+from qsnmc.cli.suites import resolve_challenges, suite_header, suite_of_run, suites_help
+from qsnmc.harness.suite import suite_info
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
 
@@ -115,7 +117,8 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def _progress(args: argparse.Namespace, total: int, desc: str, several_seeds: bool = False):
+def _progress(args: argparse.Namespace, total: int, desc: str, several_seeds: bool = False,
+              several_cells: bool = False):
     """A bar over finished jobs (off with --quiet and when stderr is not a terminal), and its callback."""
     from tqdm import tqdm
 
@@ -130,7 +133,7 @@ def _progress(args: argparse.Namespace, total: int, desc: str, several_seeds: bo
             what = f"Γ/R = {100 * rec['performance']:.1f} %" + (" (cached)" if rec["cached"] else "")
         else:
             what = f"FAILED ({rec['reason'][:200]})"
-        which = f" seed {rec['seed']}" if several_seeds else ""
+        which = (f" on {rec['challenge']}" if several_cells else "") + (f" seed {rec['seed']}" if several_seeds else "")
         line = f"  {rec['model']}{which}: {what}"
         if bar.disable:
             print(line, file=sys.stderr)
@@ -160,8 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"qsnmc run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    challenge = _load_for("run", args.challenge)
-    if challenge is None:
+    challenges = [_load_for("run", name) for name in args.challenge_list]
+    if None in challenges:
         return 2
     _warn_unsandboxed()
     entries = discover_models(args.submissions)
@@ -173,7 +176,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"qsnmc run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     settings = _settings(args)
-    runner = Runner(challenge, Path(args.runs_dir), settings)
+    if args.suite is not None or len(challenges) > 1:
+        return _run_suite(args, challenges, [Task(e, params) for e in entries], settings)
+    runner = Runner(challenges[0], Path(args.runs_dir), settings)
     if not args.quiet:
         where = f"Dask ({args.scheduler or 'LocalCluster'})" if args.executor == "dask" else f"{args.jobs} at a time"
         print(f"Run folder: {runner.run_dir} ({where})", file=sys.stderr)
@@ -188,12 +193,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return checks.run_status(records)
 
 
+def _run_suite(args: argparse.Namespace, challenges: list, tasks: list, settings) -> int:
+    """``qsnmc run`` over several challenges: one suite folder, the across-cell table."""
+    from qsnmc.harness.suite import run_suite
+    from qsnmc.scoring.suite import format_suite_table, suite_rows
+
+    def started(run_dir: Path) -> None:
+        if not args.quiet:
+            where = f"Dask ({args.scheduler or 'LocalCluster'})" if args.executor == "dask" else f"{args.jobs} at a time"
+            print(f"Suite folder: {run_dir} ({len(challenges)} challenges, their jobs in one pool; {where})",
+                  file=sys.stderr)
+
+    n_seeds = len(settings.seed_list)
+    bar, done = _progress(args, len(tasks) * n_seeds * len(challenges), "jobs", n_seeds > 1, several_cells=True)
+    with bar:
+        result = run_suite(challenges, Path(args.runs_dir), settings, tasks, name=args.suite or "", on_done=done,
+                           on_start=started)
+    table, _ = suite_of_run(result.run_dir)
+    print(format_suite_table(table, suite_header(result.run_dir)))
+    if args.json:
+        _write_rows(Path(args.json), suite_rows(table))
+    return checks.run_status(r for records in result.records.values() for r in records)
+
+
 def _check_execution(args: argparse.Namespace) -> None:
-    """The input shared by run and sweep that needs no plugin code: numbers, paths, the challenge's name."""
+    """The input shared by run and sweep that needs no plugin code: numbers, paths, the challenges' names
+    (run: ``args.challenge_list``, the challenges of ``--challenge LIST`` or ``--suite``)."""
     checks.execution_numbers(args)
     checks.submissions_dir(args.submissions)
     checks.runs_dir(args.runs_dir)
-    checks.challenge_name(args.challenge)
+    if hasattr(args, "suite"):
+        args.challenge_list = resolve_challenges(args.challenge, args.suite)
+    else:
+        checks.challenge_name(args.challenge)
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -295,8 +327,20 @@ def default_jobs() -> int:
     return max(1, min(MAX_DEFAULT_JOBS, cores))
 
 
-def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False) -> None:
-    p.add_argument("--challenge", default=EMBEDDED, help=f"challenge to run on (default: {EMBEDDED})")
+def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False, several_challenges: bool = False) -> None:
+    if several_challenges:
+        p.add_argument("--challenge", metavar="LIST",
+                       help=f"challenge(s) to run on (default: {EMBEDDED}): a name, or a comma-separated list of "
+                            "names and glob patterns (e.g. drn156,drn157 or 'drn*'); several challenges make a "
+                            "suite run (see --suite)")
+        p.add_argument("--suite", metavar="NAME",
+                       help="run on a declared suite of challenges (exclusive with --challenge): "
+                            f"{suites_help()}. A suite run writes one folder holding one run folder per "
+                            "challenge; each (model, challenge, seed) is its own cached job, all of them in one pool "
+                            "(longest first); a model failing on one challenge is a failed cell, not a failed "
+                            "run. It prints the across-cell table (see docs/suites.md)")
+    else:
+        p.add_argument("--challenge", default=EMBEDDED, help=f"challenge to run on (default: {EMBEDDED})")
     add_seed_options(p, several=several_seeds)
     p.add_argument("--budget", type=float, default=1.0,
                    help="compute scale passed to every model: 1 = each model's default fit (default 1)")
@@ -325,6 +369,14 @@ def cmd_table(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"qsnmc table: {exc}", file=sys.stderr)
         return 2
+    if suite_info(run_dir) is not None:
+        from qsnmc.scoring.suite import format_suite_table, suite_rows
+
+        table, _ = suite_of_run(run_dir)
+        print(format_suite_table(table, suite_header(run_dir)))
+        if args.json:
+            _write_rows(Path(args.json), suite_rows(table))
+        return 0
     rows = ranking_rows(load_records(run_dir))
     info = json.loads((run_dir / RUN).read_text())
     print(format_table(rows, challenge_header(info) + f"\nRun folder: {run_dir}"))
@@ -347,15 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="fit, predict the hidden test window, score and rank models",
-                       epilog="Every input (models, --param settings, numbers, paths, the challenge) is checked "
+                       epilog="Every input (models, --param settings, numbers, paths, the challenges) is checked "
                               "before any work starts. " + checks.EXIT_STATUSES)
     _add_common(p)
     p.add_argument("models", nargs="*", metavar="NAME", help="models to run (see `qsnmc list`)")
     p.add_argument("--all", action="store_true", help="run every model found")
-    _add_execution(p, several_seeds=True)
+    _add_execution(p, several_seeds=True, several_challenges=True)
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="a keyword setting for the one named model (e.g. the best of `qsnmc sweep`); repeatable")
-    p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
+    p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list (a suite run: one "
+                                                  "row per model across the challenges)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="evaluate a model's param_grid on held-out training data (never the test window)",
@@ -373,8 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_execution(p)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="write an HTML report with figures for the last run (or RUN)")
-    p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir (default: the latest)")
+    p = sub.add_parser("report", help="write an HTML report with figures for the last run (or RUN); for a suite "
+                                      "folder: the models x challenges heat map, the across-cell table and each "
+                                      "challenge's own report")
+    p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir, e.g. SUITE/CELL for one cell of "
+                                          "a suite (default: the latest)")
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders are (default ./runs)")
     p.add_argument("--out", metavar="DIR", help="folder for report.html and its PNGs (default RUN/report)")
     p.add_argument("--from", dest="t_from", type=float, metavar="SECONDS",
@@ -390,8 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the new model's name (letters, digits, - and _; not the name of a model qsnmc list shows)")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("table", help="print the ranking table of the last run (or of RUN) without re-running")
-    p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir (default: the latest)")
+    p = sub.add_parser("table", help="print the ranking table of the last run (or of RUN) without re-running; "
+                                     "for a suite folder the across-cell table")
+    p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir, e.g. SUITE/CELL for one cell of "
+                                          "a suite (default: the latest)")
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders are (default ./runs)")
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
     p.set_defaults(func=cmd_table)

@@ -12,6 +12,11 @@ Figures (matplotlib, headless):
    ``{name: {"x": [...], "y": [...], "x_label": str, "y_label": str}}`` (each seed's curve in
    one panel); nothing else in a fit record is drawn.
 
+For a suite folder (``qsnmc run`` over several challenges) the page holds the models x
+challenges heat map of P (``suite.png``, each challenge's significant winner marked), the
+across-cell table, and links to each challenge's own report (written beside it, one folder
+per challenge).
+
 The report process is a scoring process: it reads the hidden test spikes to draw them.
 """
 from __future__ import annotations
@@ -26,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc.challenges.store import Challenge, load_challenge
+from qsnmc.challenges.store import Challenge, ChallengeError, load_challenge
 from qsnmc.challenges.datadir import challenge_dir
 from qsnmc.harness.runner import load_prediction
 from qsnmc.harness.runstore import RUN, load_records, record_dir
+from qsnmc.harness.suite import SUITE
+from qsnmc.scoring.suite import SuiteTable, format_suite_table
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
 #: the fit-record key under which a plugin declares its training curves
@@ -215,7 +222,8 @@ def curves_figure(curves: dict[str, dict[str, dict[int | None, dict[str, Any]]]]
     return _png(fig)
 
 
-def _page(title: str, table: str, sections: list[tuple[str, str, bytes | None]]) -> str:
+def _page(title: str, table: str, sections: list[tuple[str, str, bytes | None]],
+          links: list[tuple[str, str]] | None = None) -> str:
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
@@ -229,6 +237,11 @@ def _page(title: str, table: str, sections: list[tuple[str, str, bytes | None]])
         if png is not None:
             data = base64.b64encode(png).decode()
             parts.append(f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{data}'>")
+    if links:
+        parts.append("<h2>Each challenge's report</h2><ul>")
+        parts.extend(f"<li><a href='{html.escape(href)}'>{html.escape(text)}</a></li>" if href else
+                     f"<li>{html.escape(text)}</li>" for text, href in links)
+        parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -252,6 +265,10 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
     matplotlib.use("Agg")
     run_dir = Path(run_dir)
     info = json.loads((run_dir / RUN).read_text())
+    if SUITE in info:
+        if t_from is not None or t_to is not None or stimulus is not None:
+            raise ReportError(f"--from, --to and --stimulus draw one challenge: report {run_dir.name}/CELL instead")
+        return write_suite_report(run_dir, out_dir)
     records = load_records(run_dir)
     if not any(r.get("status") == "ok" for r in records):
         raise ReportError(f"{run_dir}: no scored model to report")
@@ -360,3 +377,73 @@ def _raster_sections(challenge: Challenge, drawn: list[str], stretches: dict[str
          f"entry's trains are numbered).", figures[raster_files[name]])
         for name in drawn
     ]
+
+
+def suite_figure(table: SuiteTable) -> bytes:
+    """Heat map of P (%) per model (rows, in the table's order) and challenge (columns), each value
+    written in its cell; a failed cell is grey, a challenge's significant winner framed and starred."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    cells, rows = list(table.cells), list(table.rows)
+    values = np.array([[np.nan if r.performance[c] is None else 100 * r.performance[c] for c in cells] for r in rows])
+    fig, ax = plt.subplots(figsize=(2.0 + 1.1 * len(cells), 1.2 + 0.42 * len(rows)))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("0.85")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
+    finite = values[np.isfinite(values)]
+    middle = float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cells):
+            v = values[i, j]
+            won = c in r.cells_won
+            text = "failed" if not np.isfinite(v) else f"{v:.1f}" + (" ★" if won else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, fontweight="bold" if won else "normal",
+                    color="black" if not np.isfinite(v) or v > middle else "white")
+            if won:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="tab:red", lw=2.0))
+    ax.set_xticks(np.arange(len(cells)), cells)
+    def label(r) -> str:
+        if r.mean_performance is None:
+            return r.model
+        over = "" if r.n_scored == len(cells) else f" over {r.n_scored}/{len(cells)}"
+        return f"{r.model} (mean {100 * r.mean_performance:.1f}{over})"
+    ax.set_yticks(np.arange(len(rows)), [label(r) for r in rows])
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    ax.set_title("P = Γ/R (%) per model and challenge; ★ framed: the challenge's significant winner", fontsize=9)
+    fig.colorbar(image, ax=ax, label="P (%)")
+    return _png(fig)
+
+
+def write_suite_report(run_dir: Path, out_dir: Path | None = None) -> Path:
+    """Write a suite folder's ``report.html`` (heat map, across-cell table, links) and each challenge's
+    own report into ``<out_dir>/<challenge>/``; return the page's path.
+
+    Raises:
+        ReportError: no model scored on any challenge.
+    """
+    from qsnmc.cli.suites import suite_header, suite_of_run
+
+    table, _ = suite_of_run(run_dir)
+    if table.leader is None:
+        raise ReportError(f"{run_dir}: no scored model to report")
+    out_dir = Path(out_dir) if out_dir else run_dir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = suite_figure(table)
+    (out_dir / "suite.png").write_bytes(png)
+    links = []
+    for cell in table.cells:
+        try:
+            page = write_report(run_dir / cell, out_dir / cell)
+            links.append((f"{cell}: raster, Γ per model and per repetition", str(page.relative_to(out_dir))))
+        except (ReportError, ChallengeError, FileNotFoundError) as exc:
+            links.append((f"{cell}: no report ({exc})", ""))
+    caption = ("P = Γ/R in % of each challenge's intrinsic reliability R, per model (rows, leader first) and "
+               "challenge (columns); grey: the model failed there; framed with ★: the challenge's significant "
+               "winner (an empty or at-chance prediction never wins).")
+    text = format_suite_table(table, suite_header(run_dir))
+    path = out_dir / "report.html"
+    tmp = out_dir / ".report.html.tmp"
+    tmp.write_text(_page(f"qsnmc report: suite {run_dir.name}", text, [("Models × challenges", caption, png)], links))
+    tmp.replace(path)
+    return path

@@ -187,14 +187,17 @@ class LocalExecutor:
     def concurrency(self, n_jobs: int) -> int:
         return self.jobs
 
-    def prepare(self, input_file: Path, n_jobs: int) -> None:
+    def prepare(self, input_file: Path, n_jobs: int) -> Path:
+        """The handle of a challenge's public input for :meth:`execute`: here, the file itself."""
         self._input_file = input_file
+        return input_file
 
-    def execute(self, job: Job, model_dir: Path) -> JobOutcome:
+    def execute(self, job: Job, model_dir: Path, input_handle: Path | None = None) -> JobOutcome:
+        """Run ``job`` on the input ``input_handle`` (default: the last one prepared)."""
         jobdir = model_dir / "job"
         shutil.rmtree(jobdir, ignore_errors=True)
         try:
-            outcome = run_job(job, jobdir, self._input_file, None, model_dir / "worker.log")
+            outcome = run_job(job, jobdir, input_handle or self._input_file, None, model_dir / "worker.log")
         finally:
             shutil.rmtree(jobdir, ignore_errors=True)
         return outcome
@@ -233,6 +236,7 @@ class DaskExecutor:
         self.client = client
         self.deadline_s = deadline_s
         self._input = None
+        self._inputs: list[Any] = []
         self._waves = 1
 
     @property
@@ -248,18 +252,24 @@ class DaskExecutor:
     def concurrency(self, n_jobs: int) -> int:
         return max(1, n_jobs)  # the cluster queues; each client thread only waits
 
-    def prepare(self, input_file: Path, n_jobs: int) -> None:
-        """Ship the public input to every worker once (not once per task)."""
+    def prepare(self, input_file: Path, n_jobs: int) -> Any:
+        """Ship a challenge's public input to every worker once (not once per task); return its
+        handle for :meth:`execute`. ``n_jobs``: every job queued on the cluster in this run (all
+        cells of a suite), which sets the default deadline."""
         self._input = self.client.scatter(input_file.read_bytes(), broadcast=True)  # survives one lost worker
+        self._inputs.append(self._input)
         self._waves = math.ceil(max(1, n_jobs) / self._threads())
+        return self._input
 
-    def execute(self, job: Job, model_dir: Path) -> JobOutcome:
+    def execute(self, job: Job, model_dir: Path, input_handle: Any = None) -> JobOutcome:
+        """Run ``job`` as a task on the input ``input_handle`` (default: the last one prepared)."""
         from distributed import TimeoutError as DaskTimeout
 
         deadline = self.deadline_s or job.timeout_s * self._waves + DASK_GRACE_S
         key = f"qsnmc-{job.model}-{uuid.uuid4().hex[:8]}"
         start = time.monotonic()
-        future = self.client.submit(run_remote_job, job, self._input, key=key, pure=False, retries=0)
+        future = self.client.submit(run_remote_job, job, self._input if input_handle is None else input_handle,
+                                    key=key, pure=False, retries=0)
         try:
             outcome = future.result(timeout=deadline)
         except (DaskTimeout, TimeoutError):
@@ -275,9 +285,9 @@ class DaskExecutor:
         return outcome
 
     def close(self) -> None:
-        if self._input is not None:
+        if self._inputs:
             try:
-                self.client.cancel(self._input)
+                self.client.cancel(self._inputs)
             except Exception:  # noqa: BLE001
                 pass
         if self._own_client:

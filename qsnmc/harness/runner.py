@@ -182,19 +182,27 @@ class Runner:
     """Runs models on one challenge into one run folder."""
 
     def __init__(self, challenge: Challenge, runs_dir: Path, settings: RunSettings, *,
-                 executor: LocalExecutor | DaskExecutor | None = None, extra_info: dict | None = None) -> None:
+                 executor: LocalExecutor | DaskExecutor | None = None, extra_info: dict | None = None,
+                 run_dir: Path | None = None) -> None:
         """Create the run folder and write the public input once.
 
         Args:
             executor: where workers run; default: the one ``settings`` names (created here
                 and closed by :meth:`run`); one passed in is left open.
             extra_info: more keys for ``run.json`` (a sweep describes itself there).
+            run_dir: the run folder to create (it must not exist yet; a suite's cell folder),
+                not marked as the latest run; default: a new ``runs_dir/<timestamp>``, marked latest.
+                The prediction cache is ``runs_dir/cache`` either way.
         """
         self.challenge = challenge
         self.runs_dir = Path(runs_dir).resolve()
         self.settings = settings
         self._given_executor = executor
-        self.run_dir = new_run_dir(self.runs_dir)
+        if run_dir is not None:
+            self.run_dir = Path(run_dir).resolve()
+            self.run_dir.mkdir(parents=True)
+        else:
+            self.run_dir = new_run_dir(self.runs_dir)
         self._input_dir = self.run_dir / ".input"
         self._input_dir.mkdir()
         with open(self._input_dir / INPUT, "wb") as f:
@@ -216,32 +224,43 @@ class Runner:
                 **(extra_info or {}),
             },
         )
-        mark_latest(self.run_dir)
+        if run_dir is None:
+            mark_latest(self.run_dir)
 
-    def run(self, entries: list[ModelEntry | Task], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
-        """Run every entry once per seed of the run through the executor; return their records
-        in the given order (entry by entry, each entry's seeds in the run's order)."""
+    def jobs(self, entries: list[ModelEntry | Task]) -> list[Task]:
+        """The run's jobs: every entry once per seed of the run (entry by entry, seeds in order)."""
         rows = [e if isinstance(e, Task) else Task(e) for e in entries]
         labels = [t.label for t in rows]
         if len(set(labels)) != len(labels):
             raise ValueError(f"two rows of one run share a name: {sorted(labels)}")
-        tasks = [t if t.seed is not None else replace(t, seed=s) for t in rows
-                 for s in ((t.seed,) if t.seed is not None else self.settings.seed_list)]
+        return [t if t.seed is not None else replace(t, seed=s) for t in rows
+                for s in ((t.seed,) if t.seed is not None else self.settings.seed_list)]
+
+    def attach(self, executor: LocalExecutor | DaskExecutor, n_jobs: int) -> None:
+        """Run this challenge's jobs on ``executor``, its public input shipped there once;
+        ``n_jobs``: every job the executor will run (several runners may share it)."""
+        self.executor = executor
+        self._input_handle = executor.prepare(self._input_dir / INPUT, n_jobs)
+
+    def discard_input(self) -> None:
+        """Remove the public input written for the workers (after the last job)."""
+        shutil.rmtree(self._input_dir, ignore_errors=True)
+
+    def run(self, entries: list[ModelEntry | Task], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
+        """Run every entry once per seed of the run through the executor; return their records
+        in the given order (entry by entry, each entry's seeds in the run's order)."""
+        tasks = self.jobs(entries)
         executor = self._given_executor
         try:
             if executor is None:
                 executor = make_executor(self.settings.executor, jobs=self.settings.jobs,
                                          scheduler=self.settings.scheduler)
-            self.executor = executor
-            executor.prepare(self._input_dir / INPUT, len(tasks))
-            with ThreadPoolExecutor(max_workers=executor.concurrency(len(tasks))) as pool:
-                futures = {i: pool.submit(self._run_one_safely, tasks[i], on_done)
-                           for i in longest_first(tasks, self.settings.budget)}
-                return [futures[i].result() for i in range(len(tasks))]
+            self.attach(executor, len(tasks))
+            return run_jobs([(self, t) for t in tasks], executor, self.settings.budget, on_done)
         finally:
             if executor is not None and self._given_executor is None:
                 executor.close()
-            shutil.rmtree(self._input_dir, ignore_errors=True)
+            self.discard_input()
 
     def _run_one_safely(self, task: Task, on_done: Callable | None) -> dict[str, Any]:
         record = _base_record(task, self.challenge, self.settings)
@@ -317,7 +336,7 @@ class Runner:
             echo=self.settings.echo, threads=self.settings.threads,
             submission_code=Path(src.target).read_text() if src.kind == "submission" and self.executor.kind != "local" else None,
         )
-        outcome = self.executor.execute(job, model_dir)
+        outcome = self.executor.execute(job, model_dir, self._input_handle)
         record.update(sandboxed=outcome.sandboxed, wall_s=outcome.wall_s, peak_rss_MB=outcome.peak_rss_MB)
         if outcome.log_dropped_bytes:
             record["log_dropped_bytes"] = outcome.log_dropped_bytes
@@ -343,3 +362,13 @@ class Runner:
             tmp.write_bytes(outcome.prediction)
             os.replace(tmp, model_dir / PREDICTION)
         return result
+
+
+def run_jobs(jobs: list[tuple[Runner, Task]], executor: LocalExecutor | DaskExecutor, budget: float,
+             on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run jobs of one or several runners (each attached to ``executor``) in one pool, longest
+    first over all of them; return their records in the given order."""
+    order = longest_first([t for _, t in jobs], budget)
+    with ThreadPoolExecutor(max_workers=executor.concurrency(len(jobs))) as pool:
+        futures = {i: pool.submit(jobs[i][0]._run_one_safely, jobs[i][1], on_done) for i in order}
+        return [futures[i].result() for i in range(len(jobs))]

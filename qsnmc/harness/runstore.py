@@ -7,6 +7,7 @@ Layout::
     runs/<YYYYmmdd-HHMMSS>/<model>/prediction.npz
     runs/<YYYYmmdd-HHMMSS>/<model>/worker.log
     runs/<YYYYmmdd-HHMMSS>/<model>/seed-<k>/...  the same three files per seed, in a run of several seeds
+    runs/<YYYYmmdd-HHMMSS>/<cell>/...           a suite run (:mod:`qsnmc.harness.suite`): one run folder per challenge
     runs/LATEST                                 name of the newest run folder
     runs/cache/<key>/{prediction.npz,result.json}
 """

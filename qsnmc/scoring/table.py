@@ -39,6 +39,7 @@ def ranking_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for rank, row in enumerate(ok, start=1):
         row["rank"] = rank
     _word_verdicts(ok)
+    _withhold_verdicts(ok)
     return ok + bad
 
 
@@ -87,6 +88,7 @@ def _model_row(model: str, seeds: list[dict[str, Any]], verdict: str) -> dict[st
                    "performance": r.get("performance"), "error": r.get("error"), "reason": r.get("reason", ""),
                    "cached": bool(r.get("cached"))} for r in seeds],
         "verdict": verdict if good else "failed",
+        "cannot_win": "",
         "fit_s": _mean([r.get("fit_s") for r in timed]),
         "predict_s": _mean([r.get("predict_s") for r in timed]),
         "cached": all(r.get("cached") for r in seeds),
@@ -110,6 +112,34 @@ def _word_verdicts(ok: list[dict[str, Any]]) -> None:
         ok[0]["verdict"] = ONLY_ENTRY
     elif len(shared) == 1:
         shared[0]["verdict"] = AHEAD
+
+
+def cannot_win(row: dict[str, Any]) -> str:
+    """Why a scored row may not be named the winner, or "".
+
+    - *empty prediction*: it predicted no spike at all (the mean predicted count is 0 on every
+      test stimulus);
+    - *at chance*: its P is not above 0 by more than its error, P - Err <= 0 (Err_c over seeds):
+      a prediction no better than chance coincidences.
+    """
+    counts = row.get("spike_counts") or {}
+    if counts and all(not c.get("predicted") for c in counts.values()):
+        return "empty prediction: no spike predicted"
+    p, err = row.get("performance"), row.get("error") or 0.0
+    if p is not None and p - err <= 0:
+        return f"at chance: P {100 * p:.1f} % is not above 0 by more than its error {100 * err:.1f} %"
+    return ""
+
+
+def _withhold_verdicts(ok: list[dict[str, Any]]) -> None:
+    """The win rule is applied to every scored entry (``ok``, best first); then an entry that
+    :func:`cannot_win` loses its verdict ("significant win", "shared win", "ahead, ...", "only
+    entry"), and no other entry is promoted in its place. When the best entry cannot win, no entry
+    keeps a win: every other is below it or within its error of it."""
+    for row in ok:
+        row["cannot_win"] = cannot_win(row)
+        if row["cannot_win"] or (ok and ok[0]["cannot_win"]):
+            row["verdict"] = ""
 
 
 def count_ratios(row: dict[str, Any]) -> str:
@@ -150,6 +180,8 @@ def format_table(rows: list[dict[str, Any]], header: str = "") -> str:
             notes.append("cached")
         elif several and any(s["cached"] for s in r["seeds"]):
             notes.append(f"{sum(s['cached'] for s in r['seeds'])}/{r['n_seeds']} cached")
+        if r.get("cannot_win"):
+            notes.append(f"cannot win: {r['cannot_win']}")
         if r["sandboxed"] is False:
             notes.append("NOT sandboxed")
         row = {
@@ -190,6 +222,9 @@ def verdict_note(rows: list[dict[str, Any]]) -> str:
     several = several_seeds(rows)
     if not ok:
         return "No entry could be scored."
+    if ok[0].get("cannot_win"):
+        return (f"No winner: the best entry, {ok[0]['model']}, cannot win ({ok[0]['cannot_win']}): an empty or "
+                f"at-chance prediction is never named the winner.")
     if len(ok) == 1:
         return f"One entry ({ok[0]['model']}): no ranking verdict (the win rule needs at least 3 entries)."
     winners = [r["model"] for r in ok if r["verdict"] == "significant win"]
