@@ -32,7 +32,7 @@ def test_the_recurrent_entries_predict_the_same_spikes_under_every_aten_capabili
         out = run_cli(["run", "gru", "dendplrnn", "--challenge", "synthetic-test", "--budget", "0.01", "--no-cache",
                        "--jobs", "2", "--quiet", "--runs-dir", str(runs_dir)], cwd=tmp_path, data_dir=data_dir,
                       env=env, timeout=900)
-        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         (run,) = [p for p in runs_dir.iterdir() if p.is_dir() and p.name != "cache"]
         runs[cap] = run
     for model in ("gru", "dendplrnn"):
