@@ -161,11 +161,7 @@ class _Run:
             raise TrainingDiverged(
                 f"{self.config.cell} network (seed {self.seed}): non-finite loss at step {self.step} after "
                 f"{len(self.result.recoveries)} restarts from the last good checkpoint at lower learning rates")
-        net_sd, opt_sd, good_step, ema_sd = self.good
-        self.net.load_state_dict(net_sd)
-        self.opt.load_state_dict(opt_sd)
-        if self.ema is not None:
-            self.ema.load_state_dict(ema_sd)
+        good_step = self._restore(self.good)
         self.lr_scale *= 0.5
         self.result.recoveries.append({"step": self.step, "restart_from_step": good_step, "lr_scale": self.lr_scale})
         self.step = good_step
@@ -199,6 +195,15 @@ class _Run:
         return (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.opt.state_dict()), self.step,
                 copy.deepcopy(kept.state_dict()))
 
+    def _restore(self, snapshot: tuple) -> int:
+        """Load a :meth:`_snapshot` into the network, optimiser and average; its step."""
+        net_sd, opt_sd, step, kept_sd = snapshot
+        self.net.load_state_dict(net_sd)
+        self.opt.load_state_dict(opt_sd)
+        if self.ema is not None:
+            self.ema.load_state_dict(kept_sd)
+        return step
+
     def _collapsed(self, score: float) -> bool:
         """A held-out score more than ``rollback_drop`` below the best so far (rollbacks left)."""
         cfg = self.config
@@ -208,11 +213,7 @@ class _Run:
     def _roll_back(self, score: float) -> None:
         """Back to the state of the best checkpoint (raw and averaged weights, optimiser) at half the
         learning rate; the step count and schedule go on, so the fit's cost stays the same."""
-        net_sd, opt_sd, best_step, kept_sd = self.at_best
-        self.net.load_state_dict(net_sd)
-        self.opt.load_state_dict(opt_sd)
-        if self.ema is not None:
-            self.ema.load_state_dict(kept_sd)
+        best_step = self._restore(self.at_best)
         self.lr_scale *= 0.5
         self.result.rollbacks.append({"step": self.step, "held_out_gamma_over_r": score,
                                       "back_to_step": best_step, "lr_scale": self.lr_scale})
