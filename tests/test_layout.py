@@ -21,8 +21,9 @@ ALLOWED = {
     "fitting": {"fitting", "scoring"},  # the plugins' toolkit: objectives and records over held-out scores
     "harness": {"harness", "challenges", "scoring", "fitting"},
     "cli": {"cli", "harness", "challenges", "scoring", "fitting"},
+    "testing": {"testing", "harness", "challenges", "scoring", "fitting"},  # plugin authors' conformance checks
 }
-LAYERS = {"scoring", "challenges", "fitting", "harness", "cli"}
+LAYERS = {"scoring", "challenges", "fitting", "harness", "cli", "testing"}
 #: the longest function (def line to last line, docstring included) allowed in qsnmc/ and qsnmc_plugins/
 MAX_FUNCTION_LINES = 80
 

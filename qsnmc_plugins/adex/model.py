@@ -62,6 +62,7 @@ class AdExModel(Model):
     description = ("AdEx neuron (Brian2) with a slow spike-triggered current: dynamic I-V fit, then "
                    "differential evolution on the competition's score")
     Settings = AdExSettings
+    variant = "no refit: the searched model predicts"
     typical_fit_s = 50  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3]}
 

@@ -168,6 +168,7 @@ class ArxModel(Model):
     description = ("ARX model of the subthreshold voltage (ridge least squares, orders by validation) + adaptive "
                    "threshold by Gamma/R with a count penalty")
     Settings = ArxSettings
+    variant = "refit"
     typical_fit_s = 13  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
 

@@ -41,6 +41,7 @@ class DDFModel(Model):
     description = ("Data-driven forecasting: RBF map of a delay-embedded voltage driven by the current "
                    "(Clark et al. 2022)")
     Settings = DDFSettings
+    variant = "refit"  # unless the refit free-runs worse: the record then says "no refit"
     typical_fit_s = 48  # s at budget 1, one core, on the embedded cell: orders a run's jobs
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
@@ -75,7 +76,8 @@ class DDFModel(Model):
         fitted = {**best.choice, **_map_record(final, std)}
         held = held_out_record(best.score, fold.label) if best.score is not None else None
         return fit_record(settings=settings_record(s), fitted=fitted, held_out=held,
-                          candidates=candidates_record(candidates), details=details)
+                          candidates=candidates_record(candidates), details=details,
+                          variant=self.variant if refitted else "no refit: the searched model predicts")
 
     def _refit_on_whole_window(self, best: ValidatedMap, series: list[Series], parts: list[HeldOutPart],
                                std: Standardiser, delta_s: float) -> tuple[FittedMap, float, bool]:

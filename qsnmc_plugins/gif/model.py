@@ -43,6 +43,7 @@ class GIFModel(Model):
     description = ("GIF (Mensi 2012, Pozzorini 2015): membrane and eta by regression, threshold and gamma by convex ML; "
                    "optionally coupled to the voltage (iGIF, Mensi 2016)")
     Settings = GIFSettings
+    variant = "refit"
     typical_fit_s = 70  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0], "voltage_coupling": [False, True]}
 

@@ -79,6 +79,7 @@ class MATModel(Model):
     description = ("multi-timescale adaptive threshold (Kobayashi 2009): leaky membrane by least squares, "
                    "signed threshold kernels with fitted time constants by Gamma/R with a count penalty")
     Settings = MATSettings
+    variant = "no refit: the searched model predicts"
     typical_fit_s = 39  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0], "n_kernels": ["auto", 2, 3]}
 
