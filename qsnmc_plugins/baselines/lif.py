@@ -28,7 +28,8 @@ import numpy as np
 
 from qsnmc import (Candidate, CountPenalty, HeldOutStimulus, Model, Stimulus, TrainingData, TrainingStimulus,
                    ValidationScore, best_candidate, block_mean, candidates_record, clip_to_window, fit_record,
-                   held_out_record, samples_per_step, score_trains, setting, settings_record, stretch_reliability)
+                   held_out_record, linear_least_squares, samples_per_step, score_trains, setting, settings_record, spike_window_mask,
+                   stretch_reliability)
 
 #: candidates of the grid kept in the fit record (best objective first)
 RECORDED_CANDIDATES = 10
@@ -72,11 +73,9 @@ def _membrane_rows(s: TrainingStimulus, factor: int, step: float, settings: LIFS
     of ``step`` s, leaving out the voltage around each spike."""
     v = block_mean(s.voltage_mV, factor)  # (reps, n_bins)
     i = block_mean(s.window_current_pA, factor)
-    keep = np.ones_like(v, dtype=bool)
-    for r, spikes in enumerate(s.spike_times_s):
-        k = ((spikes - s.window_s[0]) / step).astype(int)
-        for off in range(-int(settings.cut_before_s / step), int(settings.cut_after_s / step) + 1):
-            keep[r, np.clip(k + off, 0, v.shape[1] - 1)] = False
+    before, after = int(settings.cut_before_s / step), int(settings.cut_after_s / step)
+    keep = ~np.array([spike_window_mask(((spikes - s.window_s[0]) / step).astype(int), v.shape[1], before, after)
+                      for spikes in s.spike_times_s])
     ok = keep[:, :-1] & keep[:, 1:]
     dv = (v[:, 1:] - v[:, :-1]) / step
     x = np.stack([v[:, :-1][ok], np.broadcast_to(i[:-1], v[:, :-1].shape)[ok], np.ones(ok.sum())], axis=1)
@@ -92,7 +91,7 @@ def fit_membrane(train: TrainingData, settings: LIFSettings) -> Membrane:
     factor = samples_per_step(train.dt_s, settings.model_step_s)
     step = train.dt_s * factor
     rows, targets = zip(*(_membrane_rows(s, factor, step, settings) for s in train.stimuli))
-    (a, b, c), *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(targets), rcond=None)
+    a, b, c = linear_least_squares(np.concatenate(rows), np.concatenate(targets))
     if a >= 0 or b <= 0:
         raise RuntimeError(f"membrane fit unphysical: dV/dt = {a:.3g} V + {b:.3g} I + {c:.3g}")
     return Membrane(tau_m_s=-1.0 / a, gain_mV_per_s_per_pA=b, e_leak_mV=-c / a)
