@@ -28,8 +28,8 @@ import numpy as np
 
 from qsnmc import (Candidate, CountPenalty, HeldOutStimulus, Model, Stimulus, TrainingData, TrainingStimulus,
                    ValidationScore, best_candidate, block_mean, candidates_record, clip_to_window, fit_record,
-                   held_out_record, linear_least_squares, samples_per_step, score_trains, setting, settings_record, spike_window_mask,
-                   stretch_reliability)
+                   held_out_record, linear_least_squares, samples_per_step, score_trains, setting, settings_record,
+                   spike_window_mask, stretch_reliability)
 
 #: candidates of the grid kept in the fit record (best objective first)
 RECORDED_CANDIDATES = 10
@@ -173,7 +173,8 @@ def search_grid(m: Membrane, grid: np.ndarray, heldout: Sequence[HeldOutStimulus
     return candidates
 
 
-def search_data(train: TrainingData, heldout_fraction: float) -> tuple[TrainingData, tuple[HeldOutStimulus, ...], str | None]:
+def search_data(train: TrainingData, heldout_fraction: float
+                ) -> tuple[TrainingData, tuple[HeldOutStimulus, ...], str | None]:
     """What the search fits on, what scores it and the split's label: the first part of each window and the
     held-out rest (``train.time_split``), or, for a window too short to split, the whole window twice (label None)."""
     try:
