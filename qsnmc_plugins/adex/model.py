@@ -162,8 +162,6 @@ class AdExModel(Model):
         """Spike times (s) inside ``stimulus.window_s``, simulating the protocol from rest."""
         from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population
 
-        if self.params is None:
-            raise RuntimeError("adex: predict() before fit()")
         stop = stimulus.window_s[1]
         k = step_factor(stimulus.dt_s, self.settings)
         res = simulate_population([self.params], coarsen_current(stimulus.current_pA, k), stimulus.dt_s * k, stop)

@@ -231,8 +231,6 @@ class ArxModel(Model):
 
     def predict(self, stimulus: Stimulus) -> np.ndarray:
         """Spike times (s) in ``stimulus.window_s``, free-running from the protocol's start."""
-        if self.filter is None or self.rule is None:
-            raise RuntimeError("arx: predict() called before fit()")
         current = block_mean(stimulus.current_pA, samples_per_step(stimulus.dt_s, self.filter.step_s))
         t = spike_times(self.filter, self.rule, current, *stimulus.window_s)
         keep = np.concatenate([[True], np.diff(t) > 0]) if t.size else np.zeros(0, bool)

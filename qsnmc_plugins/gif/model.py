@@ -80,8 +80,6 @@ class GIFModel(Model):
 
     def predict(self, stimulus: Stimulus) -> np.ndarray | list[np.ndarray]:
         """Spike times (s) inside ``stimulus.window_s``: one train (deterministic) or one per repetition."""
-        if self.gif is None or self.readout is None:
-            raise RuntimeError("gif: predict() before fit()")
         s = self.settings
         return readout_trains(self.gif, stimulus, (self.readout,), levels_hz=s.levels_hz, count_samples=s.count_samples,
                               model_step_s=s.model_step_s, seed=self.seed)[self.readout]
