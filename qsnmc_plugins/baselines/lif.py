@@ -14,8 +14,9 @@
    |log count ratio| over the included stimuli (:class:`qsnmc.CountPenalty`), so that a threshold
    that fits one stimulus by firing far too often on another loses. The best candidate is kept;
    its held-out score is the fit record's ``held_out``.
-3. The refit: the membrane fitted again on the whole training window, the chosen threshold, reset
-   and latency kept. A window too short to split is searched in-sample (``held_out`` is then None).
+3. The refit: the membrane fitted again on the whole training window; the chosen threshold and reset
+   keep their distance to E_L (the grid is laid out from E_L), the latency is kept. A window too short
+   to split is searched in-sample (``held_out`` is then None).
 
 A 2 ms absolute refractory period; the model is deterministic (one train for all repetitions).
 """
@@ -54,8 +55,9 @@ class LIFSettings:
                                                   "reset grid, relative to E_L (mV); resets at or above theta skipped")
     latencies_s: tuple[float, ...] = setting((0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006),
                                              "latency grid (s): predicted spikes are the crossings this much later")
-    heldout_fraction: float = setting(0.25, "last share of each training window that scores the grid search",
-                                      min=0.01, max=0.99)
+    heldout_fraction: float = setting(0.4, "last share of each training window that scores the grid search (chosen "
+                                      "on held-out data: benchmarks/README.md, 'LIF: the grid chosen on held-out "
+                                      "data')", min=0.01, max=0.99)
 
 
 @dataclass(frozen=True)
@@ -206,9 +208,10 @@ class LeakyIntegrateAndFire(Model):
         grid = threshold_reset_grid(searched, fit_part, s)
         candidates = search_grid(searched, grid, heldout, train.delta_s, self.budget, s)
         best = best_candidate(candidates)
-        self.theta_mV, self.reset_mV = best.choice["threshold_mV"], best.choice["reset_mV"]
-        self.latency_s = best.choice["latency_s"]
         self.membrane = m = fit_membrane(train, s)
+        shift = m.e_leak_mV - searched.e_leak_mV  # threshold and reset stay where the grid put them: relative to E_L
+        self.theta_mV, self.reset_mV = best.choice["threshold_mV"] + shift, best.choice["reset_mV"] + shift
+        self.latency_s = best.choice["latency_s"]
         top = sorted(candidates, key=lambda c: -c.objective)[:RECORDED_CANDIDATES]
         return fit_record(
             settings=settings_record(s),
