@@ -74,7 +74,7 @@ def main(seed: int = 0, budget: float = 1.0, params: dict | None = None) -> dict
         "test_recorded_spikes_rep0": int(len(challenge.test_recordings(stim.name)[0])),
         "test_forecast": test_runaway,
         "fitted": record["fitted"],
-        "map_step_ms": details["map_step_ms"],
+        "model_step_ms": details["model_step_ms"],
         "seeds_per_candidate": details["seeds_per_candidate"],
         "refitted_on_whole_window": details["refitted_on_whole_window"],
         "refit_heldout_gamma_over_r_in_sample": details["refit_heldout_gamma_over_r_in_sample"],

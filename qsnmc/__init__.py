@@ -5,7 +5,8 @@ Built-in plugins use exactly these names; any other ``qsnmc`` module is internal
 
 Writing a model:
 - :data:`hookimpl`: marks a plugin's ``qsnmc_register_models`` implementation.
-- :class:`Model`: the base class a model may derive from.
+- :class:`Model`: the base class a model may derive from; :class:`NotFittedError`: its ``predict``
+  before ``fit``.
 - :class:`TrainingData`, :class:`TrainingStimulus`, :class:`Stimulus`: what a model receives.
 - :func:`bar`: a progress bar that ``qsnmc run --quiet`` silences.
 
@@ -42,7 +43,7 @@ Testing and benchmarking a model in-process:
 """
 from qsnmc.hookspecs import hookimpl
 from qsnmc.data import Fold, HeldOutStimulus, Stimulus, TrainingData, TrainingStimulus
-from qsnmc.model import Model
+from qsnmc.model import Model, NotFittedError
 from qsnmc.progress import SearchProgress, bar
 from qsnmc.settings import SettingsError, setting, settings_record, settings_schema
 from qsnmc.fitting.signals import block_max, block_mean, lowpass, lowpass_bank, samples_per_step
@@ -63,7 +64,7 @@ from qsnmc.scoring.evaluation import InProcessEvaluation, evaluate_in_process
 
 __version__ = "0.1.0"
 __all__ = [
-    "hookimpl", "Model", "TrainingData", "TrainingStimulus", "Stimulus", "bar",
+    "hookimpl", "Model", "NotFittedError", "TrainingData", "TrainingStimulus", "Stimulus", "bar",
     "spike_times_from_voltage", "coincidence_factor", "intrinsic_reliability", "InvalidPrediction",
     "Fold", "HeldOutStimulus", "HeldOutScore", "ValidationScore", "score_heldout", "score_trains", "validate_model",
     "load_challenge", "challenge_dir", "evaluate_in_process", "InProcessEvaluation",

@@ -26,7 +26,8 @@ one) and scores it on the rest (never on the test window), and
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+import functools
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 
@@ -34,6 +35,40 @@ from qsnmc.data import Stimulus, TrainingData
 from qsnmc.settings import make_settings
 
 SpikeTrains = np.ndarray | Sequence[np.ndarray]
+#: what the fit record's ``details["variant"]`` says of the model that predicts: the searched candidate
+#: refit on the whole training window, or the searched model itself (fitted on part of it)
+Variant = Literal["refit", "no refit: the searched model predicts"]
+VARIANTS: tuple[str, ...] = ("refit", "no refit: the searched model predicts")
+
+#: the instance attribute the base class sets once ``fit`` has returned
+_FITTED = "_qsnmc_fitted"
+
+
+class NotFittedError(RuntimeError):
+    """``predict`` was called on a :class:`Model` whose ``fit`` has not returned."""
+
+
+def _marks_fitted(fit: Callable) -> Callable:
+    """``fit``, setting the fitted flag when it returns (not when it raises) and filling an empty
+    ``variant`` of its fit record from the class's :attr:`Model.variant`."""
+    @functools.wraps(fit)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        record = fit(self, *args, **kwargs)
+        setattr(self, _FITTED, True)
+        if isinstance(record, dict) and "variant" in record and record["variant"] is None:
+            record["variant"] = type(self).variant
+        return record
+    return wrapper
+
+
+def _needs_fit(predict: Callable) -> Callable:
+    """``predict``, raising :class:`NotFittedError` naming the model before ``fit`` has returned."""
+    @functools.wraps(predict)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        if not getattr(self, _FITTED, False):
+            raise NotFittedError(f"model {self.name or type(self).__name__!r}: predict was called before fit")
+        return predict(self, *args, **kwargs)
+    return wrapper
 
 
 class Model:
@@ -43,6 +78,10 @@ class Model:
     ``__init__`` takes ``seed`` and ``budget`` (plus its settings), or takes no arguments
     at all: the harness then constructs it without them and sets ``seed`` and ``budget``
     as attributes.
+
+    Every subclass's ``fit`` and ``predict`` are wrapped when the class is defined
+    (``__init_subclass__``): ``predict`` before ``fit`` has returned raises :class:`NotFittedError`
+    naming the model, with no code in the subclass.
     """
 
     #: unique model name shown in the ranking table (letters, digits, ``-``, ``_``)
@@ -56,6 +95,18 @@ class Model:
     #: optional: typical fit and prediction time (s) at budget 1 on one core. It only orders a run's
     #: jobs (the longest first, so that two cores do not end on one long job); None: unknown, started first
     typical_fit_s: ClassVar[float | None] = None
+    #: which model predicts after the search: its best candidate refit on the whole training window
+    #: ("refit"), or the searched model itself, fitted on the search's part of the window ("no refit:
+    #: the searched model predicts"); None for a model without a search. The fit record's
+    #: ``details["variant"]`` carries it (:func:`qsnmc.fit_record`'s ``variant``)
+    variant: ClassVar[Variant | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__:
+            cls.fit = _marks_fitted(cls.__dict__["fit"])
+        if "predict" in cls.__dict__:
+            cls.predict = _needs_fit(cls.__dict__["predict"])
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **settings: Any) -> None:
         """Args: seed (reproducibility), budget (compute scale, 1.0 = default fit), settings

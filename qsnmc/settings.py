@@ -53,6 +53,11 @@ def _type_name(hint: Any) -> tuple[str, list | None, bool]:
     return "any", None, False
 
 
+def _tuples(value: Any) -> Any:
+    """Lists (JSON's arrays) as tuples, at any depth: a frozen dataclass's field value is hashable."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_json(v) for v in value]
@@ -138,6 +143,8 @@ def _coerce(key: str, value: Any, spec: Mapping[str, Any]) -> Any:
         value = float(value)
     elif kind == "int":
         value = int(value)
+    elif kind == "any":
+        value = _tuples(value)
     if spec.get("choices") is not None and value not in spec["choices"]:
         raise SettingsError(f"setting {key!r} must be one of {spec['choices']}, got {value!r}")
     if spec.get("min") is not None and value < spec["min"]:

@@ -73,6 +73,7 @@ class ExampleThreshold(qsnmc.Model):
     name = "example-threshold"  # unique; shown in the table
     description = "example submission: threshold on the low-pass filtered current"
     Settings = ThresholdSettings
+    variant = "refit"  # the chosen candidate refit on the whole training window
     typical_fit_s = 3  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"n_candidates": [30, 60, 120]}  # what `qsnmc sweep` tries
 

@@ -1,68 +1,16 @@
-"""A small synthetic challenge for the harness's own tests: a noisy LIF neuron.
-
-Written by the tests themselves (no shared files needed): 4 repetitions of a 20 s
-fluctuating current at 2 kHz, training 0-14 s, test 14-20 s.
+"""The small synthetic challenge of :mod:`qsnmc.testing` (a noisy LIF), written to a folder for the
+harness's own tests: 4 repetitions of a 20 s fluctuating current at 2 kHz, training 0-14 s, test 14-20 s.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+from qsnmc.challenges.store import write_challenge
+from qsnmc.testing.synthetic import DT_S, simulate_noisy_lif, synthetic_challenge
 
-from qsnmc.challenges.store import Challenge, ChallengeStimulus, write_challenge
-
-DT_S = 0.0005
-
-
-def simulate_noisy_lif(duration_s: float = 20.0, n_reps: int = 4, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Current (pA) and voltage (mV, reps x samples) of a LIF with intrinsic noise and 40 mV spikes."""
-    rng = np.random.default_rng(seed)
-    n = int(round(duration_s / DT_S))
-    # OU current, tau 5 ms, mean stepping every 2 s
-    mean = np.repeat(rng.uniform(150, 350, int(np.ceil(n / 4000))), 4000)[:n]
-    ou = np.zeros(n)
-    a = np.exp(-DT_S / 0.005)
-    noise = rng.normal(0, 150 * np.sqrt(1 - a * a), n)
-    for k in range(1, n):
-        ou[k] = a * ou[k - 1] + noise[k]
-    current = mean + ou
-    tau, r_mohm, e_l, theta, reset = 0.02, 0.1, -70.0, -50.0, -65.0  # s, GOhm-ish scale, mV
-    v = np.full(n_reps, e_l)
-    out = np.empty((n_reps, n))
-    refractory = np.zeros(n_reps, dtype=int)
-    intrinsic = rng.normal(0, 0.25, (n, n_reps))
-    for k in range(n):
-        v = v + DT_S / tau * (e_l - v + r_mohm * current[k]) + intrinsic[k]
-        v[refractory > 0] = reset
-        refractory -= 1
-        fired = v >= theta
-        out[:, k] = np.where(fired, 40.0, v)
-        v[fired] = reset
-        refractory[fired] = 4
-    return current, out + rng.normal(0, 0.2, out.shape)
-
-
-def _stimulus(name: str, seed: int) -> ChallengeStimulus:
-    """One simulated stimulus: training 0-14 s, test 14-20 s."""
-    from qsnmc import spike_times_from_voltage
-
-    current, volt = simulate_noisy_lif(seed=seed)
-    spikes = spike_times_from_voltage(volt, DT_S)
-    n_train = int(round(14.0 / DT_S))
-    return ChallengeStimulus(
-        name=name,
-        dt_s=DT_S,
-        current_pA=current,
-        n_repetitions=volt.shape[0],
-        train_window_s=(0.0, 14.0),
-        train_voltage_mV=volt[:, :n_train],
-        train_spikes_s=[s[s < 14.0] for s in spikes],
-        test_window_s=(14.0, 20.0),
-        test_spikes_s=[s[s >= 14.0] for s in spikes],
-    )
+__all__ = ["DT_S", "simulate_noisy_lif", "write_synthetic_challenge"]
 
 
 def write_synthetic_challenge(folder: Path, name: str = "synthetic-test", n_stimuli: int = 1) -> Path:
     """The test LIF on ``n_stimuli`` stimuli (A, B, ...: different currents, same neuron)."""
-    stimuli = [_stimulus(chr(ord("A") + i), seed=1 + i) for i in range(n_stimuli)]
-    return write_challenge(folder, Challenge(name, stimuli, delta_s=0.004, description="test LIF"))
+    return write_challenge(folder, synthetic_challenge(name, n_stimuli))

@@ -21,8 +21,9 @@ ALLOWED = {
     "fitting": {"fitting", "scoring"},  # the plugins' toolkit: objectives and records over held-out scores
     "harness": {"harness", "challenges", "scoring", "fitting"},
     "cli": {"cli", "harness", "challenges", "scoring", "fitting"},
+    "testing": {"testing", "harness", "challenges", "scoring", "fitting"},  # plugin authors' conformance checks
 }
-LAYERS = {"scoring", "challenges", "fitting", "harness", "cli"}
+LAYERS = {"scoring", "challenges", "fitting", "harness", "cli", "testing"}
 #: the longest function (def line to last line, docstring included) allowed in qsnmc/ and qsnmc_plugins/
 MAX_FUNCTION_LINES = 80
 
@@ -166,3 +167,86 @@ def test_no_function_is_longer_than_the_limit():
     assert len(lengths) > 100  # the scan found the package's functions
     long = sorted(f"{where} ({n} lines)" for where, n in lengths.items() if n > MAX_FUNCTION_LINES)
     assert not long, f"functions longer than {MAX_FUNCTION_LINES} lines (split them into helpers): {long}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of qsnmc/ and qsnmc_plugins/ it imports (lazy imports too); ``from P
+    import name`` counts as importing ``P.name`` where that is a module, else ``P``."""
+    paths = sorted([*CORE.rglob("*.py"), *(ROOT / "qsnmc_plugins").rglob("*.py")])
+    modules = {_module_name(p): p for p in paths}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                for a in node.names:
+                    edges.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def _import_cycles() -> list[frozenset[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    graph, index, low, stack, on_stack, cycles = _import_graph(), {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(frozenset(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+#: import circles still to cut in the recurrent entries (they import each other for settings and helpers);
+#: remove an entry when its circle is cut (the xfail below is strict: a cut circle fails until removed here)
+KNOWN_CYCLES = [frozenset({"qsnmc_plugins.gru.model", "qsnmc_plugins.gru.training"}),
+                frozenset({"qsnmc_plugins.dendplrnn.model", "qsnmc_plugins.dendplrnn.heldout"})]
+
+
+def test_the_import_graph_is_read():
+    graph = _import_graph()
+    assert "qsnmc.challenges.store" in graph["qsnmc.challenges.qsnmc2007"]  # the scan sees imports
+    assert "qsnmc_plugins.mat.settings" in graph["qsnmc_plugins.mat.model"]
+
+
+def test_no_import_cycle_inside_the_packages():
+    """No module of qsnmc/ or qsnmc_plugins/ imports itself through others (lazy imports count)."""
+    unknown = [sorted(c) for c in _import_cycles() if c not in KNOWN_CYCLES]
+    assert not unknown, f"import cycles: {unknown}"
+
+
+@pytest.mark.xfail(strict=True, reason="a known circle of the recurrent entries, not yet cut")
+@pytest.mark.parametrize("cycle", KNOWN_CYCLES, ids=lambda c: " <-> ".join(sorted(c)))
+def test_a_known_cycle_is_cut(cycle):
+    assert not any(cycle <= found for found in _import_cycles())

@@ -155,7 +155,7 @@ def test_forecasts_a_conductance_based_neuron(rs_recording):
     record = model.fit(train)
     json.dumps(record)  # the fit record is JSON-serialisable
     assert record["fitted"]["dimension"] == 3 and record["held_out"]["performance"] > 0.2
-    assert record["details"]["map_step_ms"] == pytest.approx(0.5) and record["details"]["seeds_per_candidate"] == 2
+    assert record["details"]["model_step_ms"] == pytest.approx(0.5) and record["details"]["seeds_per_candidate"] == 2
     predicted = model.predict(Stimulus("A", DT, current, (9.0, 12.0), 1))
     truth = spike_times_from_voltage(voltage[90_000:], DT, t0_s=9.0)
     assert truth.size > 25
@@ -231,7 +231,7 @@ def test_one_kilohertz_multi_stimulus_data(rs_recording):
         stims.append(TrainingStimulus(name, dt, c, (0.0, 4.0), v[None, :], spikes))
     model = DDFModel(seed=0, budget=0.05, structures=((4, 1, 0, (200.0,), 60, 1.0),))
     record = model.fit(TrainingData("rs-1k", tuple(stims), delta_s=0.002))
-    assert record["details"]["samples_per_step"] == 1 and record["details"]["map_step_ms"] == pytest.approx(1.0)
+    assert record["details"]["samples_per_step"] == 1 and record["details"]["model_step_ms"] == pytest.approx(1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spikes = model.predict(Stimulus("C", dt, cur_1k[8000:], (0.5, 4.0), 1))

@@ -26,9 +26,9 @@ did (train on the first part, predict the rest from the current alone):
 - the current of a stimulus is the mean of its repetitions' recorded currents (they
   differ by a few pA of measurement noise); the largest deviation is in the provenance.
 
-The manifest carries :data:`IMPORTER_VERSION`; :func:`check_import_version` (called by
-:func:`qsnmc.challenges.store.load_challenge`) refuses a challenge made by an older importer,
-whose test spikes came from ``test/``.
+The manifest carries :data:`IMPORTER_VERSION`; :func:`qsnmc.challenges.store.load_challenge`
+refuses a challenge made by an older importer, whose test spikes came from ``test/``
+(:mod:`qsnmc.challenges.qsnmc2007_version`).
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from qsnmc.challenges.qsnmc2007_version import DEFAULT_NAME, IMPORTER, IMPORTER_VERSION
 from qsnmc.challenges.split import Recording, Split, split_recordings
 from qsnmc.challenges.store import Challenge, ChallengeError, files_digest, sha256_file, write_challenge
 from qsnmc.challenges.textdata import DataImportError, check_voltage_mV, current_in_pA, read_table, voltage_storage
@@ -54,53 +55,12 @@ DELTA_S = 0.002
 TRAIN_UNTIL_S = 22.0
 #: default floor on a stimulus' R in the test window for it to be tested
 R_FLOOR = 0.3
-#: version of this importer's challenge design, saved in the manifest's provenance;
-#: 1 (no number saved) tested on test/ (model-made spikes), 2 holds out recorded data
-IMPORTER_VERSION = 2
-#: what was wrong with each older version's challenges (shown when one is refused)
-OLD_VERSIONS = {1: "it is scored against test/ spike times made by a model, not recorded from the cell"}
-#: this importer's id in a manifest's provenance (version 1 wrote its then module name; kept stable)
-IMPORTER = "qsnmc.import_qsnmc2007"
-DEFAULT_NAME = "qsnmc2007a"
 FILE_PATTERN = re.compile(r"^(?P<stim>\d+)-(?P<rep>\d+)\.(?P<kind>voltage|spiketimes)(?:\.gz)?$")
 REFERENCE = "QSNMC 2007 Challenge A (Jolivet et al. 2008, Biol Cybern 99:417)"
 #: why test/ is not read (one line, printed after import and kept in the provenance)
 TEST_FOLDER_NOT_READ = (
     "test/ not read: its spike times were made by the organisers' aEIF model, not recorded from the cell"
 )
-
-
-def check_import_version(manifest: dict[str, Any], where: str) -> None:
-    """Refuse a challenge written by an older version of this importer.
-
-    Args:
-        manifest: a challenge folder's parsed ``manifest.json``.
-        where: what to name in the message (the manifest's path).
-
-    Raises:
-        ChallengeError: the manifest was made by this importer with another version,
-            naming the command that re-imports it.
-    """
-    provenance = manifest.get("provenance") or {}
-    if provenance.get("importer") != IMPORTER:
-        return
-    found = provenance.get("importer_version", 1)
-    if found == IMPORTER_VERSION:
-        return
-    name = manifest.get("name", DEFAULT_NAME)
-    source = provenance.get("source_dir") or "DIR"
-    name_option = "" if name == DEFAULT_NAME else f" --name {name}"
-    command = f"qsnmc data import-qsnmc2007 {source}{name_option} --force"
-    if isinstance(found, int) and found > IMPORTER_VERSION:
-        raise ChallengeError(
-            f"{where}: challenge {name!r} was imported by a newer qsnmc (2007 importer version {found}, "
-            f"this one reads {IMPORTER_VERSION}); update qsnmc or re-import it: {command}"
-        )
-    why = OLD_VERSIONS.get(found, "its design differs from this version's")
-    raise ChallengeError(
-        f"{where}: challenge {name!r} was imported by an older qsnmc (2007 importer version {found}): {why}; "
-        f"re-import it: {command}"
-    )
 
 
 def _scan(folder: Path) -> dict[str, dict[str, dict[int, Path]]]:

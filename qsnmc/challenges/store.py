@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from qsnmc.challenges.qsnmc2007_version import import_version_problem
 from qsnmc.data import Stimulus, TrainingData, TrainingStimulus
 from qsnmc.scoring.metrics import intrinsic_reliability
 
@@ -336,9 +337,9 @@ def load_challenge(folder: str | Path, *, verify: bool = True) -> Challenge:
         raise ChallengeError(f"{mpath}: unreadable manifest: {exc}") from exc
     if manifest.get("format") != FORMAT:
         raise ChallengeError(f"{mpath}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    from qsnmc.challenges.qsnmc2007 import check_import_version  # imported here: that module imports this one
-
-    check_import_version(manifest, str(mpath))  # an older 2007 import (tested on model-made spikes) is refused
+    problem = import_version_problem(manifest)  # an older 2007 import (tested on model-made spikes) is refused
+    if problem is not None:
+        raise ChallengeError(f"{mpath}: {problem}")
     for fname, meta in manifest.get("files", {}).items():
         fpath = folder / fname
         if not fpath.is_file():

@@ -84,13 +84,31 @@ class NormalEquations:
         self.n_rows = 0
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Add the rows ``x`` ``(n, n_features)`` with targets ``y`` ``(n,)``, n at most :data:`MAX_EXACT_ROWS`."""
+        """Add the rows ``x`` ``(n, n_features)`` with targets ``y`` ``(n,)``: each chunk of
+        :data:`MAX_EXACT_ROWS` rows summed exactly, the chunks added in order."""
         p = self.n_features
-        g = exact_gram(np.column_stack([x, y]))
-        self.gram += g[:p, :p]
-        self.xty += g[:p, p]
-        self.yty += float(g[p, p])
+        for start in range(0, max(int(y.size), 1), MAX_EXACT_ROWS):
+            rows = slice(start, start + MAX_EXACT_ROWS)
+            g = exact_gram(np.column_stack([x[rows], y[rows]]))
+            self.gram += g[:p, :p]
+            self.xty += g[:p, p]
+            self.yty += float(g[p, p])
         self.n_rows += int(y.size)
+
+    def solve(self, penalty: np.ndarray | None = None) -> np.ndarray:
+        """``b`` of ``(X^T X + diag(penalty)) b = X^T y`` (a ridge ``penalty`` per feature, or none),
+        equilibrated by the diagonal and solved by :func:`cholesky_solve`.
+
+        Raises:
+            ValueError: a feature whose column (and penalty) is zero.
+        """
+        gram = 0.5 * (self.gram + self.gram.T)
+        if penalty is not None:
+            gram = gram + np.diag(penalty)
+        scale = np.sqrt(np.diag(gram))
+        if not np.all(scale > 0):
+            raise ValueError("least squares: a column of the design is zero")
+        return cholesky_solve(gram / np.outer(scale, scale), self.xty / scale) / scale
 
 
 def linear_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -101,13 +119,8 @@ def linear_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
     squared condition number costs digits only where the columns are nearly collinear.
     """
     eq = NormalEquations(design.shape[1])
-    for start in range(0, design.shape[0], MAX_EXACT_ROWS):
-        eq.add(design[start : start + MAX_EXACT_ROWS], target[start : start + MAX_EXACT_ROWS])
-    gram = 0.5 * (eq.gram + eq.gram.T)
-    scale = np.sqrt(np.diag(gram))
-    if not np.all(scale > 0):
-        raise ValueError("least squares: a column of the design is zero")
-    return cholesky_solve(gram / np.outer(scale, scale), eq.xty / scale) / scale
+    eq.add(design, target)
+    return eq.solve()
 
 
 #: a residual function: parameters -> (weighted residuals (n,), their Jacobian (n, p))

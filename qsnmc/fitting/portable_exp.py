@@ -3,9 +3,9 @@
 ``np.exp`` rounds differently from one CPU to the next: with AVX-512, NumPy evaluates float64
 ``exp`` with a vectorised polynomial of its own; without, it calls the C library's ``exp``,
 and glibc itself picks an FMA or an SSE2 build of it by the CPU (they differ in the last bit
-of about 0.06 % of arguments). The DDF's free run amplifies a last-bit change of one RBF
-activation into other spike times, so its search chose other maps on an AVX-512 machine
-(issue #24); any fit whose discrete choices follow an exp can use it (``qsnmc.portable_exp``).
+of about 0.06 % of arguments). A fit whose discrete choices follow an exp (the DDF's free run
+turns a last-bit change of one RBF activation into other spike times, hence other chosen maps)
+needs the same bits everywhere: ``qsnmc.portable_exp``.
 :func:`exp` evaluates fdlibm's algorithm (Sun's ``e_exp.c``: reduction by ``k ln 2``, a
 rational approximation; within 1 ulp of glibc's) with NumPy ufuncs only.
 Each ufunc is one correctly rounded IEEE operation per element (+, -, *, /, rint, integer

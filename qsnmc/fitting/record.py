@@ -9,6 +9,10 @@ Keys (all present; empty where a model has nothing to say):
   (:meth:`qsnmc.ValidationScore.per_stimulus`), or None where there was none;
 - ``candidates``: the search's candidates with their held-out scores (:func:`qsnmc.candidates_record`);
 - ``curves``: training curves only, ``{name: {"x": [...], "y": [...], "x_label": ..., "y_label": ...}}``;
+- ``variant``: which model predicts after the search (:attr:`qsnmc.Model.variant`): ``"refit"`` (the
+  chosen candidate refit on the whole training window) or ``"no refit: the searched model predicts"``;
+  None for a model without a search. :class:`qsnmc.Model` fills it from the class attribute when ``fit``
+  returns a record whose ``variant`` is None;
 - ``details``: anything model-specific.
 """
 from __future__ import annotations
@@ -16,9 +20,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
+from qsnmc.model import VARIANTS
 from qsnmc.scoring.validation import ValidationScore
 
-KEYS = ("settings", "fitted", "held_out", "candidates", "curves", "details")
+KEYS = ("settings", "fitted", "held_out", "candidates", "curves", "variant", "details")
 
 
 def curve(x: Sequence[float], y: Sequence[float], x_label: str, y_label: str) -> dict[str, Any]:
@@ -37,11 +42,11 @@ def held_out_record(score: ValidationScore, split: str) -> dict[str, Any]:
 def fit_record(*, settings: Mapping[str, Any], fitted: Mapping[str, Any] | None = None,
                held_out: Mapping[str, Any] | None = None, candidates: Sequence[Mapping[str, Any]] = (),
                curves: Mapping[str, Mapping[str, Any]] | None = None,
-               details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               details: Mapping[str, Any] | None = None, variant: str | None = None) -> dict[str, Any]:
     """A fit record in the one schema (see the module docstring); checked by :func:`check_fit_record`."""
     record = {"settings": dict(settings), "fitted": dict(fitted or {}), "held_out": None if held_out is None
               else dict(held_out), "candidates": list(candidates), "curves": dict(curves or {}),
-              "details": dict(details or {})}
+              "variant": variant, "details": dict(details or {})}
     check_fit_record(record)
     return record
 
@@ -58,6 +63,8 @@ def check_fit_record(record: Any) -> None:
             raise ValueError(f"fit record {key!r} must be a dict")
     if not isinstance(record["candidates"], list):
         raise ValueError("fit record 'candidates' must be a list")
+    if record["variant"] is not None and record["variant"] not in VARIANTS:
+        raise ValueError(f"fit record 'variant' must be one of {list(VARIANTS)} or None, got {record['variant']!r}")
     held = record["held_out"]
     if held is not None and not {"split", "performance", "count_error", "per_stimulus"} <= set(held):
         raise ValueError("fit record 'held_out' needs split, performance, count_error and per_stimulus")

@@ -9,8 +9,8 @@ warnings back to Python.
 Code-generation target: Cython (``runtime`` mode), compiled with :data:`COMPILE_ARGS`
 instead of Brian2's default ``-O3 -ffast-math -march=native``: the default makes a fit's
 result depend on the CPU it runs on (instructions, fused multiply-adds, vectorised ``exp``),
-and the AdEx's search turns a last-bit difference into another optimum (issue 24; the speed
-cost is in ``benchmarks/README.md``). Compiled extensions are cached under
+and the AdEx's search turns a last-bit difference into another optimum (the speed cost is in
+``benchmarks/README.md``). Compiled extensions are cached under
 ``$HOME/.cython/brian_extensions/<flags hash>`` (Brian2's cache keys the generated code but
 not the flags), keyed by the code, which depends only on the equations, never on parameter
 values or on the injected current: one fit compiles each code object once and every later

@@ -1,6 +1,6 @@
 """The ``adex`` model: an AdEx neuron in Brian2, fitted in two stages on the training window.
 
-``fit`` holds out the last ``held_out_fraction`` of each training window (``train.time_split``)
+``fit`` holds out the last ``heldout_fraction`` of each training window (``train.time_split``)
 from both stages, then runs these named steps:
 
 1. Stage 1, dynamic I-V (Badel et al. 2008) on the fit part: C, g_L, E_L, Delta_T, V_T
@@ -17,8 +17,8 @@ from both stages, then runs these named steps:
 Prediction simulates the whole protocol from rest (V = E_L, w = 0) up to the end of the window
 to predict, continuously, so a 2009-style test warms up on the training part of the same
 current and a test-only stimulus starts from rest. Fitting and prediction integrate at the same
-step: ``sim_dt_s`` (0.2 ms, current averaged over it) for finely sampled data; data sampled more
-coarsely than ``max_sim_dt_s`` (e.g. the 1 kHz QSNMC 2007 recordings) is integrated in substeps
+step: ``model_step_s`` (0.2 ms, current averaged over it) for finely sampled data; data sampled more
+coarsely than ``max_model_step_s`` (e.g. the 1 kHz QSNMC 2007 recordings) is integrated in substeps
 of at most that length, the current held over each data sample.
 
 Budget: ``round(generations_at_budget_1 * budget)`` generations (at least 1) of
@@ -44,10 +44,10 @@ if TYPE_CHECKING:  # Brian2 is imported only when a model fits or predicts
 
 def step_factor(dt_s: float, settings: AdExSettings) -> float:
     """Recording steps per simulation step: an integer >= 1 (the current averaged over it),
-    or ``1 / n`` for data coarser than ``max_sim_dt_s`` (n substeps per sample)."""
-    if dt_s > settings.max_sim_dt_s * (1 + 1e-9):
-        return 1.0 / int(np.ceil(dt_s / settings.max_sim_dt_s - 1e-9))
-    return max(1, int(round(settings.sim_dt_s / dt_s)))
+    or ``1 / n`` for data coarser than ``max_model_step_s`` (n substeps per sample)."""
+    if dt_s > settings.max_model_step_s * (1 + 1e-9):
+        return 1.0 / int(np.ceil(dt_s / settings.max_model_step_s - 1e-9))
+    return max(1, int(round(settings.model_step_s / dt_s)))
 
 
 def segments_per_stimulus(n_stimuli: int, settings: AdExSettings) -> int:
@@ -62,6 +62,7 @@ class AdExModel(Model):
     description = ("AdEx neuron (Brian2) with a slow spike-triggered current: dynamic I-V fit, then "
                    "differential evolution on the competition's score")
     Settings = AdExSettings
+    variant = "no refit: the searched model predicts"
     typical_fit_s = 50  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3]}
 
@@ -91,7 +92,7 @@ class AdExModel(Model):
         t_start = time.perf_counter()
         s = self.settings
         brian2_module().seed(self.seed)
-        fold = train.time_split(s.held_out_fraction)
+        fold = train.time_split(s.heldout_fraction)
         windows = [Windows(f.window_s, h.stimulus.window_s) for f, h in zip(fold.fit.stimuli, fold.heldout)]
         div = fit_dynamic_iv(train.stimuli, s, stop_s=[w.fit[1] for w in windows])
         base = AdExParameters(C_pF=div.C_pF, gL_nS=div.gL_nS, EL_mV=div.EL_mV, DeltaT_mV=div.DeltaT_mV,
@@ -161,8 +162,6 @@ class AdExModel(Model):
         """Spike times (s) inside ``stimulus.window_s``, simulating the protocol from rest."""
         from qsnmc_plugins.adex.simulate import coarsen_current, simulate_population
 
-        if self.params is None:
-            raise RuntimeError("adex: predict() before fit()")
         stop = stimulus.window_s[1]
         k = step_factor(stimulus.dt_s, self.settings)
         res = simulate_population([self.params], coarsen_current(stimulus.current_pA, k), stimulus.dt_s * k, stop)

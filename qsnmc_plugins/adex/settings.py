@@ -20,8 +20,8 @@ class AdExSettings:
                                    "data: benchmarks/README.md, 'AdEx: refitted for many stimuli')", min=0.0)
     count_error_stimuli: Literal["included", "every"] = setting(
         "included", "stimuli the count error averages over: those entering P, or every stimulus")
-    held_out_fraction: float = setting(0.2, "last part of each training window held out from both stages; the "
-                                       "validated candidates are chosen on it", min=0.01, max=0.99)
+    heldout_fraction: float = setting(0.2, "last part of each training window held out from both stages; the "
+                                           "validated candidates are chosen on it", min=0.01, max=0.99)
     generations_at_budget_1: int = setting(36, "differential-evolution generations after the initial population at "
                                            "budget 1 (scaled by the budget, at least 1)", min=1)
     population_at_budget_1: int = setting(100, "candidates per generation at budget 1 (2 x budget x this, "
@@ -35,15 +35,17 @@ class AdExSettings:
                                       "fires tonically", min=0.0)
     tauw2_range_ms: tuple[float, float] = setting((1000.0, 30000.0), "range of the slow spike-triggered current's "
                                                   "time constant (ms, searched on a log scale)")
-    vpeak_mV: float = setting(0.0, "the voltage at which a spike is emitted (mV): the harness detects spikes at 0 mV")
-    sim_dt_s: float = setting(2e-4, "integration step (s) for fitting and prediction alike, the current averaged "
-                              "over it; moves spikes by < 0.2 ms against a 4 ms window", min=1e-6)
-    max_sim_dt_s: float = setting(2.5e-4, "longest integration step (s): coarser data is integrated in substeps "
-                                  "of at most this (forward Euler at 1 ms misplaces the upswing)", min=1e-6)
+    vpeak_mV: float = setting(0.0, "the voltage at which a spike is emitted (mV): the harness detects spikes at 0 mV",
+                              min=-50.0, max=100.0)
+    model_step_s: float = setting(2e-4, "integration step (s) for fitting and prediction alike, the current averaged "
+                                        "over it; moves spikes by < 0.2 ms against a 4 ms window", min=1e-6)
+    max_model_step_s: float = setting(2.5e-4, "longest integration step (s): coarser data is integrated in substeps "
+                                              "of at most this (forward Euler at 1 ms misplaces the upswing)", min=1e-6)
     iv_cut_before_s: float = setting(0.0005, "stage 1 cuts samples from this long before a spike's 0 mV "
                                      "crossing (s) ...", min=0.0)
     iv_cut_after_s: float = setting(0.030, "... to this long after it (spike, repolarisation, AHP) (s)", min=0.0)
-    iv_v_cap_mV: float = setting(-30.0, "only voltages below this enter the dynamic I-V curve (mV)")
+    iv_v_cap_mV: float = setting(-30.0, "only voltages below this enter the dynamic I-V curve (mV)",
+                                  min=-100.0, max=0.0)
     iv_bin_mV: float = setting(0.5, "width of the voltage bins of the I-V curve (mV)", min=0.01)
     iv_min_bin_samples: int = setting(50, "samples a voltage bin needs to enter the curve fit", min=1)
     adaptation_taus_ms: tuple[float, ...] = setting((30.0, 100.0, 300.0, 1000.0, 3000.0), "time constants of the "

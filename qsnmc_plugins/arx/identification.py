@@ -5,17 +5,19 @@ Model (one bin = one model step; ``V`` and ``I`` centred on reference values):
     V_t = sum_{i=1..na} a_i V_{t-i} + sum_{j=0..nb-1} b_j I_{t-j} + sum_{k>=1} c_k s_{t-k} + d
 
 with ``c = basis @ w`` (see :mod:`spike_basis`). The normal equations of the largest
-model are accumulated once over every repetition (:class:`GramAccumulator`); each
-candidate order is a sub-block of them, solved with a ridge penalty proportional to
-the diagonal (scale-free) by :func:`scipy.linalg.solve`.
+model are accumulated once over every repetition (:class:`GramAccumulator`, summed exactly by
+:class:`qsnmc.NormalEquations`); each candidate order is a sub-block of them, solved with a ridge
+penalty proportional to the diagonal (scale-free) by :func:`qsnmc.cholesky_solve`: the order search
+follows these numbers, so they have the same bits on any CPU and BLAS.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from scipy.signal import lfilter, lfilter_zi
+
+from qsnmc import NormalEquations, cholesky_solve
 
 from qsnmc_plugins.arx.spike_basis import spike_features
 
@@ -97,10 +99,12 @@ class GramAccumulator:
     def add(self, series: Series, rows: slice) -> None:
         """Accumulate the equations of ``rows`` of one series."""
         x, y = self.design(series, rows)
-        self.gram += x.T @ x
-        self.xty += x.T @ y
-        self.yty += float(y @ y)
-        self.n_rows += y.size
+        eq = NormalEquations(self.xty.size)
+        eq.add(x, y)
+        self.gram += eq.gram
+        self.xty += eq.xty
+        self.yty += eq.yty
+        self.n_rows += eq.n_rows
 
     def columns(self, orders: ArxOrders) -> np.ndarray:
         """Indices of the columns that a candidate uses."""
@@ -114,7 +118,9 @@ class GramAccumulator:
         g = self.gram[np.ix_(cols, cols)]
         penalty = orders.ridge * np.diag(g).copy()
         penalty[0] = 0.0  # the constant is not shrunk
-        theta = scipy.linalg.solve(g + np.diag(penalty), self.xty[cols], assume_a="pos")
+        scale = np.sqrt(np.diag(g))  # equilibrated: the columns' units differ (mV, pA, 1)
+        a = (g + np.diag(penalty)) / np.outer(scale, scale)
+        theta = cholesky_solve(0.5 * (a + a.T), self.xty[cols] / scale) / scale
         na, nb = orders.n_voltage, orders.n_current
         w = theta[1 + na + nb :]
         c = self.basis[:, : orders.n_spike] @ w if orders.n_spike else np.zeros(0)

@@ -3,7 +3,7 @@
 Fit (training window only), in named steps:
 
 1. Bin the recordings to the model step (``model_step_s``, block means) and cut the spikes
-   out of the voltage (:mod:`spike_cut`); hold out the last ``held_out_fraction`` of each
+   out of the voltage (:mod:`spike_cut`); hold out the last ``heldout_fraction`` of each
    training window (``TrainingData.time_split``).
 2. Orders (:func:`order_search.search_orders`): every structure of the grid is fitted by ridge
    least squares on the fit part and scored by its free-running voltage error on the held-out
@@ -168,6 +168,7 @@ class ArxModel(Model):
     description = ("ARX model of the subthreshold voltage (ridge least squares, orders by validation) + adaptive "
                    "threshold by Gamma/R with a count penalty")
     Settings = ArxSettings
+    variant = "refit"
     typical_fit_s = 13  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
 
@@ -181,7 +182,7 @@ class ArxModel(Model):
         refit both on the whole window; return the fit record."""
         s = self.settings
         step = s.model_step_s if train.dt_s <= s.model_step_s else train.dt_s
-        fold = train.time_split(s.held_out_fraction)
+        fold = train.time_split(s.heldout_fraction)
         prepared = [prepare(st, ft.voltage_mV.shape[1], step, s) for st, ft in zip(train.stimuli, fold.fit.stimuli)]
         basis = spike_basis(step, s)
         targets = partial(_targets, prepared, step, min_fit_s=s.min_rule_fit_s, budget=self.budget)
@@ -230,8 +231,6 @@ class ArxModel(Model):
 
     def predict(self, stimulus: Stimulus) -> np.ndarray:
         """Spike times (s) in ``stimulus.window_s``, free-running from the protocol's start."""
-        if self.filter is None or self.rule is None:
-            raise RuntimeError("arx: predict() called before fit()")
         current = block_mean(stimulus.current_pA, samples_per_step(stimulus.dt_s, self.filter.step_s))
         t = spike_times(self.filter, self.rule, current, *stimulus.window_s)
         keep = np.concatenate([[True], np.diff(t) > 0]) if t.size else np.zeros(0, bool)

@@ -13,8 +13,8 @@ class ArxSettings:
 
     # -- fit and held-out split
     model_step_s: float = setting(0.001, "model step (s): a quarter of the 4 ms coincidence window", min=1e-5)
-    held_out_fraction: float = setting(0.2, "share of each training window held out to choose orders and "
-                                       "output-error iterations, and to score the spike rule", min=0.01, max=0.9)
+    heldout_fraction: float = setting(0.2, "share of each training window held out to choose orders and "
+                                           "output-error iterations, and to score the spike rule", min=0.01, max=0.9)
     reduced_search_below: float = setting(0.5, "a budget below this searches a reduced grid of orders", min=0.0)
     min_rule_fit_s: float = setting(5.0, "shortest stretch of training (s) the spike rule is fitted on at a "
                                     "small budget", min=0.0)

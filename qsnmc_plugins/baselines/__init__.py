@@ -3,7 +3,7 @@
 - ``poisson``: a rate-matched Poisson train (Gamma about 0: the chance level).
 - ``lif``: a leaky integrate-and-fire neuron, membrane fitted by least squares on the
   subthreshold voltage; threshold, reset and spike latency chosen on a grid by Gamma/R on the
-  training window minus a spike-count penalty.
+  held-out part of the training window minus a spike-count penalty, the membrane then refit.
 """
 from qsnmc import hookimpl
 

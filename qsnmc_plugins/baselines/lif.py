@@ -3,31 +3,34 @@
 ``fit`` (training window only) runs three named steps:
 
 1. :func:`fit_membrane`: ``dV/dt = (E_L - V) / tau_m + I / C`` by linear least squares on the
-   subthreshold voltage (bins of the model step, spikes and their after-potential cut out).
+   subthreshold voltage of the first part of each training window (``train.time_split``; bins of
+   the model step, spikes and their after-potential cut out).
 2. :func:`search_grid`: threshold ``theta`` and reset ``V_r`` (mV) on a grid, each pair simulated
    once and its train shifted by every latency of the grid (s: a recorded spike marks the action
    potential's upstroke, a few ms after the voltage leaves the subthreshold range the LIF's
-   threshold stands for). Each candidate is scored against every training repetition by the
+   threshold stands for). Each candidate is scored on the held-out rest of each window by the
    competition's rule (:class:`qsnmc.ValidationScore`: Gamma/R per stimulus, stimuli weighted
    equally, stimuli whose R is under 0.3 left out), minus ``count_penalty`` times the mean
    |log count ratio| over the included stimuli (:class:`qsnmc.CountPenalty`), so that a threshold
-   that fits one stimulus by firing far too often on another loses. The best candidate is kept.
-3. The held-out record: the same fit on the first 75 % of each window, scored on the rest
-   (``train.time_split``), per stimulus.
+   that fits one stimulus by firing far too often on another loses. The best candidate is kept;
+   its held-out score is the fit record's ``held_out``.
+3. The refit: the membrane fitted again on the whole training window; the chosen threshold and reset
+   keep their distance to E_L (the grid is laid out from E_L), the latency is kept. A window too short
+   to split is searched in-sample (``held_out`` is then None).
 
 A 2 ms absolute refractory period; the model is deterministic (one train for all repetitions).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 
-from qsnmc import (Candidate, CountPenalty, Model, Stimulus, TrainingData, TrainingStimulus, ValidationScore,
-                   best_candidate, block_mean, candidates_record, clip_to_window, fit_record, held_out_record,
-                   samples_per_step, score_trains, setting, settings_record, stretch_reliability, validate_model)
+from qsnmc import (Candidate, CountPenalty, HeldOutStimulus, Model, Stimulus, TrainingData, TrainingStimulus,
+                   ValidationScore, best_candidate, block_mean, candidates_record, clip_to_window, fit_record,
+                   held_out_record, linear_least_squares, samples_per_step, score_trains, setting, settings_record,
+                   spike_window_mask, stretch_reliability)
 
 #: candidates of the grid kept in the fit record (best objective first)
 RECORDED_CANDIDATES = 10
@@ -52,10 +55,9 @@ class LIFSettings:
                                                   "reset grid, relative to E_L (mV); resets at or above theta skipped")
     latencies_s: tuple[float, ...] = setting((0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006),
                                              "latency grid (s): predicted spikes are the crossings this much later")
-    heldout_fraction: float = setting(0.25, "share of each training window held out for the fit record's validation",
-                                      min=0.01, max=0.99)
-    validate_heldout: bool = setting(True, "also fit on the first part of each window and score the rest (the fit "
-                                     "record's held-out score); off inside that validation")
+    heldout_fraction: float = setting(0.4, "last share of each training window that scores the grid search (chosen "
+                                      "on held-out data: benchmarks/README.md, 'LIF: the grid chosen on held-out "
+                                      "data')", min=0.01, max=0.99)
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,9 @@ def _membrane_rows(s: TrainingStimulus, factor: int, step: float, settings: LIFS
     of ``step`` s, leaving out the voltage around each spike."""
     v = block_mean(s.voltage_mV, factor)  # (reps, n_bins)
     i = block_mean(s.window_current_pA, factor)
-    keep = np.ones_like(v, dtype=bool)
-    for r, spikes in enumerate(s.spike_times_s):
-        k = ((spikes - s.window_s[0]) / step).astype(int)
-        for off in range(-int(settings.cut_before_s / step), int(settings.cut_after_s / step) + 1):
-            keep[r, np.clip(k + off, 0, v.shape[1] - 1)] = False
+    before, after = int(settings.cut_before_s / step), int(settings.cut_after_s / step)
+    keep = ~np.array([spike_window_mask(((spikes - s.window_s[0]) / step).astype(int), v.shape[1], before, after)
+                      for spikes in s.spike_times_s])
     ok = keep[:, :-1] & keep[:, 1:]
     dv = (v[:, 1:] - v[:, :-1]) / step
     x = np.stack([v[:, :-1][ok], np.broadcast_to(i[:-1], v[:, :-1].shape)[ok], np.ones(ok.sum())], axis=1)
@@ -93,7 +93,7 @@ def fit_membrane(train: TrainingData, settings: LIFSettings) -> Membrane:
     factor = samples_per_step(train.dt_s, settings.model_step_s)
     step = train.dt_s * factor
     rows, targets = zip(*(_membrane_rows(s, factor, step, settings) for s in train.stimuli))
-    (a, b, c), *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(targets), rcond=None)
+    a, b, c = linear_least_squares(np.concatenate(rows), np.concatenate(targets))
     if a >= 0 or b <= 0:
         raise RuntimeError(f"membrane fit unphysical: dV/dt = {a:.3g} V + {b:.3g} I + {c:.3g}")
     return Membrane(tau_m_s=-1.0 / a, gain_mV_per_s_per_pA=b, e_leak_mV=-c / a)
@@ -143,26 +143,27 @@ def threshold_reset_grid(m: Membrane, train: TrainingData, settings: LIFSettings
     return np.array([(t, r) for t in thetas for r in resets if r < t])
 
 
-def _stimulus_scores(m: Membrane, s: TrainingStimulus, grid: np.ndarray, delta_s: float, budget: float,
+def _stimulus_scores(m: Membrane, held: HeldOutStimulus, grid: np.ndarray, delta_s: float, budget: float,
                      settings: LIFSettings) -> list:
-    """Scores of every (pair, latency) on one stimulus (pair-major). ``budget < 1`` scores the first
-    part of the window only (at least 5 s)."""
+    """Scores of every (pair, latency) on one held-out stimulus (pair-major). ``budget < 1`` scores
+    the first part of its window only (at least 5 s)."""
+    s = held.stimulus
     start = s.window_s[0]
     stop = min(s.window_s[1], start + max(5.0, budget * (s.window_s[1] - start)))
     lead = max(settings.latencies_s)
     crossings = simulate(m, s.current_pA, s.dt_s, grid[:, 0], grid[:, 1], (start - lead, stop), settings)
-    rec = [clip_to_window(t, (start, stop)) for t in s.spike_times_s]
-    r = stretch_reliability(s.spike_times_s, (start, stop), delta_s)
+    rec = [clip_to_window(t, (start, stop)) for t in held.spike_times_s]
+    r = stretch_reliability(held.spike_times_s, (start, stop), delta_s)
     return [score_trains(s.name, rec, clip_to_window(train_s + latency, (start, stop)), (start, stop), delta_s,
                          reliability=r)
             for train_s in crossings for latency in settings.latencies_s]
 
 
-def search_grid(m: Membrane, train: TrainingData, budget: float, settings: LIFSettings) -> list[Candidate]:
-    """Every (theta, reset, latency) of the grid with its training-window score and objective
-    (Gamma/R minus the count penalty), pair-major; one simulation per pair."""
-    grid = threshold_reset_grid(m, train, settings)
-    per_stimulus = [_stimulus_scores(m, s, grid, train.delta_s, budget, settings) for s in train.stimuli]
+def search_grid(m: Membrane, grid: np.ndarray, heldout: Sequence[HeldOutStimulus], delta_s: float, budget: float,
+                settings: LIFSettings) -> list[Candidate]:
+    """Every (theta, reset, latency) of the grid with its score on ``heldout`` and objective
+    (Gamma/R minus the count penalty), pair-major; one simulation per pair and stimulus."""
+    per_stimulus = [_stimulus_scores(m, h, grid, delta_s, budget, settings) for h in heldout]
     penalty = CountPenalty(settings.count_penalty, settings.count_error_stimuli)
     candidates = []
     for j in range(len(per_stimulus[0])):
@@ -174,6 +175,19 @@ def search_grid(m: Membrane, train: TrainingData, budget: float, settings: LIFSe
     return candidates
 
 
+def search_data(train: TrainingData, heldout_fraction: float
+                ) -> tuple[TrainingData, tuple[HeldOutStimulus, ...], str | None]:
+    """What the search fits on, what scores it and the split's label: the first part of each window and the
+    held-out rest (``train.time_split``), or, for a window too short to split, the whole window twice (label None)."""
+    try:
+        fold = train.time_split(heldout_fraction)
+    except ValueError:
+        whole = tuple(HeldOutStimulus(Stimulus(s.name, s.dt_s, s.current_pA, s.window_s, s.n_repetitions),
+                                      s.spike_times_s, s.voltage_mV) for s in train.stimuli)
+        return train, whole, None
+    return fold.fit, fold.heldout, fold.label
+
+
 class LeakyIntegrateAndFire(Model):
     """LIF neuron; deterministic (one train for all repetitions)."""
 
@@ -181,41 +195,34 @@ class LeakyIntegrateAndFire(Model):
     description = ("leaky integrate-and-fire, membrane by least squares, threshold/reset/latency by Gamma/R "
                    "with a count penalty")
     Settings = LIFSettings
+    variant = "refit"
     typical_fit_s = 6  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0]}
 
     def fit(self, train: TrainingData) -> dict:
-        """Membrane by least squares, then threshold, reset and latency on the grid; the fit record."""
+        """Membrane on the first part of each window, threshold, reset and latency chosen on the rest, the
+        membrane refit on the whole window; the fit record."""
         s = self.settings
-        self.membrane = fit_membrane(train, s)
-        candidates = search_grid(self.membrane, train, self.budget, s)
+        fit_part, heldout, split = search_data(train, s.heldout_fraction)
+        searched = fit_membrane(fit_part, s)
+        grid = threshold_reset_grid(searched, fit_part, s)
+        candidates = search_grid(searched, grid, heldout, train.delta_s, self.budget, s)
         best = best_candidate(candidates)
-        self.theta_mV, self.reset_mV = best.choice["threshold_mV"], best.choice["reset_mV"]
+        self.membrane = m = fit_membrane(train, s)
+        shift = m.e_leak_mV - searched.e_leak_mV  # threshold and reset stay where the grid put them: relative to E_L
+        self.theta_mV, self.reset_mV = best.choice["threshold_mV"] + shift, best.choice["reset_mV"] + shift
         self.latency_s = best.choice["latency_s"]
-        held_out = self._held_out(train) if s.validate_heldout else None
         top = sorted(candidates, key=lambda c: -c.objective)[:RECORDED_CANDIDATES]
-        m = self.membrane
         return fit_record(
             settings=settings_record(s),
             fitted={"tau_m_ms": m.tau_m_s * 1e3, "e_leak_mV": m.e_leak_mV,
                     "capacitance_pF": 1e3 / m.gain_mV_per_s_per_pA, "threshold_mV": self.theta_mV,
                     "reset_mV": self.reset_mV, "latency_ms": self.latency_s * 1e3},
-            held_out=held_out, candidates=candidates_record(top),
+            held_out=None if split is None else held_out_record(best.score, split), candidates=candidates_record(top),
             details={"model_step_ms": 1e3 * train.dt_s * samples_per_step(train.dt_s, s.model_step_s),
-                     "candidates": f"the {len(top)} best of {len(candidates)} grid points, scored on the training "
-                                   "window (the held-out score is a separate fit on the first part)",
-                     "training_objective": best.objective, "training_score": best.score.to_dict(),
-                     "training_per_stimulus": best.score.per_stimulus()})
-
-    def _held_out(self, train: TrainingData) -> dict | None:
-        """The same fit on the first part of each window, scored on the rest, per stimulus (None if too short)."""
-        try:
-            fold = train.time_split(self.settings.heldout_fraction)
-        except ValueError:  # a window too short to split
-            return None
-        inner = LeakyIntegrateAndFire(self.seed, self.budget,
-                                      **dict(dataclasses.asdict(self.settings), validate_heldout=False))
-        return held_out_record(validate_model(inner, fold), fold.label)
+                     "candidates": f"the {len(top)} best of {len(candidates)} grid points, scored on "
+                                   + ("the held-out part" if split else "the training window (too short to split)"),
+                     "searched_membrane": {"tau_m_ms": searched.tau_m_s * 1e3, "e_leak_mV": searched.e_leak_mV}})
 
     def predict(self, stimulus: Stimulus) -> np.ndarray:
         """Spike times (s) inside ``stimulus.window_s``: threshold crossings plus the fitted latency."""

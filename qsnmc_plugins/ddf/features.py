@@ -8,10 +8,8 @@ At step n the map sees (in standardised units, see :class:`Standardiser`):
   biased by errors in its variables), ``s_j`` the voltage low-pass filtered with time
   constant ``slow_taus_ms[j]`` (a slow state that can carry spike-frequency adaptation
   lasting ~100 ms, which a short delay embedding cannot), included only when g =
-  ``slow_gain`` > 0; by default (g = 0) the slow filters enter only linearly, which on
-  the embedded challenge took the test Gamma/R of a budget-0.1 fit from 0.13 (no slow
-  filter: 30-50 % too many spikes at high rates) to 0.38, while slow filters inside the
-  RBF input made free runs run away;
+  ``slow_gain`` > 0; by default (g = 0) the slow filters enter only linearly: inside the
+  RBF input they made free runs run away (benchmarks/README.md, "DDF: what was measured");
 - the linear inputs ``[1, i(n), i(n+1), s_1(n), ..., v(n-l), ..., v(n-l-(D-1)tau)]``
   (the current enters linearly, as in Clark et al. 2022, see :func:`series.window_drive`; the delays enter
   linearly too when ``linear_state`` is set, a global restoring term where the local RBFs vanish);

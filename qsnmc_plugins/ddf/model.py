@@ -24,7 +24,7 @@ class DDFModel(Model):
     + (bias, slow-filter and delay terms)``, on a delay embedding ``z`` of the standardised
     voltage (see :mod:`qsnmc_plugins.ddf.features`). Centres by k-means (a share seeded
     from spike states), widths from the distance between centres, weights by ridge
-    regression in closed form. The map steps at ``map_step_s`` (block means of the recording).
+    regression in closed form. The map steps at ``model_step_s`` (block means of the recording).
 
     Fit, in named steps: plan the search for the budget; hold out the end of each training
     window (``TrainingData.time_split``); search (:func:`search.search_maps`): structures,
@@ -41,6 +41,7 @@ class DDFModel(Model):
     description = ("Data-driven forecasting: RBF map of a delay-embedded voltage driven by the current "
                    "(Clark et al. 2022)")
     Settings = DDFSettings
+    variant = "refit"  # unless the refit free-runs worse: the record then says "no refit"
     typical_fit_s = 48  # s at budget 1, one core, on the embedded cell: orders a run's jobs
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
@@ -56,7 +57,7 @@ class DDFModel(Model):
         """Choose and fit the map on the training windows; return the fit record."""
         t_start = time.perf_counter()
         s = self.settings
-        step = samples_per_step(train.dt_s, s.map_step_s)
+        step = samples_per_step(train.dt_s, s.model_step_s)
         std = Standardiser.for_training(train)
         plan = plan_search(train, s, self.budget)
         series = [x for stim in train.stimuli for x in stimulus_series(
@@ -66,7 +67,7 @@ class DDFModel(Model):
         final, refit_score, refitted = self._refit_on_whole_window(best, series, parts, std, train.delta_s)
         self._keep_for_prediction(final, std, series)
         dt = series[0].dt_s
-        details = {"map_step_ms": dt * 1e3, "samples_per_step": step, "refitted_on_whole_window": refitted,
+        details = {"model_step_ms": dt * 1e3, "samples_per_step": step, "refitted_on_whole_window": refitted,
                    "refit_heldout_gamma_over_r_in_sample": refit_score,
                    "heldout_start_s": {p.name: p.window_s[0] for p in parts},
                    "embedding_estimates": _embedding_estimates(series[0], dt),
@@ -75,7 +76,8 @@ class DDFModel(Model):
         fitted = {**best.choice, **_map_record(final, std)}
         held = held_out_record(best.score, fold.label) if best.score is not None else None
         return fit_record(settings=settings_record(s), fitted=fitted, held_out=held,
-                          candidates=candidates_record(candidates), details=details)
+                          candidates=candidates_record(candidates), details=details,
+                          variant=self.variant if refitted else "no refit: the searched model predicts")
 
     def _refit_on_whole_window(self, best: ValidatedMap, series: list[Series], parts: list[HeldOutPart],
                                std: Standardiser, delta_s: float) -> tuple[FittedMap, float, bool]:
@@ -127,7 +129,7 @@ class DDFModel(Model):
             raise RuntimeError("fit the model before predicting")
         fm, std = self._map, self._std
         dt = stimulus.dt_s
-        step = samples_per_step(dt, self.settings.map_step_s)
+        step = samples_per_step(dt, self.settings.model_step_s)
         a = int(round(stimulus.window_s[0] / dt))
         b = min(int(round(stimulus.window_s[1] / dt)), stimulus.current_pA.size)
         k0, (hist, slow) = self._warm_start(stimulus.name, dt, step, a)

@@ -4,8 +4,8 @@ The design matrix (390k rows per 39 s repetition at 10 kHz times hundreds of col
 exists whole: :class:`qsnmc.NormalEquations` sums ``X^T X`` and ``X^T y`` chunk by chunk, each
 chunk exactly, and the ridge systems are solved by :func:`qsnmc.cholesky_solve`, not LAPACK: the
 map's free run amplifies a last-bit change of its weights into other spike times, so the weights
-must not depend on the BLAS kernel or its thread count (issue #24; ``tests/test_plugin_ddf.py``
-checks it under two kernels and two thread counts).
+must not depend on the BLAS kernel or its thread count (``tests/test_plugin_ddf.py`` checks it
+under two kernels and two thread counts).
 """
 from __future__ import annotations
 

@@ -58,10 +58,10 @@ def plan_search(train: TrainingData, settings: DDFSettings, budget: float) -> Se
 
 def held_out_parts(train: TrainingData, series: list[Series], settings: DDFSettings,
                    budget: float) -> tuple[Fold, list[HeldOutPart]]:
-    """The held-out end of every training window: ``held_out_fraction`` of the longest window, at most
-    ``max_held_out_s`` x budget (at least a quarter of it), cut by ``TrainingData.time_split``."""
+    """The held-out end of every training window: ``heldout_fraction`` of the longest window, at most
+    ``max_heldout_s`` x budget (at least a quarter of it), cut by ``TrainingData.time_split``."""
     longest_s = max(s.window_s[1] - s.window_s[0] for s in train.stimuli)
-    fraction = min(settings.held_out_fraction, settings.max_held_out_s * max(budget, 0.25) / longest_s)
+    fraction = min(settings.heldout_fraction, settings.max_heldout_s * max(budget, 0.25) / longest_s)
     fold = train.time_split(fraction)
     parts = []
     for fit, held in zip(fold.fit.stimuli, fold.heldout):

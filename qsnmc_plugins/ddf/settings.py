@@ -29,12 +29,13 @@ class DDFSettings:
                                           "them, at least one)", min=1)
     ridge_penalties: tuple[float, ...] = setting((1e-6, 1e-5, 1e-4, 1e-3), "relative ridge penalties tried for "
                                                  "every structure (one free run validates them all)")
-    map_step_s: float = setting(0.5e-3, "the map's time step (s): block means of the recording (5 samples at "
-                                "10 kHz) cut the noise per step and let a short embedding span more time", min=1e-5)
-    held_out_fraction: float = setting(0.2, "share of each training window held out to choose the structure",
-                                       min=0.01, max=0.9)
-    max_held_out_s: float = setting(6.0, "longest held-out part at budget 1 (s); scaled by the budget, by a "
-                                    "quarter at the least", min=0.0)
+    model_step_s: float = setting(0.5e-3, "the map's time step (s): block means of the recording (5 samples at "
+                                          "10 kHz) cut the noise per step and let a short embedding span more "
+                                          "time", min=1e-5)
+    heldout_fraction: float = setting(0.2, "share of each training window held out to choose the structure",
+                                      min=0.01, max=0.9)
+    max_heldout_s: float = setting(6.0, "longest held-out part at budget 1 (s); scaled by the budget, by a "
+                                        "quarter at the least", min=0.0)
     row_stride: int = setting(8, "every row_stride-th sample (plus every spike state) is a regression row", min=1)
     n_seeds: int = setting(3, "k-means seeds tried per structure at budget 1 (at least 2 at any budget): one "
                            "draw sometimes falls silent or runs away in free run", min=1)

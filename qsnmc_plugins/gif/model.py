@@ -43,6 +43,7 @@ class GIFModel(Model):
     description = ("GIF (Mensi 2012, Pozzorini 2015): membrane and eta by regression, threshold and gamma by convex ML; "
                    "optionally coupled to the voltage (iGIF, Mensi 2016)")
     Settings = GIFSettings
+    variant = "refit"
     typical_fit_s = 70  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"count_penalty": [0.0, 0.1, 0.3, 1.0], "voltage_coupling": [False, True]}
 
@@ -79,8 +80,6 @@ class GIFModel(Model):
 
     def predict(self, stimulus: Stimulus) -> np.ndarray | list[np.ndarray]:
         """Spike times (s) inside ``stimulus.window_s``: one train (deterministic) or one per repetition."""
-        if self.gif is None or self.readout is None:
-            raise RuntimeError("gif: predict() before fit()")
         s = self.settings
         return readout_trains(self.gif, stimulus, (self.readout,), levels_hz=s.levels_hz, count_samples=s.count_samples,
                               model_step_s=s.model_step_s, seed=self.seed)[self.readout]

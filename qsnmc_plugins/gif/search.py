@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc import Candidate, CountPenalty, Fold, SearchProgress, TrainingData, score_heldout
+from qsnmc import Candidate, CountPenalty, Fold, SearchProgress, TrainingData, best_candidate, score_heldout
 
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import bin_stimulus
@@ -200,4 +200,4 @@ def search(fold: Fold, s: GIFSettings, budget: float, seed: int) -> tuple[list[C
     final = [c for c in scores.candidates if c.extra["structure"] == structure]
     if not final:
         raise RuntimeError(f"gif: no candidate fit succeeded: {scores.failed}")
-    return scores.candidates, max(final, key=lambda c: c.objective), scores.failed
+    return scores.candidates, best_candidate(final), scores.failed

@@ -23,7 +23,8 @@ class GIFSettings:
     latency_grid_s: tuple[float, ...] = setting(
         (0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006),
         "latencies from threshold crossing to recorded spike (s), climbed while the held-out merit improves")
-    default_latency_s: float = setting(0.003, "latency (s) where the climb starts; 0 s competes with it first")
+    default_latency_s: float = setting(0.003, "latency (s) where the climb starts; 0 s competes with it first",
+                                       min=0.0)
     refractory_after_spike_s: float = setting(0.002, "refractory period after the recorded spike (s)", min=0.0)
     refractory_candidates_s: tuple[float, ...] = setting(
         (0.006,), "further refractory periods after the recorded spike (s) that compete on the held-out split")
@@ -40,7 +41,8 @@ class GIFSettings:
     voltage_fit_stride: int = setting(2, "every this-many-th kept bin enters the voltage refit", min=1)
     threshold_ridge_per_spike: float = setting(1e-4, "ridge per spike on the gamma coefficients", min=0.0)
     voltage_coupling: bool = setting(True, "whether a threshold coupled to the voltage (iGIF) competes")
-    coupling_margin: float = setting(0.02, "merit by which the coupled threshold must beat the plain one")
+    coupling_margin: float = setting(0.02, "merit by which the coupled threshold must beat the plain one",
+                                     min=0.0)
     coupling_taus_s: tuple[float, ...] = setting((0.002, 0.02, 0.2), "candidate coupling filter time constants (s)")
     coupling_onset_quantiles: tuple[float, ...] = setting(
         (0.25, 0.5, 0.75), "candidate coupling onsets, as quantiles of the model's subthreshold voltage")

@@ -9,7 +9,9 @@ repetition of every stimulus, on the model grid. dV/dt is the central difference
 ``(V[n+1] - V[n-1]) / 2h``, so white recording noise on ``V[n]`` does not correlate with it
 (a forward difference would bias ``g_L/C`` upwards). Samples from ``cut_before_s`` before each
 recorded spike to the end of the refractory period after it are left out. The reset ``V_r``
-is the mean recorded voltage at the end of the refractory period.
+is the mean recorded voltage at the end of the refractory period. The normal equations are
+summed exactly (:class:`qsnmc.NormalEquations`) and solved by Cholesky, so the structure and
+latency the search chooses on these fits do not depend on the CPU or BLAS.
 
 The membrane's input may be the injected current low-pass filtered (electrode, dendrite):
 ``I_eff = g_0 I + sum_j g_j (k_j * I)`` with unit-area exponential kernels ``k_j`` of fixed
@@ -23,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qsnmc import lowpass_bank, spike_window_mask
+from qsnmc import NormalEquations, lowpass_bank, spike_window_mask
 
 from qsnmc_plugins.gif.basis import ExponentialBasis
 from qsnmc_plugins.gif.binning import BinnedStimulus
@@ -104,9 +106,8 @@ def fit_membrane(stimuli: Sequence[BinnedStimulus], eta_basis: ExponentialBasis,
     """
     n_in = 1 + len(input_taus_s)
     p = 2 + n_in + eta_basis.size
-    gram = np.zeros((p, p))
-    rhs = np.zeros(p)
-    ysq, ysum, count = 0.0, 0.0, 0
+    eq = NormalEquations(p)
+    ysum = 0.0
     resets = []
     for stim in stimuli:
         h = stim.step_s
@@ -121,22 +122,19 @@ def fit_membrane(stimuli: Sequence[BinnedStimulus], eta_basis: ExponentialBasis,
             keep = ~spike_window_mask(spikes, n, before, n_ref)
             keep[[0, -1]] = False
             x = eta_basis.spike_features(spikes, n, h)
-            design = np.vstack([v, np.ones(n), inputs, -x])[:, keep]
             y = dvdt[keep]
-            gram += design @ design.T
-            rhs += design @ y
-            ysq += float(y @ y)
+            eq.add(np.vstack([v, np.ones(n), inputs, -x])[:, keep].T, y)
             ysum += float(y.sum())
-            count += int(y.size)
             after = spikes + n_ref
             resets.append(v[after[after < n]])
+    count = eq.n_rows
     if count < 10 * p:
         raise RuntimeError(f"gif: only {count} subthreshold samples to fit the membrane")
     reg = np.zeros(p)
-    reg[2 + n_in:] = ridge * np.diag(gram)[2 + n_in:]
-    coef = np.linalg.solve(gram + np.diag(reg), rhs)
-    rss = max(ysq - 2.0 * coef @ rhs + coef @ gram @ coef, 0.0)
-    var = ysq / count - (ysum / count) ** 2
+    reg[2 + n_in:] = ridge * np.diag(eq.gram)[2 + n_in:]
+    coef = eq.solve(reg)
+    rss = max(eq.yty - 2.0 * coef @ eq.xty + coef @ eq.gram @ coef, 0.0)
+    var = eq.yty / count - (ysum / count) ** 2
     a_v, a_0 = coef[:2]
     a_i = float(np.sum(coef[2 : 2 + n_in]))  # the input filter's gains sum to 1
     if a_i <= 0 or a_v >= 0:

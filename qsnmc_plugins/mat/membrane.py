@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qsnmc import TrainingStimulus, lowpass_bank, spike_window_mask
+from qsnmc import NormalEquations, TrainingStimulus, lowpass_bank, spike_window_mask
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,11 @@ def fit_membrane(stimuli: Sequence[TrainingStimulus], taus_s: Sequence[float],
                  cut_s: tuple[float, float]) -> MembraneFilter:
     """Fit the filter weights and offset by least squares on the subthreshold voltage.
 
-    Every repetition counts: a sample enters with weight ``n_r`` (the number of
-    repetitions in which it is subthreshold) and target the mean voltage over those
-    repetitions, which gives exactly the least-squares solution over all repetitions.
+    Every repetition counts: a sample enters with weight ``n_r`` (the number of repetitions in
+    which it is subthreshold) and the sum of the voltage over those repetitions, which gives
+    exactly the least-squares solution over all repetitions. The normal equations are summed
+    exactly (:class:`qsnmc.NormalEquations`, per weight) and solved by Cholesky: the tau_m
+    chosen on these fits has the same bits on any CPU and BLAS.
 
     Args:
         stimuli: training stimuli (voltage in mV, current in pA).
@@ -58,24 +60,29 @@ def fit_membrane(stimuli: Sequence[TrainingStimulus], taus_s: Sequence[float],
         cut_s: voltage left out before / after each recorded spike (s).
     """
     taus = tuple(float(t) for t in taus_s)
-    gram = np.zeros((len(taus) + 1, len(taus) + 1))
-    rhs = np.zeros(len(taus) + 1)
-    sq, count = 0.0, 0.0
+    n_features = len(taus) + 1
+    gram, rhs, sq, count = np.zeros((n_features, n_features)), np.zeros(n_features), 0.0, 0
     for stim in stimuli:
         before, after = (int(round(c / stim.dt_s)) for c in cut_s)
         spikes = [np.round((np.asarray(t) - stim.window_s[0]) / stim.dt_s) for t in stim.spike_times_s]
         keep = ~np.array([spike_window_mask(k, stim.voltage_mV.shape[1], before, after) for k in spikes])
-        n_kept = keep.sum(axis=0).astype(np.float64)
-        v_sum = np.where(keep, stim.voltage_mV, 0.0).sum(axis=0)
+        n_kept = keep.sum(axis=0)
+        v_kept = np.where(keep, stim.voltage_mV, 0.0)
         x = lowpass_bank(stim.current_pA, stim.dt_s, taus)[:, stim.window_slice]
-        design = np.vstack([x, np.ones(x.shape[1])])  # (n_features, n_samples)
-        gram += (design * n_kept) @ design.T
-        rhs += design @ v_sum
-        sq += float(np.sum(np.where(keep, stim.voltage_mV, 0.0) ** 2))
-        count += float(n_kept.sum())
-    if count < 10 * gram.shape[0]:
-        raise RuntimeError(f"only {int(count)} subthreshold samples to fit the membrane filter")
-    coef = np.linalg.solve(gram, rhs)
+        design = np.vstack([x, np.ones(x.shape[1])]).T  # (n_samples, n_features)
+        for weight in range(1, keep.shape[0] + 1):  # samples subthreshold in `weight` repetitions
+            rows = n_kept == weight
+            eq = NormalEquations(n_features)
+            eq.add(design[rows], v_kept[:, rows].sum(axis=0))
+            gram += weight * eq.gram
+            rhs += eq.xty
+        sq += float(np.sum(v_kept**2))
+        count += int(n_kept.sum())
+    if count < 10 * n_features:
+        raise RuntimeError(f"only {count} subthreshold samples to fit the membrane filter")
+    equations = NormalEquations(n_features)
+    equations.gram, equations.xty = gram, rhs
+    coef = equations.solve()
     # residual sum of squares from the normal equations: |v|^2 - 2 c.b + c.G.c
     rss = max(sq - 2.0 * coef @ rhs + coef @ gram @ coef, 0.0)
     return MembraneFilter(taus, tuple(float(w) for w in coef[:-1]), float(coef[-1]), float(np.sqrt(rss / count)))
