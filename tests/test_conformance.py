@@ -11,15 +11,6 @@ from qsnmc.harness.discovery import discover_models
 from qsnmc.testing import check_model, parametrize_models, synthetic_challenge
 
 SUBMISSIONS = PROJECT / "submissions"
-#: checks the recurrent entries do not pass yet (their files are being changed elsewhere): remove an
-#: entry when its model passes (the xfail is strict, so a passing model fails until it is removed here)
-PENDING = {
-    "gru": "settings: clip_mV has no bound; fit record: no Model.variant ('no refit: the searched model predicts')",
-    "dendplrnn": "settings: clip_mV has no bound; fit record: no Model.variant ('no refit: the searched model "
-                 "predicts')",
-}
-
-
 @pytest.fixture(scope="module")
 def challenge():
     return synthetic_challenge()
@@ -43,7 +34,5 @@ def test_predict_before_fit_raises_not_fitted_error(model_class, challenge):
 
 @pytest.mark.slow
 @parametrize_models(SUBMISSIONS)
-def test_model_conforms(model_class, challenge, request):
-    if model_class.name in PENDING:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=PENDING[model_class.name]))
+def test_model_conforms(model_class, challenge):
     check_model(model_class, challenge=challenge)

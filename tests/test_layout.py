@@ -228,12 +228,6 @@ def _import_cycles() -> list[frozenset[str]]:
     return cycles
 
 
-#: import circles still to cut in the recurrent entries (they import each other for settings and helpers);
-#: remove an entry when its circle is cut (the xfail below is strict: a cut circle fails until removed here)
-KNOWN_CYCLES = [frozenset({"qsnmc_plugins.gru.model", "qsnmc_plugins.gru.training"}),
-                frozenset({"qsnmc_plugins.dendplrnn.model", "qsnmc_plugins.dendplrnn.heldout"})]
-
-
 def test_the_import_graph_is_read():
     graph = _import_graph()
     assert "qsnmc.challenges.store" in graph["qsnmc.challenges.qsnmc2007"]  # the scan sees imports
@@ -242,11 +236,5 @@ def test_the_import_graph_is_read():
 
 def test_no_import_cycle_inside_the_packages():
     """No module of qsnmc/ or qsnmc_plugins/ imports itself through others (lazy imports count)."""
-    unknown = [sorted(c) for c in _import_cycles() if c not in KNOWN_CYCLES]
-    assert not unknown, f"import cycles: {unknown}"
-
-
-@pytest.mark.xfail(strict=True, reason="a known circle of the recurrent entries, not yet cut")
-@pytest.mark.parametrize("cycle", KNOWN_CYCLES, ids=lambda c: " <-> ".join(sorted(c)))
-def test_a_known_cycle_is_cut(cycle):
-    assert not any(cycle <= found for found in _import_cycles())
+    cycles = [sorted(c) for c in _import_cycles()]
+    assert not cycles, f"import cycles: {cycles}"

@@ -21,7 +21,7 @@ from qsnmc_plugins.hazard.heldout import HeldOutScorer
 from qsnmc_plugins.hazard.readout import Readout, choose_readout as choose_hazard_readout, spikes_from_hazard
 
 if TYPE_CHECKING:
-    from qsnmc_plugins.dendplrnn.model import DendPLRNNSettings
+    from qsnmc_plugins.dendplrnn.settings import DendPLRNNSettings
 
 
 @dataclass(frozen=True)

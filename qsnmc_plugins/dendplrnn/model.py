@@ -1,7 +1,7 @@
 """The qsnmc model ``dendplrnn``.
 
 Fit (on ``TrainingData`` only), in named steps:
-1. ``_prepare``: recording -> network grid of ``step_s`` (1 ms; current block-averaged,
+1. ``_prepare``: recording -> network grid of ``model_step_s`` (1 ms; current block-averaged,
    voltage max-pooled and clipped at ``clip_mV``, both standardised; see :mod:`preprocessing`).
    The network's inputs are the current and its causal low-pass filtrates (``input_taus_s``;
    :mod:`qsnmc_plugins.hazard.inputs`, as in ``gru``). ``train.time_split``: the last
@@ -28,66 +28,25 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, candidates_record, curve, fit_record,
-                   held_out_record, samples_per_step, setting, settings_record)
+                   held_out_record, samples_per_step, settings_record)
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams
 from qsnmc_plugins.dendplrnn.heldout import HeldOutRuns, SpikeReadout, mean_run
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling
+from qsnmc_plugins.dendplrnn.settings import DendPLRNNSettings
 from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, spike_fraction
 from qsnmc_plugins.hazard.inputs import input_columns
 from qsnmc_plugins.hazard.predictors import best_predictor, compare_predictors
-from qsnmc_plugins.hazard.readout import ReadoutSettings
 from qsnmc_plugins.hazard.torch_setup import configure_torch
 from qsnmc_plugins.hazard.voltage import VoltageScaling, spike_weights
 
 MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s + k
-
-
-@dataclass(frozen=True)
-class DendPLRNNSettings(ReadoutSettings):
-    """The dendplrnn entry's settings (the hazard readout grid's are inherited)."""
-
-    step_s: float = setting(1e-3, "network step (s): every spike resolvable at +-2 ms, 1-2 steps of upstroke "
-                                  "after max-pooling", min=1e-5)
-    clip_mV: float = setting(-20.0, "voltage clipping level (mV): spike peaks become a plateau")
-    heldout_fraction: float = setting(0.2, "end of each stimulus' training window held out for every choice",
-                                      min=0.05, max=0.5)
-    warmup_s: float = setting(1.0, "teacher-forced warm-up before a free run from recorded voltage (s)", min=0.0)
-    input_taus_s: tuple[float, ...] = setting((0.02, 0.1, 0.5), "time constants of the current's low-pass "
-                                                                "filtrates given as extra inputs (s)")
-    members: tuple[tuple[int, int, int], ...] = setting(
-        ((25, 24, 8), (0, 24, 8), (25, 24, 8), (0, 24, 8)),
-        "the ensemble's members: (sparse teacher forcing interval tau in steps, 0 = none; latent units M; bases B)")
-    steps: int = setting(900, "optimiser steps per member at budget 1", min=1)
-    min_steps: int = setting(20, "optimiser steps per member at the smallest budget", min=1)
-    eval_every: int = setting(100, "optimiser steps between held-out checkpoints at budget 1", min=1)
-    seq_len: int = setting(250, "steps per training window with loss", min=10)
-    burn_in: int = setting(30, "fully teacher-forced steps before a window's loss starts", min=0)
-    batch_size: int = setting(64, "training windows per optimiser step", min=1)
-    lr: float = setting(2e-2, "RAdam's learning rate (the best of three tried)", min=0.0)
-    adam_beta2: float = setting(0.999, "RAdam's second-moment decay", min=0.0, max=1.0)
-    lr_end_factor: float = setting(0.1, "the learning rate decays geometrically to this fraction over a "
-                                        "member's steps", min=0.0, max=1.0)
-    rollback_drop: float = setting(
-        0.1, "a held-out P this far below the member's best so far is a collapse: training goes back to the best "
-             "checkpoint's state at half the learning rate (0: never)", min=0.0)
-    ema_decay: float = setting(0.97, "decay of the weights' moving average that is evaluated and checkpointed "
-                                     "(0: the raw weights)", min=0.0, max=1.0)
-    spike_share: float = setting(0.5, "share of the voltage loss carried by spike steps (spikes fill ~1 % of "
-                                      "the steps)", min=0.0, max=0.99)
-    spike_loss_weight: float = setting(1.0, "weight of the spike hazard's cross-entropy (relative to that of the "
-                                            "base rate) in the loss", min=0.0)
-    voltage_thresholds_mV: tuple[float, ...] = setting(
-        (-50.0, -47.5, -45.0, -42.5, -40.0, -37.5, -35.0, -32.5, -30.0, -27.5, -25.0),
-        "detection levels tried by the voltage readout (mV)")
-    voltage_shifts_s: tuple[float, ...] = setting((0.0, 0.001, 0.002, 0.003, 0.004),
-                                                  "time shifts tried by the voltage readout (s)")
 
 
 class DendPLRNNModel(Model):
@@ -97,6 +56,7 @@ class DendPLRNNModel(Model):
     description = ("dendritic PLRNN (Brenner 2022): sparse teacher forcing on the voltage plus a spike "
                    "hazard, ensembled, chosen on held-out data")
     Settings = DendPLRNNSettings
+    variant = "no refit: the searched model predicts"  # the kept checkpoints are the fit's networks
     typical_fit_s = 240  # s at budget 1, one core, on the embedded cell: orders a run's jobs
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
@@ -143,7 +103,7 @@ class DendPLRNNModel(Model):
     def _prepare(self, train: TrainingData, fold: Fold) -> tuple[list[StimulusSequence], HeldOutRuns]:
         """Scaling and input SDs (fit part), each stimulus' training sequence, the held-out free runs."""
         s = self.settings
-        factor = samples_per_step(train.dt_s, s.step_s)
+        factor = samples_per_step(train.dt_s, s.model_step_s)
         dt = factor * train.dt_s
         self.scaling = _scaling(fold.fit, factor, s.clip_mV)
         raw = {q.name: input_columns(self.scaling.current(q.current_pA), dt, s.input_taus_s) for q in train.stimuli}

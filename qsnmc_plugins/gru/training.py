@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, sample_windows, voltage_batch
-from qsnmc_plugins.gru.model import GRUSettings
+from qsnmc_plugins.gru.settings import GRUSettings
 from qsnmc_plugins.gru.network import SpikeHazardNet
 from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
 
@@ -31,7 +31,7 @@ class TrainingDiverged(RuntimeError):
 
 
 #: one network's training plan: the gru's settings, with ``steps``, ``seq_bins`` and ``eval_every``
-#: as the model sets them for its budget and data (bins are ``bin_s`` wide)
+#: as the model sets them for its budget and data (bins are ``model_step_s`` wide)
 TrainConfig = GRUSettings
 
 
