@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 from qsnmc.challenges.datadir import EMBEDDED, challenges_dir
 from qsnmc.challenges.textdata import CURRENT_UNITS, DataImportError
+from qsnmc.cli.kit import add_export_kit
 
 if TYPE_CHECKING:
     from qsnmc.challenges.store import Challenge
@@ -50,6 +51,7 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     _add_import_arrays(commands)
     _neo_command(commands)
     _add_export_nwb(commands)
+    add_export_kit(commands)
     data.epilog = EXIT_STATUSES
     for parser in commands.choices.values():
         parser.epilog = parser.epilog or EXIT_STATUSES
