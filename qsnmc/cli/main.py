@@ -13,11 +13,12 @@ from qsnmc.settings import parse_overrides
 from qsnmc.challenges.store import ChallengeError, load_challenge
 from qsnmc.challenges.datadir import EMBEDDED, available_challenges, challenge_dir
 from qsnmc.harness.discovery import discover_models
-from qsnmc.harness.runstore import RUN, find_run, load_records
+from qsnmc.harness.runstore import RUN, find_run
 from qsnmc.harness.sandbox import bwrap_path
 from qsnmc.cli import checks
 from qsnmc.cli.checks import EXIT_USAGE, InputError
 from qsnmc.cli.data import add_data_commands, source_label
+from qsnmc.cli.score import add_score_command
 from qsnmc.cli.seeds import add_seed_options, chosen_seeds
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
 
@@ -320,14 +321,17 @@ def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False) -> N
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from qsnmc.cli.rank import RankError, records_of_runs
+
     try:
-        run_dir = find_run(Path(args.runs_dir), args.run)
-    except FileNotFoundError as exc:
+        run_dirs = [find_run(Path(args.runs_dir), r) for r in (args.run or [None])]
+        records, info = records_of_runs(run_dirs)
+    except (FileNotFoundError, RankError) as exc:
         print(f"qsnmc table: {exc}", file=sys.stderr)
         return 2
-    rows = ranking_rows(load_records(run_dir))
-    info = json.loads((run_dir / RUN).read_text())
-    print(format_table(rows, challenge_header(info) + f"\nRun folder: {run_dir}"))
+    rows = ranking_rows(records)
+    where = f"Run folder: {run_dirs[0]}" if len(run_dirs) == 1 else f"Run folders: {', '.join(map(str, run_dirs))}"
+    print(format_table(rows, challenge_header(info) + f"\n{where}"))
     if args.json:
         _write_rows(Path(args.json), rows)
     return 0
@@ -391,11 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("table", help="print the ranking table of the last run (or of RUN) without re-running")
-    p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir (default: the latest)")
+    p.add_argument("run", nargs="*", metavar="RUN",
+                   help="run folder or its name under --runs-dir (default: the latest); several runs on one "
+                   "challenge are ranked together (a name in two runs gets @RUN)")
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders are (default ./runs)")
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
     p.set_defaults(func=cmd_table)
 
+    add_score_command(sub)
     add_data_commands(sub)
     return parser
 
