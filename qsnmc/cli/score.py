@@ -7,7 +7,6 @@ written; a refusal is one line on stderr and exit status 2. The row goes to a ne
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -60,7 +59,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from qsnmc.cli.rank import RankError, records_of_runs
     from qsnmc.harness.outside import outside_record, write_outside_run
     from qsnmc.harness.runstore import find_run, load_records
-    from qsnmc.scoring.prediction_files import PredictionFileError, TestWindow, read_predictions
+    from qsnmc.scoring.prediction_files import PredictionFileError, TestWindow, read_predictions, sha256_of
 
     start = time.perf_counter()
     try:
@@ -71,7 +70,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         against = find_run(Path(args.runs_dir), args.against) if args.against else None
         known = {s.name: TestWindow(s.window_s, s.n_repetitions) for s in challenge.test_stimuli()}
         predictions, files = read_predictions(args.files, known, args.unit)
-        digests = [{"path": str(f.resolve()), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in files]
+        digests = [{"path": str(f.resolve()), "sha256": sha256_of(f)} for f in files]
         record = outside_record(challenge, predictions, args.label, digests, args.description)
         if against is not None:
             _check_against(against, challenge, args.label)

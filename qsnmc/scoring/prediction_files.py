@@ -83,6 +83,7 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def sha256_of(path: Path) -> str:
+    """The file's sha256 (hex), recorded with the row it was scored into."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
