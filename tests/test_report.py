@@ -209,3 +209,12 @@ def test_the_repetition_figure_has_a_panel_per_test_stimulus_with_mathtext_label
         assert drawn == {m: gammas[(m, stimulus)] for m in ("lif", "mat")}
         assert ax.get_ylabel() == r"$\Gamma_i$" and r"$\Gamma_i$" in ax.get_title()
         assert "Γ_i" not in ax.get_ylabel() + ax.get_title() + ax.get_xlabel()
+
+
+@pytest.mark.parametrize("stretch", [["--from", "3"], ["--from", "15", "--to", "25"]], ids=["from", "to"])
+def test_a_stretch_outside_the_test_window_is_refused(reported, data_dir, stretch):
+    work, _ = reported
+    proc = run_cli(["report", *stretch, "--out", "elsewhere"], cwd=work, data_dir=data_dir)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"{stretch[-2]} {stretch[-1]} s: outside the test window 14-20 s of stimulus A" in proc.stderr
+    assert not (work / "elsewhere").exists()

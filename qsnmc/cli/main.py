@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders are (default ./runs)")
     p.add_argument("--out", metavar="DIR", help="folder for report.html and its PNGs (default RUN/report)")
     p.add_argument("--from", dest="t_from", type=float, metavar="SECONDS",
-                   help="start of the raster's stretch (absolute protocol time; default: the busiest 2 s of the test window)")
+                   help="start of the raster's stretch, inside the test window (absolute protocol time; default: the "
+                   "busiest 2 s of the test window)")
     p.add_argument("--to", dest="t_to", type=float, metavar="SECONDS",
                    help="end of the raster's stretch (default: --from + 2 s)")
     p.add_argument("--stimulus", help="draw the raster of this test stimulus only (default: one raster per test stimulus)")

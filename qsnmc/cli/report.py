@@ -330,6 +330,10 @@ def _stretches(challenge: Challenge, drawn: list[str], t_from: float | None,
     stretches = {}
     for name in drawn:
         win = tests[name].test_window_s
+        for flag, t in (("--from", t_from), ("--to", t_to)):
+            if t is not None and not win[0] <= t <= win[1]:
+                raise ReportError(f"{flag} {t:g} s: outside the test window {win[0]:g}-{win[1]:g} s of stimulus "
+                                  f"{name} (the raster draws the test window; times are absolute protocol time)")
         start = busiest_stretch(challenge.test_recordings(name), win) if t_from is None else t_from
         stop = min(win[1], start + 2.0) if t_to is None else t_to
         if not stop > start:
