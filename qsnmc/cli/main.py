@@ -18,6 +18,7 @@ from qsnmc.harness.sandbox import bwrap_path
 from qsnmc.cli import checks
 from qsnmc.cli.checks import EXIT_USAGE, InputError
 from qsnmc.cli.data import add_data_commands, source_label
+from qsnmc.cli.notes import DefaultNumber, print_notes
 from qsnmc.cli.score import add_score_command
 from qsnmc.cli.seeds import add_seed_options, chosen_seeds
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
@@ -109,7 +110,7 @@ def _settings(args: argparse.Namespace):
     seeds = chosen_seeds(args)
     return RunSettings(
         seed=seeds[0], seeds=seeds if len(seeds) > 1 else (),
-        budget=args.budget, timeout_s=args.timeout, memory_limit_MB=args.memory_limit,
+        budget=args.budget, timeout_s=float(args.timeout), memory_limit_MB=float(args.memory_limit),
         use_cache=not args.no_cache, jobs=args.jobs,
         echo=_interactive(args) and args.jobs == 1 and args.executor == "local",
         executor=args.executor, scheduler=args.scheduler, threads=args.threads,
@@ -184,6 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = ranking_rows(records)
     info = json.loads((runner.run_dir / RUN).read_text())
     print(format_table(rows, challenge_header(info)))
+    print_notes(runner.run_dir, records, args)
     if args.json:
         _write_rows(Path(args.json), rows)
     return checks.run_status(records)
@@ -195,6 +197,7 @@ def _check_execution(args: argparse.Namespace) -> None:
     checks.submissions_dir(args.submissions)
     checks.runs_dir(args.runs_dir)
     checks.challenge_name(args.challenge)
+    checks.scheduler(args.executor, args.scheduler)
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -245,6 +248,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"Sweep of {entry.name} on {where} (never the test window; held-out parts with R < {args.r_floor:g} "
           f"not scored); run folder {result.run_dir}")
     print(format_sweep(result))
+    print_notes(result.run_dir, result.records, args)
     return checks.run_status(result.records)
 
 
@@ -301,9 +305,10 @@ def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False) -> N
     add_seed_options(p, several=several_seeds)
     p.add_argument("--budget", type=float, default=1.0,
                    help="compute scale passed to every model: 1 = each model's default fit (default 1)")
-    p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
-                   help="limit per model, fit and prediction together (default 1800 s)")
-    p.add_argument("--memory-limit", type=float, default=8000.0, metavar="MB",
+    p.add_argument("--timeout", type=float, default=DefaultNumber(1800.0), metavar="SECONDS",
+                   help="limit per model, fit and prediction together (default 1800 s; a row reused from the "
+                   "cache was not fitted, so no limit applies to it)")
+    p.add_argument("--memory-limit", type=float, default=DefaultNumber(8000.0), metavar="MB",
                    help="resident-memory limit per model (default 8000 MB)")
     p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                    help=f"models run at once (default: this machine's usable cores, at most {MAX_DEFAULT_JOBS}; "
