@@ -18,7 +18,7 @@ from qsnmc.harness.sandbox import bwrap_path
 from qsnmc.cli import checks
 from qsnmc.cli.checks import EXIT_USAGE, InputError
 from qsnmc.cli.data import add_data_commands, source_label
-from qsnmc.cli.notes import DefaultNumber, print_notes
+from qsnmc.cli.notes import DefaultNumber, OneLineParser, print_notes
 from qsnmc.cli.score import add_score_command
 from qsnmc.cli.seeds import add_seed_options, chosen_seeds
 from qsnmc.scoring.table import challenge_header, format_table, ranking_rows
@@ -235,11 +235,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"qsnmc sweep: model {entry.name!r} exposes no param_grid (a class attribute: name -> list of values)",
               file=sys.stderr)
         return 2
-    bar, done = _progress(args, len(grid_points(entry.param_grid)), f"sweep {entry.name}")
+    try:
+        fixed = _sweep_params(args, entry)
+    except InputError as exc:
+        print(f"qsnmc sweep: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    seeds = chosen_seeds(args)
+    bar, done = _progress(args, len(grid_points(entry.param_grid)) * len(seeds), f"sweep {entry.name}", len(seeds) > 1)
     try:
         with bar:
             result = run_sweep(challenge, entry, Path(args.runs_dir), _settings(args), split=args.split,
-                               holdout=args.holdout, r_floor=args.r_floor, on_done=done)
+                               holdout=args.holdout, r_floor=args.r_floor, on_done=done, fixed=fixed)
     except ValueError as exc:
         print(f"qsnmc sweep: {exc}", file=sys.stderr)
         return 2
@@ -249,7 +255,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"not scored); run folder {result.run_dir}")
     print(format_sweep(result))
     print_notes(result.run_dir, result.records, args)
+    if args.json:
+        _write_rows(Path(args.json), json.loads((result.run_dir / "sweep.json").read_text())["settings"])
     return checks.run_status(result.records)
+
+
+def _sweep_params(args: argparse.Namespace, entry) -> dict:
+    """``sweep --param KEY=VALUE``: settings given to every point of the grid, checked like run's; none swept."""
+    try:
+        params = parse_overrides(args.param)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    swept = sorted(set(params) & set(entry.param_grid))
+    if swept:
+        raise InputError(f"--param {swept[0]}: the grid sweeps it ({entry.param_grid[swept[0]]}); "
+                         "--param fixes the settings the grid does not name")
+    return checks.model_params(entry, params)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -270,6 +291,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     from qsnmc.cli.new import check_new, write_skeleton
 
     try:
+        checks.submissions_dir(args.submissions)
         check_new(args.name, Path(args.submissions))
         checks.new_model_name(args.name, discover_models(args.submissions))
         path = write_skeleton(args.name, Path(args.submissions))
@@ -343,7 +365,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="qsnmc",
         description="Benchmark harness for single-neuron spike-time prediction (QSNMC 2009 rules).",
     )
@@ -379,7 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --split time: fraction at the end of each training window to score on (default 0.25)")
     p.add_argument("--r-floor", type=float, default=0.3,
                    help="held-out parts whose own reliability R is below this are not scored (default 0.3)")
-    _add_execution(p)
+    _add_execution(p, several_seeds=True)
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a setting given to every point of the grid (one the grid does not sweep); repeatable")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write every setting's row (label, params, held-out Γ, P, error) as a JSON list")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write an HTML report with figures for the last run (or RUN)")

@@ -1,14 +1,24 @@
-"""Lines printed after a run's or a sweep's table: where a failed row's details are, and what a
-cached row did not do (no fit ran, so the time and memory limits did not apply to it)."""
+"""What the commands say beyond their results: after a run's or a sweep's table, where a failed row's
+details are and what a cached row did not do (no fit ran, so the time and memory limits did not
+apply to it); and argparse's own errors, in one line like the checked ones."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NoReturn
 
 from qsnmc.harness.runstore import RECORD, record_dir
 
 #: the worker's output beside a row's record
 WORKER_LOG = "worker.log"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose own errors (a missing argument, a bad choice or type) are one line, like
+    the commands' checked ones: ``qsnmc run: argument --jobs: ...``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 class DefaultNumber(float):
