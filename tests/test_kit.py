@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from conftest import PROJECT, SHARED
 from qsnmc.challenges.arrays import import_arrays
 from qsnmc.challenges.kit import write_kit
 from qsnmc.challenges.qsnmc2007 import import_qsnmc2007
@@ -263,3 +263,26 @@ def test_2007_kit_holds_no_test_window_data(tmp_path):
             snippets += voltage_snippets(_raw_2007_voltage(s.name, r), dt, (22.0, 34.0), n=3)
     assert len(snippets) > 50
     assert_no_leak(kit, challenge, snippets, tol_mV=0.01)
+
+
+def test_a_participant_reproduces_the_training_reliability_from_the_kit_alone(tmp_path, data_dir):
+    """R of each training window, from the kit's text files and the example script's NumPy Gamma (no qsnmc),
+    is the kit's figure and qsnmc's own."""
+    import importlib.util
+
+    from qsnmc.scoring.metrics import intrinsic_reliability
+
+    spec = importlib.util.spec_from_file_location("outside_threshold", PROJECT / "examples" / "outside_threshold.py")
+    outside = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(outside)
+    challenge = load_challenge(data_dir / "challenges" / "synthetic-two")
+    kit = write_kit(challenge, tmp_path / "kit", nwb=False)
+    info = json.loads((kit / "kit.json").read_text())
+    for entry, s in zip(info["stimuli"], challenge.stimuli):
+        trains = [np.loadtxt(kit / f, ndmin=1) for f in entry["spike_times"]]
+        a, b = entry["train_window_s"]
+        r = np.mean([outside.gamma(trains[i], trains[j], info["delta_s"], b - a)
+                     for i in range(len(trains)) for j in range(len(trains)) if i != j])
+        assert r == pytest.approx(entry["train_reliability"], abs=1e-12)
+        assert r == pytest.approx(intrinsic_reliability(s.train_spikes_s, challenge.delta_s, duration=b - a), abs=1e-12)
+        assert f"| {s.name} | {s.n_repetitions} | {a:g}-{b:g} s |" in (kit / "README.md").read_text()
