@@ -1,0 +1,50 @@
+"""Unit slips a new user made with import-arrays are refused in one line, nothing written: ms typed as
+s in dt_s, nA labelled pA, Delta typed in s, a threshold that leaves the training windows without spikes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qsnmc.cli.main import main
+from synthetic import DT_S, simulate_noisy_lif
+
+
+@pytest.fixture(scope="module")
+def cell() -> tuple[np.ndarray, np.ndarray]:
+    return simulate_noisy_lif(6.0, 3, seed=5)
+
+
+def _save(path, cell, *, dt_s=DT_S, current_scale=1.0, current_unit="pA"):
+    current, voltage = cell
+    np.savez(path, dt_s=np.array(dt_s), current_unit=np.array(current_unit), voltage_unit=np.array("mV"),
+             **{"current/A": current * current_scale, "voltage/A": voltage})
+    return path
+
+
+CASES = {
+    "ms typed as s": ({"dt_s": 0.5}, [], "dt_s 0.5 s: a sampling rate of 2 Hz is implausible for current clamp; "
+                      "expected 1e-05-0.01 s (ms typed as s? 0.1 ms is dt_s = 0.0001)"),
+    "nA labelled pA": ({"current_scale": 1e-3}, [], "pA after current_unit 'pA' is implausible (expected "
+                       "10-100000 pA): nA or A labelled pA?"),
+    "Delta in s": ({}, ["--delta-ms", "0.004"], "--delta-ms 0.004: expected 0.5-50 ms (Delta is in ms"),
+    "no training spike": ({}, ["--threshold-mv", "60"], "no spike in any training window (0-4 s of A): check "
+                          "--threshold-mv"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_unit_slips_are_refused_and_nothing_is_written(tmp_path, monkeypatch, capsys, cell, case):
+    saved, options, message = CASES[case]
+    monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
+    path = _save(tmp_path / "cell.npz", cell, **saved)
+    assert main(["data", "import-arrays", str(path), "--train-until", "4", *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "data" / "challenges" / "cell").exists()
+
+
+def test_the_same_cell_with_its_units_right_imports(tmp_path, monkeypatch, capsys, cell):
+    monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
+    path = _save(tmp_path / "cell.npz", cell, current_scale=1e-3, current_unit="nA")
+    assert main(["data", "import-arrays", str(path), "--train-until", "4", "--delta-ms", "4"]) == 0
+    assert (tmp_path / "data" / "challenges" / "cell" / "manifest.json").is_file()
