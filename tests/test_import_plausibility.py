@@ -48,3 +48,45 @@ def test_the_same_cell_with_its_units_right_imports(tmp_path, monkeypatch, capsy
     path = _save(tmp_path / "cell.npz", cell, current_scale=1e-3, current_unit="nA")
     assert main(["data", "import-arrays", str(path), "--train-until", "4", "--delta-ms", "4"]) == 0
     assert (tmp_path / "data" / "challenges" / "cell" / "manifest.json").is_file()
+
+
+def test_a_wrong_folder_or_file_is_named_before_the_name_is_refused(tmp_path, monkeypatch, capsys, cell):
+    """With a challenge of that name already there, a wrong 2007 folder or a non-NWB file is reported as
+    what it is, not as "already exists ... use --force"."""
+    monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
+    path = _save(tmp_path / "cell.npz", cell)
+    for name in ("qsnmc2007a", "cell"):
+        assert main(["data", "import-arrays", str(path), "--train-until", "4", "--name", name]) == 0
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "training").mkdir()
+    (tmp_path / "cell.nwb").write_text("not an NWB file\n")
+    for argv, message in (
+        (["import-qsnmc2007", str(tmp_path / "nowhere")], "expected a QSNMC 2007 Challenge A folder with a training/"),
+        (["import-qsnmc2007", str(tmp_path / "empty")], "training: no NN-r.voltage / NN-r.spiketimes files"),
+        (["import-nwb", str(tmp_path / "cell.nwb"), "--name", "cell"], "cell.nwb: not an NWB file (not HDF5)"),
+        (["import-nwb", str(tmp_path / "missing.nwb"), "--name", "cell"], "missing.nwb: no such file"),
+    ):
+        assert main(["data", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "already exists" not in err, err
+    # a good input still meets the name check
+    assert main(["data", "import-arrays", str(path), "--train-until", "4", "--name", "cell"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_a_wrong_arrays_file_or_2009_folder_is_named_before_the_name(tmp_path, monkeypatch, capsys, cell):
+    monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
+    path = _save(tmp_path / "cell.npz", cell)
+    for name in ("qsnmc2009a", "cell"):
+        assert main(["data", "import-arrays", str(path), "--train-until", "4", "--name", name]) == 0
+    capsys.readouterr()
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    for argv, message in (
+        (["import-arrays", str(tmp_path / "one.npy"), "--name", "cell"], "a single array, expected an .npz"),
+        (["import-arrays", str(tmp_path / "gone.npz"), "--name", "cell"], "gone.npz: no such file"),
+        (["import-qsnmc2009", str(tmp_path)], "no current file found (looked for current.txt[.gz]"),
+    ):
+        assert main(["data", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "already exists" not in err, err

@@ -92,12 +92,11 @@ def _numbers(arrays: Any, key: str, ndim: int, path: Path) -> np.ndarray:
     return np.asarray(value, np.float64)
 
 
-def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recording], dict[str, Any]]:
-    """The recorded stimuli of a plain ``.npz`` (see the module docstring) and its units.
+def check_arrays_file(path: str | Path) -> None:
+    """A quick look before anything else is checked: ``path`` is a file and a zip archive (an ``.npz``).
 
     Raises:
-        DataImportError: not an ``.npz``, a missing key or unit, wrong types or shapes,
-            mismatched lengths; naming the file and the key.
+        DataImportError: a missing file, numpy.save's single array, or not an ``.npz``.
     """
     path = Path(path).resolve()
     if not path.is_file():
@@ -109,6 +108,17 @@ def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recor
     if not zipfile.is_zipfile(path):  # np.load would try it as a pickle
         raise DataImportError(f"{path}: not a .npz file (expected a zip archive of named arrays written by "
                               "numpy.savez; see the README)")
+
+
+def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recording], dict[str, Any]]:
+    """The recorded stimuli of a plain ``.npz`` (see the module docstring) and its units.
+
+    Raises:
+        DataImportError: not an ``.npz``, a missing key or unit, wrong types or shapes,
+            mismatched lengths; naming the file and the key.
+    """
+    path = Path(path).resolve()
+    check_arrays_file(path)
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:

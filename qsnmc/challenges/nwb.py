@@ -416,6 +416,16 @@ def import_nwb(
                           provenance=provenance, description=f"recordings of {path.name} (NWB)")
 
 
+def check_nwb_file(path: str | Path) -> None:
+    """A quick look at an NWB file before anything else is checked: it exists and pynwb reads it.
+
+    Raises:
+        DataImportError: a missing, non-HDF5 or unreadable file.
+    """
+    with _read(Path(path)):
+        pass
+
+
 # -- export -------------------------------------------------------------------------------------------
 def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] | None = None, *,
                public: bool = False) -> Path:

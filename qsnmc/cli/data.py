@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from qsnmc.challenges.datadir import EMBEDDED, challenges_dir
-from qsnmc.challenges.textdata import CURRENT_UNITS, DataImportError
+from qsnmc.challenges.textdata import CURRENT_UNITS, DataImportError, find_data_file
 from qsnmc.cli.kit import add_export_kit
 
 if TYPE_CHECKING:
@@ -287,9 +287,17 @@ def _destination(name: str, force: bool) -> Path | None:
     return dest
 
 
-def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path], Path]) -> int:
+def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path], Path],
+                check_input: Callable[[], object] | None = None) -> int:
+    """Check the input (``check_input``: a quick look at the files), then the name, then import and summarise."""
     from qsnmc.challenges.store import ChallengeError, load_challenge
 
+    try:
+        if check_input is not None:
+            check_input()  # a wrong folder or file is named as such, before "already exists"
+    except DataImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     dest = _destination(name, args.force)
     if dest is None:
         return EXIT_BAD_INPUT
@@ -311,13 +319,13 @@ def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path],
 
 
 def _run_2007(args: argparse.Namespace) -> int:
-    from qsnmc.challenges.qsnmc2007 import import_qsnmc2007
+    from qsnmc.challenges.qsnmc2007 import check_source, import_qsnmc2007
 
     return _run_import(
         args, args.name, lambda dest: import_qsnmc2007(
             args.dir, dest, name=args.name, current_unit=args.current_unit, train_until_s=args.train_until,
             r_floor=args.r_floor,
-        ),
+        ), lambda: check_source(args.dir),
     )
 
 
@@ -332,6 +340,8 @@ def _run_2009(args: argparse.Namespace) -> int:
             args.dir, dest, challenge=args.challenge, train_window_s=tuple(args.train_window),
             test_window_s=tuple(args.test_window), current_unit=args.current_unit, name=name,
         ),
+        lambda: [find_data_file(args.dir, [f"{kind}.txt", f"{kind}.csv"], what=kind)
+                 for kind in ("current", "voltage_allrep")],
     )
 
 
@@ -357,7 +367,7 @@ def _stimulus_groups(values: list[str]) -> dict[str, list[str]] | None:
 
 
 def _run_nwb(args: argparse.Namespace) -> int:
-    from qsnmc.challenges.nwb import import_nwb
+    from qsnmc.challenges.nwb import check_nwb_file, import_nwb
 
     name = _default_name(args.file, args.name)
 
@@ -368,18 +378,18 @@ def _run_nwb(args: argparse.Namespace) -> int:
             threshold_mV=args.threshold_mv, current_tolerance_pA=args.current_tolerance,
         )
 
-    return _run_import(args, name, do_import)
+    return _run_import(args, name, do_import, lambda: check_nwb_file(args.file))
 
 
 def _run_arrays(args: argparse.Namespace) -> int:
-    from qsnmc.challenges.arrays import import_arrays
+    from qsnmc.challenges.arrays import check_arrays_file, import_arrays
 
     name = _default_name(args.file, args.name)
     return _run_import(
         args, name, lambda dest: import_arrays(
             args.file, dest, name=name, train_until_s=args.train_until, test_stimuli=_test_stimuli(args.test_stimuli),
             r_floor=args.r_floor, delta_ms=args.delta_ms, threshold_mV=args.threshold_mv,
-        ),
+        ), lambda: check_arrays_file(args.file),
     )
 
 
