@@ -90,3 +90,18 @@ def test_a_wrong_arrays_file_or_2009_folder_is_named_before_the_name(tmp_path, m
         assert main(["data", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "already exists" not in err, err
+
+
+def test_no_current_channel_in_an_abf_points_to_the_protocol(tmp_path, monkeypatch, capsys):
+    """An ABF whose current was not recorded: the error says --current-from-protocol, which reads it."""
+    pytest.importorskip("neo")
+    from conftest import SHARED
+
+    protocol = SHARED / "abf" / "17o05028_ic_steps.abf"  # IN 0 (mV); the current is in the protocol only
+    if not protocol.is_file():
+        pytest.skip("../shared/abf absent")
+    monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
+    assert main(["data", "import-neo", str(protocol), "--train-until", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no channel in a current unit" in err
+    assert "take it from the protocol with --current-from-protocol" in err
