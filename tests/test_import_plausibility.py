@@ -105,3 +105,15 @@ def test_no_current_channel_in_an_abf_points_to_the_protocol(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no channel in a current unit" in err
     assert "take it from the protocol with --current-from-protocol" in err
+
+
+def test_every_importer_has_one_default_current_tolerance(capsys):
+    from qsnmc.challenges.recorded import CURRENT_TOLERANCE_PA
+    from qsnmc.challenges.repetitions import ABS_TOL_PA
+
+    assert CURRENT_TOLERANCE_PA == ABS_TOL_PA == 2.0
+    for command in ("import-nwb", "import-neo"):
+        with pytest.raises(SystemExit):
+            main(["data", command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert __import__("re").search(r"--current-tolerance PA [^\[\]]*?\(default: 2\)", text), (command, text)

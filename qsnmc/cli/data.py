@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from qsnmc.challenges.datadir import EMBEDDED, challenges_dir
+from qsnmc.challenges.recorded import CURRENT_TOLERANCE_PA
 from qsnmc.challenges.textdata import CURRENT_UNITS, DataImportError, find_data_file
 from qsnmc.cli.kit import add_export_kit
 
@@ -127,7 +128,7 @@ def _add_import_nwb(commands: argparse._SubParsersAction) -> None:
         "stimulus (default: the file's icephys tables)",
     )
     pnwb.add_argument(
-        "--current-tolerance", type=float, default=1.0, metavar="PA",
+        "--current-tolerance", type=float, default=CURRENT_TOLERANCE_PA, metavar="PA",
         help="largest difference between the currents of one stimulus' sweeps, in pA (default: %(default)g)",
     )
     pnwb.set_defaults(func=_run_nwb)
@@ -213,7 +214,7 @@ def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="sweeps to import, numbered from 1 across the files: e.g. 1-8,10,12- (default: all)")
     parser.add_argument("--name", default=None, help="challenge name (default: the first file's name without suffix)")
     _split_options(parser, delta_default=4.0)
-    parser.add_argument("--current-tolerance", type=float, default=2.0, metavar="PA",
+    parser.add_argument("--current-tolerance", type=float, default=CURRENT_TOLERANCE_PA, metavar="PA",
                         help="repetitions: least tolerance between two sweeps' currents, in pA (default: %(default)g)")
     parser.add_argument("--current-tolerance-sd", type=float, default=0.1, metavar="FRACTION",
                         help="repetitions: tolerance as a fraction of the current's SD, when larger "
