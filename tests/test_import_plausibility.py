@@ -1,6 +1,10 @@
-"""Unit slips a new user made with import-arrays are refused in one line, nothing written: ms typed as
-s in dt_s, nA labelled pA, Delta typed in s, a threshold that leaves the training windows without spikes."""
+"""What a new user met importing: unit slips refused in one line, nothing written (ms typed as s in
+dt_s, nA labelled pA, Delta typed in s, a threshold that leaves the training windows without spikes);
+a wrong folder or file named before "already exists"; the --current-from-protocol hint; one default
+--current-tolerance; --dry-run on every importer."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +121,25 @@ def test_every_importer_has_one_default_current_tolerance(capsys):
             main(["data", command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert __import__("re").search(r"--current-tolerance PA [^\[\]]*?\(default: 2\)", text), (command, text)
+
+
+def test_every_importer_has_a_dry_run_that_writes_nothing(tmp_path, monkeypatch, capsys, cell):
+    monkeypatch.setenv("QSNMC_DATA_DIR", str(tmp_path / "data"))
+    path = _save(tmp_path / "cell.npz", cell)
+    runs = [["import-arrays", str(path), "--train-until", "4"]]
+    shared_2007 = Path(__file__).resolve().parents[1].parent / "shared" / "qsnmc2007" / "challengeA"
+    if (shared_2007 / "training").is_dir():
+        runs.append(["import-qsnmc2007", str(shared_2007)])
+    for argv in runs:
+        assert main(["data", *argv, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "read and split (dry run)" in out and out.rstrip().endswith("dry run: nothing written")
+        assert "train window" in out and "written to" not in out
+    assert not (tmp_path / "data").exists()
+    # a bad split is refused as without --dry-run
+    assert main(["data", "import-arrays", str(path), "--train-until", "9", "--dry-run"]) == 2
+    assert "--train-until 9 s: leaves no test data" in capsys.readouterr().err
+    for command in ("import-qsnmc2007", "import-qsnmc2009", "import-nwb", "import-arrays", "import-neo"):
+        with pytest.raises(SystemExit):
+            main(["data", command, "--help"])
+        assert "--dry-run" in capsys.readouterr().out

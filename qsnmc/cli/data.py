@@ -4,8 +4,9 @@
 ``import-arrays FILE`` and ``import-neo FILE...`` (acquisition files read with Neo) write a
 challenge into the user's data folder
 (:func:`qsnmc.challenges.datadir.challenges_dir`) and print its summary: source, stimuli,
-repetitions, windows, spike counts, R per test stimulus, Delta. ``export-nwb CHALLENGE FILE``
-writes any challenge as an NWB file.
+repetitions, windows, spike counts, R per test stimulus, Delta; ``--dry-run`` prints it and writes
+nothing. ``export-nwb CHALLENGE FILE`` writes any challenge as an NWB file; ``export-kit CHALLENGE
+DIR`` its public kit (:mod:`qsnmc.cli.kit`).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ MANIFEST = "manifest.json"
 EXIT_WRITTEN = 0  # the challenge (or the NWB file) was written
 EXIT_FAILED = 1  # the input was good but writing or re-reading the result failed
 EXIT_BAD_INPUT = 2  # a bad file, option or name (or usage): nothing was written
+#: the --dry-run of the importers that write through a challenge folder
+DRY_RUN_HELP = "read, check and split, print the summary (stimuli, windows, spikes, R) and stop; write nothing"
 EXIT_STATUSES = ("Exit status: 0 written; 1 writing failed; 2 bad input or usage (a file, option or name refused; "
                  "nothing written)")
 
@@ -233,6 +236,7 @@ def _recording_import(commands: argparse._SubParsersAction, command: str, suffix
     parser.add_argument("--name", default=None, help=f"challenge name (default: the file's name without {suffix})")
     _split_options(parser, delta_default=delta_default)
     parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
+    parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     return parser
 
 
@@ -265,6 +269,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help="unit of the current in the files (default: pA, refused if the amplitude is implausible)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
+    parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -299,6 +304,8 @@ def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path],
     except DataImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if getattr(args, "dry_run", False):
+        return _dry_run(name, do_import)
     dest = _destination(name, args.force)
     if dest is None:
         return EXIT_BAD_INPUT
@@ -316,6 +323,29 @@ def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path],
         print(f"error: the written challenge does not read back: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(summary(challenge))
+    return EXIT_WRITTEN
+
+
+def _dry_run(name: str, do_import: Callable[[Path], Path]) -> int:
+    """``--dry-run``: import into a temporary folder, print the summary, delete it: nothing written."""
+    import shutil
+    import tempfile
+
+    from qsnmc.challenges.store import ChallengeError, load_challenge
+
+    if name == EMBEDDED or not name or Path(name).name != name or name.startswith("."):
+        print(f"error: {name!r} is not a usable challenge name", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tmp = Path(tempfile.mkdtemp(prefix="qsnmc-dry-run-"))
+    try:
+        challenge = load_challenge(do_import(tmp / name))
+        print(summary(challenge).replace(f"written to {challenge.path}", "read and split (dry run)", 1))
+    except (DataImportError, ChallengeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("dry run: nothing written")
     return EXIT_WRITTEN
 
 

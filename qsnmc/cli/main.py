@@ -1,4 +1,4 @@
-"""The ``qsnmc`` command line: list, run, sweep, table, report, new, data."""
+"""The ``qsnmc`` command line: list, run, sweep, table, report, new, score, data."""
 from __future__ import annotations
 
 import argparse
