@@ -242,14 +242,15 @@ def test_runs_on_other_challenges_do_not_rank_together(env, challenge, data_dir,
     assert "rows rank only on one challenge" in capsys.readouterr().err
 
 
-TWIN = '''"""examples/outside_threshold.py as a plugin: the same functions, given qsnmc's TrainingData."""
-import importlib.util
+TWIN = '''"""examples/outside_threshold.py as a plugin: the same functions, given qsnmc's TrainingData.
+The script's text is carried here (a sandboxed worker sees only its submission, not the checkout)."""
+import types
 
 import qsnmc
 
-_spec = importlib.util.spec_from_file_location("outside_threshold", {script!r})
-outside = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(outside)
+SCRIPT = {script!r}
+outside = types.ModuleType("outside_threshold")
+exec(compile(SCRIPT, "outside_threshold.py", "exec"), outside.__dict__)
 
 
 class OutsideTwin(qsnmc.Model):
@@ -287,7 +288,7 @@ def test_an_outside_model_scores_what_it_scores_as_a_plugin(tmp_path, data_dir):
     assert proc.returncode == 0, proc.stderr
     scored_run = tmp_path / "runs" / (tmp_path / "runs" / "LATEST").read_text().strip()
     (tmp_path / "subs").mkdir()
-    (tmp_path / "subs" / "outside_twin.py").write_text(TWIN.format(script=str(SCRIPT)))
+    (tmp_path / "subs" / "outside_twin.py").write_text(TWIN.format(script=SCRIPT.read_text()))
     proc = run_cli(["run", "outside-twin", "--challenge", "synthetic-two", "--submissions", "subs", "--json",
                     "plugin.json", "--quiet"], cwd=tmp_path, data_dir=data_dir)
     assert proc.returncode == 0, proc.stderr
