@@ -188,7 +188,7 @@ MALFORMED = {
                                             r"12000 current"),
     "missing unit": (_missing_unit, r"bad\.nwb: sweep sweep2 \(stimulus stim2\): unit None missing or unknown"),
     "sweeps with different currents": (_other_current, r"stimulus A: sweep sweep1's current differs from sweep "
-                                                       r"sweep0's by 5 pA .*tolerance 1 pA \(--current-tolerance\)"),
+                                                       r"sweep0's by 5 pA .*tolerance 2 pA \(--current-tolerance\)"),
 }
 
 

@@ -182,3 +182,39 @@ def test_report_renders_in_headless_chromium(reported, tmp_path):
     # and they lie below the first screenful of text: images were decoded and laid out
     rows_with_blue = np.flatnonzero(blue.any(axis=1))
     assert rows_with_blue.max() - rows_with_blue.min() > 600
+
+
+def test_the_repetition_figure_has_a_panel_per_test_stimulus_with_mathtext_labels(monkeypatch):
+    """Each test stimulus gets its panel, drawing that stimulus' Gamma_i (not the first stimulus' everywhere);
+    the axis labels are mathtext (a subscripted Gamma), not the characters 'Γ_i'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from qsnmc.cli import report
+    from qsnmc.scoring.table import ranking_rows
+
+    figs = _figures(monkeypatch)
+    gammas = {("lif", "A"): [0.5, 0.6, 0.4], ("lif", "B"): [0.1, 0.2, 0.3],
+              ("mat", "A"): [0.7, 0.7, 0.8], ("mat", "B"): [0.0, -0.1, 0.05]}
+    records = [{"model": m, "seed": 0, "status": "ok", "performance": p, "error": 0.01, "gamma": p,
+                "scores": [{"stimulus": s, "gammas": gammas[(m, s)]} for s in ("A", "B")]}
+               for m, p in (("lif", 0.4), ("mat", 0.3))]
+    report.repetition_figure(ranking_rows(records), records)
+    fig = figs[0]
+    fig.canvas.draw()  # the mathtext parses
+    assert len(fig.axes) == 2
+    for ax, stimulus in zip(fig.axes, ("A", "B")):
+        assert f"test stimulus {stimulus}" in ax.get_title()
+        drawn = {line.get_label(): list(line.get_ydata()) for line in ax.lines if not line.get_label().startswith("_")}
+        assert drawn == {m: gammas[(m, stimulus)] for m in ("lif", "mat")}
+        assert ax.get_ylabel() == r"$\Gamma_i$" and r"$\Gamma_i$" in ax.get_title()
+        assert "Γ_i" not in ax.get_ylabel() + ax.get_title() + ax.get_xlabel()
+
+
+@pytest.mark.parametrize("stretch", [["--from", "3"], ["--from", "15", "--to", "25"]], ids=["from", "to"])
+def test_a_stretch_outside_the_test_window_is_refused(reported, data_dir, stretch):
+    work, _ = reported
+    proc = run_cli(["report", *stretch, "--out", "elsewhere"], cwd=work, data_dir=data_dir)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"{stretch[-2]} {stretch[-1]} s: outside the test window 14-20 s of stimulus A" in proc.stderr
+    assert not (work / "elsewhere").exists()

@@ -42,6 +42,44 @@ def _unit(arrays: Any, key: str, units: dict[str, float], path: Path) -> tuple[s
     return unit, units[unit]
 
 
+#: a sampling step (s) outside this range is refused: 100 kHz to 100 Hz
+PLAUSIBLE_DT_S = (1e-5, 1e-2)
+
+
+def _plausible_dt(dt_s: float, path: Path) -> float:
+    """``dt_s`` if it is a plausible sampling step of a current-clamp recording (s), else a refusal."""
+    low, high = PLAUSIBLE_DT_S
+    if not low <= dt_s <= high:
+        hint = " (ms typed as s? 0.1 ms is dt_s = 0.0001)" if dt_s > high else " (us typed as s?)"
+        raise DataImportError(f"{path}: dt_s {dt_s:g} s: a sampling rate of {1 / dt_s:g} Hz is implausible for "
+                              f"current clamp; expected {low:g}-{high:g} s{hint}")
+    return dt_s
+
+
+def _plausible_current(recordings: Sequence[Recording], unit: str, path: Path) -> None:
+    """Refuse a current whose largest amplitude over every stimulus is implausible in pA after its
+    stated unit (e.g. nA labelled pA): the range of :data:`qsnmc.challenges.textdata.PLAUSIBLE_MAX_PA`."""
+    from qsnmc.challenges.textdata import PLAUSIBLE_MAX_PA
+
+    peak = max(float(np.max(np.abs(r.current_pA))) if r.current_pA.size else 0.0 for r in recordings)
+    low, high = PLAUSIBLE_MAX_PA
+    if not low <= peak <= high:
+        hint = "nA or A labelled pA?" if peak < low else "pA labelled nA or A?"
+        raise DataImportError(f"{path}: current amplitude max |I| = {peak:.3g} pA after current_unit {unit!r} is "
+                              f"implausible (expected {low:g}-{high:g} pA): {hint}")
+
+
+def _training_spikes(recordings: Sequence[Recording], split: Split) -> None:
+    """Refuse a split whose training windows hold no recorded spike: nothing to fit a spiking model on
+    (a threshold above the spikes, a voltage in the wrong unit, or times in the wrong unit)."""
+    trained = [r for r in recordings if r.name not in split.test_stimuli]
+    until = split.train_until_s
+    if trained and not any(np.any(t < until) if until is not None else t.size for r in trained for t in r.trains):
+        span = f"0-{until:g} s" if until is not None else "the training stimuli"
+        raise DataImportError(f"no spike in any training window ({span} of {', '.join(r.name for r in trained)}): "
+                              "check --threshold-mv, the voltage unit, dt_s (s, not ms) and --train-until (s)")
+
+
 def _numbers(arrays: Any, key: str, ndim: int, path: Path) -> np.ndarray:
     value = arrays[key]
     if value.dtype.kind not in "iuf":
@@ -54,12 +92,11 @@ def _numbers(arrays: Any, key: str, ndim: int, path: Path) -> np.ndarray:
     return np.asarray(value, np.float64)
 
 
-def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recording], dict[str, Any]]:
-    """The recorded stimuli of a plain ``.npz`` (see the module docstring) and its units.
+def check_arrays_file(path: str | Path) -> None:
+    """A quick look before anything else is checked: ``path`` is a file and a zip archive (an ``.npz``).
 
     Raises:
-        DataImportError: not an ``.npz``, a missing key or unit, wrong types or shapes,
-            mismatched lengths; naming the file and the key.
+        DataImportError: a missing file, numpy.save's single array, or not an ``.npz``.
     """
     path = Path(path).resolve()
     if not path.is_file():
@@ -71,6 +108,17 @@ def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recor
     if not zipfile.is_zipfile(path):  # np.load would try it as a pickle
         raise DataImportError(f"{path}: not a .npz file (expected a zip archive of named arrays written by "
                               "numpy.savez; see the README)")
+
+
+def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recording], dict[str, Any]]:
+    """The recorded stimuli of a plain ``.npz`` (see the module docstring) and its units.
+
+    Raises:
+        DataImportError: not an ``.npz``, a missing key or unit, wrong types or shapes,
+            mismatched lengths; naming the file and the key.
+    """
+    path = Path(path).resolve()
+    check_arrays_file(path)
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -85,7 +133,7 @@ def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recor
             dt = arrays["dt_s"]
             if dt.shape != () or dt.dtype.kind not in "iuf" or not float(dt) > 0:
                 raise DataImportError(f"{path}: dt_s {dt!r}: expected one positive number (s)")
-            dt_s = float(dt)
+            dt_s = _plausible_dt(float(dt), path)
             current_unit, to_pA = _unit(arrays, "current_unit", CURRENT_UNITS, path)
             voltage_unit, to_mV = _unit(arrays, "voltage_unit", VOLTAGE_UNITS, path)
             odd = [k for k in keys if k not in ("dt_s", "current_unit", "voltage_unit") and not KEY.match(k)]
@@ -114,6 +162,7 @@ def read_arrays(path: str | Path, threshold_mV: float = 0.0) -> tuple[list[Recor
             if isinstance(exc, DataImportError):
                 raise
             raise DataImportError(f"{path}: damaged .npz: {exc}") from exc
+    _plausible_current(recordings, current_unit, path)
     return recordings, {"current_unit": current_unit, "voltage_unit": voltage_unit, "dt_s": dt_s}
 
 
@@ -145,6 +194,7 @@ def import_arrays(
     recordings, units = read_arrays(path, float(threshold_mV))
     split = Split(None if train_until_s is None else float(train_until_s), tuple(test_stimuli), float(r_floor),
                   float(delta_ms) / 1e3)
+    _training_spikes(recordings, split)
     provenance = {**source_of(path), "source": f"arrays file {path.name}", "importer": IMPORTER, "units": units}
     return write_recorded(dest_dir, name=name, recordings=recordings, split=split, threshold_mV=float(threshold_mV),
                           provenance=provenance, description=f"recordings of {path.name} (plain arrays)")

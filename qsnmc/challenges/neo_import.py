@@ -153,6 +153,15 @@ def _kind(unit: str) -> str | None:
     return None
 
 
+def _no_current_hint(kind: str, path: Path) -> str:
+    """Where else a current that was not recorded comes from: the ABF protocol, or other files."""
+    if kind != "current":
+        return ""
+    if path.suffix.lower() == ".abf":
+        return ", or, if the current was not recorded, take it from the protocol with --current-from-protocol"
+    return ", or give the files that hold it with --current-files"
+
+
 def _pick(channels: Sequence[Channel], wanted: str | None, kind: str, path: Path, option: str) -> Channel:
     """The channel named (or numbered) by ``wanted``, else the first of the right kind of unit."""
     if wanted is None:
@@ -160,7 +169,7 @@ def _pick(channels: Sequence[Channel], wanted: str | None, kind: str, path: Path
             if _kind(channel.unit) == kind:
                 return channel
         raise DataImportError(f"{path}: no channel in a {kind} unit (channels: {_listing(channels)}); "
-                              f"choose one with {option} NAME|INDEX")
+                              f"choose one with {option} NAME|INDEX" + _no_current_hint(kind, path))
     match = [c for c in channels if c.name == wanted]
     if not match and re.fullmatch(r"\d+", wanted.strip()) and int(wanted) < len(channels):
         match = [channels[int(wanted)]]

@@ -416,8 +416,19 @@ def import_nwb(
                           provenance=provenance, description=f"recordings of {path.name} (NWB)")
 
 
+def check_nwb_file(path: str | Path) -> None:
+    """A quick look at an NWB file before anything else is checked: it exists and pynwb reads it.
+
+    Raises:
+        DataImportError: a missing, non-HDF5 or unreadable file.
+    """
+    with _read(Path(path)):
+        pass
+
+
 # -- export -------------------------------------------------------------------------------------------
-def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] | None = None) -> Path:
+def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] | None = None, *,
+               public: bool = False) -> Path:
     """Write a challenge (hidden test spike times included) as an NWB file, written whole or not at all.
 
     See the module docstring for the layout. Voltage is stored as float32 mV
@@ -430,19 +441,21 @@ def export_nwb(challenge: Challenge, dest: str | Path, subject: dict[str, str] |
         challenge: the challenge to write.
         dest: the ``.nwb`` file.
         subject: Subject fields (``species``, ``age``, ``sex``, ``subject_id``, ``description``).
+        public: ``challenge`` holds no test-window spikes (the public kit's, see
+            :mod:`qsnmc.challenges.kit`); the file's notes say so instead of warning of hidden data.
 
     Returns:
         ``dest`` as a Path.
     """
     dest = Path(dest)
-    nwbfile, electrode = _new_nwbfile(challenge, subject)
+    nwbfile, electrode = _new_nwbfile(challenge, subject, public)
     sweep_rows = _add_sweeps(nwbfile, electrode, challenge)
     _add_qsnmc_tables(nwbfile, challenge, sweep_rows)
     _write_whole(nwbfile, dest)
     return dest
 
 
-def _new_nwbfile(challenge: Challenge, subject: dict[str, str] | None) -> tuple[Any, Any]:
+def _new_nwbfile(challenge: Challenge, subject: dict[str, str] | None, public: bool = False) -> tuple[Any, Any]:
     """An empty NWBFile for ``challenge`` with its Subject, amplifier and electrode; returns (file, electrode)."""
     from pynwb import NWBFile
     from pynwb.file import Subject
@@ -452,7 +465,9 @@ def _new_nwbfile(challenge: Challenge, subject: dict[str, str] | None) -> tuple[
         identifier=f"qsnmc-{challenge.name}-{challenge.fingerprint()[:16]}",
         session_start_time=datetime(2000, 1, 1, tzinfo=timezone.utc),
         notes=f"qsnmc challenge {challenge.name!r}; processing/{MODULE} holds its recorded spike times, including "
-              "the hidden test window's",
+              "the hidden test window's" if not public else
+              f"public kit of the qsnmc challenge {challenge.name!r}: training windows only; processing/{MODULE} holds "
+              "the training windows' spike times and the test windows to predict (no test-window recording)",
     )
     cell = re.sub(r"[^A-Za-z0-9_.-]+", "-", challenge.name)
     nwbfile.subject = Subject(**{**UNKNOWN_SUBJECT, "subject_id": cell, **(subject or {})})

@@ -202,6 +202,19 @@ def _source_root(src_dir: Path) -> Path:
     raise DataImportError(f"{src_dir}: expected a QSNMC 2007 Challenge A folder with a training/ subfolder")
 
 
+def check_source(src_dir: str | Path) -> Path:
+    """A quick look at a Challenge A folder before anything else is checked: its ``training/`` and
+    that it holds ``NN-r.voltage`` / ``NN-r.spiketimes`` files; returns the folder holding ``training/``.
+
+    Raises:
+        DataImportError: not such a folder.
+    """
+    root = _source_root(Path(src_dir).resolve())
+    if not _scan(root / "training"):
+        raise DataImportError(f"{root / 'training'}: no NN-r.voltage / NN-r.spiketimes files")
+    return root
+
+
 def _check_options(train_until_s: float, r_floor: float, duration_s: float, folder: Path) -> None:
     if not math.isfinite(train_until_s) or abs(round(train_until_s / DT_S) * DT_S - train_until_s) > 1e-9:
         raise DataImportError(f"--train-until {train_until_s:g} s: not on the {DT_S * 1e3:g} ms sample grid")

@@ -12,13 +12,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from qsnmc.challenges.repetitions import ABS_TOL_PA
 from qsnmc.challenges.split import Recording, Split, split_recordings
 from qsnmc.challenges.store import Challenge, ChallengeStimulus, sha256_file, write_challenge
 from qsnmc.challenges.textdata import DataImportError, voltage_storage
 from qsnmc.scoring.spikes import spike_times_from_voltage
 
-#: default largest difference (pA) between the currents of two sweeps of one stimulus
-CURRENT_TOLERANCE_PA = 1.0
+#: default largest difference (pA) between the currents of two sweeps of one stimulus: one default
+#: for every importer's --current-tolerance (import-neo compares 5 ms means with it, import-nwb samples)
+CURRENT_TOLERANCE_PA = ABS_TOL_PA
 
 
 def stimulus_current(name: str, currents: np.ndarray, sweeps: Sequence[str], tolerance_pA: float) -> tuple[np.ndarray, dict]:

@@ -96,6 +96,7 @@ def check_split(split: Split, recordings: Sequence[Recording]) -> None:
         raise DataImportError(f"--r-floor {split.r_floor!r}: expected a finite number")
     if not (math.isfinite(split.delta_s) and split.delta_s > 0):
         raise DataImportError(f"--delta-ms {split.delta_s * 1e3:g}: expected a positive number")
+    check_delta(split.delta_s, recordings[0].dt_s if recordings else None)
     until = split.train_until_s
     timed = [r for r in recordings if r.name not in split.test_stimuli]
     if not timed:
@@ -111,6 +112,25 @@ def check_split(split: Split, recordings: Sequence[Recording]) -> None:
                     f"--train-until {until:g} s: leaves no {'training' if until <= 0 else 'test'} data in "
                     f"stimulus {r.name} ({r.duration_s:g} s): choose 0 < --train-until < {r.duration_s:g}"
                 )
+
+
+#: a coincidence window outside this range (s) is refused: the competitions used 2 and 4 ms
+PLAUSIBLE_DELTA_S = (1e-4, 0.05)
+
+
+def check_delta(delta_s: float, dt_s: float | None) -> None:
+    """Refuse a Delta (s) no coincidence could be told by: under one sampling step or
+    :data:`PLAUSIBLE_DELTA_S`, or above it (a unit slip: Delta is given in ms).
+
+    Raises:
+        DataImportError: naming ``--delta-ms`` and what is plausible.
+    """
+    low = max(PLAUSIBLE_DELTA_S[0], dt_s or 0.0)
+    high = PLAUSIBLE_DELTA_S[1]
+    if not low <= delta_s <= high:
+        raise DataImportError(
+            f"--delta-ms {delta_s * 1e3:g}: expected {low * 1e3:g}-{high * 1e3:g} ms (Delta is in ms, at least one "
+            f"sampling step; the competitions used 2 and 4 ms)")
 
 
 def _finite_voltage(rec: Recording, stop: int) -> np.ndarray:

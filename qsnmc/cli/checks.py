@@ -158,3 +158,35 @@ def sweep_split(split: str, challenge: Any) -> None:
     if split == "stimulus" and n < 2:
         raise InputError(f"--split stimulus leaves each training stimulus out in turn and needs at least 2; "
                          f"challenge {challenge.name!r} has {n}: use --split time")
+
+
+#: how long ``--scheduler`` may take to accept a connection before the run is refused (s)
+SCHEDULER_CONNECT_S = 3.0
+
+
+def scheduler(executor: str, address: str | None) -> None:
+    """``--scheduler tcp://HOST:PORT`` of ``--executor dask``: well formed, and something listens there.
+
+    Only the TCP connection is tried (for at most :data:`SCHEDULER_CONNECT_S`); a scheduler that
+    accepts it and then fails is the run's business.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if address is None:
+        return
+    if executor != "dask":
+        raise InputError(f"--scheduler {address}: goes with --executor dask")
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme != "tcp" or not host or not port:
+        raise InputError(f"--scheduler {address}: expected tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)")
+    try:
+        socket.create_connection((host, port), timeout=SCHEDULER_CONNECT_S).close()
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc)).lower()
+        raise InputError(f"--scheduler {address}: no Dask scheduler answers there ({why}); start one with "
+                         "`dask scheduler`, or leave --scheduler out for a LocalCluster of --jobs workers") from None

@@ -4,8 +4,9 @@
 ``import-arrays FILE`` and ``import-neo FILE...`` (acquisition files read with Neo) write a
 challenge into the user's data folder
 (:func:`qsnmc.challenges.datadir.challenges_dir`) and print its summary: source, stimuli,
-repetitions, windows, spike counts, R per test stimulus, Delta. ``export-nwb CHALLENGE FILE``
-writes any challenge as an NWB file.
+repetitions, windows, spike counts, R per test stimulus, Delta; ``--dry-run`` prints it and writes
+nothing. ``export-nwb CHALLENGE FILE`` writes any challenge as an NWB file; ``export-kit CHALLENGE
+DIR`` its public kit (:mod:`qsnmc.cli.kit`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from qsnmc.challenges.datadir import EMBEDDED, challenges_dir
-from qsnmc.challenges.textdata import CURRENT_UNITS, DataImportError
+from qsnmc.challenges.recorded import CURRENT_TOLERANCE_PA
+from qsnmc.challenges.textdata import CURRENT_UNITS, DataImportError, find_data_file
+from qsnmc.cli.kit import add_export_kit
 
 if TYPE_CHECKING:
     from qsnmc.challenges.store import Challenge
@@ -28,6 +31,8 @@ MANIFEST = "manifest.json"
 EXIT_WRITTEN = 0  # the challenge (or the NWB file) was written
 EXIT_FAILED = 1  # the input was good but writing or re-reading the result failed
 EXIT_BAD_INPUT = 2  # a bad file, option or name (or usage): nothing was written
+#: the --dry-run of the importers that write through a challenge folder
+DRY_RUN_HELP = "read, check and split, print the summary (stimuli, windows, spikes, R) and stop; write nothing"
 EXIT_STATUSES = ("Exit status: 0 written; 1 writing failed; 2 bad input or usage (a file, option or name refused; "
                  "nothing written)")
 
@@ -50,6 +55,7 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
     _add_import_arrays(commands)
     _neo_command(commands)
     _add_export_nwb(commands)
+    add_export_kit(commands)
     data.epilog = EXIT_STATUSES
     for parser in commands.choices.values():
         parser.epilog = parser.epilog or EXIT_STATUSES
@@ -125,7 +131,7 @@ def _add_import_nwb(commands: argparse._SubParsersAction) -> None:
         "stimulus (default: the file's icephys tables)",
     )
     pnwb.add_argument(
-        "--current-tolerance", type=float, default=1.0, metavar="PA",
+        "--current-tolerance", type=float, default=CURRENT_TOLERANCE_PA, metavar="PA",
         help="largest difference between the currents of one stimulus' sweeps, in pA (default: %(default)g)",
     )
     pnwb.set_defaults(func=_run_nwb)
@@ -227,7 +233,7 @@ def _neo_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "1-8,10,12- (default: all)")
     parser.add_argument("--name", default=None, help="challenge name (default: the first file's name without suffix)")
     _split_options(parser, delta_default=4.0)
-    parser.add_argument("--current-tolerance", type=float, default=2.0, metavar="PA",
+    parser.add_argument("--current-tolerance", type=float, default=CURRENT_TOLERANCE_PA, metavar="PA",
                         help="repetitions: least tolerance between two sweeps' currents, in pA (default: %(default)g)")
     parser.add_argument("--current-tolerance-sd", type=float, default=0.1, metavar="FRACTION",
                         help="repetitions: tolerance as a fraction of the current's SD, when larger "
@@ -247,6 +253,7 @@ def _recording_import(commands: argparse._SubParsersAction, command: str, suffix
     parser.add_argument("--name", default=None, help=f"challenge name (default: the file's name without {suffix})")
     _split_options(parser, delta_default=delta_default)
     parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
+    parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     return parser
 
 
@@ -279,6 +286,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help="unit of the current in the files (default: pA, refused if the amplitude is implausible)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing challenge of that name")
+    parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -302,9 +310,19 @@ def _destination(name: str, force: bool) -> Path | None:
     return dest
 
 
-def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path], Path]) -> int:
+def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path], Path],
+                check_input: Callable[[], object] | None = None) -> int:
+    """Check the input (``check_input``: a quick look at the files), then the name, then import and summarise."""
     from qsnmc.challenges.store import ChallengeError, load_challenge
 
+    try:
+        if check_input is not None:
+            check_input()  # a wrong folder or file is named as such, before "already exists"
+    except DataImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if getattr(args, "dry_run", False):
+        return _dry_run(name, do_import)
     dest = _destination(name, args.force)
     if dest is None:
         return EXIT_BAD_INPUT
@@ -325,14 +343,37 @@ def _run_import(args: argparse.Namespace, name: str, do_import: Callable[[Path],
     return EXIT_WRITTEN
 
 
+def _dry_run(name: str, do_import: Callable[[Path], Path]) -> int:
+    """``--dry-run``: import into a temporary folder, print the summary, delete it: nothing written."""
+    import shutil
+    import tempfile
+
+    from qsnmc.challenges.store import ChallengeError, load_challenge
+
+    if name == EMBEDDED or not name or Path(name).name != name or name.startswith("."):
+        print(f"error: {name!r} is not a usable challenge name", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tmp = Path(tempfile.mkdtemp(prefix="qsnmc-dry-run-"))
+    try:
+        challenge = load_challenge(do_import(tmp / name))
+        print(summary(challenge).replace(f"written to {challenge.path}", "read and split (dry run)", 1))
+    except (DataImportError, ChallengeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("dry run: nothing written")
+    return EXIT_WRITTEN
+
+
 def _run_2007(args: argparse.Namespace) -> int:
-    from qsnmc.challenges.qsnmc2007 import import_qsnmc2007
+    from qsnmc.challenges.qsnmc2007 import check_source, import_qsnmc2007
 
     return _run_import(
         args, args.name, lambda dest: import_qsnmc2007(
             args.dir, dest, name=args.name, current_unit=args.current_unit, train_until_s=args.train_until,
             r_floor=args.r_floor,
-        ),
+        ), lambda: check_source(args.dir),
     )
 
 
@@ -347,6 +388,8 @@ def _run_2009(args: argparse.Namespace) -> int:
             args.dir, dest, challenge=args.challenge, train_window_s=tuple(args.train_window),
             test_window_s=tuple(args.test_window), current_unit=args.current_unit, name=name,
         ),
+        lambda: [find_data_file(args.dir, [f"{kind}.txt", f"{kind}.csv"], what=kind)
+                 for kind in ("current", "voltage_allrep")],
     )
 
 
@@ -372,7 +415,7 @@ def _stimulus_groups(values: list[str]) -> dict[str, list[str]] | None:
 
 
 def _run_nwb(args: argparse.Namespace) -> int:
-    from qsnmc.challenges.nwb import import_nwb
+    from qsnmc.challenges.nwb import check_nwb_file, import_nwb
 
     name = _default_name(args.file, args.name)
 
@@ -383,18 +426,18 @@ def _run_nwb(args: argparse.Namespace) -> int:
             threshold_mV=args.threshold_mv, current_tolerance_pA=args.current_tolerance,
         )
 
-    return _run_import(args, name, do_import)
+    return _run_import(args, name, do_import, lambda: check_nwb_file(args.file))
 
 
 def _run_arrays(args: argparse.Namespace) -> int:
-    from qsnmc.challenges.arrays import import_arrays
+    from qsnmc.challenges.arrays import check_arrays_file, import_arrays
 
     name = _default_name(args.file, args.name)
     return _run_import(
         args, name, lambda dest: import_arrays(
             args.file, dest, name=name, train_until_s=args.train_until, test_stimuli=_test_stimuli(args.test_stimuli),
             r_floor=args.r_floor, delta_ms=args.delta_ms, threshold_mV=args.threshold_mv,
-        ),
+        ), lambda: check_arrays_file(args.file),
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``qsnmc`` command line: list, run, sweep, table, report, new, data."""
+"""The ``qsnmc`` command line: list, run, sweep, table, report, new, score, data."""
 from __future__ import annotations
 
 import argparse
@@ -13,11 +13,13 @@ from qsnmc.settings import parse_overrides
 from qsnmc.challenges.store import ChallengeError, load_challenge
 from qsnmc.challenges.datadir import EMBEDDED, available_challenges, challenge_dir
 from qsnmc.harness.discovery import discover_models
-from qsnmc.harness.runstore import RUN, find_run, load_records
+from qsnmc.harness.runstore import RUN, find_run
 from qsnmc.harness.sandbox import bwrap_path
 from qsnmc.cli import checks
 from qsnmc.cli.checks import EXIT_USAGE, InputError
 from qsnmc.cli.data import add_data_commands, source_label
+from qsnmc.cli.notes import DefaultNumber, OneLineParser, print_notes
+from qsnmc.cli.score import add_score_command
 from qsnmc.cli.seeds import add_seed_options, chosen_seeds
 from qsnmc.cli.suites import resolve_challenges, suite_header, suite_of_run, suites_help
 from qsnmc.harness.suite import suite_info
@@ -110,7 +112,7 @@ def _settings(args: argparse.Namespace):
     seeds = chosen_seeds(args)
     return RunSettings(
         seed=seeds[0], seeds=seeds if len(seeds) > 1 else (),
-        budget=args.budget, timeout_s=args.timeout, memory_limit_MB=args.memory_limit,
+        budget=args.budget, timeout_s=float(args.timeout), memory_limit_MB=float(args.memory_limit),
         use_cache=not args.no_cache, jobs=args.jobs,
         echo=_interactive(args) and args.jobs == 1 and args.executor == "local",
         executor=args.executor, scheduler=args.scheduler, threads=args.threads,
@@ -188,6 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = ranking_rows(records)
     info = json.loads((runner.run_dir / RUN).read_text())
     print(format_table(rows, challenge_header(info)))
+    print_notes(runner.run_dir, records, args)
     if args.json:
         _write_rows(Path(args.json), rows)
     return checks.run_status(records)
@@ -226,6 +229,7 @@ def _check_execution(args: argparse.Namespace) -> None:
         args.challenge_list = resolve_challenges(args.challenge, args.suite)
     else:
         checks.challenge_name(args.challenge)
+    checks.scheduler(args.executor, args.scheduler)
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -263,11 +267,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"qsnmc sweep: model {entry.name!r} exposes no param_grid (a class attribute: name -> list of values)",
               file=sys.stderr)
         return 2
-    bar, done = _progress(args, len(grid_points(entry.param_grid)), f"sweep {entry.name}")
+    try:
+        fixed = _sweep_params(args, entry)
+    except InputError as exc:
+        print(f"qsnmc sweep: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    seeds = chosen_seeds(args)
+    bar, done = _progress(args, len(grid_points(entry.param_grid)) * len(seeds), f"sweep {entry.name}", len(seeds) > 1)
     try:
         with bar:
             result = run_sweep(challenge, entry, Path(args.runs_dir), _settings(args), split=args.split,
-                               holdout=args.holdout, r_floor=args.r_floor, on_done=done)
+                               holdout=args.holdout, r_floor=args.r_floor, on_done=done, fixed=fixed)
     except ValueError as exc:
         print(f"qsnmc sweep: {exc}", file=sys.stderr)
         return 2
@@ -276,7 +286,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"Sweep of {entry.name} on {where} (never the test window; held-out parts with R < {args.r_floor:g} "
           f"not scored); run folder {result.run_dir}")
     print(format_sweep(result))
+    print_notes(result.run_dir, result.records, args)
+    if args.json:
+        _write_rows(Path(args.json), json.loads((result.run_dir / "sweep.json").read_text())["settings"])
     return checks.run_status(result.records)
+
+
+def _sweep_params(args: argparse.Namespace, entry) -> dict:
+    """``sweep --param KEY=VALUE``: settings given to every point of the grid, checked like run's; none swept."""
+    try:
+        params = parse_overrides(args.param)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    swept = sorted(set(params) & set(entry.param_grid))
+    if swept:
+        raise InputError(f"--param {swept[0]}: the grid sweeps it ({entry.param_grid[swept[0]]}); "
+                         "--param fixes the settings the grid does not name")
+    return checks.model_params(entry, params)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -297,6 +323,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     from qsnmc.cli.new import check_new, write_skeleton
 
     try:
+        checks.submissions_dir(args.submissions)
         check_new(args.name, Path(args.submissions))
         checks.new_model_name(args.name, discover_models(args.submissions))
         path = write_skeleton(args.name, Path(args.submissions))
@@ -344,9 +371,10 @@ def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False, seve
     add_seed_options(p, several=several_seeds)
     p.add_argument("--budget", type=float, default=1.0,
                    help="compute scale passed to every model: 1 = each model's default fit (default 1)")
-    p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
-                   help="limit per model, fit and prediction together (default 1800 s)")
-    p.add_argument("--memory-limit", type=float, default=8000.0, metavar="MB",
+    p.add_argument("--timeout", type=float, default=DefaultNumber(1800.0), metavar="SECONDS",
+                   help="limit per model, fit and prediction together (default 1800 s; a row reused from the "
+                   "cache was not fitted, so no limit applies to it)")
+    p.add_argument("--memory-limit", type=float, default=DefaultNumber(8000.0), metavar="MB",
                    help="resident-memory limit per model (default 8000 MB)")
     p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                    help=f"models run at once (default: this machine's usable cores, at most {MAX_DEFAULT_JOBS}; "
@@ -364,29 +392,36 @@ def _add_execution(p: argparse.ArgumentParser, several_seeds: bool = False, seve
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from qsnmc.cli.rank import RankError, records_of_runs
+
     try:
-        run_dir = find_run(Path(args.runs_dir), args.run)
+        run_dirs = [find_run(Path(args.runs_dir), r) for r in (args.run or [None])]
     except FileNotFoundError as exc:
         print(f"qsnmc table: {exc}", file=sys.stderr)
         return 2
-    if suite_info(run_dir) is not None:
+    if len(run_dirs) == 1 and suite_info(run_dirs[0]) is not None:
         from qsnmc.scoring.suite import format_suite_table, suite_rows
 
-        table, _ = suite_of_run(run_dir)
-        print(format_suite_table(table, suite_header(run_dir)))
+        table, _ = suite_of_run(run_dirs[0])
+        print(format_suite_table(table, suite_header(run_dirs[0])))
         if args.json:
             _write_rows(Path(args.json), suite_rows(table))
         return 0
-    rows = ranking_rows(load_records(run_dir))
-    info = json.loads((run_dir / RUN).read_text())
-    print(format_table(rows, challenge_header(info) + f"\nRun folder: {run_dir}"))
+    try:
+        records, info = records_of_runs(run_dirs)
+    except (FileNotFoundError, RankError) as exc:
+        print(f"qsnmc table: {exc}", file=sys.stderr)
+        return 2
+    rows = ranking_rows(records)
+    where = f"Run folder: {run_dirs[0]}" if len(run_dirs) == 1 else f"Run folders: {', '.join(map(str, run_dirs))}"
+    print(format_table(rows, challenge_header(info) + f"\n{where}"))
     if args.json:
         _write_rows(Path(args.json), rows)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="qsnmc",
         description="Benchmark harness for single-neuron spike-time prediction (QSNMC 2009 rules).",
     )
@@ -423,7 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --split time: fraction at the end of each training window to score on (default 0.25)")
     p.add_argument("--r-floor", type=float, default=0.3,
                    help="held-out parts whose own reliability R is below this are not scored (default 0.3)")
-    _add_execution(p)
+    _add_execution(p, several_seeds=True)
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a setting given to every point of the grid (one the grid does not sweep); repeatable")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write every setting's row (label, params, held-out Γ, P, error) as a JSON list")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write an HTML report with figures for the last run (or RUN); for a suite "
@@ -434,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders are (default ./runs)")
     p.add_argument("--out", metavar="DIR", help="folder for report.html and its PNGs (default RUN/report)")
     p.add_argument("--from", dest="t_from", type=float, metavar="SECONDS",
-                   help="start of the raster's stretch (absolute protocol time; default: the busiest 2 s of the test window)")
+                   help="start of the raster's stretch, inside the test window (absolute protocol time; default: the "
+                   "busiest 2 s of the test window)")
     p.add_argument("--to", dest="t_to", type=float, metavar="SECONDS",
                    help="end of the raster's stretch (default: --from + 2 s)")
     p.add_argument("--stimulus", help="draw the raster of this test stimulus only (default: one raster per test stimulus)")
@@ -448,12 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("table", help="print the ranking table of the last run (or of RUN) without re-running; "
                                      "for a suite folder the across-cell table")
-    p.add_argument("run", nargs="?", help="run folder or its name under --runs-dir, e.g. SUITE/CELL for one cell of "
-                                          "a suite (default: the latest)")
+    p.add_argument("run", nargs="*", metavar="RUN",
+                   help="run folder or its name under --runs-dir (default: the latest), e.g. SUITE/CELL for one cell "
+                   "of a suite; several runs on one challenge are ranked together (a name in two runs gets @RUN)")
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders are (default ./runs)")
     p.add_argument("--json", metavar="PATH", help="also write the table's rows as a JSON list")
     p.set_defaults(func=cmd_table)
 
+    add_score_command(sub)
     add_data_commands(sub)
     return parser
 

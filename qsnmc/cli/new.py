@@ -16,6 +16,8 @@ from qsnmc.harness.plugins import MODEL_NAME
 EXAMPLE = Path("submissions") / "example_threshold.py"
 EXAMPLE_NAME = "example-threshold"
 EXAMPLE_CLASS = "ExampleThreshold"
+#: the example's description line: what ``qsnmc list`` shows; a copy must not call itself the example
+EXAMPLE_DESCRIPTION = re.compile(r'^(\s*description = )"example submission: ([^"]*)"', re.MULTILINE)
 
 
 def class_name(name: str) -> str:
@@ -46,6 +48,9 @@ def skeleton_text(name: str) -> str:
         raise ValueError(f"{EXAMPLE} must open with a docstring line naming {EXAMPLE_NAME!r}")
     first = f'"""{name}: a qsnmc submission, started from the example by ``qsnmc new {name}`` (edit freely).'
     rest = rest.replace(EXAMPLE_CLASS, class_name(name)).replace(EXAMPLE_NAME, name)
+    rest, n = EXAMPLE_DESCRIPTION.subn(r'\1"\2 (started from the example; say what your model is)"', rest, count=1)
+    if n != 1:
+        raise ValueError(f'{EXAMPLE} must set description = "example submission: ..."')
     return first + "\n" + rest
 
 

@@ -6,8 +6,8 @@ Figures (matplotlib, headless):
 2. ``performance.png``: mean Gamma per model with its error (Err x R; over several seeds the
    mean over seeds with the combined error Err_c x R, and each seed's Gamma as a point beside
    the bar), and the intrinsic reliability R as a line (Gamma/R = 100 % there).
-3. ``per_repetition.png``: Gamma_i of each model for each recorded repetition (over several
-   seeds: the mean over the scored seeds).
+3. ``per_repetition.png``: one panel per test stimulus: Gamma_i of each model for each recorded
+   repetition (over several seeds: the mean over the scored seeds).
 4. ``training_curves.png``: the curves a plugin's fit record declares under ``"curves"``:
    ``{name: {"x": [...], "y": [...], "x_label": str, "y_label": str}}`` (each seed's curve in
    one panel); nothing else in a fit record is drawn.
@@ -174,28 +174,47 @@ def performance_figure(rows: list[dict[str, Any]], reliability: float) -> bytes:
     return _png(fig)
 
 
+def _stimuli_of(records: list[dict[str, Any]]) -> list[str]:
+    """The test stimuli the scored records hold scores of, in their order."""
+    names: list[str] = []
+    for r in records:
+        for sc in r.get("scores") or []:
+            if r.get("status") == "ok" and sc.get("stimulus") not in names:
+                names.append(sc.get("stimulus"))
+    return names
+
+
+def _gammas(records: list[dict[str, Any]], model: str, stimulus: str) -> list[list[float]]:
+    """Gamma_i of one model on one stimulus, one list per scored seed (seeds of another length dropped)."""
+    per_seed = [sc.get("gammas", []) for r in records if r["model"] == model and r.get("status") == "ok"
+                for sc in r.get("scores") or [] if sc.get("stimulus") == stimulus]
+    return [g for g in per_seed if per_seed and len(g) == len(per_seed[0]) and g]
+
+
 def repetition_figure(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> bytes:
-    """Gamma_i of each scored model (in table order) for each repetition of the first test
-    stimulus; over several seeds, the mean over the scored seeds."""
+    """One panel per test stimulus: Gamma_i of each scored model (in table order) for each
+    repetition; over several seeds, the mean over the scored seeds. The legend is the first panel's."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    for row in (r for r in rows if r["status"] == "ok"):
-        per_seed = [r.get("scores", [{}])[0].get("gammas", []) for r in records
-                    if r["model"] == row["model"] and r.get("status") == "ok"]
-        per_seed = [g for g in per_seed if len(g) == len(per_seed[0])]
-        if not per_seed or not per_seed[0]:
-            continue
-        gammas = np.mean(per_seed, axis=0)
-        label = row["model"] if len(per_seed) == 1 else f"{row['model']} (mean of {len(per_seed)} seeds)"
-        ax.plot(np.arange(1, len(gammas) + 1), gammas, marker="o", ms=4, label=label)
-    ax.axhline(0.0, color="black", lw=0.6)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("repetition")
-    ax.set_ylabel("Γ_i")
-    ax.set_title("Γ per repetition")
-    ax.legend(fontsize=7, **OUTSIDE)
+    stimuli = _stimuli_of(records) or [""]
+    fig, axes = plt.subplots(len(stimuli), 1, figsize=(8, 0.4 + 3.0 * len(stimuli)), squeeze=False)
+    for ax, stimulus in zip(axes[:, 0], stimuli):
+        for row in (r for r in rows if r["status"] == "ok"):
+            per_seed = _gammas(records, row["model"], stimulus)
+            if not per_seed:
+                continue
+            gammas = np.mean(per_seed, axis=0)
+            label = row["model"] if len(per_seed) == 1 else f"{row['model']} (mean of {len(per_seed)} seeds)"
+            ax.plot(np.arange(1, len(gammas) + 1), gammas, marker="o", ms=4, label=label)
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("repetition $i$")
+        ax.set_ylabel(r"$\Gamma_i$")
+        ax.set_title(r"$\Gamma_i$ per repetition" + (f", test stimulus {stimulus}" if len(stimuli) > 1 else ""))
+    if axes[0, 0].lines[1:]:
+        axes[0, 0].legend(fontsize=7, **OUTSIDE)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -304,8 +323,9 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, t_from: float | 
          + ("its mean over seeds, the combined error Err_c (bootstrap and seed spread) and each seed's Γ as a "
             "point beside the bar; " if several else "bootstrap errors; ")
          + f"the dashed line is the intrinsic reliability, {r_label}.", figures["performance.png"]),
-        ("Γ per repetition", "Γ_i between each model's prediction and recorded repetition i"
-         + (" (mean over the scored seeds)." if several else "."), figures["per_repetition.png"]),
+        ("Γ per repetition", "Γ_i between each model's prediction and recorded repetition i, one panel per test "
+         f"stimulus ({', '.join(tests)})" + (" (mean over the scored seeds)." if several else "."),
+         figures["per_repetition.png"]),
         ("Training curves",
          "The training curves the plugins declared in their fit records: "
          + "; ".join(f"{m}: {', '.join(found)}" for m, found in curves.items()) + "." if curves else
@@ -327,6 +347,10 @@ def _stretches(challenge: Challenge, drawn: list[str], t_from: float | None,
     stretches = {}
     for name in drawn:
         win = tests[name].test_window_s
+        for flag, t in (("--from", t_from), ("--to", t_to)):
+            if t is not None and not win[0] <= t <= win[1]:
+                raise ReportError(f"{flag} {t:g} s: outside the test window {win[0]:g}-{win[1]:g} s of stimulus "
+                                  f"{name} (the raster draws the test window; times are absolute protocol time)")
         start = busiest_stretch(challenge.test_recordings(name), win) if t_from is None else t_from
         stop = min(win[1], start + 2.0) if t_to is None else t_to
         if not stop > start:

@@ -130,14 +130,27 @@ def _combine(per_fold: list[dict[str, Any]]) -> dict[str, Any]:
             "gamma": float(np.mean([np.mean(s["gammas"]) for s in stims]))}
 
 
+def _by_setting(per_fold: list[list[dict[str, Any]]], combine: bool) -> list[dict[str, Any]]:
+    """One record per setting, in grid order: its rows over folds and seeds combined (:func:`_combine`),
+    or its one row as it is."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rows in per_fold:
+        for r in rows:
+            groups.setdefault(r["model"], []).append(r)
+    return [{**rows[0], **_combine(rows)} if combine else rows[0] for rows in groups.values()]
+
+
 def run_sweep(challenge: Challenge, entry: ModelEntry, runs_dir: Path, settings: RunSettings, *,
               split: str = "time", holdout: float = 0.25, r_floor: float = R_FLOOR,
               grid: dict[str, list] | None = None, executor: Any = None,
-              on_done: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
+              on_done: Callable[[dict[str, Any]], None] | None = None,
+              fixed: dict[str, Any] | None = None) -> SweepResult:
     """Evaluate every point of ``grid`` (default: the model's ``param_grid``) on held-out training data.
 
     With the time split the sweep is one run; with the stimulus split, one run per fold
-    inside the sweep's folder (``folds/``), combined per setting in ``sweep.json``.
+    inside the sweep's folder (``folds/``), combined per setting in ``sweep.json``. ``fixed``
+    settings go to every point; with several seeds in ``settings`` every point is fitted once
+    per seed, and its held-out P pools the seeds' scored stimuli like the folds'.
 
     Raises:
         ValueError: the model has no grid, or the split has nothing to score.
@@ -147,14 +160,13 @@ def run_sweep(challenge: Challenge, entry: ModelEntry, runs_dir: Path, settings:
         raise ValueError(f"model {entry.name!r} exposes no param_grid")
     helds = heldout_challenges(challenge, split, holdout, r_floor)
     points = grid_points(grid)
-    tasks = [Task(entry, p, setting_label(entry.name, i)) for i, p in enumerate(points)]
+    tasks = [Task(entry, {**(fixed or {}), **p}, setting_label(entry.name, i)) for i, p in enumerate(points)]
     sweep_info = {"model": entry.name, "split": split, "holdout": holdout, "r_floor": r_floor, "grid": grid,
-                  "of_challenge": challenge.name}
+                  "of_challenge": challenge.name, "fixed": dict(fixed or {}), "seeds": list(settings.seed_list)}
     if split == "time":
         info = {"sweep": {**sweep_info, "windows": helds[0].manifest["stimuli"]}}
         runner = Runner(helds[0], runs_dir, settings, executor=executor, extra_info=info)
-        records = runner.run(tasks, on_done=on_done)
-        run_dir, by_setting = runner.run_dir, [[r] for r in records]
+        run_dir, per_fold = runner.run_dir, [runner.run(tasks, on_done=on_done)]
     else:
         run_dir = new_run_dir(Path(runs_dir).resolve())
         per_fold = []
@@ -162,9 +174,8 @@ def run_sweep(challenge: Challenge, entry: ModelEntry, runs_dir: Path, settings:
             info = {"sweep": {**sweep_info, "fold": held.manifest["fold"], "windows": held.manifest["stimuli"]}}
             per_fold.append(Runner(held, run_dir / "folds", settings, executor=executor, extra_info=info)
                             .run(tasks, on_done=on_done))
-        by_setting = [list(rows) for rows in zip(*per_fold)]
-        records = [{**rows[0], **_combine(rows)} for rows in by_setting]
         mark_latest(run_dir)
+    records = _by_setting(per_fold, combine=split != "time" or settings.several_seeds)
     ok = [r for r in records if r["status"] == "ok"]
     best = max(ok, key=lambda r: r["performance"]) if ok else None
     summary = {

@@ -267,9 +267,15 @@ def challenge_header(run_info: dict) -> str:
         wins += "; training only: " + ", ".join(f"{k} ({v})" for k, v in why_not.items())
     return (
         f"Challenge {run_info['challenge']!r} (Δ = {1e3 * run_info['delta_s']:g} ms; {wins}; R = {rel})\n"
-        f"Run started {run_info.get('started', '?')}, {_seeds_label(run_info['settings'])}, "
-        f"budget {run_info['settings']['budget']:g}"
+        + (_outside_line(run_info) if run_info.get("outside") else
+           f"Run started {run_info.get('started', '?')}, {_seeds_label(run_info['settings'])}, "
+           f"budget {run_info['settings']['budget']:g}")
     )
+
+
+def _outside_line(run_info: dict) -> str:
+    """The second header line of a run of spike times scored from files (``qsnmc score``): no seed, no budget."""
+    return f"Scored {run_info.get('started', '?')}: spike times from {len(run_info['outside']['files'])} file(s)"
 
 
 def _seeds_label(settings: dict) -> str:
