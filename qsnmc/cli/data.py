@@ -98,7 +98,9 @@ def _add_import_2009(commands: argparse._SubParsersAction) -> None:
         "is scored on a substitute split inside the recorded voltage. Delta = 4 ms.",
     )
     p09.add_argument("dir", type=Path, metavar="DIR", help="folder holding current.txt and voltage_allrep.txt")
-    p09.add_argument("--challenge", choices=["A", "B"], default="A", help="which challenge (default: %(default)s)")
+    p09.add_argument("--letter", choices=["A", "B"], default="A",
+                     help="which of the competition's challenges, A or B (default: %(default)s); --challenge names "
+                          "a challenge everywhere else")
     p09.add_argument("--name", default=None, help="challenge name (default: qsnmc2009a or qsnmc2009b)")
     p09.add_argument(
         "--train-window", nargs=2, type=float, default=(0.0, 30.0), metavar=("START", "STOP"),
@@ -380,12 +382,12 @@ def _run_2007(args: argparse.Namespace) -> int:
 def _run_2009(args: argparse.Namespace) -> int:
     from qsnmc.challenges.qsnmc2009 import import_qsnmc2009
 
-    name = args.name or f"qsnmc2009{args.challenge.lower()}"
+    name = args.name or f"qsnmc2009{args.letter.lower()}"
     return _run_import(
         args,
         name,
         lambda dest: import_qsnmc2009(
-            args.dir, dest, challenge=args.challenge, train_window_s=tuple(args.train_window),
+            args.dir, dest, challenge=args.letter, train_window_s=tuple(args.train_window),
             test_window_s=tuple(args.test_window), current_unit=args.current_unit, name=name,
         ),
         lambda: [find_data_file(args.dir, [f"{kind}.txt", f"{kind}.csv"], what=kind)
