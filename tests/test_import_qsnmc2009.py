@@ -205,4 +205,6 @@ def test_cli_import_prints_the_substitute_split(source, tmp_path, monkeypatch, c
     assert _cli(argv) == 2 and "--force" in capsys.readouterr().err
     assert _cli(argv + ["--force", "--name", "other"]) == 0
     assert _cli(argv + ["--current-unit", "nA", "--force"]) == 0  # stated units are trusted
-    assert _cli(argv + ["--challenge", "A"]) == 2  # --challenge names a challenge, not a letter
+    with pytest.raises(SystemExit) as refused:  # --challenge names a challenge, not a letter: --letter
+        _cli(argv + ["--challenge", "A"])
+    assert refused.value.code == 2
