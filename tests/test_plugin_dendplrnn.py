@@ -93,6 +93,43 @@ def test_repeated_divergence_restarts_then_fails():
     assert st.optimiser.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**2)  # halved at each restart
 
 
+def test_a_held_out_collapse_returns_training_to_the_best_checkpoint():
+    """Scores 0.5, 0.7, then 0.3 (more than ``rollback_drop`` below the best): training goes back to the
+    state of the 0.7 checkpoint (weights, average, optimiser) at half the current rate and goes on; the
+    collapsed checkpoint is neither kept nor a restart point. Without ``rollback_drop`` it only counts."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    data = [StimulusSequence("noise", rng.standard_normal((2, n)).astype(np.float32),
+                             rng.standard_normal((n, 1)).astype(np.float32), np.zeros(n, np.float32),
+                             np.ones((2, n), np.float32))]
+    cfg = TrainConfig(m=3, n_bases=2, tau=5, seq_len=20, burn_in=2, batch_size=4, lr=1e-2)
+    scores = iter([0.5, 0.7, 0.3, 0.65, 0.66])
+    at_best, running = {}, {}
+
+    def evaluate(net):
+        score = next(scores)
+        if score == 0.7:
+            at_best.update({k: v.clone() for k, v in running["state"].net.state_dict().items()})
+        return score
+
+    st = running["state"] = new_state(cfg, 0, torch.device("cpu"))
+    train(st, data, 50, evaluate, 10, torch.device("cpu"), rollback_drop=0.1)
+    assert st.rollbacks == [(30, 0.3, 20)] and st.best.step == 20 and st.best.score == 0.7
+    assert [s for _, s in st.checkpoint_scores] == [0.5, 0.7, 0.3, 0.65, 0.66]
+    lr_before = st.optimiser.param_groups[0]["lr"]
+    # replay: the state right after the rollback is the 0.7 checkpoint's
+    replay = running["state"] = new_state(cfg, 0, torch.device("cpu"))
+    scores = iter([0.5, 0.7, 0.3])
+    train(replay, data, 30, evaluate, 10, torch.device("cpu"), rollback_drop=0.1)
+    for k, v in at_best.items():
+        assert torch.equal(replay.net.state_dict()[k], v), k
+    assert lr_before < cfg.lr
+    scores = iter([0.5, 0.7, 0.3, 0.65, 0.66])
+    plain = running["state"] = new_state(cfg, 0, torch.device("cpu"))
+    train(plain, data, 50, evaluate, 10, torch.device("cpu"))
+    assert not plain.rollbacks and plain.best.score == 0.7
+
+
 # ----------------------------------------------------------------- preprocessing
 def test_scaling_round_trip_and_spike_weights():
     rng = np.random.default_rng(0)
