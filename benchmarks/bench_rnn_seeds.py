@@ -34,7 +34,7 @@ def seed_rows(run: Path, model: str) -> list[dict]:
         members = details.get("members", [])
         rows.append({
             "seed": rec["seed"], "status": rec["status"], "P": rec.get("performance"), "error": rec.get("error"),
-            "held_out_P": (fit.get("held_out") or {}).get("gamma_over_r"),
+            "held_out_P": (fit.get("held_out") or {}).get("performance"),
             "kept_steps": [m.get("best_step", m.get("best_iteration")) for m in members],
             "rollbacks": sum(len(m.get("rollbacks", [])) for m in members),
             "fit_s": rec.get("fit_s"), "cpu_capability": (rec.get("numerics", {}).get("torch") or {}).get(

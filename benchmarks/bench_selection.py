@@ -1,10 +1,10 @@
 """Nested validation of the gru recipe's selection rules, inside the training data only.
 
-Each challenge's training data is split once more (:mod:`qsnmc_plugins.hazard.selection`): the
+Each challenge's training data is split once more (:mod:`selection_rules`): the
 last ``--probe`` of every training window is the *probe*, standing in for the test window; a gru
 (any arm of ``bench_rnn_ablation.py`` that is a gru) fits on the rest with its own held-out part
 (``--heldout``: the entry's 0.2, or a longer 0.4 at the same training cost), and every evaluated
-checkpoint is scored on both (:class:`qsnmc_plugins.gru.nested.ProbedGRUModel`). The rules
+checkpoint is scored on both (:class:`nested_gru.ProbedGRUModel`). The rules
 (held-out P, held-out cross-entropy, the last checkpoint; each with either held-out part) are then
 judged by how they rank the checkpoints of a run and the runs (settings, seeds) against the
 probe, and by the probe P of what they keep. No test window is read: only
@@ -12,9 +12,9 @@ probe, and by the probe P of what they keep. No test window is read: only
 
 ``--folds time:3,stimulus:4`` measures rules that choose a setting by several folds of the inner
 part at the same training cost as one fit: each of ``k`` folds
-(:func:`~qsnmc_plugins.hazard.selection.time_folds`, blocks of every window;
-:func:`~qsnmc_plugins.hazard.selection.stimulus_folds`, whole stimuli) trains one gru at
-``budget / k`` (:class:`qsnmc_plugins.gru.nested.FoldedGRUModel`), and the setting's score is
+(:func:`~selection_rules.time_folds`, blocks of every window;
+:func:`~selection_rules.stimulus_folds`, whole stimuli) trains one gru at
+``budget / k`` (:class:`nested_gru.FoldedGRUModel`), and the setting's score is
 its mean held-out P over the folds. These are judged against the probe P of the entry's own fit
 of the same arm and seed (the 0.2 runs above), beside the entry's rule.
 
@@ -49,9 +49,9 @@ from bench_rnn_ablation import ARMS  # noqa: E402  (the ablation's arms; only th
 
 from qsnmc import challenge_dir, load_challenge  # noqa: E402
 from qsnmc.settings import parse_overrides  # noqa: E402
-from qsnmc_plugins.gru.nested import FoldedGRUModel, ProbedGRUModel  # noqa: E402
-from qsnmc_plugins.hazard.selection import (RULES, ScoredCheckpoint, agreement, nested_split, picked,  # noqa: E402
-                                            rank_agreement, stimulus_folds, time_folds)
+from nested_gru import FoldedGRUModel, ProbedGRUModel  # noqa: E402
+from selection_rules import (RULES, ScoredCheckpoint, agreement, nested_split, picked,  # noqa: E402
+                             rank_agreement, stimulus_folds, time_folds)
 
 FOLDS = {"time": time_folds, "stimulus": stimulus_folds}  # --folds KIND:K
 

@@ -423,7 +423,7 @@ def test_a_bad_step_is_rolled_back_so_the_fit_ends_near_an_undisturbed_one(monke
                     for p in self.parameters():
                         p.mul_(30).add_(torch.randn(p.shape, generator=g) * 3)
 
-        monkeypatch.setattr(SpikeHazardNet, "project", wrecking_project)
+        monkeypatch.setattr("qsnmc_plugins.gru.network.SpikeHazardNet.project", wrecking_project)
         cfg = TrainConfig(hidden=8, steps=120, batch_size=8, seq_bins=200, burn_bins=20, eval_every=10,
                           rollback_drop=rollback_drop)
         return train_network(fit, cfg, 0, 0.05, evaluate, torch.device("cpu"))

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import qsnmc
-from qsnmc_plugins.gru.nested import FoldedGRUModel, ProbedGRUModel
-from qsnmc_plugins.hazard.selection import (RULES, ScoredCheckpoint, agreement, nested_split, picked,
-                                            rank_agreement, stimulus_folds, time_folds)
-from synthetic import write_synthetic_challenge
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the selection study's code
+from nested_gru import FoldedGRUModel, ProbedGRUModel  # noqa: E402
+from selection_rules import (RULES, ScoredCheckpoint, agreement, nested_split, picked, rank_agreement,  # noqa: E402
+                             stimulus_folds, time_folds)
+from synthetic import write_synthetic_challenge  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,16 @@
 """The gru recipe under nested validation: every checkpoint also scored on the probe.
 
 :class:`ProbedGRUModel` fits as the ``gru`` entry does (any of its settings: cell, inputs,
-voltage target, held-out fraction), on a :class:`~qsnmc_plugins.hazard.selection.NestedSplit`'s
+voltage target, held-out fraction), on a :class:`~selection_rules.NestedSplit`'s
 inner part. Each evaluated checkpoint is scored on the run's own held-out part (what the
 selection rules see) and, with the readout chosen there, on the probe: one
-:class:`~qsnmc_plugins.hazard.selection.ScoredCheckpoint` per evaluated step of each member (the
+:class:`~selection_rules.ScoredCheckpoint` per evaluated step of each member (the
 weight average's, where there is one: the checkpoints the entry can keep). The probe never feeds
 a choice.
 
 :class:`FoldedGRUModel` fits the gru on one fold of the inner part
-(:func:`~qsnmc_plugins.hazard.selection.time_folds`,
-:func:`~qsnmc_plugins.hazard.selection.stimulus_folds`): the pieces of a settings rule that
+(:func:`~selection_rules.time_folds`,
+:func:`~selection_rules.stimulus_folds`): the pieces of a settings rule that
 averages held-out P over folds.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from qsnmc import Fold, TrainingData
 
 from qsnmc_plugins.gru.model import GRUModel, _HeldOut
-from qsnmc_plugins.hazard.selection import NestedSplit, ScoredCheckpoint
+from selection_rules import NestedSplit, ScoredCheckpoint
 
 
 class FoldedGRUModel(GRUModel):
