@@ -15,7 +15,7 @@ import numpy as np
 
 from qsnmc.challenges.store import Challenge
 from qsnmc.harness.runstore import (
-    RECORD, RUN, mark_latest, new_run_dir, package_versions, write_json_atomic,
+    RECORD, RUN, challenge_fields, mark_latest, new_run_dir, package_versions, write_json_atomic,
 )
 from qsnmc.harness.worker import PREDICTION
 from qsnmc.scoring.evaluation import score_predictions
@@ -27,13 +27,7 @@ SOURCE = "files"
 def run_info(challenge: Challenge, files: Sequence[Mapping[str, str]]) -> dict[str, Any]:
     """``run.json`` of an outside row's run: the keys of a plugin run's, and the files scored."""
     return {
-        "challenge": challenge.name,
-        "challenge_path": str(challenge.path) if challenge.path else None,
-        "challenge_source": challenge.source(),
-        "delta_s": challenge.delta_s,
-        "stimuli": challenge.manifest.get("stimuli", []),
-        "reliability": {s.name: challenge.reliability(s.name) for s in challenge.test_stimuli()},
-        "training_only": challenge.training_only_reasons(),
+        **challenge_fields(challenge),
         "settings": {"seed": None, "seeds": [], "budget": None},
         "outside": {"files": list(files)},
         "versions": package_versions(),

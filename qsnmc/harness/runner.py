@@ -36,6 +36,7 @@ from qsnmc.harness.supervise import describe_exit
 from qsnmc.harness.runstore import (
     RECORD,
     RUN,
+    challenge_fields,
     cache_get,
     cache_put,
     mark_latest,
@@ -210,13 +211,7 @@ class Runner:
         write_json_atomic(
             self.run_dir / RUN,
             {
-                "challenge": challenge.name,
-                "challenge_path": str(challenge.path) if challenge.path else None,
-                "challenge_source": challenge.source(),
-                "delta_s": challenge.delta_s,
-                "stimuli": challenge.manifest.get("stimuli", []),
-                "reliability": {s.name: challenge.reliability(s.name) for s in challenge.test_stimuli()},
-                "training_only": challenge.training_only_reasons(),
+                **challenge_fields(challenge),
                 "settings": asdict(settings),
                 "versions": package_versions(),
                 "numerics": numerics_info(),

@@ -55,6 +55,20 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def challenge_fields(challenge: Any) -> dict[str, Any]:
+    """What ``run.json`` says of its challenge (a :class:`~qsnmc.challenges.store.Challenge`): name,
+    path and source, Δ (s), stimuli, R per test stimulus and the training-only stimuli's reasons."""
+    return {
+        "challenge": challenge.name,
+        "challenge_path": str(challenge.path) if challenge.path else None,
+        "challenge_source": challenge.source(),
+        "delta_s": challenge.delta_s,
+        "stimuli": challenge.manifest.get("stimuli", []),
+        "reliability": {s.name: challenge.reliability(s.name) for s in challenge.test_stimuli()},
+        "training_only": challenge.training_only_reasons(),
+    }
+
+
 def new_run_dir(runs_dir: Path) -> Path:
     """Create ``runs_dir/<timestamp>`` (a suffix keeps two runs in one second apart)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
