@@ -368,7 +368,8 @@ def test_the_fast_gru_computes_nn_grus_outputs_and_autograds_gradients():
         out_ref, last_ref = reference(x)
         out_fast, last_fast = fast(x)
         again, _ = fast(x)
-    assert torch.allclose(out_ref, out_fast, rtol=0, atol=1e-6) and torch.allclose(last_ref, last_fast, rtol=0, atol=1e-6)
+    assert torch.allclose(out_ref, out_fast, rtol=0, atol=1e-6)
+    assert torch.allclose(last_ref, last_fast, rtol=0, atol=1e-6)
     assert torch.equal(out_fast, again)
     for net in (reference, fast):
         net.zero_grad()

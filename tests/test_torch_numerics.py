@@ -49,7 +49,8 @@ def test_the_recurrent_entries_predict_the_same_spikes_under_every_aten_capabili
 
 
 def _kernels_in_subprocess(prelude: str) -> dict:
-    code = f"{prelude}\nimport json\nfrom qsnmc import portable_torch_numerics\nprint(json.dumps(portable_torch_numerics()))"
+    code = (f"{prelude}\nimport json\nfrom qsnmc import portable_torch_numerics\n"
+            "print(json.dumps(portable_torch_numerics()))")
     env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr

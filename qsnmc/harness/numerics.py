@@ -12,8 +12,9 @@ import sys
 from typing import Any
 
 #: environment variables that change which kernels and how many threads numeric libraries use
-NUMERIC_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES",
-                     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
+NUMERIC_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
+                     "NPY_ENABLE_CPU_FEATURES", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
                      "NUMEXPR_NUM_THREADS")
 
 

@@ -163,7 +163,8 @@ class DendPLRNNModel(Model):
                              "loss": "weighted voltage MSE (sparse teacher forcing) + hazard BCE vs fraction of "
                                      "repetitions spiking per step",
                              "samples_per_s": float(np.mean([st.samples_per_s for st in states]))},
-                "dt_model_s": self.scaling.factor * self._train.dt_s, "device": str(device), "torch_kernels": self._kernels,
+                "dt_model_s": self.scaling.factor * self._train.dt_s, "device": str(device),
+                "torch_kernels": self._kernels,
                 "fit_time_s": time.perf_counter() - t_start, "fit_cpu_s": time.process_time() - c_start}
 
     # ------------------------------------------------------------------ prediction

@@ -207,7 +207,8 @@ class _Run:
     def _collapsed(self, score: float) -> bool:
         """A held-out score more than ``rollback_drop`` below the best so far (rollbacks left)."""
         cfg = self.config
-        return (cfg.rollback_drop > 0 and self.at_best is not None and score < self.result.best.score - cfg.rollback_drop
+        return (cfg.rollback_drop > 0 and self.at_best is not None
+                and score < self.result.best.score - cfg.rollback_drop
                 and len(self.result.rollbacks) < cfg.max_recoveries)
 
     def _roll_back(self, score: float) -> None:
