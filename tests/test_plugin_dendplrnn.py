@@ -79,12 +79,17 @@ def test_exploding_free_run_is_reported():
         simulate(p, np.ones((5000, 1)))
 
 
-def test_repeated_divergence_restarts_then_fails():
+def _noise_sequences() -> list[StimulusSequence]:
+    """One 2000-step stimulus of random voltage and inputs, no spikes, uniform weights (seed 0)."""
     rng = np.random.default_rng(0)
     n = 2000
-    data = [StimulusSequence("noise", rng.standard_normal((2, n)).astype(np.float32),
+    return [StimulusSequence("noise", rng.standard_normal((2, n)).astype(np.float32),
                              rng.standard_normal((n, 1)).astype(np.float32), np.zeros(n, np.float32),
                              np.ones((2, n), np.float32))]
+
+
+def test_repeated_divergence_restarts_then_fails():
+    data = _noise_sequences()
     cfg = TrainConfig(m=3, n_bases=2, tau=5, seq_len=20, burn_in=2, batch_size=4, lr=1e-2)
     st = new_state(cfg, 0, torch.device("cpu"))
     with pytest.raises(FitFailed, match="diverged"):
@@ -97,11 +102,7 @@ def test_a_held_out_collapse_returns_training_to_the_best_checkpoint():
     """Scores 0.5, 0.7, then 0.3 (more than ``rollback_drop`` below the best): training goes back to the
     state of the 0.7 checkpoint (weights, average, optimiser) at half the current rate and goes on; the
     collapsed checkpoint is neither kept nor a restart point. Without ``rollback_drop`` it only counts."""
-    rng = np.random.default_rng(0)
-    n = 2000
-    data = [StimulusSequence("noise", rng.standard_normal((2, n)).astype(np.float32),
-                             rng.standard_normal((n, 1)).astype(np.float32), np.zeros(n, np.float32),
-                             np.ones((2, n), np.float32))]
+    data = _noise_sequences()
     cfg = TrainConfig(m=3, n_bases=2, tau=5, seq_len=20, burn_in=2, batch_size=4, lr=1e-2)
     scores = iter([0.5, 0.7, 0.3, 0.65, 0.66])
     at_best, running = {}, {}
@@ -162,11 +163,7 @@ def test_inputs_are_causal_with_unit_dc_gain_and_start_at_steady_state():
 
 
 def test_weight_average_is_what_gets_evaluated_and_kept():
-    rng = np.random.default_rng(0)
-    n = 2000
-    data = [StimulusSequence("noise", rng.standard_normal((2, n)).astype(np.float32),
-                             rng.standard_normal((n, 1)).astype(np.float32), np.zeros(n, np.float32),
-                             np.ones((2, n), np.float32))]
+    data = _noise_sequences()
     seen = []
     cfg = TrainConfig(m=4, n_bases=2, tau=5, seq_len=20, burn_in=2, batch_size=4, lr=1e-2, ema_decay=0.9)
     st = new_state(cfg, 0, torch.device("cpu"))
