@@ -7,7 +7,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from qsnmc import Candidate, best_candidate
+import numpy as np
+
+from qsnmc import Candidate, Stimulus, best_candidate
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,24 @@ def best_predictor(predictors: list[Predictor]) -> Predictor:
     """The predictor of highest held-out P (the first on ties)."""
     best = best_candidate([p.candidate() for p in predictors])
     return next(p for p in predictors if p.name == best.choice["predictor"])
+
+
+class ComparedPredictors:
+    """An ensemble entry's model (mixin): every predictor compared in its fit, by name, as (its members,
+    its readout), and predictions with any of them through the model's ``_predict(stimulus, members, readout)``."""
+
+    predictors: dict[str, tuple[list, Any]]
+
+    def choose_predictor(self, members: list, best_readout: Callable[[list], tuple[Any, float]]
+                           ) -> tuple[list[Predictor], Predictor]:
+        """Every predictor of ``members`` (:func:`compare_predictors`), kept by name, and the best
+        (:func:`best_predictor`). ``best_readout``: members -> (their ensemble's best readout, its held-out P)."""
+        predictors = compare_predictors(len(members), lambda idx: best_readout([members[i] for i in idx]))
+        self.predictors = {p.name: ([members[i] for i in p.members], p.readout) for p in predictors}
+        return predictors, best_predictor(predictors)
+
+    def predict_with(self, stimulus: Stimulus, predictor: str) -> np.ndarray:
+        """Spike times (s) from one of the predictors compared in the fit (``"member 0"``, ``"ensemble"``,
+        ...; see the fit record's ``candidates``)."""
+        members, readout = self.predictors[predictor]
+        return self._predict(stimulus, members, readout)
