@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, candidates_record, fit_record, held_out_record,
+from qsnmc import (Fold, Stimulus, TrainingData, bar, candidates_record, fit_record, held_out_record,
                    samples_per_step, settings_record)
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams
@@ -42,7 +42,7 @@ from qsnmc_plugins.dendplrnn.preprocessing import Scaling
 from qsnmc_plugins.dendplrnn.settings import DendPLRNNSettings
 from qsnmc_plugins.hazard.inputs import input_columns
 from qsnmc_plugins.hazard.members import member_curves, member_seed
-from qsnmc_plugins.hazard.predictors import ComparedPredictors
+from qsnmc_plugins.hazard.predictors import EnsembleModel
 from qsnmc_plugins.hazard.targets import spike_fraction
 from qsnmc_plugins.hazard.torch_setup import configure_torch
 from qsnmc_plugins.hazard.voltage import VoltageScaling, spike_weights
@@ -52,7 +52,7 @@ from qsnmc_plugins.hazard.windows import StimulusSequence
 EDGE_TOLERANCE = 1e-9
 
 
-class DendPLRNNModel(ComparedPredictors, Model):
+class DendPLRNNModel(EnsembleModel):
     """Dendritic PLRNN of the voltage and spike hazard driven by the current; deterministic for a seed."""
 
     name = "dendplrnn"
@@ -166,12 +166,6 @@ class DendPLRNNModel(ComparedPredictors, Model):
                 "fit_time_s": time.perf_counter() - t_start, "fit_cpu_s": time.process_time() - c_start}
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, stimulus: Stimulus) -> np.ndarray:
-        """Spike times (s) inside the window from the chosen predictor (one deterministic train)."""
-        if not self.members or self.scaling is None or self.readout is None:
-            raise RuntimeError("predict() before fit()")
-        return self._predict(stimulus, self.members, self.readout)
-
     def _predict(self, stimulus: Stimulus, members: list[NetworkParams], readout: SpikeReadout) -> np.ndarray:
         sc = self.scaling
         dt = sc.factor * stimulus.dt_s

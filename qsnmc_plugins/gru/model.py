@@ -37,14 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc import (Fold, Model, Stimulus, TrainingData, TrainingStimulus, bar, candidates_record, fit_record,
+from qsnmc import (Fold, Stimulus, TrainingData, TrainingStimulus, bar, candidates_record, fit_record,
                    held_out_record, samples_per_step, settings_record)
 
 from qsnmc_plugins.gru.inputs import InputScaling, window_bins
 from qsnmc_plugins.gru.settings import GRUSettings
 from qsnmc_plugins.hazard.heldout import HeldOutScorer
 from qsnmc_plugins.hazard.members import member_curves, member_seed
-from qsnmc_plugins.hazard.predictors import ComparedPredictors
+from qsnmc_plugins.hazard.predictors import EnsembleModel
 from qsnmc_plugins.hazard.readout import Readout, ReadoutSettings, choose_readout, spikes_from_hazard
 from qsnmc_plugins.hazard.targets import spike_fraction
 from qsnmc_plugins.hazard.torch_setup import configure_torch
@@ -52,7 +52,7 @@ from qsnmc_plugins.hazard.voltage import VoltageScaling, spike_weights
 from qsnmc_plugins.hazard.windows import StimulusSequence
 
 
-class GRUModel(ComparedPredictors, Model):
+class GRUModel(EnsembleModel):
     name = "gru"
     description = ("GRU spike hazard (LSTM, dendPLRNN or a non-recurrent control as options) on the current and its "
                    "filtrates, weight-averaged, peak-picking readout")
@@ -132,12 +132,6 @@ class GRUModel(ComparedPredictors, Model):
                 "fit_time_s": time.perf_counter() - t_start}
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, stimulus: Stimulus) -> np.ndarray:
-        """Spike times (s) inside the window, from the chosen predictor: one deterministic train."""
-        if not self.nets or self.scaling is None or self.readout is None:
-            raise RuntimeError("predict() before fit()")
-        return self._predict(stimulus, self.nets, self.readout)
-
     def _predict(self, stimulus: Stimulus, nets: list, readout: Readout) -> np.ndarray:
         from qsnmc_plugins.gru.network import ensemble_hazard
 

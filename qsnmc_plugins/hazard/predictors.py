@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from qsnmc import Candidate, Stimulus, best_candidate
+from qsnmc import Candidate, Model, Stimulus, best_candidate
 
 
 @dataclass(frozen=True)
@@ -51,19 +51,27 @@ def best_predictor(predictors: list[Predictor]) -> Predictor:
     return next(p for p in predictors if p.name == best.choice["predictor"])
 
 
-class ComparedPredictors:
-    """An ensemble entry's model (mixin): every predictor compared in its fit, by name, as (its members,
-    its readout), and predictions with any of them through the model's ``_predict(stimulus, members, readout)``."""
+class EnsembleModel(Model):
+    """Base of an ensemble entry's model: every predictor compared in its fit, by name, as (its members,
+    its readout); it predicts with the kept one, or any other (:meth:`predict_with`), through the
+    subclass's ``_predict(stimulus, members, readout)``."""
 
     predictors: dict[str, tuple[list, Any]]
+    chosen: str  #: the kept predictor's name
 
     def choose_predictor(self, members: list, best_readout: Callable[[list], tuple[Any, float]]
-                           ) -> tuple[list[Predictor], Predictor]:
+                         ) -> tuple[list[Predictor], Predictor]:
         """Every predictor of ``members`` (:func:`compare_predictors`), kept by name, and the best
         (:func:`best_predictor`). ``best_readout``: members -> (their ensemble's best readout, its held-out P)."""
         predictors = compare_predictors(len(members), lambda idx: best_readout([members[i] for i in idx]))
         self.predictors = {p.name: ([members[i] for i in p.members], p.readout) for p in predictors}
-        return predictors, best_predictor(predictors)
+        best = best_predictor(predictors)
+        self.chosen = best.name
+        return predictors, best
+
+    def predict(self, stimulus: Stimulus) -> np.ndarray:
+        """Spike times (s) inside the window from the kept predictor: one deterministic train."""
+        return self.predict_with(stimulus, self.chosen)
 
     def predict_with(self, stimulus: Stimulus, predictor: str) -> np.ndarray:
         """Spike times (s) from one of the predictors compared in the fit (``"member 0"``, ``"ensemble"``,
