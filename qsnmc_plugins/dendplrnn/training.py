@@ -35,7 +35,7 @@ class TrainConfig:
     seq_len: int = 250  #: steps per window with loss
     burn_in: int = 30  #: fully forced steps before the loss starts
     batch_size: int = 64
-    lr: float = 2e-2  #: RAdam's learning rate (the best of three tried, see benchmarks/README.md)
+    lr: float = 2e-2  #: RAdam's learning rate
     grad_clip: float = 1.0
     adam_beta2: float = 0.999  #: RAdam's second-moment decay
     #: decay of the exponential moving average of the weights that is evaluated and checkpointed

@@ -8,9 +8,8 @@ Fit (on ``TrainingData`` only), in named steps:
    standardised: :mod:`qsnmc_plugins.hazard.voltage`).
    ``train.time_split``: the last ``heldout_fraction`` of every stimulus' training window is held
    out; each stimulus is a sequence of its own (windows never join two stimuli). With several
-   stimuli the time split is used too: folds multiply the training cost, and at equal cost
-   time folds ranked settings worse over both cells; whole-stimulus folds ranked them better on
-   the one cell with several stimuli (``benchmarks/README.md``, "Selection by nested validation").
+   stimuli the time split is used too: folds multiply the training cost (``benchmarks/README.md``,
+   "Selection by nested validation").
 2. ``_train_members``: ``members`` networks (seeds ``1000 * seed + k``) are trained by binary
    cross-entropy on windows of the fit part (:mod:`training`; plus the weighted voltage MSE with
    ``voltage_weight``, the dendPLRNN cell's voltage unit forced by a random repetition's recording
