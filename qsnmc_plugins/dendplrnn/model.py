@@ -59,7 +59,6 @@ class DendPLRNNModel(EnsembleModel):
     description = ("dendritic PLRNN (Brenner 2022): sparse teacher forcing on the voltage plus a spike "
                    "hazard, ensembled, chosen on held-out data")
     Settings = DendPLRNNSettings
-    variant = "no refit: the searched model predicts"  # the kept checkpoints are the fit's networks
     typical_fit_s = 240  # s at budget 1, one core, on the embedded cell: orders a run's jobs
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:

@@ -56,7 +56,6 @@ class GRUModel(EnsembleModel):
     description = ("GRU spike hazard (LSTM, dendPLRNN or a non-recurrent control as options) on the current and its "
                    "filtrates, weight-averaged, peak-picking readout")
     Settings = GRUSettings
-    variant = "no refit: the searched model predicts"  # the kept checkpoint is the fit's network
     typical_fit_s = 218  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"cell": ["gru", "lstm", "ln", "dendplrnn"],
                   "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}

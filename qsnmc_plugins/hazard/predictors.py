@@ -56,6 +56,7 @@ class EnsembleModel(Model):
     its readout); it predicts with the kept one, or any other (:meth:`predict_with`), through the
     subclass's ``_predict(stimulus, members, readout)``."""
 
+    variant = "no refit: the searched model predicts"  # the kept checkpoints are the fit's networks
     predictors: dict[str, tuple[list, Any]]
     chosen: str  #: the kept predictor's name
 
