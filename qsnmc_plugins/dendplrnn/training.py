@@ -65,7 +65,7 @@ class TrainState:
     rollbacks: list[tuple[int, float, int]] = field(default_factory=list)
     ema: torch.optim.swa_utils.AveragedModel | None = None  #: moving average of ``net`` (None: off)
     train_seconds: float = 0.0  #: wall time spent in optimiser iterations (batching, forward, backward, step)
-    #: the last good state and the state at the best checkpoint (of net, optimiser, average), from the first training
+    #: what a restart and a rollback go back to (net, optimiser, average); made when training starts
     snapshots: Snapshots | None = None
 
     @property
@@ -158,9 +158,9 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
     With ``config.ema_decay > 0`` the moving average of the weights (``state.evaluated``) is
     what gets evaluated and stored as ``state.best``.
 
-    A non-finite or exploding loss (or a free run that diverges in evaluation, scored
-    -inf) restores the last good checkpoint and halves the learning rate; after
-    ``max_restarts`` such restarts :class:`~qsnmc_plugins.hazard.recovery.TrainingDiverged` is raised. A score more than
+    A non-finite or exploding loss (or a free run that diverges in evaluation, scored -inf)
+    restores the last good checkpoint and halves the learning rate; after ``max_restarts`` such
+    restarts :class:`~qsnmc_plugins.hazard.recovery.TrainingDiverged` is raised. A score more than
     ``rollback_drop`` below the best so far (a collapse; 0: never) returns to the best
     checkpoint's state at half the current learning rate, at most ``max_restarts`` times; the
     iteration count goes on, so the cost stays the same.
