@@ -1,6 +1,6 @@
 """The predictor an ensemble entry keeps: each member alone or an ensemble of its best members
 (their outputs averaged before spike detection), each with its own best readout on the held-out
-part; the one of highest held-out P is kept."""
+part; the one of highest held-out P is kept, and :class:`EnsembleModel` predicts with it."""
 from __future__ import annotations
 
 import math
