@@ -1,20 +1,18 @@
 """Tests of the dendplrnn plugin: real networks, real training on small data."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, simulate
+from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams, free_run
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
-from qsnmc_plugins.dendplrnn.preprocessing import Scaling
-from qsnmc_plugins.hazard.voltage import spike_weights
-from qsnmc_plugins.dendplrnn.training import forcing_schedule
-from qsnmc_plugins.dendplrnn.sequences import StimulusSequence
-from qsnmc_plugins.dendplrnn.training import FitFailed, TrainConfig, new_state, train
-
+from qsnmc_plugins.dendplrnn.training import TrainConfig, forcing_schedule, new_state, train
+from qsnmc_plugins.hazard.recovery import TrainingDiverged
+from qsnmc_plugins.hazard.windows import StimulusSequence
 
 
 # ----------------------------------------------------------------- sparse teacher forcing
@@ -67,32 +65,34 @@ def test_numpy_free_run_matches_torch_rollout():
     z0 = torch.cat([x[:, 0], torch.zeros(1, 5)], dim=1)
     with torch.no_grad():
         ref = net.rollout(z0, s, x, torch.from_numpy(forcing))[0].numpy()
-    out, _ = simulate(NetworkParams.from_module(net), s[0].double().numpy(), x[0].double().numpy(), forcing)
-    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+    out, _ = free_run(NetworkParams.from_module(net), s[0].double().numpy(), x[0].double().numpy(), forcing)
+    np.testing.assert_allclose(out, ref[:, 0], rtol=1e-4, atol=1e-4)
 
 
 # ----------------------------------------------------------------- robustness
 def test_exploding_free_run_is_reported():
     p = NetworkParams(np.array([1.5, 0.5]), np.zeros((2, 2)), np.zeros(2), np.ones((2, 1)), np.ones(1),
-                      np.zeros((1, 2)), 1)
+                      np.zeros((1, 2)), 1, np.zeros(2))
     with pytest.raises(FreeRunDiverged, match="diverged"):
-        simulate(p, np.ones((5000, 1)))
+        free_run(p, np.ones((5000, 1)))
+    with pytest.raises(ValueError, match="no hazard readout"):
+        free_run(dataclasses.replace(p, hazard_w=None), np.ones((5, 1)))
 
 
 def _noise_sequences() -> list[StimulusSequence]:
     """One 2000-step stimulus of random voltage and inputs, no spikes, uniform weights (seed 0)."""
     rng = np.random.default_rng(0)
     n = 2000
-    return [StimulusSequence("noise", rng.standard_normal((2, n)).astype(np.float32),
-                             rng.standard_normal((n, 1)).astype(np.float32), np.zeros(n, np.float32),
-                             np.ones((2, n), np.float32))]
+    voltage = rng.standard_normal((2, n)).astype(np.float32)
+    return [StimulusSequence("noise", rng.standard_normal((n, 1)).astype(np.float32), np.zeros(n, np.float32), 0, n,
+                             voltage, np.ones((2, n), np.float32))]
 
 
 def test_repeated_divergence_restarts_then_fails():
     data = _noise_sequences()
     cfg = TrainConfig(m=3, n_bases=2, tau=5, seq_len=20, burn_in=2, batch_size=4, lr=1e-2)
     st = new_state(cfg, 0, torch.device("cpu"))
-    with pytest.raises(FitFailed, match="diverged"):
+    with pytest.raises(TrainingDiverged, match="diverged"):
         train(st, data, 50, lambda net: -math.inf, 5, torch.device("cpu"), max_restarts=2)
     assert st.restarts == 3
     assert st.optimiser.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**2)  # halved at each restart
@@ -129,37 +129,6 @@ def test_a_held_out_collapse_returns_training_to_the_best_checkpoint():
     plain = running["state"] = new_state(cfg, 0, torch.device("cpu"))
     train(plain, data, 50, evaluate, 10, torch.device("cpu"))
     assert not plain.rollbacks and plain.best.score == 0.7
-
-
-# ----------------------------------------------------------------- preprocessing
-def test_scaling_round_trip_and_spike_weights():
-    rng = np.random.default_rng(0)
-    v = rng.normal(-60, 3, (2, 1000))
-    v[:, 500:505] = 30.0
-    sc = Scaling.fit(v, rng.normal(100, 20, 1000), 10, -20.0)
-    x = sc.voltage(v)
-    assert x.shape == (2, 100) and x.max() == pytest.approx(sc.from_mV(-20.0), abs=1e-5)
-    np.testing.assert_allclose(sc.to_mV(x), np.minimum(v.reshape(2, 100, 10).max(-1), -20.0), atol=1e-3)
-    w = spike_weights([np.array([0.0505]), np.array([])], 100, 1e-3, 0.0, 0.25)
-    heavy = w > 1
-    assert heavy[0, 49] and heavy[0, 50] and heavy.sum() == 2
-    assert w[heavy].sum() / w.sum() == pytest.approx(0.25)
-
-
-def test_inputs_are_causal_with_unit_dc_gain_and_start_at_steady_state():
-    from qsnmc_plugins.hazard.inputs import input_columns
-
-    dt, taus = 1e-3, (0.01, 0.1)
-    s = np.full(3000, 0.5)
-    s[1000:] = 2.0  # a step at 1 s
-    bank = input_columns(s, dt, taus)
-    assert bank.shape == (3000, 3)
-    np.testing.assert_array_equal(bank[:, 0], s)
-    assert np.all(bank[:1000] == 0.5)  # started at steady state: no start-up transient, nothing before the step
-    for j, tau in enumerate(taus, start=1):
-        k = 1000 + int(round(tau / dt)) - 1  # one time constant after the step: 1 - 1/e of the way
-        assert bank[k, j] == pytest.approx(0.5 + 1.5 * (1 - np.exp(-1)), rel=0.01)
-    assert bank[-1, 1] == pytest.approx(2.0, rel=1e-6)
 
 
 def test_weight_average_is_what_gets_evaluated_and_kept():
@@ -200,15 +169,15 @@ def test_learns_driven_damped_oscillator():
     torch.set_num_threads(1)
     x, u = _damped_oscillator(12000, np.random.default_rng(0))
     train_stop, warm = 9000, 20
-    data = [StimulusSequence("osc", x[None, :train_stop], u[:train_stop, None], np.zeros(train_stop, np.float32),
-                             np.ones((1, train_stop), np.float32))]
+    data = [StimulusSequence("osc", u[:train_stop, None], np.zeros(train_stop, np.float32), 0, train_stop,
+                             x[None, :train_stop], np.ones((1, train_stop), np.float32))]
     cfg = TrainConfig(m=6, n_bases=4, tau=25, seq_len=80, burn_in=10, batch_size=32, lr=1e-2)
 
     def free_run_nmse(params: NetworkParams) -> float:
         lo = train_stop - warm
         forcing = np.arange(x.size - lo) < warm
-        pred, _ = simulate(params, u[lo:, None].astype(np.float64), x[lo:, None].astype(np.float64), forcing)
-        return float(np.mean((pred[warm:, 0] - x[train_stop:]) ** 2) / np.var(x[train_stop:]))
+        pred, _ = free_run(params, u[lo:, None].astype(np.float64), x[lo:, None].astype(np.float64), forcing)
+        return float(np.mean((pred[warm:] - x[train_stop:]) ** 2) / np.var(x[train_stop:]))
 
     st = new_state(cfg, 0, torch.device("cpu"))
     first = free_run_nmse(NetworkParams.from_module(st.net))

@@ -7,13 +7,15 @@ import torch
 
 from qsnmc import coincidence_factor
 from qsnmc_plugins.dendplrnn.fast_rollout import fast_rollout
-from qsnmc_plugins.dendplrnn.freerun import NetworkParams, free_run, simulate
+from qsnmc_plugins.dendplrnn.freerun import NetworkParams, free_run
 from qsnmc_plugins.dendplrnn.heldout import mean_run
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling
-from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, make_batch, sample_windows, spike_fraction
+from qsnmc_plugins.dendplrnn.sequences import make_batch
 from qsnmc_plugins.dendplrnn.training import TrainConfig, forcing_schedule, new_state, train
 from qsnmc_plugins.hazard.readout import Readout, spikes_from_hazard
+from qsnmc_plugins.hazard.targets import spike_fraction
+from qsnmc_plugins.hazard.windows import StimulusSequence, sample_windows
 
 
 @pytest.mark.parametrize("z0_from_data", [True, False])
@@ -73,40 +75,21 @@ def test_fast_rollout_gradcheck_with_hazard():
 
 
 # ----------------------------------------------------------------- per-stimulus sequences
-def _sequences() -> list[StimulusSequence]:
-    """Three stimuli of different lengths whose inputs encode (stimulus, step) and voltages (repetition)."""
+def test_a_batch_row_is_one_repetition_of_one_stimulus():
     seqs = []
-    for i, (n, reps) in enumerate(((300, 2), (1000, 3), (120, 4))):
+    for i, (n, reps) in enumerate(((300, 2), (1000, 3), (120, 4))):  # inputs: (stimulus, step); voltage: repetition
         inputs = np.stack([np.full(n, i, np.float32), np.arange(n, dtype=np.float32)], axis=1)
         voltage = np.repeat(np.arange(reps, dtype=np.float32)[:, None] + 10 * i, n, axis=1)
-        seqs.append(StimulusSequence(f"s{i}", voltage, inputs, np.zeros(n, np.float32), np.ones((reps, n), np.float32)))
-    return seqs
-
-
-def test_training_windows_never_cross_a_stimulus_boundary():
-    seqs = _sequences()
-    rng = np.random.default_rng(0)
-    length = 110
-    seen = set()
-    for _ in range(50):
-        windows = sample_windows(seqs, 16, length, rng)
-        x, s, w, y = make_batch(seqs, windows)
-        assert x.shape == (16, length, 1) and s.shape == (16, length, 2)
-        for win, si, xi in zip(windows, s, x):
-            q = seqs[win.stimulus]
-            assert 0 <= win.start and win.start + length <= q.n_steps  # inside the stimulus
-            assert np.all(si[:, 0] == win.stimulus)  # every step from that one stimulus
-            assert np.all(np.diff(si[:, 1]) == 1)  # contiguous steps of it
-            assert np.all(xi[:, 0] == win.rep + 10 * win.stimulus)  # one repetition of it
-            seen.add(win.stimulus)
-    assert seen == {0, 1, 2}
-    with pytest.raises(ValueError):
-        sample_windows(seqs, 4, 1001, rng)  # longer than every stimulus
-
-
-def test_spike_fraction_counts_repetitions_per_step():
-    f = spike_fraction([np.array([0.0105, 0.0109, 0.030]), np.array([0.0101]), np.array([])], 40, 1e-3, 0.0)
-    assert f[10] == pytest.approx(2 / 3) and f[30] == pytest.approx(1 / 3) and f.sum() == pytest.approx(1.0)
+        seqs.append(StimulusSequence(f"s{i}", inputs, np.full(n, 0.1 * i, np.float32), 0, n, voltage,
+                                     np.ones((reps, n), np.float32)))
+    windows = sample_windows(seqs, 64, 110, np.random.default_rng(0), per_repetition=True)
+    x, s, w, y = make_batch(seqs, windows, 110)
+    assert x.shape == (64, 110, 1) and s.shape == (64, 110, 2) and w.shape == y.shape == (64, 110)
+    for win, si, xi, yi in zip(windows, s, x, y):
+        assert np.all(si[:, 0] == win.stimulus) and np.allclose(yi, 0.1 * win.stimulus)  # that one stimulus
+        assert np.array_equal(si[:, 1], np.arange(win.start, win.start + 110))  # its contiguous steps
+        assert np.all(xi[:, 0] == win.rep + 10 * win.stimulus)  # one repetition of it
+    assert {win.stimulus for win in windows} == {0, 1, 2}
 
 
 # ----------------------------------------------------------------- the spike likelihood
@@ -138,8 +121,8 @@ def test_spike_likelihood_recovers_an_escape_rate_neuron():
     n_fit, n_test, reps = 8000, 3000, 8
     u, prob, spikes = _escape_rate_neuron(n_fit + n_test, reps, rng)
     fit_trains = [s[s < n_fit] * 1e-3 for s in spikes]
-    target = spike_fraction(fit_trains, n_fit, 1e-3, 0.0).astype(np.float32)
-    seq = StimulusSequence("glm", np.zeros((reps, n_fit), np.float32), u[:n_fit, None], target,
+    target = spike_fraction(fit_trains, n_fit, 1e-3, edge_tolerance=1e-9)
+    seq = StimulusSequence("glm", u[:n_fit, None], target, 0, n_fit, np.zeros((reps, n_fit), np.float32),
                            np.ones((reps, n_fit), np.float32))
     cfg = TrainConfig(m=8, n_bases=2, tau=0, seq_len=150, burn_in=30, batch_size=32, lr=1e-2,
                       spike_loss_weight=1.0, base_rate=float(target.mean()))
@@ -158,7 +141,7 @@ def test_spike_likelihood_recovers_an_escape_rate_neuron():
         return float(np.mean([coincidence_factor(rec, train, 0.004, duration=dur) for rec in recorded]))
 
     # the held-out spikes' Bernoulli log-likelihood: the learned hazard against a constant rate (chance)
-    y = spike_fraction(recorded, n_test, 1e-3, 0.0)
+    y = spike_fraction(recorded, n_test, 1e-3, edge_tolerance=1e-9).astype(np.float64)
     h, c = np.clip(hazard[test], 1e-6, 1 - 1e-6), np.clip(target.mean(), 1e-6, 1 - 1e-6)
     ll = np.mean(y * np.log(h) + (1 - y) * np.log(1 - h))
     ll_chance = np.mean(y * np.log(c) + (1 - y) * np.log(1 - c))
@@ -184,7 +167,6 @@ def test_ensemble_output_is_the_mean_of_its_members_before_detection():
     runs = [free_run(p, x) for p in params]
     np.testing.assert_allclose(v, np.mean([sc.to_mV(r[0]) for r in runs], axis=0))
     np.testing.assert_allclose(h, np.mean([r[1] for r in runs], axis=0))
-    np.testing.assert_allclose(runs[0][0], simulate(params[0], x)[0][:, 0])  # the same free run as simulate
 
 
 def test_exploding_free_run_with_hazard_gives_no_spike_times():

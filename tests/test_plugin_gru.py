@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import qsnmc
-from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, prediction_chunks, sample_windows
-from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction
-from qsnmc_plugins.hazard.inputs import input_columns
+from qsnmc_plugins.gru.batching import make_batch, prediction_chunks
+from qsnmc_plugins.gru.inputs import InputScaling
 from qsnmc_plugins.gru.model import GRUModel
-from qsnmc_plugins.hazard.readout import Readout, spikes_from_hazard
-from qsnmc_plugins.gru.training import TrainConfig, TrainingDiverged, train_network
+from qsnmc_plugins.gru.training import TrainConfig, train_network
+from qsnmc_plugins.hazard.recovery import TrainingDiverged
+from qsnmc_plugins.hazard.windows import StimulusSequence, sample_windows
 
 DT_S = 1e-3
 
@@ -237,22 +237,17 @@ def test_weight_average_is_deterministic_and_kept_at_the_last_step():
 
 
 # ------------------------------------------------------------ batching never crosses stimuli
-def test_windows_stay_inside_one_stimulus():
-    rng = np.random.default_rng(0)
+def test_a_batch_row_is_one_stimulus_burn_in_and_targets():
     seqs = []
-    for i, n in enumerate((700, 1500, 400)):
-        x = np.full((n, 2), float(i + 1), np.float32)
-        y = np.full(n, 0.1 * (i + 1), np.float32)
-        seqs.append(StimulusSequence(str(i), x, y, 50, n - 10))
-    picks = sample_windows(seqs, 200, 300, rng)
+    for i, n in enumerate((700, 1500, 500)):
+        x = np.stack([np.full(n, i + 1.0), np.arange(n)], axis=1).astype(np.float32)
+        seqs.append(StimulusSequence(str(i), x, np.full(n, 0.1 * (i + 1), np.float32), 100, n - 10))
+    picks = sample_windows(seqs, 200, 300, np.random.default_rng(0))
     x, y = make_batch(seqs, picks, 300, 100)
     assert x.shape == (200, 400, 2) and y.shape == (200, 300)
-    for (i, start), xr, yr in zip(picks, x, y):
-        assert seqs[i].target_start <= start and start + 300 <= seqs[i].target_stop
-        assert np.all(xr == i + 1) and np.allclose(yr, 0.1 * (i + 1))  # one stimulus per row
-    assert {i for i, _ in picks} == {0, 1, 2}
-    with pytest.raises(ValueError):
-        sample_windows(seqs, 4, 5000, rng)
+    for w, xr, yr in zip(picks, x, y):
+        assert np.all(xr[:, 0] == w.stimulus + 1) and np.allclose(yr, 0.1 * (w.stimulus + 1))  # one stimulus
+        assert np.array_equal(xr[:, 1], np.arange(w.start - 100, w.start + 300))  # its burn-in, then targets
 
 
 def test_prediction_chunks_cover_the_window_in_order():
@@ -297,56 +292,13 @@ def test_persistent_divergence_raises_a_clear_error():
                       fault=lambda step, loss: loss * float("nan") if step >= 2 else loss)
 
 
-# ------------------------------------------------------------ inputs and readout
-def test_input_columns_are_the_current_and_its_causal_filtrates():
-    x = np.zeros(2000)
-    x[1000:] = 1.0
-    bank = input_columns(x, 1e-3, (0.02, 0.1))
-    assert np.array_equal(bank[:, 0], x) and np.all(bank[:1000] == 0.0)
-    assert abs(bank[-1, 1] - 1.0) < 1e-6 and abs(bank[-1, 2] - 1.0) < 1e-3
-    flat = input_columns(np.full(50, 3.0), 1e-3, (0.5,))
-    assert np.allclose(flat, 3.0)  # filters start at the first value: no start-up transient
-
-
-def test_spike_fraction_counts_repetitions_not_spikes():
-    frac = spike_fraction([np.array([0.0015, 0.0018, 0.004]), np.array([0.0012])], 6, 1e-3)
-    assert np.allclose(frac, [0, 1.0, 0, 0, 0.5, 0])
-
-
+# ------------------------------------------------------------ inputs
 def test_input_scaling_standardises_channels():
     rng = np.random.default_rng(1)
     c = rng.normal(100.0, 30.0, 20000)
     sc = InputScaling.fit([c], 1e-4, 1e-3, (0.02,))
     x = sc.inputs(c, 1e-4)
     assert x.shape == (2000, 2) and np.allclose(x.std(axis=0), 1.0, atol=1e-3)
-
-
-def test_readout_places_spikes_at_hazard_peaks_inside_window():
-    h = np.full(1000, 0.001)
-    for k, w in ((100, 0.6), (103, 0.6), (400, 0.8), (990, 0.9)):
-        h[k] = w
-    t = spikes_from_hazard(h, 2.0, 1e-3, Readout(0.0, 0.3, 6.0), (2.0, 2.95))
-    # 100 and 103 are within the 6 ms gap: one spike; 990 lies outside the window
-    assert t.size == 2 and np.all(np.diff(t) > 0) and t.min() >= 2.0 and t.max() < 2.95
-    assert abs(t[1] - (2.0 + 400.5e-3)) < 1e-4
-
-
-def test_count_matched_readout_keeps_the_hazards_expected_count_of_highest_peaks():
-    # ten bumps of rising height on a flat hazard; the window holds bins 100-899 only
-    h = np.full(1000, 1e-4)
-    bumps = np.arange(50, 1000, 100)  # 50, 150, ..., 950
-    h[bumps] = np.linspace(0.1, 1.0, bumps.size)
-    inside = (bumps >= 100) & (bumps < 900)
-    expected = float(h[100:900].sum())  # spikes per repetition the hazard expects in the window
-    t = spikes_from_hazard(h, 0.0, 1e-3, Readout(0.0, 0.0, 3.0, count_scale=1.0), (0.1, 0.9))
-    assert t.size == round(expected)
-    # the highest peaks inside the window are the ones kept
-    kept = np.sort(bumps[inside][np.argsort(-h[bumps[inside]])][: t.size])
-    assert np.allclose(t, (kept + 0.5) * 1e-3, atol=1e-4)
-    half = spikes_from_hazard(h, 0.0, 1e-3, Readout(0.0, 0.0, 3.0, count_scale=0.5), (0.1, 0.9))
-    assert half.size == round(0.5 * expected) and set(np.round(half, 4)) <= set(np.round(t, 4))
-    # with a low hazard the rule predicts no spike, not the noise's peaks
-    assert spikes_from_hazard(np.full(1000, 1e-4), 0.0, 1e-3, Readout(0.0, 0.0, 3.0, 1.0), (0.1, 0.9)).size == 0
 
 
 def test_the_fast_gru_computes_nn_grus_outputs_and_autograds_gradients():

@@ -49,14 +49,14 @@ class NetworkParams:
                       for k, v in rec.items()})
 
 
-def _states(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None, forcing: np.ndarray | None,
-            z0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Latent states (T, m) before forcing, and the final state (after forcing)."""
+def _states(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None,
+            forcing: np.ndarray | None) -> np.ndarray:
+    """Latent states (T, m) before forcing."""
     T = inputs.shape[0]
     m, k = p.A.shape[0], p.n_obs
     drive = inputs @ p.C.T + p.h0
-    z = np.zeros(m) if z0 is None else np.array(z0, np.float64)
-    if z0 is None and observations is not None:
+    z = np.zeros(m)
+    if observations is not None:
         z[:k] = observations[0]
     states = np.empty((T, m))
     states[0] = z
@@ -71,38 +71,24 @@ def _states(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | Non
             raise FreeRunDiverged(f"latent state diverged at step {t} (max |z| = {np.abs(z).max():.3g})")
     if not (np.all(np.isfinite(states)) and np.abs(states).max() < DIVERGENCE_LIMIT):
         raise FreeRunDiverged(f"latent state diverged by step {T}")
-    return states, z
-
-
-def simulate(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None = None,
-             forcing: np.ndarray | None = None, z0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run the network (batch-free) over ``inputs`` (T, n_in).
-
-    Where ``forcing[t]`` is True, the observed units are set to ``observations[t]``
-    after step t's prediction is recorded. Step 0 starts from ``z0`` (zeros with the
-    observed units at ``observations[0]`` when given).
-
-    Returns:
-        (predicted observations (T, n_obs), final latent state (m,)).
-
-    Raises:
-        FreeRunDiverged: when the state becomes non-finite or exceeds DIVERGENCE_LIMIT.
-    """
-    states, z = _states(p, inputs, observations, forcing, z0)
-    return states[:, : p.n_obs].copy(), z
+    return states
 
 
 def free_run(p: NetworkParams, inputs: np.ndarray, observations: np.ndarray | None = None,
              forcing: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`simulate` with both readouts: (standardised voltage (T,), spike probability per step (T,)).
+    """Run the network (batch-free) over ``inputs`` (T, n_in): (standardised voltage (T,), spike
+    probability per step (T,)).
 
-    The hazard is read from the state before forcing (as in training). Requires ``p.hazard_w``.
+    Step 0 starts from zeros, the observed units at ``observations[0]`` when given. Where
+    ``forcing[t]`` is True, the observed units are set to ``observations[t]`` after step t's state
+    is recorded: the voltage and hazard are read from the state before forcing (as in training).
+    Requires ``p.hazard_w``.
 
     Raises:
-        FreeRunDiverged: as :func:`simulate`.
+        FreeRunDiverged: when the state becomes non-finite or exceeds DIVERGENCE_LIMIT.
     """
     if p.hazard_w is None:
         raise ValueError("these parameters have no hazard readout")
-    states, _ = _states(p, inputs, observations, forcing, None)
+    states = _states(p, inputs, observations, forcing)
     logits = states @ p.hazard_w + p.hazard_b
     return states[:, 0].copy(), 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))

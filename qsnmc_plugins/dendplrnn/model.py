@@ -33,30 +33,32 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc import (Fold, Model, Stimulus, TrainingData, bar, candidates_record, curve, fit_record,
-                   held_out_record, samples_per_step, settings_record)
+from qsnmc import (Fold, Stimulus, TrainingData, bar, candidates_record, fit_record, held_out_record,
+                   samples_per_step, settings_record)
 
 from qsnmc_plugins.dendplrnn.freerun import FreeRunDiverged, NetworkParams
 from qsnmc_plugins.dendplrnn.heldout import HeldOutRuns, SpikeReadout, mean_run
 from qsnmc_plugins.dendplrnn.preprocessing import Scaling
 from qsnmc_plugins.dendplrnn.settings import DendPLRNNSettings
-from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, spike_fraction
 from qsnmc_plugins.hazard.inputs import input_columns
-from qsnmc_plugins.hazard.predictors import best_predictor, compare_predictors
+from qsnmc_plugins.hazard.members import member_curves, member_seed
+from qsnmc_plugins.hazard.predictors import EnsembleModel
+from qsnmc_plugins.hazard.targets import spike_fraction
 from qsnmc_plugins.hazard.torch_setup import configure_torch
 from qsnmc_plugins.hazard.voltage import VoltageScaling, spike_weights
+from qsnmc_plugins.hazard.windows import StimulusSequence
 
-MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s + k
+#: a spike this close below a step's start (in steps) counts in that step (spike times on the sample grid)
+EDGE_TOLERANCE = 1e-9
 
 
-class DendPLRNNModel(Model):
+class DendPLRNNModel(EnsembleModel):
     """Dendritic PLRNN of the voltage and spike hazard driven by the current; deterministic for a seed."""
 
     name = "dendplrnn"
     description = ("dendritic PLRNN (Brenner 2022): sparse teacher forcing on the voltage plus a spike "
                    "hazard, ensembled, chosen on held-out data")
     Settings = DendPLRNNSettings
-    variant = "no refit: the searched model predicts"  # the kept checkpoints are the fit's networks
     typical_fit_s = 240  # s at budget 1, one core, on the embedded cell: orders a run's jobs
 
     def __init__(self, seed: int = 0, budget: float = 1.0, **overrides: Any) -> None:
@@ -64,9 +66,8 @@ class DendPLRNNModel(Model):
         self.members: list[NetworkParams] = []
         self.scaling: Scaling | None = None
         self.readout: SpikeReadout | None = None
-        #: every predictor compared on the held-out part: name -> (member indices, readout, held-out P)
-        self.predictors: dict[str, tuple[list[int], SpikeReadout, float]] = {}
-        self.all_members: list[NetworkParams] = []
+        #: every predictor compared on the held-out part: name -> (members, readout)
+        self.predictors: dict[str, tuple[list[NetworkParams], SpikeReadout]] = {}
         self.input_sd: np.ndarray = np.ones(1 + len(self.settings.input_taus_s))
         self._train: TrainingData | None = None
         self._kernels: dict = {}
@@ -80,15 +81,11 @@ class DendPLRNNModel(Model):
         fold = train.time_split(self.settings.heldout_fraction)
         sequences, held = self._prepare(train, fold)
         config, states = self._train_members(sequences, held, device)
-        self.all_members = [NetworkParams.from_module(st.net) for st in states]
-        predictors = compare_predictors(len(states), lambda idx: held.best_readout(
-            [self.all_members[i] for i in idx]))
-        chosen = best_predictor(predictors)
+        predictors, chosen = self.choose_predictor([NetworkParams.from_module(st.net) for st in states],
+                                                   held.best_readout)
         if not math.isfinite(chosen.held_out_p):
             raise FreeRunDiverged("every network's held-out free run diverged")
-        self.predictors = {p.name: (list(p.members), p.readout, p.held_out_p) for p in predictors}
-        self.readout = chosen.readout
-        self.members = [self.all_members[i] for i in chosen.members]
+        self.members, self.readout = self.predictors[chosen.name]
         validation = held.scorer.validation(held.predictions(held.outputs(self.members), self.readout))
         return fit_record(
             settings=settings_record(self.settings),
@@ -119,8 +116,8 @@ class DendPLRNNModel(Model):
             v = v[:, :n]
             spikes = [np.asarray(t) for t in q.spike_times_s]
             sequences.append(StimulusSequence(
-                q.name, v, inputs[q.name][k0:k0 + n], spike_fraction(spikes, n, dt, q.window_s[0]).astype(np.float32),
-                spike_weights(spikes, n, dt, q.window_s[0], s.spike_share)))
+                q.name, inputs[q.name][k0:k0 + n], spike_fraction(spikes, n, dt, q.window_s[0], EDGE_TOLERANCE), 0, n,
+                v, spike_weights(spikes, n, dt, q.window_s[0], s.spike_share)))
             warm[q.name] = np.median(v, axis=0)[-n_warm:]
         return sequences, HeldOutRuns(fold.heldout, inputs, warm, self.scaling, dt, train.delta_s, s)
 
@@ -135,7 +132,7 @@ class DendPLRNNModel(Model):
 
         steps = max(s.min_steps, int(round(s.steps * self.budget)))
         eval_every = max(10, min(s.eval_every, steps // 4))
-        longest = max(q.n_steps for q in sequences)  # short recordings: windows as long as the longest fit part
+        longest = max(q.n_target_bins for q in sequences)  # short recordings: windows as long as the longest fit part
         base_rate = float(np.mean(np.concatenate([q.target for q in sequences])))
         config = TrainConfig(n_in=sequences[0].inputs.shape[1], seq_len=min(s.seq_len, max(10, longest - s.burn_in)),
                              burn_in=s.burn_in, batch_size=s.batch_size, lr=s.lr, adam_beta2=s.adam_beta2,
@@ -143,7 +140,7 @@ class DendPLRNNModel(Model):
         states = []
         with bar(steps * len(s.members), "dendplrnn fit") as pb:
             for k, (tau, m, b) in enumerate(s.members):
-                st = new_state(replace(config, tau=tau, m=m, n_bases=b), MEMBER_SEED_STRIDE * self.seed + k, device)
+                st = new_state(replace(config, tau=tau, m=m, n_bases=b), member_seed(self.seed, k), device)
                 train(st, sequences, steps, evaluate, eval_every, device, pb, lr_end_factor=s.lr_end_factor,
                       rollback_drop=s.rollback_drop)
                 if st.best.state is not None:
@@ -152,7 +149,7 @@ class DendPLRNNModel(Model):
         return config, states
 
     def _details(self, config, states: list, device, t_start: float, c_start: float) -> dict[str, Any]:
-        return {"members": [{"seed": MEMBER_SEED_STRIDE * self.seed + k, "tau_steps": st.config.tau,
+        return {"members": [{"seed": member_seed(self.seed, k), "tau_steps": st.config.tau,
                              "latent_dim_M": st.config.m, "n_bases_B": st.config.n_bases,
                              "best_iteration": st.best.step, "heldout_P_at_best_checkpoint": st.best.score,
                              "restarts": st.restarts, "rollbacks": [{"iteration": i, "held_out_P": p, "back_to": b}
@@ -168,17 +165,6 @@ class DendPLRNNModel(Model):
                 "fit_time_s": time.perf_counter() - t_start, "fit_cpu_s": time.process_time() - c_start}
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, stimulus: Stimulus) -> np.ndarray:
-        """Spike times (s) inside the window from the chosen predictor (one deterministic train)."""
-        if not self.members or self.scaling is None or self.readout is None:
-            raise RuntimeError("predict() before fit()")
-        return self._predict(stimulus, self.members, self.readout)
-
-    def predict_with(self, stimulus: Stimulus, predictor: str) -> np.ndarray:
-        """Spike times (s) from one of the predictors compared in the fit (``"member 0"``, ``"ensemble"``, ...)."""
-        idx, readout, _ = self.predictors[predictor]
-        return self._predict(stimulus, [self.all_members[i] for i in idx], readout)
-
     def _predict(self, stimulus: Stimulus, members: list[NetworkParams], readout: SpikeReadout) -> np.ndarray:
         sc = self.scaling
         dt = sc.factor * stimulus.dt_s
@@ -213,7 +199,7 @@ def _curves(states: list) -> dict[str, dict]:
     """Per member: training loss per iteration, and held-out P at each checkpoint."""
     out = {}
     for k, st in enumerate(states):
-        out[f"member {k} loss"] = curve(range(1, len(st.losses) + 1), st.losses, "iteration", "training loss")
         it, p = zip(*st.checkpoint_scores) if st.checkpoint_scores else ((), ())
-        out[f"member {k} held-out P"] = curve(it, p, "iteration", "held-out P (checkpoint readout)")
+        out.update(member_curves(k, st.losses, "iteration", "training loss", it,
+                                 {"held-out P": (p, "held-out P (checkpoint readout)")}))
     return out

@@ -13,10 +13,10 @@ state, the spike channel of a multimodal PLRNN (Kramer et al. 2022, ICML).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from qsnmc_plugins.hazard.targets import base_rate_logit
 
 #: |A_ii| is projected below this after each optimiser step (bounded orbits)
 A_MAX = 0.999
@@ -39,8 +39,7 @@ class DendPLRNN(nn.Module):
         self.alpha = nn.Parameter(torch.rand(n_bases, generator=g) / n_bases)
         self.thresholds = nn.Parameter(torch.randn(n_bases, m, generator=g))
         self.hazard_w = nn.Parameter(torch.zeros(m))
-        p = min(max(float(base_rate), 1e-4), 0.5)
-        self.hazard_b = nn.Parameter(torch.tensor(float(math.log(p / (1 - p)))))  #: starts at the base rate
+        self.hazard_b = nn.Parameter(torch.tensor(base_rate_logit(base_rate)))  #: starts at the base rate
         self.register_buffer("offdiag", 1.0 - torch.eye(m))
 
     def hazard_logits(self, states: torch.Tensor) -> torch.Tensor:

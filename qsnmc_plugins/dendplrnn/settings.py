@@ -29,7 +29,7 @@ class DendPLRNNSettings(ReadoutSettings):
     seq_len: int = setting(250, "steps per training window with loss", min=10)
     burn_in: int = setting(30, "fully teacher-forced steps before a window's loss starts", min=0)
     batch_size: int = setting(64, "training windows per optimiser step", min=1)
-    lr: float = setting(2e-2, "RAdam's learning rate (the best of three tried)", min=0.0)
+    lr: float = setting(2e-2, "RAdam's learning rate", min=0.0)
     adam_beta2: float = setting(0.999, "RAdam's second-moment decay", min=0.0, max=1.0)
     lr_end_factor: float = setting(0.1, "the learning rate decays geometrically to this fraction over a "
                                         "member's steps", min=0.0, max=1.0)

@@ -7,7 +7,6 @@ each step, both over the steps after the burn-in.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,12 +17,11 @@ import torch
 
 from qsnmc_plugins.dendplrnn.fast_rollout import fast_rollout
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
-from qsnmc_plugins.dendplrnn.sequences import StimulusSequence, make_batch, sample_windows
+from qsnmc_plugins.dendplrnn.sequences import make_batch
 from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
-
-
-class FitFailed(RuntimeError):
-    """Training diverged repeatedly, even after restarts at lower learning rates."""
+from qsnmc_plugins.hazard.recovery import Snapshots, TrainingDiverged
+from qsnmc_plugins.hazard.targets import base_rate_entropy
+from qsnmc_plugins.hazard.windows import StimulusSequence, sample_windows
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class TrainConfig:
     seq_len: int = 250  #: steps per window with loss
     burn_in: int = 30  #: fully forced steps before the loss starts
     batch_size: int = 64
-    lr: float = 2e-2  #: RAdam's learning rate (the best of three tried, see benchmarks/README.md)
+    lr: float = 2e-2  #: RAdam's learning rate
     grad_clip: float = 1.0
     adam_beta2: float = 0.999  #: RAdam's second-moment decay
     #: decay of the exponential moving average of the weights that is evaluated and checkpointed
@@ -67,8 +65,8 @@ class TrainState:
     rollbacks: list[tuple[int, float, int]] = field(default_factory=list)
     ema: torch.optim.swa_utils.AveragedModel | None = None  #: moving average of ``net`` (None: off)
     train_seconds: float = 0.0  #: wall time spent in optimiser iterations (batching, forward, backward, step)
-    _good: tuple | None = None
-    _at_best: tuple | None = None  #: the training state at the best checkpoint (what a rollback returns to)
+    #: what a restart and a rollback go back to (net, optimiser, average); made when training starts
+    snapshots: Snapshots | None = None
 
     @property
     def samples_per_s(self) -> float:
@@ -145,9 +143,7 @@ def batch_loss(net: DendPLRNN, x: torch.Tensor, s: torch.Tensor, w: torch.Tensor
     if cfg.spike_loss_weight > 0.0 and y is not None:
         logits = net.hazard_logits(states[:, b:])
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y[:, b:])
-        p = min(max(cfg.base_rate, 1e-4), 0.5)
-        ref = -(p * math.log(p) + (1 - p) * math.log(1 - p))
-        loss = loss + cfg.spike_loss_weight * bce / ref
+        loss = loss + cfg.spike_loss_weight * bce / base_rate_entropy(cfg.base_rate)
     return loss
 
 
@@ -162,23 +158,23 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
     With ``config.ema_decay > 0`` the moving average of the weights (``state.evaluated``) is
     what gets evaluated and stored as ``state.best``.
 
-    A non-finite or exploding loss (or a free run that diverges in evaluation, scored
-    -inf) restores the last good checkpoint and halves the learning rate; after
-    ``max_restarts`` such restarts :class:`FitFailed` is raised. A score more than
+    A non-finite or exploding loss (or a free run that diverges in evaluation, scored -inf)
+    restores the last good checkpoint and halves the learning rate; after ``max_restarts`` such
+    restarts :class:`~qsnmc_plugins.hazard.recovery.TrainingDiverged` is raised. A score more than
     ``rollback_drop`` below the best so far (a collapse; 0: never) returns to the best
     checkpoint's state at half the current learning rate, at most ``max_restarts`` times; the
     iteration count goes on, so the cost stays the same.
     """
     cfg, net, opt = state.config, state.net, state.optimiser
-    if state._good is None:
-        state._good = _snapshot(state)
+    if state.snapshots is None:
+        state.snapshots = Snapshots(net, opt, state.ema)
     done = 0
     decay = lr_end_factor ** (1.0 / max(n_iterations, 1))
     while done < n_iterations:
         t0 = time.perf_counter()
-        windows = sample_windows(data, cfg.batch_size, cfg.burn_in + cfg.seq_len, state.rng)
+        windows = sample_windows(data, cfg.batch_size, cfg.burn_in + cfg.seq_len, state.rng, per_repetition=True)
         # voltage, inputs, voltage weights and spike targets of the windows
-        x, s, w, y = (torch.from_numpy(a).to(device) for a in make_batch(data, windows))
+        x, s, w, y = (torch.from_numpy(a).to(device) for a in make_batch(data, windows, cfg.burn_in + cfg.seq_len))
         loss = batch_loss(net, x, s, w, cfg, y)
         value = float(loss.detach())
         if not math.isfinite(value) or (state.losses and value > 1e3 * max(min(state.losses), 1e-3)):
@@ -204,13 +200,12 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
             if score == -math.inf:
                 _restart(state, f"free run diverged at iteration {state.iterations}", max_restarts)
                 continue
-            if (rollback_drop > 0 and state._at_best is not None and score < state.best.score - rollback_drop
-                    and len(state.rollbacks) < max_restarts):
+            if state.snapshots.collapsed(score, state.best.score, rollback_drop, len(state.rollbacks), max_restarts):
                 _roll_back(state, score)
                 continue
-            state._good = _snapshot(state)
+            state.snapshots.good = state.snapshots.take(state.iterations)
             if score > state.best.score:
-                state._at_best = state._good
+                state.snapshots.at_best = state.snapshots.good
             state.best.offer(state.iterations, score, state.evaluated)
             if progress is not None:
                 progress.set_postfix(loss=f"{value:.3f}", score=f"{score:.3f}", best=f"{state.best.score:.3f}")
@@ -220,12 +215,8 @@ def train(state: TrainState, data: list[StimulusSequence], n_iterations: int, ev
 def _restart(state: TrainState, reason: str, max_restarts: int) -> None:
     state.restarts += 1
     if state.restarts > max_restarts:
-        raise FitFailed(f"training diverged {state.restarts} times (last: {reason}); giving up")
-    net_sd, opt_sd, ema_sd = state._good
-    state.net.load_state_dict(net_sd)
-    state.optimiser.load_state_dict(opt_sd)
-    if state.ema is not None:
-        state.ema.load_state_dict(ema_sd)
+        raise TrainingDiverged(f"training diverged {state.restarts} times (last: {reason}); giving up")
+    state.snapshots.load(state.snapshots.good)
     for group in state.optimiser.param_groups:
         group["lr"] *= 0.5 ** state.restarts
 
@@ -233,18 +224,8 @@ def _restart(state: TrainState, reason: str, max_restarts: int) -> None:
 def _roll_back(state: TrainState, score: float) -> None:
     """Back to the best checkpoint's weights, average and optimiser state, at half the current rate."""
     lrs = [group["lr"] for group in state.optimiser.param_groups]
-    net_sd, opt_sd, ema_sd = state._at_best
-    state.net.load_state_dict(net_sd)
-    state.optimiser.load_state_dict(opt_sd)
-    if state.ema is not None:
-        state.ema.load_state_dict(ema_sd)
+    state.snapshots.load(state.snapshots.at_best)
     for group, lr in zip(state.optimiser.param_groups, lrs):
         group["lr"] = 0.5 * lr
     state.rollbacks.append((state.iterations, score, state.best.step))
-    state._good = _snapshot(state)
-
-
-def _snapshot(state: TrainState) -> tuple:
-    """Deep copies of the network, optimiser and weight-average states (the last good checkpoint)."""
-    ema = copy.deepcopy(state.ema.state_dict()) if state.ema is not None else None
-    return copy.deepcopy(state.net.state_dict()), copy.deepcopy(state.optimiser.state_dict()), ema
+    state.snapshots.good = state.snapshots.take(state.iterations)

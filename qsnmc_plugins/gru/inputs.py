@@ -1,4 +1,4 @@
-"""From recordings to the network's 1 ms bins: inputs (current and its filtrates) and targets.
+"""From recordings to the network's 1 ms bins: the inputs (current and its filtrates).
 
 Units outside this module: s, pA. Inside: bin indices on a grid that starts at the
 protocol's time 0 (bin k covers ``[k * bin_s, (k + 1) * bin_s)``).
@@ -46,15 +46,6 @@ class InputScaling:
 
     def as_record(self) -> dict:
         return asdict(self)
-
-
-def spike_fraction(spike_times_s: tuple[np.ndarray, ...] | list[np.ndarray], n_bins: int, bin_s: float) -> np.ndarray:
-    """Fraction of repetitions with at least one spike in each bin (n_bins,), float32; the target."""
-    counts = np.zeros(n_bins, np.float64)
-    for ts in spike_times_s:
-        k = np.unique(np.floor(np.asarray(ts) / bin_s).astype(np.int64))
-        counts[k[(k >= 0) & (k < n_bins)]] += 1.0
-    return (counts / max(1, len(spike_times_s))).astype(np.float32)
 
 
 def window_bins(window_s: tuple[float, float], bin_s: float) -> tuple[int, int]:

@@ -8,9 +8,8 @@ Fit (on ``TrainingData`` only), in named steps:
    standardised: :mod:`qsnmc_plugins.hazard.voltage`).
    ``train.time_split``: the last ``heldout_fraction`` of every stimulus' training window is held
    out; each stimulus is a sequence of its own (windows never join two stimuli). With several
-   stimuli the time split is used too: folds multiply the training cost, and at equal cost
-   time folds ranked settings worse over both cells; whole-stimulus folds ranked them better on
-   the one cell with several stimuli (``benchmarks/README.md``, "Selection by nested validation").
+   stimuli the time split is used too: folds multiply the training cost (``benchmarks/README.md``,
+   "Selection by nested validation").
 2. ``_train_members``: ``members`` networks (seeds ``1000 * seed + k``) are trained by binary
    cross-entropy on windows of the fit part (:mod:`training`; plus the weighted voltage MSE with
    ``voltage_weight``, the dendPLRNN cell's voltage unit forced by a random repetition's recording
@@ -37,27 +36,26 @@ from typing import Any
 
 import numpy as np
 
-from qsnmc import (Fold, Model, Stimulus, TrainingData, TrainingStimulus, bar, candidates_record, curve, fit_record,
+from qsnmc import (Fold, Stimulus, TrainingData, TrainingStimulus, bar, candidates_record, fit_record,
                    held_out_record, samples_per_step, settings_record)
 
-from qsnmc_plugins.gru.batching import StimulusSequence
-from qsnmc_plugins.gru.inputs import InputScaling, spike_fraction, window_bins
+from qsnmc_plugins.gru.inputs import InputScaling, window_bins
 from qsnmc_plugins.gru.settings import GRUSettings
 from qsnmc_plugins.hazard.heldout import HeldOutScorer
-from qsnmc_plugins.hazard.predictors import best_predictor, compare_predictors
+from qsnmc_plugins.hazard.members import member_curves, member_seed
+from qsnmc_plugins.hazard.predictors import EnsembleModel
 from qsnmc_plugins.hazard.readout import Readout, ReadoutSettings, choose_readout, spikes_from_hazard
+from qsnmc_plugins.hazard.targets import spike_fraction
 from qsnmc_plugins.hazard.torch_setup import configure_torch
 from qsnmc_plugins.hazard.voltage import VoltageScaling, spike_weights
+from qsnmc_plugins.hazard.windows import StimulusSequence
 
-MEMBER_SEED_STRIDE = 1000  #: member k of model seed s trains from seed 1000 s + k
 
-
-class GRUModel(Model):
+class GRUModel(EnsembleModel):
     name = "gru"
     description = ("GRU spike hazard (LSTM, dendPLRNN or a non-recurrent control as options) on the current and its "
                    "filtrates, weight-averaged, peak-picking readout")
     Settings = GRUSettings
-    variant = "no refit: the searched model predicts"  # the kept checkpoint is the fit's network
     typical_fit_s = 218  # s at budget 1, one core, on the embedded cell: orders a run's jobs
     param_grid = {"cell": ["gru", "lstm", "ln", "dendplrnn"],
                   "input_taus_s": [[0.02, 0.1, 0.5], [0.02, 0.1, 0.5, 5.0, 20.0]]}
@@ -86,16 +84,13 @@ class GRUModel(Model):
         config = self._train_config(held.seq_bins)
         self._seq_bins = config.seq_bins
         members = self._train_members(sequences, config, held)
-        nets = [m.net for m in members]
-        predictors = compare_predictors(len(nets), lambda idx: held.best_readout([nets[i] for i in idx]))
-        chosen = best_predictor(predictors)
-        self.predictors = {p.name: ([nets[i] for i in p.members], p.readout) for p in predictors}
+        predictors, chosen = self.choose_predictor([m.net for m in members], held.best_readout)
         self.nets, self.readout = self.predictors[chosen.name]
         validation = held.scorer.validation(held.spikes(self.nets, self.readout))
         return fit_record(
             settings=settings_record(self.settings),
             fitted={"chosen_predictor": chosen.name, "readout": self.readout.as_record(),
-                    "member_seeds": [MEMBER_SEED_STRIDE * self.seed + k for k in range(len(members))],
+                    "member_seeds": [member_seed(self.seed, k) for k in range(len(members))],
                     "best_steps": [m.best.step for m in members], "input_scaling": self.scaling.as_record()},
             held_out=held_out_record(validation, fold.label),
             candidates=candidates_record([p.candidate() for p in predictors]),
@@ -113,10 +108,9 @@ class GRUModel(Model):
         from qsnmc_plugins.gru.training import train_network
 
         base_rate = float(np.mean(np.concatenate([q.target[q.target_start:q.target_stop] for q in sequences])))
-        seed0 = MEMBER_SEED_STRIDE * self.seed
         with bar(config.steps * self.settings.members, "gru fit") as pb:
-            return [train_network(sequences, config, seed0 + k, base_rate, held.evaluate, self._device, pb)
-                    for k in range(self.settings.members)]
+            return [train_network(sequences, config, member_seed(self.seed, k), base_rate, held.evaluate,
+                                  self._device, pb) for k in range(self.settings.members)]
 
     def _details(self, config, members: list, t_start: float) -> dict[str, Any]:
         return {"architecture": {"cell": config.cell, "hidden_units": config.hidden, "layers": 1,
@@ -136,18 +130,6 @@ class GRUModel(Model):
                 "fit_time_s": time.perf_counter() - t_start}
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, stimulus: Stimulus) -> np.ndarray:
-        """Spike times (s) inside the window, from the chosen predictor: one deterministic train."""
-        if not self.nets or self.scaling is None or self.readout is None:
-            raise RuntimeError("predict() before fit()")
-        return self._predict(stimulus, self.nets, self.readout)
-
-    def predict_with(self, stimulus: Stimulus, predictor: str) -> np.ndarray:
-        """Spike times (s) from one of the predictors compared in the fit (``"member 0"``,
-        ``"ensemble"``, ...; see the fit record's ``candidates``)."""
-        nets, readout = self.predictors[predictor]
-        return self._predict(stimulus, nets, readout)
-
     def _predict(self, stimulus: Stimulus, nets: list, readout: Readout) -> np.ndarray:
         from qsnmc_plugins.gru.network import ensemble_hazard
 
@@ -251,9 +233,8 @@ def _curves(members: list) -> dict[str, dict]:
     """Per member: training loss per step, held-out Gamma/R and cross-entropy of the (averaged) checkpoints."""
     out = {}
     for k, m in enumerate(members):
-        out[f"member {k} loss"] = curve(range(1, len(m.loss_curve) + 1), m.loss_curve, "step", "training BCE")
         evals = m.ema_curve or m.heldout_curve
-        steps = [e["step"] for e in evals]
-        out[f"member {k} held-out P"] = curve(steps, [e["gamma_over_r"] for e in evals], "step", "held-out Gamma/R")
-        out[f"member {k} held-out BCE"] = curve(steps, [e["bce"] for e in evals], "step", "held-out BCE")
+        out.update(member_curves(k, m.loss_curve, "step", "training BCE", [e["step"] for e in evals], {
+            "held-out P": ([e["gamma_over_r"] for e in evals], "held-out Gamma/R"),
+            "held-out BCE": ([e["bce"] for e in evals], "held-out BCE")}))
     return out

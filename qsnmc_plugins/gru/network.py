@@ -3,14 +3,13 @@ and a pointwise nonlinearity), with a linear readout of the spike log-odds per b
 hazard of an ensemble of them over a window."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
 from qsnmc_plugins.gru.batching import prediction_chunks
 from qsnmc_plugins.gru.fast_gru import FastGRU
+from qsnmc_plugins.hazard.targets import base_rate_logit
 
 CELLS = ("gru", "lstm", "ln", "dendplrnn")
 #: dendritic bases of the dendPLRNN cell (as the dendplrnn entry's members)
@@ -92,8 +91,7 @@ class SpikeHazardNet(nn.Module):
         #: the voltage auxiliary's readout: the dendPLRNN's unit 0 (its observed unit), else linear
         self.voltage = nn.Linear(hidden, 1) if voltage_head and cell != "dendplrnn" else None
         with torch.no_grad():  # start at the mean spike probability per bin
-            p = min(max(base_rate, 1e-4), 0.5)
-            self.spike.bias.fill_(math.log(p / (1 - p)))
+            self.spike.bias.fill_(base_rate_logit(base_rate))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.rnn(x)

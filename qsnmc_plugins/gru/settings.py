@@ -17,7 +17,7 @@ class GRUSettings(ReadoutSettings):
         "gru", "recurrent cell; \"ln\": a non-recurrent control (128-bin causal filters, pointwise nonlinearity); "
                "\"dendplrnn\": the dendPLRNN's latent states (8 bases)")
     hidden: int = setting(64, "hidden units of the recurrent layer", min=1)
-    members: int = setting(1, "networks in the ensemble (seeds 1000 seed + k); one trained longer beat two", min=1)
+    members: int = setting(1, "networks in the ensemble (seeds 1000 seed + k)", min=1)
     model_step_s: float = setting(1e-3, "bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)",
                                   min=1e-5, max=0.01)
     input_taus_s: tuple[float, ...] = setting(
@@ -33,8 +33,8 @@ class GRUSettings(ReadoutSettings):
     predict_burn_bins: int = setting(1000, "burn-in bins before each prediction chunk (held-out and test): "
                                            "the state's slow part settles too", min=0)
     lr: float = setting(1e-2, "Adam's peak learning rate", min=0.0)
-    adam_beta2: float = setting(0.99, "Adam's second-moment decay (at 0.999 its step stayed large after rare "
-                                      "large spike-bin gradients)", min=0.0, max=1.0)
+    adam_beta2: float = setting(0.99, "Adam's second-moment decay (below 0.999, so that the step shrinks soon "
+                                      "after a spike bin's rare large gradient)", min=0.0, max=1.0)
     ema_decay: float = setting(0.99, "per-step decay of the weight average (0: none); checkpoints are of the "
                                      "average", min=0.0, max=1.0)
     keep: Literal["best", "last"] = setting("best", "checkpoint kept: the best on held-out, or the last")

@@ -20,14 +20,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from qsnmc_plugins.gru.batching import StimulusSequence, make_batch, sample_windows, voltage_batch
-from qsnmc_plugins.gru.settings import GRUSettings
+from qsnmc_plugins.gru.batching import make_batch, voltage_batch
 from qsnmc_plugins.gru.network import SpikeHazardNet
+from qsnmc_plugins.gru.settings import GRUSettings
 from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss stayed non-finite after every recovery (restart from the last good checkpoint at a lower rate)."""
+from qsnmc_plugins.hazard.recovery import Snapshots, TrainingDiverged
+from qsnmc_plugins.hazard.targets import base_rate_entropy
+from qsnmc_plugins.hazard.windows import StimulusSequence, Window, sample_windows
 
 
 #: one network's training plan: the gru's settings, with ``steps``, ``seq_bins`` and ``eval_every``
@@ -86,7 +85,7 @@ def train_network(sequences: list[StimulusSequence], config: TrainConfig, seed: 
 
 
 class _Run:
-    """One network's training in progress: network, optimiser, weight average and last good checkpoint."""
+    """One network's training in progress: network, optimiser, weight average and their snapshots."""
 
     def __init__(self, sequences: list[StimulusSequence], config: TrainConfig, seed: int, base_rate: float,
                  device: torch.device) -> None:
@@ -95,17 +94,14 @@ class _Run:
         self.rng = np.random.default_rng(seed)
         self.net = SpikeHazardNet(sequences[0].inputs.shape[1], config.hidden, config.cell, base_rate,
                                   voltage_head=config.voltage_weight > 0).to(device)
-        p = min(max(base_rate, 1e-4), 0.5)
-        self.base_entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p))  #: cross-entropy of the base rate
+        self.base_entropy = base_rate_entropy(base_rate)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
         self.lr_scale = 1.0
         self.step = 0
         _set_lr(self.opt, 0, config, self.lr_scale)
         self.result = TrainResult(self.net, BestCheckpoint(self.net.state_dict()))
         self.ema = copy.deepcopy(self.net) if config.ema_decay > 0 else None
-        self.good = self._snapshot()
-        #: the training state at the best checkpoint so far (what a rollback returns to)
-        self.at_best: tuple | None = None
+        self.snapshots = Snapshots(self.net, self.opt, self.ema)
 
     def optimiser_step(self, fault) -> tuple[float | None, int]:
         """One step on a random batch: (its loss, samples), or (None, 0) after a recovery."""
@@ -140,7 +136,7 @@ class _Run:
         self.result.loss_curve.append(float(loss.detach()))
         return self.result.loss_curve[-1], x.shape[0] * x.shape[1]
 
-    def _loss_with_voltage(self, x: torch.Tensor, y: torch.Tensor, picks: list[tuple[int, int]]) -> torch.Tensor:
+    def _loss_with_voltage(self, x: torch.Tensor, y: torch.Tensor, picks: list[Window]) -> torch.Tensor:
         """The hazard's cross-entropy plus ``voltage_weight`` times the weighted voltage MSE (scaled by
         the base rate's cross-entropy, so that the weight is relative to the hazard's reduced loss),
         with sparse teacher forcing of the voltage unit every ``teacher_forcing_bins`` bins."""
@@ -161,7 +157,7 @@ class _Run:
             raise TrainingDiverged(
                 f"{self.config.cell} network (seed {self.seed}): non-finite loss at step {self.step} after "
                 f"{len(self.result.recoveries)} restarts from the last good checkpoint at lower learning rates")
-        good_step = self._restore(self.good)
+        good_step = self.snapshots.load(self.snapshots.good)
         self.lr_scale *= 0.5
         self.result.recoveries.append({"step": self.step, "restart_from_step": good_step, "lr_scale": self.lr_scale})
         self.step = good_step
@@ -179,47 +175,26 @@ class _Run:
             if ema is not None:
                 ev = _evaluated(ema, evaluate, self.step)
                 res.ema_curve.append(ev)
-            if cfg.keep == "best" and not last and self._collapsed(ev["gamma_over_r"]):
+            if cfg.keep == "best" and not last and self.snapshots.collapsed(
+                    ev["gamma_over_r"], res.best.score, cfg.rollback_drop, len(res.rollbacks), cfg.max_recoveries):
                 self._roll_back(ev["gamma_over_r"])
                 return
             best_before = res.best.score
             res.best.offer(self.step, ev["gamma_over_r"], kept, keep=cfg.keep == "last")
             if res.best.score > best_before:
-                self.at_best = self._snapshot()
+                self.snapshots.at_best = self.snapshots.take(self.step)
         if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-            self.good = self._snapshot()
-
-    def _snapshot(self) -> tuple:
-        """Copies of the raw weights, the optimiser's state, the step and the kept (averaged) weights."""
-        kept = self.ema if self.ema is not None else self.net
-        return (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.opt.state_dict()), self.step,
-                copy.deepcopy(kept.state_dict()))
-
-    def _restore(self, snapshot: tuple) -> int:
-        """Load a :meth:`_snapshot` into the network, optimiser and average; its step."""
-        net_sd, opt_sd, step, kept_sd = snapshot
-        self.net.load_state_dict(net_sd)
-        self.opt.load_state_dict(opt_sd)
-        if self.ema is not None:
-            self.ema.load_state_dict(kept_sd)
-        return step
-
-    def _collapsed(self, score: float) -> bool:
-        """A held-out score more than ``rollback_drop`` below the best so far (rollbacks left)."""
-        cfg = self.config
-        return (cfg.rollback_drop > 0 and self.at_best is not None
-                and score < self.result.best.score - cfg.rollback_drop
-                and len(self.result.rollbacks) < cfg.max_recoveries)
+            self.snapshots.good = self.snapshots.take(self.step)
 
     def _roll_back(self, score: float) -> None:
         """Back to the state of the best checkpoint (raw and averaged weights, optimiser) at half the
         learning rate; the step count and schedule go on, so the fit's cost stays the same."""
-        best_step = self._restore(self.at_best)
+        best_step = self.snapshots.load(self.snapshots.at_best)
         self.lr_scale *= 0.5
         self.result.rollbacks.append({"step": self.step, "held_out_gamma_over_r": score,
                                       "back_to_step": best_step, "lr_scale": self.lr_scale})
         _set_lr(self.opt, self.step, self.config, self.lr_scale)
-        self.good = self._snapshot()
+        self.snapshots.good = self.snapshots.take(self.step)
 
 
 def _evaluated(net: SpikeHazardNet, evaluate: Callable[[SpikeHazardNet], dict[str, float]], step: int) -> dict:

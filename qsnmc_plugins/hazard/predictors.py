@@ -1,13 +1,15 @@
 """The predictor an ensemble entry keeps: each member alone or an ensemble of its best members
 (their outputs averaged before spike detection), each with its own best readout on the held-out
-part; the one of highest held-out P is kept."""
+part; the one of highest held-out P is kept, and :class:`EnsembleModel` predicts with it."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from qsnmc import Candidate, best_candidate
+import numpy as np
+
+from qsnmc import Candidate, Model, Stimulus, best_candidate
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,33 @@ def best_predictor(predictors: list[Predictor]) -> Predictor:
     """The predictor of highest held-out P (the first on ties)."""
     best = best_candidate([p.candidate() for p in predictors])
     return next(p for p in predictors if p.name == best.choice["predictor"])
+
+
+class EnsembleModel(Model):
+    """Base of an ensemble entry's model: every predictor compared in its fit, by name, as (its members,
+    its readout); it predicts with the kept one, or any other (:meth:`predict_with`), through the
+    subclass's ``_predict(stimulus, members, readout)``."""
+
+    variant = "no refit: the searched model predicts"  # the kept checkpoints are the fit's networks
+    predictors: dict[str, tuple[list, Any]]
+    chosen: str  #: the kept predictor's name
+
+    def choose_predictor(self, members: list, best_readout: Callable[[list], tuple[Any, float]]
+                         ) -> tuple[list[Predictor], Predictor]:
+        """Every predictor of ``members`` (:func:`compare_predictors`), kept by name, and the best
+        (:func:`best_predictor`). ``best_readout``: members -> (their ensemble's best readout, its held-out P)."""
+        predictors = compare_predictors(len(members), lambda idx: best_readout([members[i] for i in idx]))
+        self.predictors = {p.name: ([members[i] for i in p.members], p.readout) for p in predictors}
+        best = best_predictor(predictors)
+        self.chosen = best.name
+        return predictors, best
+
+    def predict(self, stimulus: Stimulus) -> np.ndarray:
+        """Spike times (s) inside the window from the kept predictor: one deterministic train."""
+        return self.predict_with(stimulus, self.chosen)
+
+    def predict_with(self, stimulus: Stimulus, predictor: str) -> np.ndarray:
+        """Spike times (s) from one of the predictors compared in the fit (``"member 0"``, ``"ensemble"``,
+        ...; see the fit record's ``candidates``)."""
+        members, readout = self.predictors[predictor]
+        return self._predict(stimulus, members, readout)
