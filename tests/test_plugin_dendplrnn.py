@@ -171,7 +171,7 @@ def test_learns_driven_damped_oscillator():
     train_stop, warm = 9000, 20
     data = [StimulusSequence("osc", u[:train_stop, None], np.zeros(train_stop, np.float32), 0, train_stop,
                              x[None, :train_stop], np.ones((1, train_stop), np.float32))]
-    cfg = TrainConfig(m=6, n_bases=4, tau=25, seq_len=80, burn_in=10, batch_size=32, lr=1e-2)
+    cfg = TrainConfig(m=6, n_bases=4, tau=25, seq_len=80, burn_in=10, batch_size=32, lr=1e-2, spike_loss_weight=0.0)
 
     def free_run_nmse(params: NetworkParams) -> float:
         lo = train_stop - warm

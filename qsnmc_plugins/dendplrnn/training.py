@@ -18,32 +18,35 @@ import torch
 from qsnmc_plugins.dendplrnn.fast_rollout import fast_rollout
 from qsnmc_plugins.dendplrnn.network import DendPLRNN
 from qsnmc_plugins.dendplrnn.sequences import make_batch
+from qsnmc_plugins.dendplrnn.settings import DendPLRNNSettings
 from qsnmc_plugins.hazard.checkpoints import BestCheckpoint, averaging_decay
 from qsnmc_plugins.hazard.recovery import Snapshots, TrainingDiverged
 from qsnmc_plugins.hazard.targets import base_rate_entropy
 from qsnmc_plugins.hazard.windows import StimulusSequence, sample_windows
 
 
+_DEFAULTS = DendPLRNNSettings()  # the one place of the defaults: a configuration's come from there
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training configuration (steps are network steps)."""
+    """One member's training configuration (steps are network steps); defaults: the entry's settings
+    and its first member."""
 
-    m: int = 24  #: latent units
-    n_bases: int = 8  #: dendritic bases B
-    tau: int = 20  #: sparse teacher forcing interval (steps); 0: none after the burn-in
+    m: int = _DEFAULTS.members[0][1]  #: latent units
+    n_bases: int = _DEFAULTS.members[0][2]  #: dendritic bases B
+    tau: int = _DEFAULTS.members[0][0]  #: sparse teacher forcing interval (steps); 0: none after the burn-in
     n_in: int = 1  #: input channels (the current, and its filtrates when a filter bank is used)
-    seq_len: int = 250  #: steps per window with loss
-    burn_in: int = 30  #: fully forced steps before the loss starts
-    batch_size: int = 64
-    lr: float = 2e-2  #: RAdam's learning rate
-    grad_clip: float = 1.0
-    adam_beta2: float = 0.999  #: RAdam's second-moment decay
-    #: decay of the exponential moving average of the weights that is evaluated and checkpointed
-    #: (0: the raw weights): at lr 2e-2 the raw weights' score swings between checks, the
-    #: average over the last ~1 / (1 - decay) steps is steadier
-    ema_decay: float = 0.97
-    #: weight of the spike hazard's mean binary cross-entropy in the loss (0: voltage only)
-    spike_loss_weight: float = 0.0
+    seq_len: int = _DEFAULTS.seq_len  #: steps per window with loss
+    burn_in: int = _DEFAULTS.burn_in  #: fully forced steps before the loss starts
+    batch_size: int = _DEFAULTS.batch_size
+    lr: float = _DEFAULTS.lr  #: RAdam's learning rate
+    grad_clip: float = 1.0  #: maximum norm of the gradient per optimiser step
+    adam_beta2: float = _DEFAULTS.adam_beta2  #: RAdam's second-moment decay
+    #: decay of the moving average of the weights that is evaluated and checkpointed (0: the raw weights)
+    ema_decay: float = _DEFAULTS.ema_decay
+    #: weight of the spike hazard's cross-entropy in the loss (0: voltage only)
+    spike_loss_weight: float = _DEFAULTS.spike_loss_weight
     base_rate: float = 0.01  #: mean spike probability per step (the hazard's initial bias)
 
 
