@@ -139,6 +139,29 @@ def test_snapshots_restore_the_network_optimiser_and_average_and_spot_a_collapse
     assert not Snapshots(net).collapsed(0.3, 0.5, 0.1, 0, 3)  # no best state to go back to
 
 
+
+def test_a_snapshot_loaded_twice_restores_the_same_optimiser_state():
+    """Loading a snapshot and training on must not move the snapshot: a second rollback to it
+    finds the optimiser's moments and step count as they were taken."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+
+    def train_step():
+        opt.zero_grad()
+        net(torch.randn(4, 3)).pow(2).sum().backward()
+        opt.step()
+
+    train_step()
+    snaps = Snapshots(net, opt)
+    snaps.at_best = snaps.take(1)
+    taken = {k: v.clone() for k, v in opt.state[net.weight].items()}
+    for _ in range(2):  # two rollbacks to the same state, training in between
+        snaps.load(snaps.at_best)
+        assert all(torch.equal(opt.state[net.weight][k], v) for k, v in taken.items())
+        train_step()
+        train_step()
+
 # ----------------------------------------------------------------- members
 def test_members_seeds_and_curves():
     assert [member_seed(2, k) for k in range(3)] == [2000, 2001, 2002]

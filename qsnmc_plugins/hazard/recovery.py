@@ -24,8 +24,9 @@ class Snapshots:
     ``load_state_dict``, or None) and two snapshots of them: ``good``, the last state to restart from,
     and ``at_best``, the state at the best checkpoint so far (None before one).
 
-    :meth:`load` hands an optimiser the snapshot's own state tensors, which its later steps update in
-    place: a snapshot once loaded follows the run (take a new one to keep a state).
+    A snapshot stays as it was taken: :meth:`load` hands the parts copies (an optimiser would
+    otherwise keep the snapshot's own state tensors and update them in place), so a second rollback
+    to the same state returns to the same moments.
     """
 
     def __init__(self, *parts: Any) -> None:
@@ -40,7 +41,7 @@ class Snapshots:
         """Load ``snapshot`` into the parts; its step."""
         for part, state in zip(self.parts, snapshot.states):
             if part is not None:
-                part.load_state_dict(state)
+                part.load_state_dict(copy.deepcopy(state))
         return snapshot.step
 
     def collapsed(self, score: float, best_score: float, rollback_drop: float, rollbacks: int,
