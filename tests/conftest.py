@@ -40,11 +40,12 @@ def embedded_challenge():
 
 def run_cli(args: list[str], *, cwd: Path, data_dir: Path | None = None, env: dict | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m qsnmc.cli ARGS`` as a real subprocess."""
+    """Run ``python -m qsnmc.cli ARGS`` as a real subprocess (``data_dir``, when given, wins over a
+    ``QSNMC_DATA_DIR`` in ``env`` or in this process' environment)."""
     full_env = dict(os.environ)
+    full_env.update(env or {})
     if data_dir is not None:
         full_env["QSNMC_DATA_DIR"] = str(data_dir)
-    full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "qsnmc.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
