@@ -45,16 +45,19 @@ def rows(suite: Path) -> list[dict]:
     return out
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "  -  " if value is None else format(value, spec)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite", type=Path)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     table = rows(args.suite)
-    fmt = lambda v, f: "  -  " if v is None else format(v, f)  # noqa: E731
     for r in table:
-        print(f"{r['model']:18s} {r['cell']} P {r['test_P_pct']:6.1f} | held-out Γ {fmt(r['heldout_gamma'], '.3f')} "
-              f"count {fmt(r['heldout_count_ratio'], '.2f')}x | test count {r['test_count_ratio']:.2f}x "
+        print(f"{r['model']:18s} {r['cell']} P {r['test_P_pct']:6.1f} | held-out Γ {_fmt(r['heldout_gamma'], '.3f')} "
+              f"count {_fmt(r['heldout_count_ratio'], '.2f')}x | test count {r['test_count_ratio']:.2f}x "
               f"Γ reps 1-3 {r['test_gamma_reps_1_3']:.3f} reps 8-10 {r['test_gamma_reps_8_10']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))

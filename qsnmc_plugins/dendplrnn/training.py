@@ -25,7 +25,7 @@ from qsnmc_plugins.hazard.targets import base_rate_entropy
 from qsnmc_plugins.hazard.windows import StimulusSequence, sample_windows
 
 
-_DEFAULTS = DendPLRNNSettings()  # the one place of the defaults: a configuration's come from there
+_DEFAULTS = DendPLRNNSettings()  # the entry's settings: the one place of the defaults a configuration takes
 
 
 @dataclass(frozen=True)
