@@ -200,3 +200,26 @@ def test_count_matched_readout_keeps_the_hazards_expected_count_of_highest_peaks
     assert half.size == round(0.5 * expected) and set(np.round(half, 4)) <= set(np.round(t, 4))
     # with a low hazard the rule predicts no spike, not the noise's peaks
     assert spikes_from_hazard(np.full(1000, 1e-4), 0.0, 1e-3, Readout(0.0, 0.0, 3.0, 1.0), (0.1, 0.9)).size == 0
+
+
+def test_the_ensemble_rule_keeps_every_member_averaged_and_the_best_rule_the_highest_held_out_p():
+    from qsnmc_plugins.hazard.predictors import compare_predictors, kept_predictor
+
+    class _Readout:
+        def as_record(self) -> dict:
+            return {}
+
+    p_of = {(0,): 0.9, (1,): 0.5, (2,): 0.7, (0, 2): 0.85, (0, 1, 2): 0.8}
+    predictors = compare_predictors(3, lambda idx: (_Readout(), p_of[idx]))
+    assert kept_predictor(predictors, 3, "best").name == "member 0"
+    assert kept_predictor(predictors, 3, "ensemble").name == "ensemble"
+    # one member alone: its own network is the whole ensemble
+    single = compare_predictors(1, lambda idx: (_Readout(), 0.4))
+    assert kept_predictor(single, 1, "ensemble").name == "member 0"
+    # a member whose free run diverged (non-finite P) is left out of every ensemble; the rule falls back to the best
+    p_of[(1,)] = float("nan")
+    predictors = compare_predictors(3, lambda idx: (_Readout(), p_of[idx]))
+    assert [p.name for p in predictors][-1] == "ensemble of best 2"
+    assert kept_predictor(predictors, 3, "ensemble").name == "member 0"
+    with pytest.raises(ValueError, match="predictor rule"):
+        kept_predictor(predictors, 3, "mean")

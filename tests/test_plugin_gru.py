@@ -72,7 +72,7 @@ SHORT_WINDOWS = {"seq_bins": 400, "burn_bins": 100}
 @pytest.mark.parametrize("cell", ["gru", "dendplrnn"])
 def test_hazard_readout_recovers_escape_rate_neuron(escape_data, cell):
     train, stim, test_spikes = escape_data
-    model = GRUModel(seed=0, budget=0.075, hidden=16, members=1, cell=cell, **SHORT_WINDOWS)  # 60 steps
+    model = GRUModel(seed=0, budget=0.075, hidden=16, members=1, steps=800, cell=cell, **SHORT_WINDOWS)  # 60 steps
     record = model.fit(train)
     pred = model.predict(stim)
     assert np.all(np.diff(pred) > 0) and pred.min() >= 18.0 and pred.max() < 24.0
@@ -117,6 +117,7 @@ def test_ensemble_fit_is_deterministic_per_seed():
     assert runs[0][1] == runs[1][1]
     assert all(np.array_equal(a, b) for a, b in zip(runs[0][2], runs[1][2]))
     assert [c["choice"]["predictor"] for c in rec["candidates"]] == ["member 0", "member 1", "ensemble"]
+    assert rec["fitted"]["chosen_predictor"] == m.chosen == "ensemble"  # the default rule: every member averaged
     assert list(rec["held_out"]["per_stimulus"]) == ["A", "B"]
     assert rec["settings"]["members"] == 2 and rec["settings"]["seq_bins"] == 400
     json.dumps(rec)  # the fit record is JSON-serialisable

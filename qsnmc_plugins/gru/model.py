@@ -22,7 +22,9 @@ Fit (on ``TrainingData`` only), in named steps:
 3. ``compare_predictors`` (:mod:`qsnmc_plugins.hazard.predictors`): each member alone and the
    ensembles of the best members (mean hazard), each with the readout (smoothing, a fixed or
    count-matched threshold, refractory gap; :mod:`qsnmc_plugins.hazard.readout`) chosen on the
-   held-out part; the predictor of highest held-out Gamma/R is kept.
+   held-out part. ``predictor``: ``"ensemble"`` keeps the average of every member (two by default:
+   a lower spread over seeds than one network trained twice as long, ``benchmarks/README.md``);
+   ``"best"``, the predictor of highest held-out Gamma/R.
 
 Predict: the hazard over the window, computed in chunks of ``seq_bins`` each after a burn-in of
 ``predict_burn_bins`` on the current before it (longer than training's, so that the state's slow
@@ -84,7 +86,8 @@ class GRUModel(EnsembleModel):
         config = self._train_config(held.seq_bins)
         self._seq_bins = config.seq_bins
         members = self._train_members(sequences, config, held)
-        predictors, chosen = self.choose_predictor([m.net for m in members], held.best_readout)
+        predictors, chosen = self.choose_predictor([m.net for m in members], held.best_readout,
+                                                   self.settings.predictor)
         self.nets, self.readout = self.predictors[chosen.name]
         validation = held.scorer.validation(held.spikes(self.nets, self.readout))
         return fit_record(

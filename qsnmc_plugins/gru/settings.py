@@ -17,7 +17,10 @@ class GRUSettings(ReadoutSettings):
         "gru", "recurrent cell; \"ln\": a non-recurrent control (128-bin causal filters, pointwise nonlinearity); "
                "\"dendplrnn\": the dendPLRNN's latent states (8 bases)")
     hidden: int = setting(64, "hidden units of the recurrent layer", min=1)
-    members: int = setting(1, "networks in the ensemble (seeds 1000 seed + k)", min=1)
+    members: int = setting(2, "networks in the ensemble (seeds 1000 seed + k)", min=1)
+    predictor: Literal["ensemble", "best"] = setting(
+        "ensemble", "what predicts: \"ensemble\", the members' hazards averaged; \"best\", the member or "
+                    "ensemble of best members of highest held-out Gamma/R")
     model_step_s: float = setting(1e-3, "bin width (s): resolves spikes at +-2 ms (2007) and +-4 ms (2009)",
                                   min=1e-5, max=0.01)
     input_taus_s: tuple[float, ...] = setting(
@@ -25,7 +28,7 @@ class GRUSettings(ReadoutSettings):
         "the 5 and 20 s ones carry adaptation over tens of seconds")
     heldout_fraction: float = setting(0.2, "end of each stimulus' training window held out for every choice",
                                       min=0.05, max=0.5)
-    steps: int = setting(800, "optimiser steps per member at budget 1", min=1)
+    steps: int = setting(400, "optimiser steps per member at budget 1", min=1)
     min_steps: int = setting(10, "optimiser steps per member at the smallest budget", min=1)
     batch_size: int = setting(32, "training windows per optimiser step", min=1)
     seq_bins: int = setting(1000, "bins per training window and prediction chunk whose targets count", min=10)

@@ -1,11 +1,12 @@
 """The predictor an ensemble entry keeps: each member alone or an ensemble of its best members
 (their outputs averaged before spike detection), each with its own best readout on the held-out
-part; the one of highest held-out P is kept, and :class:`EnsembleModel` predicts with it."""
+part; by the rule ``"best"`` the one of highest held-out P is kept, by ``"ensemble"`` the average of
+every member; :class:`EnsembleModel` predicts with it."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -51,6 +52,22 @@ def best_predictor(predictors: list[Predictor]) -> Predictor:
     return next(p for p in predictors if p.name == best.choice["predictor"])
 
 
+PredictorRule = Literal["best", "ensemble"]
+
+
+def kept_predictor(predictors: list[Predictor], n_members: int, rule: PredictorRule = "best") -> Predictor:
+    """The predictor ``rule`` keeps: ``"best"``, that of highest held-out P; ``"ensemble"``, the
+    average of all ``n_members`` (a fixed choice: no selection noise), or the best where that
+    average's held-out P is not finite (a member whose free run diverged)."""
+    if rule == "ensemble":
+        every = next((p for p in predictors if len(p.members) == n_members), None)
+        if every is not None and math.isfinite(every.held_out_p):
+            return every
+    elif rule != "best":
+        raise ValueError(f"predictor rule must be 'best' or 'ensemble', got {rule!r}")
+    return best_predictor(predictors)
+
+
 class EnsembleModel(Model):
     """Base of an ensemble entry's model: every predictor compared in its fit, by name, as (its members,
     its readout); it predicts with the kept one, or any other (:meth:`predict_with`), through the
@@ -60,15 +77,16 @@ class EnsembleModel(Model):
     predictors: dict[str, tuple[list, Any]]
     chosen: str  #: the kept predictor's name
 
-    def choose_predictor(self, members: list, best_readout: Callable[[list], tuple[Any, float]]
-                         ) -> tuple[list[Predictor], Predictor]:
-        """Every predictor of ``members`` (:func:`compare_predictors`), kept by name, and the best
-        (:func:`best_predictor`). ``best_readout``: members -> (their ensemble's best readout, its held-out P)."""
+    def choose_predictor(self, members: list, best_readout: Callable[[list], tuple[Any, float]],
+                         rule: PredictorRule = "best") -> tuple[list[Predictor], Predictor]:
+        """Every predictor of ``members`` (:func:`compare_predictors`), kept by name, and the one
+        ``rule`` keeps (:func:`kept_predictor`). ``best_readout``: members -> (their ensemble's best
+        readout, its held-out P)."""
         predictors = compare_predictors(len(members), lambda idx: best_readout([members[i] for i in idx]))
         self.predictors = {p.name: ([members[i] for i in p.members], p.readout) for p in predictors}
-        best = best_predictor(predictors)
-        self.chosen = best.name
-        return predictors, best
+        kept = kept_predictor(predictors, len(members), rule)
+        self.chosen = kept.name
+        return predictors, kept
 
     def predict(self, stimulus: Stimulus) -> np.ndarray:
         """Spike times (s) inside the window from the kept predictor: one deterministic train."""
