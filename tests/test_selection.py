@@ -93,8 +93,8 @@ def test_probed_gru_scores_every_checkpoint_on_the_probe_only(challenge, scored_
     """A real (small) gru fit on the inner part: one candidate per evaluation of its weight average,
     held-out scores as the entry's own curve, probe scores from the probe's spikes alone."""
     split = nested_split(challenge.training_data(), 0.25)
-    model = ProbedGRUModel(split, "small", seed=0, budget=0.03, hidden=8, seq_bins=400, burn_bins=100,
-                           predict_burn_bins=100)  # 24 steps, evaluated every 5 (the fewest steps apart)
+    model = ProbedGRUModel(split, "small", seed=0, budget=0.03, hidden=8, members=1, steps=800, seq_bins=400,
+                           burn_bins=100, predict_burn_bins=100)  # 24 steps, evaluated every 5 (the fewest steps apart)
     record = model.fit()
     assert [c.step for c in model.checkpoints] == [5, 10, 15, 20, 24]
     assert [c.held_out_p for c in model.checkpoints] == record["curves"]["member 0 held-out P"]["y"]
