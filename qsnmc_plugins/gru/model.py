@@ -22,9 +22,10 @@ Fit (on ``TrainingData`` only), in named steps:
 3. ``compare_predictors`` (:mod:`qsnmc_plugins.hazard.predictors`): each member alone and the
    ensembles of the best members (mean hazard), each with the readout (smoothing, a fixed or
    count-matched threshold, refractory gap; :mod:`qsnmc_plugins.hazard.readout`) chosen on the
-   held-out part. ``predictor``: ``"ensemble"`` keeps the average of every member (two by default:
-   a lower spread over seeds than one network trained twice as long, ``benchmarks/README.md``);
-   ``"best"``, the predictor of highest held-out Gamma/R.
+   held-out part. ``predictor``: ``"ensemble"`` keeps the average of every member (two of 400
+   steps by default, one network of 800 steps' cost; chosen on a probe inside the training data,
+   ``benchmarks/README.md``, "gru: two networks averaged"); ``"best"``, the predictor of highest
+   held-out Gamma/R.
 
 Predict: the hazard over the window, computed in chunks of ``seq_bins`` each after a burn-in of
 ``predict_burn_bins`` on the current before it (longer than training's, so that the state's slow
