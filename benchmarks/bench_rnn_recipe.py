@@ -67,7 +67,7 @@ def fit_one(challenge: str, arm: str, seed: int, budget: float, probe: float) ->
     return {"challenge": challenge, "arm": arm, "seed": seed, "budget": budget, "probe_fraction": probe,
             "overrides": overrides, "chosen": model.chosen, "probe_p": probe_p,
             "probe_p_chosen": probe_p[model.chosen],
-            "held_out_p": {c["choice"]["predictor"]: c.get("performance", c.get("objective")) for c in record["candidates"]},
+            "held_out_p": {c["choice"]["predictor"]: c["objective"] for c in record["candidates"]},  # its held-out P
             "best_steps": [m.get("best_step", m.get("best_iteration")) for m in record["details"]["members"]],
             "fit_s": round(fit_s, 1), "kernels": kernels,
             "members": record["details"]["members"]}
